@@ -1,0 +1,3 @@
+from aiospark.cli import main
+
+main()

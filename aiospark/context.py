@@ -1,0 +1,320 @@
+"""The ``Context``: the entry point, connected to a cluster or running an embedded one.
+
+>>> isinstance(ctx.default_parallelism, int)
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+
+from aiospark.errors import ClusterError
+from aiospark.protocol.auth import auth_headers, new_secret
+from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
+from aiospark.scheduler.runner import JobHandle, Scheduler
+
+#: How long ``start`` waits for the cluster before giving up.
+START_TIMEOUT = 60.0
+
+
+def _master_http_url(master: str) -> str:
+    """``aiospark://host:port`` (or ``http://host:port``) to the master's HTTP URL.
+
+    >>> _master_http_url("aiospark://10.0.0.5:7077")
+    'http://10.0.0.5:7077'
+    >>> _master_http_url("ftp://x")
+    Traceback (most recent call last):
+    ...
+    ValueError: master URL must look like aiospark://host:port, got 'ftp://x'
+    """
+    for scheme, replacement in (("aiospark://", "http://"), ("http://", "http://"),
+                                ("https://", "https://")):
+        if master.startswith(scheme):
+            return replacement + master[len(scheme):].rstrip("/")
+    raise ValueError(f"master URL must look like aiospark://host:port, got {master!r}")
+
+
+class Context:
+    """A connection to an aiospark cluster; creates RDDs and runs their jobs.
+
+    ``Context()`` starts an embedded cluster of real local processes (one
+    master, one shuffle service and ``workers`` workers, default one per CPU);
+    ``Context("aiospark://host:port")``, or the ``AIOSPARK_MASTER`` environment
+    variable, connects to a running master instead (the secret then comes
+    from ``secret=``, ``AIOSPARK_SECRET`` or the file named by
+    ``AIOSPARK_SECRET_FILE``).
+
+    Use it as ``async with Context() as ctx:``, or call ``await ctx.start()``
+    and ``await ctx.stop()`` yourself (in the ``python -m asyncio`` REPL, or a
+    web service's startup and shutdown hooks).
+
+    >>> async with Context(workers=1) as small:
+    ...     await small.parallelize([1, 2, 3]).map(lambda x: x * 10).collect()
+    [10, 20, 30]
+    """
+
+    def __init__(
+        self,
+        master: str | None = None,
+        *,
+        workers: int | None = None,
+        secret: str | None = None,
+        app_name: str = "aiospark",
+        max_task_attempts: int = 4,
+        worker_timeout: float = 10.0,
+        storage_options: dict[str, Any] | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
+        master = master or os.environ.get("AIOSPARK_MASTER") or None
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        if master is not None and workers is not None:
+            raise ValueError("workers= applies to the embedded cluster, not to a remote master")
+        self.master = master
+        self.app_name = app_name
+        self.app_id = f"app-{uuid.uuid4().hex[:16]}"
+        self.storage_options = dict(storage_options or {})
+        self._workers = workers or os.cpu_count() or 1
+        self._secret = secret
+        self._max_attempts = max_task_attempts
+        self._worker_timeout = worker_timeout
+        self._log_level = log_level
+        self._cluster: Any = None
+        self._session: aiohttp.ClientSession | None = None
+        self._scheduler: Scheduler | None = None
+        self._next_rdd = 0
+        self._next_shuffle = 0
+        self._started = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> Context:
+        """Start the embedded cluster or connect to the master; returns ``self``."""
+        if self._started:
+            return self
+        try:
+            if self.master is None:
+                from aiospark.embedded import EmbeddedCluster
+
+                secret = self._secret or new_secret()
+                self._cluster = EmbeddedCluster(
+                    self._workers, secret, worker_timeout=self._worker_timeout,
+                    log_level=self._log_level,
+                )
+                master_url = await self._cluster.start()
+            else:
+                secret = self._secret or _secret_from_environment()
+                master_url = _master_http_url(self.master)
+            self._session = aiohttp.ClientSession(
+                headers=auth_headers(secret),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                connector=aiohttp.TCPConnector(limit=0),
+            )
+            self._scheduler = Scheduler(
+                self.app_id, master_url, self._session, max_attempts=self._max_attempts
+            )
+            async with asyncio.timeout(START_TIMEOUT):
+                await self._scheduler.start()
+            wanted = self._workers if self._cluster is not None else 1
+            await self._scheduler.wait_for_workers(wanted, START_TIMEOUT)
+        except BaseException as exc:
+            await self._shutdown()
+            if isinstance(exc, TimeoutError):
+                raise ClusterError(f"the cluster did not start within {START_TIMEOUT:.0f}s") from None
+            raise
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        """Cancel running jobs, disconnect, and stop the embedded cluster if there is one.
+
+        >>> c = await Context(workers=1).start()
+        >>> await c.stop()
+        """
+        self._started = False
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        if self._session is not None and self._cluster is None and self._scheduler is not None:
+            for url in {link.info.shuffle_url for link in self._scheduler.links.values()}:
+                try:
+                    async with self._session.delete(f"{url}/v1/shuffle/{self.app_id}"):
+                        pass
+                except aiohttp.ClientError:
+                    pass
+        if self._session is not None:
+            await self._session.close()
+        if self._cluster is not None:
+            await self._cluster.stop()
+        self._scheduler = None
+        self._session = None
+        self._cluster = None
+
+    async def __aenter__(self) -> Context:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def default_parallelism(self) -> int:
+        """Partitions used when none are given: the cluster's cores (at least 2).
+
+        >>> ctx.default_parallelism >= 2
+        True
+        """
+        cores = self._scheduler.total_cores if self._scheduler is not None else 0
+        return max(cores, 2)
+
+    @property
+    def default_min_partitions(self) -> int:
+        """Minimum partitions of ``text_file`` when none are given: ``min(parallelism, 2)``.
+
+        >>> ctx.default_min_partitions
+        2
+        """
+        return min(self.default_parallelism, 2)
+
+    def _require_started(self) -> Scheduler:
+        if self._scheduler is None or not self._started:
+            raise RuntimeError(
+                "the Context is not started: use 'async with Context() as ctx' "
+                "or 'await ctx.start()'"
+            )
+        return self._scheduler
+
+    # -- RDD sources ------------------------------------------------------------------------
+
+    def parallelize(self, data: Iterable[Any], num_slices: int | None = None) -> RDD:
+        """Distribute a local collection over ``num_slices`` partitions (PySpark's slicing).
+
+        >>> await ctx.parallelize([0, 1, 2, 3, 4], 2).glom().collect()
+        [[0, 1], [2, 3, 4]]
+        >>> await ctx.parallelize(range(0, 10, 3), 2).glom().collect()
+        [[0, 3], [6, 9]]
+        """
+        n = self.default_parallelism if num_slices is None else num_slices
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"num_slices must be a positive int, got {num_slices!r}")
+        return ParallelCollectionRDD(self, slice_collection(data, n))
+
+    def range(
+        self, start: int, end: int | None = None, step: int = 1, num_slices: int | None = None
+    ) -> RDD:
+        """Integers from ``start`` to ``end`` (exclusive), like Python's ``range``.
+
+        >>> await ctx.range(5).collect()
+        [0, 1, 2, 3, 4]
+        >>> await ctx.range(10, 0, -3, num_slices=2).glom().collect()
+        [[10, 7], [4, 1]]
+        """
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), num_slices)
+
+    def text_file(
+        self, path: str | list[str], min_partitions: int | None = None, encoding: str = "utf-8"
+    ) -> RDD:
+        """Lines of text files (a path, a directory, a glob, or a comma-separated list).
+
+        Large files are split into byte ranges; every line is read exactly
+        once, without its line terminator.  Compressed files are read whole.
+
+        >>> path = f"{tmp_dir}/doctest-lines.txt"
+        >>> _ = open(path, "w").write("one\\ntwo\\nthree\\n")
+        >>> await ctx.text_file(path).collect()
+        ['one', 'two', 'three']
+        """
+        from aiospark.io.text import expand_paths, plan_text_splits
+
+        if min_partitions is None:
+            min_partitions = self.default_min_partitions
+        fs, paths = expand_paths(path, self.storage_options)
+        splits = plan_text_splits(fs, paths, min_partitions)
+        return TextFileRDD(self, fs, splits, encoding)
+
+    # -- internals used by RDDs -------------------------------------------------------------------
+
+    def _new_rdd_id(self) -> int:
+        self._next_rdd += 1
+        return self._next_rdd
+
+    def _new_shuffle_id(self) -> int:
+        self._next_shuffle += 1
+        return self._next_shuffle
+
+    def _submit_job(
+        self, rdd: RDD, func: Callable, partitions: list[int] | None = None
+    ) -> JobHandle:
+        return self._require_started().submit(rdd, func, partitions)
+
+    async def _run_job(
+        self, rdd: RDD, func: Callable, partitions: list[int] | None = None
+    ) -> list[Any]:
+        handle = self._submit_job(rdd, func, partitions)
+        try:
+            await handle.done
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+        return [f.result() for f in handle.futures]
+
+    def _unpersist(self, rdd_id: int) -> None:
+        if self._scheduler is not None:
+            self._scheduler.unpersist(rdd_id)
+
+
+def slice_collection(data: Iterable[Any], n: int) -> list[Any]:
+    """Cut ``data`` into ``n`` slices exactly as PySpark's ``parallelize`` does.
+
+    A ``range`` is cut arithmetically into ``range`` slices; anything else is
+    batched (``len // n`` items, at most 1024, per batch) and the batches are
+    spread evenly over the slices.
+
+    >>> slice_collection(list(range(11)), 3)
+    [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9, 10]]
+    >>> slice_collection(range(5), 2)
+    [range(0, 2), range(2, 5)]
+    """
+    if isinstance(data, range):
+        size = len(data)
+        if size == 0:
+            return [[] for _ in range(n)]
+
+        def start_of(i: int) -> int:
+            return data.start + int(i * size / n) * data.step
+
+        return [range(start_of(i), start_of(i + 1), data.step) for i in range(n)]
+    items = data if isinstance(data, list) else list(data)
+    batch = max(1, min(len(items) // n, 1024))
+    batches = [items[i : i + batch] for i in range(0, len(items), batch)]
+    count = len(batches)
+    slices = []
+    for i in range(n):
+        chosen = batches[(i * count) // n : ((i + 1) * count) // n]
+        slices.append([x for b in chosen for x in b])
+    return slices
+
+
+def _secret_from_environment() -> str:
+    secret = os.environ.get("AIOSPARK_SECRET")
+    path = os.environ.get("AIOSPARK_SECRET_FILE")
+    if not secret and path:
+        with open(path, encoding="utf-8") as f:
+            secret = f.read().strip()
+    if not secret:
+        raise ClusterError(
+            "connecting to a remote master needs the cluster secret: pass secret=, "
+            "or set AIOSPARK_SECRET or AIOSPARK_SECRET_FILE"
+        )
+    return secret

@@ -1,0 +1,135 @@
+"""The embedded cluster: a master, a shuffle service and N workers as local child processes.
+
+Everything binds to loopback and shares a secret generated for the session.
+The master's and shuffle service's listening sockets are created here and
+inherited by the children, so every process starts at once, already knowing
+every address.  Children watch their parent and exit when the driver dies;
+``stop`` terminates them and removes the session's temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+from aiospark.runtime import listening_socket
+
+
+class EmbeddedCluster:
+    """Starts and stops the local processes of one session."""
+
+    def __init__(
+        self,
+        workers: int,
+        secret: str,
+        *,
+        cores_per_worker: int = 1,
+        worker_timeout: float = 10.0,
+        log_level: str = "WARNING",
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.num_workers = workers
+        self.secret = secret
+        self.cores_per_worker = cores_per_worker
+        self.worker_timeout = worker_timeout
+        self.log_level = log_level
+        self.root = ""
+        self.master_url = ""
+        self.shuffle_url = ""
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+
+    def _command(self, role: str, *args: str) -> list[str]:
+        return [
+            sys.executable, "-m", "aiospark", role,
+            "--parent-pid", str(os.getpid()), "--log-level", self.log_level, *args,
+        ]
+
+    async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
+        env = {**os.environ, "AIOSPARK_SECRET": self.secret, "PYTHONHASHSEED": "0"}
+        self.processes[name] = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            pass_fds=pass_fds,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the REPL is the driver's, not theirs
+        )
+
+    async def start(self) -> str:
+        """Start every process; returns the master's URL (workers register on their own)."""
+        self.root = tempfile.mkdtemp(prefix="aiospark-session-")
+        shuffle_dir = os.path.join(self.root, "shuffle")
+        master_sock = listening_socket()
+        shuffle_sock = listening_socket()
+        try:
+            self.master_url = "http://{}:{}".format(*master_sock.getsockname()[:2])
+            self.shuffle_url = "http://{}:{}".format(*shuffle_sock.getsockname()[:2])
+            m_fd, s_fd = master_sock.fileno(), shuffle_sock.fileno()
+            await self._spawn(
+                "master",
+                self._command(
+                    "master", "--fd", str(m_fd), "--worker-timeout", str(self.worker_timeout)
+                ),
+                (m_fd,),
+            )
+            await self._spawn(
+                "shuffle-service",
+                self._command("shuffle-service", "--fd", str(s_fd), "--dir", shuffle_dir),
+                (s_fd,),
+            )
+            for i in range(self.num_workers):
+                await self.start_worker(i)
+        except BaseException:
+            await self.stop()
+            raise
+        finally:
+            master_sock.close()
+            shuffle_sock.close()
+        return self.master_url
+
+    async def start_worker(self, index: int) -> None:
+        """Start (or restart) worker number ``index``."""
+        shuffle_dir = os.path.join(self.root, "shuffle")
+        await self._spawn(
+            f"worker-{index}",
+            self._command(
+                "worker",
+                "--master", self.master_url,
+                "--shuffle-url", self.shuffle_url,
+                "--shuffle-dir", shuffle_dir,
+                "--work-dir", os.path.join(self.root, f"worker-{index}"),
+                "--cores", str(self.cores_per_worker),
+                "--worker-id", f"worker-{index}-{os.urandom(3).hex()}",
+            ),
+        )
+
+    def pids(self) -> dict[str, int]:
+        """Process ids by role name."""
+        return {name: p.pid for name, p in self.processes.items()}
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Terminate every process (SIGKILL after ``timeout``) and remove temporary files."""
+        procs = [p for p in self.processes.values() if p.returncode is None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        if procs:
+            _, pending = await asyncio.wait(
+                [asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout
+            )
+            for proc in procs:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    await proc.wait()
+        self.processes.clear()
+        if self.root:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Reading input data: text files split into byte ranges, through fsspec."""

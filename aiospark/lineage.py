@@ -1,0 +1,208 @@
+"""The pieces of lineage: splits, dependencies, partitioners, aggregators, storage levels.
+
+An RDD is Spark's five-tuple: its splits, its dependencies on parents, a
+function computing one split from its parents' iterators, an optional
+partitioner and optional preferred locations per split.  This module holds the
+value types those are made of; ``aiospark.rdd`` holds the RDDs themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from aiospark.hashing import portable_hash
+
+if TYPE_CHECKING:
+    from aiospark.rdd import RDD
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One partition of an RDD.  Subclasses carry what computing it needs."""
+
+    index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSplit(Split):
+    """A split holding its records (``parallelize``) or a ``range``."""
+
+    data: Any = ()
+
+
+class Dependency:
+    """A child RDD's dependency on one parent RDD."""
+
+    def __init__(self, rdd: RDD) -> None:
+        self.rdd = rdd
+
+
+class NarrowDependency(Dependency):
+    """Each child split depends on a few parent splits, computed in the same task."""
+
+    def parents(self, split_index: int) -> list[int]:
+        """Indices of the parent splits that child split ``split_index`` reads."""
+        raise NotImplementedError
+
+
+class OneToOneDependency(NarrowDependency):
+    """Child split *i* reads parent split *i*.
+
+    >>> OneToOneDependency(None).parents(3)
+    [3]
+    """
+
+    def parents(self, split_index: int) -> list[int]:
+        return [split_index]
+
+
+class ShuffleDependency(Dependency):
+    """The child's splits read every parent split, regrouped by key: a stage boundary."""
+
+    def __init__(
+        self,
+        rdd: RDD,
+        shuffle_id: int,
+        partitioner: Partitioner,
+        aggregator: Aggregator | None = None,
+        map_side_combine: bool = False,
+    ) -> None:
+        super().__init__(rdd)
+        self.shuffle_id = shuffle_id
+        self.partitioner = partitioner
+        self.aggregator = aggregator
+        self.map_side_combine = map_side_combine and aggregator is not None
+
+
+class Partitioner:
+    """Assigns each key to one of ``num_partitions`` partitions."""
+
+    num_partitions: int
+
+    def partition(self, key: Any) -> int:
+        raise NotImplementedError
+
+
+class HashPartitioner(Partitioner):
+    """``hash_func(key) % num_partitions``, with a hash every process agrees on.
+
+    >>> p = HashPartitioner(4)
+    >>> p.partition(6), p.partition(None)
+    (2, 0)
+    >>> HashPartitioner(4) == HashPartitioner(4), HashPartitioner(4) == HashPartitioner(5)
+    (True, False)
+    """
+
+    def __init__(
+        self, num_partitions: int, hash_func: Callable[[Any], int] = portable_hash
+    ) -> None:
+        if not isinstance(num_partitions, int) or num_partitions < 1:
+            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
+        self.num_partitions = num_partitions
+        self.hash_func = hash_func
+
+    def partition(self, key: Any) -> int:
+        return self.hash_func(key) % self.num_partitions
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, HashPartitioner)
+            and other.num_partitions == self.num_partitions
+            and other.hash_func is self.hash_func
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.num_partitions, id(self.hash_func)))
+
+    def __repr__(self) -> str:
+        return f"HashPartitioner({self.num_partitions})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregator:
+    """How values of one key are combined: Spark's ``combineByKey`` triple."""
+
+    create_combiner: Callable[[Any], Any]
+    merge_value: Callable[[Any, Any], Any]
+    merge_combiners: Callable[[Any, Any], Any]
+    #: True when create_combiner is the identity (reduce_by_key): saves a call per key.
+    identity_create: bool = False
+
+    def combine_values(self, records: Iterator[tuple]) -> dict:
+        """Combine ``(key, value)`` records into ``{key: combiner}``."""
+        combined: dict = {}
+        merge = self.merge_value
+        if self.identity_create:
+            for key, value in records:
+                if key in combined:
+                    combined[key] = merge(combined[key], value)
+                else:
+                    combined[key] = value
+        else:
+            create = self.create_combiner
+            for key, value in records:
+                if key in combined:
+                    combined[key] = merge(combined[key], value)
+                else:
+                    combined[key] = create(value)
+        return combined
+
+    def combine_combiners(self, records: Iterator[tuple], into: dict | None = None) -> dict:
+        """Merge ``(key, combiner)`` records into ``{key: combiner}``."""
+        combined: dict = {} if into is None else into
+        merge = self.merge_combiners
+        for key, value in records:
+            if key in combined:
+                combined[key] = merge(combined[key], value)
+            else:
+                combined[key] = value
+        return combined
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageLevel:
+    """Where ``persist`` keeps an RDD's splits.
+
+    >>> StorageLevel.MEMORY_ONLY
+    StorageLevel(use_disk=False, use_memory=True, deserialized=True, replication=1)
+    """
+
+    use_disk: bool
+    use_memory: bool
+    deserialized: bool
+    replication: int = 1
+
+    MEMORY_ONLY: ClassVar[StorageLevel]
+    MEMORY_ONLY_SER: ClassVar[StorageLevel]
+    MEMORY_AND_DISK: ClassVar[StorageLevel]
+    MEMORY_AND_DISK_SER: ClassVar[StorageLevel]
+    DISK_ONLY: ClassVar[StorageLevel]
+
+
+StorageLevel.MEMORY_ONLY = StorageLevel(False, True, True)
+StorageLevel.MEMORY_ONLY_SER = StorageLevel(False, True, False)
+StorageLevel.MEMORY_AND_DISK = StorageLevel(True, True, True)
+StorageLevel.MEMORY_AND_DISK_SER = StorageLevel(True, True, False)
+StorageLevel.DISK_ONLY = StorageLevel(True, False, False)
+
+
+class TaskContext(Protocol):
+    """What a split's computation may ask of the worker running it."""
+
+    stage_id: int
+    partition: int
+    attempt: int
+
+    def check(self) -> None:
+        """Raise ``TaskCancelled`` if the task has been cancelled."""
+
+    def get_block(self, rdd_id: int, split: int) -> list | None:
+        """A cached split of an RDD, if this worker holds it."""
+
+    def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
+        """Keep a computed split of a persisted RDD."""
+
+    def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
+        """Batches of records of one reduce partition, from every map output."""

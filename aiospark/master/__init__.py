@@ -1,0 +1,1 @@
+"""The master: cluster membership, liveness and status."""

@@ -1,0 +1,150 @@
+"""The master process: workers register and heartbeat; drivers watch membership.
+
+``POST /v1/workers`` registers a worker, ``POST /v1/workers/{id}/heartbeat``
+keeps it alive (404 tells a forgotten worker to register again), and a worker
+silent for ``worker_timeout`` seconds is declared lost.  Drivers open the
+WebSocket ``/v1/events`` and are pushed a snapshot, then every change, so they
+hear of a lost worker at once instead of polling.  ``GET /v1/status`` is the
+cluster as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from aiospark.protocol.auth import auth_middleware
+from aiospark.protocol.messages import (
+    ClusterEvent,
+    Heartbeat,
+    RegisterWorker,
+    WorkerInfo,
+    read_message,
+)
+
+log = logging.getLogger("aiospark.master")
+
+
+class Master:
+    """Membership state plus the HTTP handlers that change it."""
+
+    def __init__(self, secret: str, worker_timeout: float = 10.0) -> None:
+        self.secret = secret
+        self.worker_timeout = worker_timeout
+        self.workers: dict[str, WorkerInfo] = {}
+        self.watchers: set[web.WebSocketResponse] = set()
+        self.started = time.time()
+        self._reaper: asyncio.Task | None = None
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[auth_middleware(self.secret)], client_max_size=1 << 20)
+        app.add_routes(
+            [
+                web.post("/v1/workers", self.register),
+                web.post("/v1/workers/{worker_id}/heartbeat", self.heartbeat),
+                web.get("/v1/status", self.status),
+                web.get("/v1/events", self.events),
+                web.get("/v1/health", self.health),
+            ]
+        )
+        app.on_startup.append(self._start_reaper)
+        app.on_cleanup.append(self._stop_reaper)
+        return app
+
+    async def _start_reaper(self, _app: web.Application) -> None:
+        self._reaper = asyncio.create_task(self._reap_loop())
+
+    async def _stop_reaper(self, _app: web.Application) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for ws in list(self.watchers):
+            await ws.close()
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.worker_timeout / 4))
+            now = time.time()
+            for info in list(self.workers.values()):
+                if now - info.last_heartbeat > self.worker_timeout:
+                    log.warning("worker %s lost: no heartbeat for %.1fs", info.worker_id,
+                                now - info.last_heartbeat)
+                    del self.workers[info.worker_id]
+                    await self._push(ClusterEvent("worker_lost", [info]))
+
+    async def _push(self, event: ClusterEvent) -> None:
+        data = event.to_json()
+        for ws in list(self.watchers):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(data)
+
+    async def register(self, request: web.Request) -> web.Response:
+        msg = await read_message(request, RegisterWorker)
+        info = WorkerInfo(
+            **dataclasses.asdict(msg), state="alive", last_heartbeat=time.time()
+        )
+        known = msg.worker_id in self.workers
+        self.workers[msg.worker_id] = info
+        if not known:
+            log.info("worker %s registered at %s", msg.worker_id, msg.url)
+            await self._push(ClusterEvent("worker_added", [info]))
+        return web.json_response({"worker_id": msg.worker_id})
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        msg = await read_message(request, Heartbeat)
+        worker_id = request.match_info["worker_id"]
+        if msg.worker_id != worker_id:
+            raise web.HTTPBadRequest(text='{"error": "worker_id does not match the path"}')
+        info = self.workers.get(worker_id)
+        if info is None:
+            return web.json_response({"error": f"unknown worker {worker_id}"}, status=404)
+        self.workers[worker_id] = dataclasses.replace(
+            info,
+            running_tasks=msg.running_tasks,
+            memory_used=msg.memory_used,
+            last_heartbeat=time.time(),
+        )
+        return web.json_response({"ok": True})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uptime": round(time.time() - self.started, 3),
+            "workers": [w.to_json() for w in self.workers.values()],
+            "cores": sum(w.cores for w in self.workers.values()),
+        }
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "workers": len(self.workers)})
+
+    async def events(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        await ws.send_json(ClusterEvent("snapshot", list(self.workers.values())).to_json())
+        self.watchers.add(ws)
+        try:
+            async for _ in ws:
+                pass  # drivers only listen
+        finally:
+            self.watchers.discard(ws)
+        return ws
+
+
+async def run_master(args: Any) -> None:
+    """Entry point of ``aiospark master``."""
+    from aiospark.runtime import serve, wait_for_stop
+
+    master = Master(args.secret, worker_timeout=args.worker_timeout)
+    runner, url = await serve(master.make_app(), args.host, args.port, fd=args.fd)
+    log.info("master serving at %s", url)
+    try:
+        await wait_for_stop(args.parent_pid)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Wire protocol: JSON control messages, binary record frames, authentication."""

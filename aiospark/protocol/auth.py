@@ -1,0 +1,59 @@
+"""The cluster secret: every request between processes must prove it knows it."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+HEADER = "Authorization"
+_SCHEME = "Bearer "
+
+
+def new_secret() -> str:
+    """A fresh random secret for a session.
+
+    >>> len(new_secret()) >= 32
+    True
+    """
+    return secrets.token_urlsafe(32)
+
+
+def auth_headers(secret: str) -> dict[str, str]:
+    """Headers that authenticate a request.
+
+    >>> auth_headers("s3cr3t")
+    {'Authorization': 'Bearer s3cr3t'}
+    """
+    return {HEADER: _SCHEME + secret}
+
+
+def is_authorized(header_value: str | None, secret: str) -> bool:
+    """Constant-time check of an ``Authorization`` header against the secret.
+
+    >>> is_authorized("Bearer abc", "abc"), is_authorized("Bearer abd", "abc")
+    (True, False)
+    >>> is_authorized(None, "abc")
+    False
+    """
+    if not header_value or not header_value.startswith(_SCHEME):
+        return False
+    return hmac.compare_digest(header_value[len(_SCHEME) :].encode(), secret.encode())
+
+
+def auth_middleware(secret: str) -> Callable:
+    """aiohttp middleware refusing (401) any request that lacks the secret."""
+
+    @web.middleware
+    async def check(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not is_authorized(request.headers.get(HEADER), secret):
+            return web.json_response(
+                {"error": "missing or wrong cluster secret"}, status=401
+            )
+        return await handler(request)
+
+    return check

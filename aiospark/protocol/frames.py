@@ -1,0 +1,139 @@
+"""Record batches as binary frames (pickle protocol 5, numpy buffers out of band).
+
+A frame is::
+
+    u64 pickle_length | u32 buffer_count | u64 buffer_length * buffer_count
+    | pickle bytes | buffer bytes ...
+
+Frames concatenate: a partition on the wire or on disk is just a sequence of
+frames, each holding one batch (a list) of records.  Large contiguous buffers
+(numpy arrays) are written as they are, never copied into the pickle stream.
+
+>>> import numpy as np
+>>> data = b"".join(encode_frame([1, "two", np.arange(3)]))
+>>> [frame] = split_frames(data)
+>>> batch = decode_frame(frame)
+>>> batch[:2], batch[2].tolist()
+([1, 'two'], [0, 1, 2])
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import AsyncIterator, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+import cloudpickle
+
+_HEAD = struct.Struct("<QI")
+_LEN = struct.Struct("<Q")
+#: Records per frame when batching an iterator; big enough to amortise pickle's
+#: per-call cost, small enough to keep memory per frame modest.
+DEFAULT_BATCH = 1024
+
+
+def dumps(obj: Any, buffers: list | None = None) -> bytes:
+    """Pickle with protocol 5, falling back to cloudpickle for lambdas and the like."""
+    callback = None if buffers is None else buffers.append
+    try:
+        return pickle.dumps(obj, protocol=5, buffer_callback=callback)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        if buffers is not None:
+            buffers.clear()
+        return cloudpickle.dumps(obj, protocol=5, buffer_callback=callback)
+
+
+def encode_frame(batch: Any) -> list[bytes | memoryview]:
+    """Encode one batch as frame pieces, ready for ``writelines``."""
+    buffers: list[pickle.PickleBuffer] = []
+    payload = dumps(batch, buffers)
+    views = [b.raw() for b in buffers]
+    head = [_HEAD.pack(len(payload), len(views))]
+    head.extend(_LEN.pack(v.nbytes) for v in views)
+    return [b"".join(head), payload, *views]
+
+
+def encode_records(records: Iterable[Any], batch_size: int = DEFAULT_BATCH) -> Iterator[list]:
+    """Frame pieces for an iterable of records, ``batch_size`` records per frame."""
+    it = iter(records)
+    while batch := list(islice(it, batch_size)):
+        yield encode_frame(batch)
+
+
+def frame_bytes(batch: Any) -> bytes:
+    """One frame as a single bytes object."""
+    return b"".join(encode_frame(batch))
+
+
+def decode_frame(frame: bytes | bytearray | memoryview) -> Any:
+    """Decode one whole frame (as produced by ``encode_frame``)."""
+    view = memoryview(frame)
+    pickle_len, nbuf = _HEAD.unpack_from(view, 0)
+    pos = _HEAD.size
+    lengths = [_LEN.unpack_from(view, pos + 8 * i)[0] for i in range(nbuf)]
+    pos += 8 * nbuf
+    payload = view[pos : pos + pickle_len]
+    pos += pickle_len
+    buffers = []
+    for n in lengths:
+        buffers.append(view[pos : pos + n])
+        pos += n
+    return pickle.loads(payload, buffers=buffers)
+
+
+def _frame_length(view: memoryview, pos: int) -> int | None:
+    """Total length of the frame starting at ``pos``, or None if the header is incomplete."""
+    if len(view) - pos < _HEAD.size:
+        return None
+    pickle_len, nbuf = _HEAD.unpack_from(view, pos)
+    head_len = _HEAD.size + 8 * nbuf
+    if len(view) - pos < head_len:
+        return None
+    body = sum(_LEN.unpack_from(view, pos + _HEAD.size + 8 * i)[0] for i in range(nbuf))
+    return head_len + pickle_len + body
+
+
+def split_frames(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+    """Yield each whole frame of a buffer holding complete frames."""
+    view = memoryview(data)
+    pos = 0
+    while pos < len(view):
+        n = _frame_length(view, pos)
+        if n is None or pos + n > len(view):
+            raise ValueError(f"truncated frame at byte {pos} of {len(view)}")
+        yield view[pos : pos + n]
+        pos += n
+
+
+def iter_file_frames(path: str, start: int = 0, length: int | None = None) -> Iterator[Any]:
+    """Decode the batches stored in ``[start, start + length)`` of a file."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = bytearray(f.read() if length is None else f.read(length))
+    for frame in split_frames(data):
+        yield decode_frame(frame)
+
+
+async def read_frames(stream: Any) -> AsyncIterator[bytearray]:
+    """Read whole frames from an aiohttp ``StreamReader`` until EOF.
+
+    Each frame is returned in its own writable buffer so numpy arrays decoded
+    from it are writable and do not pin a larger buffer.
+    """
+    while True:
+        try:
+            head = await stream.readexactly(_HEAD.size)
+        except Exception as exc:  # IncompleteReadError at a clean EOF
+            partial = getattr(exc, "partial", None)
+            if partial == b"":
+                return
+            raise
+        pickle_len, nbuf = _HEAD.unpack(head)
+        lens = await stream.readexactly(8 * nbuf) if nbuf else b""
+        body = pickle_len + sum(_LEN.unpack_from(lens, 8 * i)[0] for i in range(nbuf))
+        frame = bytearray(head)
+        frame += lens
+        frame += await stream.readexactly(body)
+        yield frame

@@ -1,0 +1,174 @@
+"""Typed JSON control messages, validated field by field.
+
+Every message is a frozen dataclass.  ``from_json`` refuses anything that is
+not exactly the declared shape, with an error naming the bad field, so HTTP
+handlers can answer 400 with a useful message.
+
+>>> Heartbeat.from_json({"worker_id": "w1", "running_tasks": 2, "memory_used": 10})
+Heartbeat(worker_id='w1', running_tasks=2, memory_used=10)
+>>> Heartbeat.from_json({"worker_id": "w1", "running_tasks": "two", "memory_used": 0})
+Traceback (most recent call last):
+...
+aiospark.protocol.messages.MessageError: Heartbeat.running_tasks: expected int, got str
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, ClassVar, Self
+
+from aiohttp import web
+
+
+class MessageError(ValueError):
+    """A control message does not have the declared shape."""
+
+
+def _check(value: Any, kind: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(kind):
+            try:
+                return _check(value, option, where)
+            except MessageError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(kind))
+        raise MessageError(f"{where}: expected {names}, got {type(value).__name__}")
+    if kind is type(None):
+        if value is not None:
+            raise MessageError(f"{where}: expected null, got {type(value).__name__}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise MessageError(f"{where}: expected list, got {type(value).__name__}")
+        (item,) = typing.get_args(kind) or (Any,)
+        return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise MessageError(f"{where}: expected object, got {type(value).__name__}")
+        _, item = typing.get_args(kind) or (str, Any)
+        return {str(k): _check(v, item, f"{where}.{k}") for k, v in value.items()}
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool):
+        raise MessageError(f"{where}: expected int, got bool")
+    if not isinstance(value, kind):
+        raise MessageError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """Base of all control messages."""
+
+    _hints: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        """Validate a decoded JSON object and build the message."""
+        name = cls.__name__
+        if not isinstance(data, dict):
+            raise MessageError(f"{name}: expected a JSON object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise MessageError(f"{name}: unknown field {sorted(unknown)[0]!r}")
+        values = {}
+        for fname, field in fields.items():
+            if fname not in data:
+                has_default = (
+                    field.default is not dataclasses.MISSING
+                    or field.default_factory is not dataclasses.MISSING
+                )
+                if has_default:
+                    continue
+                raise MessageError(f"{name}.{fname}: missing")
+            values[fname] = _check(data[fname], hints[fname], f"{name}.{fname}")
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+async def read_message(request: web.Request, cls: type[Message]) -> Any:
+    """Parse a request body as ``cls``, answering 400 with the reason when it is not."""
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body is not valid JSON: {exc}"}),
+            content_type="application/json",
+        ) from None
+    try:
+        return cls.from_json(data)
+    except MessageError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
+        ) from None
+
+
+# -- worker <-> master -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisterWorker(Message):
+    """A worker announcing itself to the master."""
+
+    worker_id: str
+    url: str
+    host: str
+    cores: int
+    memory_bytes: int
+    shuffle_url: str
+    pid: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Heartbeat(Message):
+    """A worker's periodic proof of life, with its load."""
+
+    worker_id: str
+    running_tasks: int
+    memory_used: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerInfo(Message):
+    """What the master tells drivers about a worker."""
+
+    worker_id: str
+    url: str
+    host: str
+    cores: int
+    memory_bytes: int
+    shuffle_url: str
+    state: str
+    running_tasks: int = 0
+    memory_used: int = 0
+    last_heartbeat: float = 0.0
+    pid: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterEvent(Message):
+    """Pushed by the master to drivers: ``snapshot``, ``worker_added`` or ``worker_lost``."""
+
+    kind: str
+    workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClusterEvent:
+        event = super().from_json({**data, "workers": []}) if isinstance(data, dict) else None
+        if event is None:
+            raise MessageError("ClusterEvent: expected a JSON object")
+        workers = data.get("workers", [])
+        if not isinstance(workers, list):
+            raise MessageError("ClusterEvent.workers: expected list")
+        return cls(kind=event.kind, workers=[WorkerInfo.from_json(w) for w in workers])

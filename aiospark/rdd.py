@@ -1,0 +1,676 @@
+"""The RDD: a lazy, partitioned collection.  Transformations build lineage; actions run jobs.
+
+Transformations (``map``, ``filter``, ``reduce_by_key`` ...) are ordinary methods
+that return a new RDD at once and compute nothing.  Actions (``collect``,
+``count``, ``save_as_text_file`` ...) are coroutines: awaiting one runs a job on
+the cluster.  ``async for`` streams an RDD's records partition by partition.
+
+The examples in this module's docstrings run against a live ``ctx``::
+
+    >>> rdd = ctx.parallelize(range(10), 3)
+    >>> await rdd.map(lambda x: x * x).filter(lambda x: x % 2).collect()
+    [1, 9, 25, 49, 81]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import itertools
+import operator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiospark.hashing import portable_hash
+from aiospark.lineage import (
+    Aggregator,
+    DataSplit,
+    Dependency,
+    HashPartitioner,
+    OneToOneDependency,
+    Partitioner,
+    ShuffleDependency,
+    Split,
+    StorageLevel,
+    TaskContext,
+)
+
+if TYPE_CHECKING:
+    from aiospark.context import Context
+
+#: Records between two cancellation checks in a source iterator.
+_CHECK_EVERY = 256
+
+
+def checked(records: Iterable[Any], tctx: TaskContext) -> Iterator[Any]:
+    """Iterate ``records``, giving the task a chance to notice cancellation as it goes."""
+    it = iter(records)
+    check = tctx.check
+    while True:
+        check()
+        batch = list(itertools.islice(it, _CHECK_EVERY))
+        if not batch:
+            return
+        yield from batch
+
+
+class RDD:
+    """A resilient distributed dataset: Spark's five-tuple plus the user API.
+
+    Subclasses define ``_compute_splits`` and ``compute``; everything else is shared.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        deps: list[Dependency],
+        partitioner: Partitioner | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.id = ctx._new_rdd_id()
+        self.deps = deps
+        self.partitioner = partitioner
+        self.storage_level: StorageLevel | None = None
+        self.name: str | None = None
+        self._splits: list[Split] | None = None
+
+    # -- the five-tuple -------------------------------------------------------
+
+    def splits(self) -> list[Split]:
+        """The RDD's partitions, computed once in the driver."""
+        if self._splits is None:
+            self._splits = self._compute_splits()
+        return self._splits
+
+    def _compute_splits(self) -> list[Split]:
+        raise NotImplementedError
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        """Compute one split from the parents' iterators (runs on a worker)."""
+        raise NotImplementedError
+
+    def preferred_locations(self, split: Split) -> list[str]:
+        """Hosts where ``split`` is cheapest to compute (none by default)."""
+        return []
+
+    def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        """The records of ``split``, from the block store when the RDD is persisted."""
+        level = self.storage_level
+        if level is None:
+            return self.compute(split, tctx)
+        cached = tctx.get_block(self.id, split.index)
+        if cached is not None:
+            return iter(cached)
+        records = list(self.compute(split, tctx))
+        tctx.put_block(self.id, split.index, records, level)
+        return iter(records)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["ctx"] = None
+        state["_splits"] = None
+        return state
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<{type(self).__name__}{label} id={self.id}>"
+
+    # -- narrow transformations -------------------------------------------------
+
+    def map_partitions_with_index(
+        self,
+        f: Callable[[int, Iterator[Any]], Iterable[Any]],
+        preserves_partitioning: bool = False,
+    ) -> RDD:
+        """Apply ``f(split_index, iterator)`` to each partition.
+
+        >>> rdd = ctx.parallelize([1, 2, 3, 4], 2)
+        >>> await rdd.map_partitions_with_index(lambda i, it: [(i, sum(it))]).collect()
+        [(0, 3), (1, 7)]
+        """
+        return MapPartitionsRDD(self, f, preserves_partitioning)
+
+    def map_partitions(
+        self, f: Callable[[Iterator[Any]], Iterable[Any]], preserves_partitioning: bool = False
+    ) -> RDD:
+        """Apply ``f(iterator)`` to each partition.
+
+        >>> await ctx.parallelize([1, 2, 3, 4], 2).map_partitions(lambda it: [sum(it)]).collect()
+        [3, 7]
+        """
+        return MapPartitionsRDD(self, lambda _, it: f(it), preserves_partitioning)
+
+    def map(self, f: Callable[[Any], Any], preserves_partitioning: bool = False) -> RDD:
+        """Apply ``f`` to every record.
+
+        >>> await ctx.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()
+        [('b', 1), ('a', 1), ('c', 1)]
+        """
+        return MapPartitionsRDD(self, lambda _, it: map(f, it), preserves_partitioning)
+
+    def flat_map(
+        self, f: Callable[[Any], Iterable[Any]], preserves_partitioning: bool = False
+    ) -> RDD:
+        """Apply ``f`` to every record and flatten the iterables it returns.
+
+        >>> await ctx.parallelize(["a b", "c"]).flat_map(str.split).collect()
+        ['a', 'b', 'c']
+        """
+        chain = itertools.chain.from_iterable
+        return MapPartitionsRDD(
+            self, lambda _, it: chain(map(f, it)), preserves_partitioning
+        )
+
+    def filter(self, f: Callable[[Any], Any]) -> RDD:
+        """Keep the records for which ``f`` is true.
+
+        >>> await ctx.parallelize([1, 2, 3, 4]).filter(lambda x: x % 2 == 0).collect()
+        [2, 4]
+        """
+        return MapPartitionsRDD(self, lambda _, it: filter(f, it), True)
+
+    def glom(self) -> RDD:
+        """One list per partition.
+
+        >>> await ctx.parallelize(range(5), 2).glom().collect()
+        [[0, 1], [2, 3, 4]]
+        """
+        return MapPartitionsRDD(self, lambda _, it: [list(it)])
+
+    def key_by(self, f: Callable[[Any], Any]) -> RDD:
+        """Pair every record with a key computed by ``f``: ``(f(x), x)``.
+
+        >>> await ctx.parallelize(["apple", "fig"]).key_by(len).collect()
+        [(5, 'apple'), (3, 'fig')]
+        """
+        return self.map(lambda x: (f(x), x))
+
+    def keys(self) -> RDD:
+        """The keys of an RDD of pairs.
+
+        >>> await ctx.parallelize([("a", 1), ("b", 2)]).keys().collect()
+        ['a', 'b']
+        """
+        return self.map(operator.itemgetter(0))
+
+    def values(self) -> RDD:
+        """The values of an RDD of pairs.
+
+        >>> await ctx.parallelize([("a", 1), ("b", 2)]).values().collect()
+        [1, 2]
+        """
+        return self.map(operator.itemgetter(1))
+
+    def map_values(self, f: Callable[[Any], Any]) -> RDD:
+        """Apply ``f`` to each value of a pair RDD, keeping keys and partitioning.
+
+        >>> await ctx.parallelize([("a", [1, 2]), ("b", [3])]).map_values(len).collect()
+        [('a', 2), ('b', 1)]
+        """
+        return MapPartitionsRDD(self, lambda _, it: ((k, f(v)) for k, v in it), True)
+
+    def flat_map_values(self, f: Callable[[Any], Iterable[Any]]) -> RDD:
+        """Apply ``f`` to each value and pair every item it yields with the key.
+
+        >>> rdd = ctx.parallelize([("a", "x y"), ("b", "z")])
+        >>> await rdd.flat_map_values(str.split).collect()
+        [('a', 'x'), ('a', 'y'), ('b', 'z')]
+        """
+        return MapPartitionsRDD(
+            self, lambda _, it: ((k, x) for k, v in it for x in f(v)), True
+        )
+
+    # -- shuffles ---------------------------------------------------------------
+
+    def _reduce_partitions(self, num_partitions: int | None) -> int:
+        if num_partitions is None:
+            return self.get_num_partitions()
+        if not isinstance(num_partitions, int) or num_partitions < 1:
+            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
+        return num_partitions
+
+    def combine_by_key(
+        self,
+        create_combiner: Callable[[Any], Any],
+        merge_value: Callable[[Any, Any], Any],
+        merge_combiners: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        """Combine the values of each key with a ``(create, merge_value, merge_combiners)`` triple.
+
+        Values are combined on the map side before the shuffle.
+
+        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
+        >>> sums = rdd.combine_by_key(lambda v: [v], lambda c, v: c + [v], operator.add)
+        >>> sorted(await sums.collect())
+        [('a', [1, 3]), ('b', [2])]
+        """
+        aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
+        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+
+    def _combine(
+        self,
+        aggregator: Aggregator,
+        num_partitions: int | None,
+        partition_func: Callable[[Any], int],
+        map_side: bool,
+    ) -> RDD:
+        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
+        if self.partitioner == partitioner:
+            # Already partitioned this way: combine inside each partition, no shuffle.
+            return MapPartitionsRDD(
+                self, lambda _, it: iter(aggregator.combine_values(it).items()), True
+            )
+        return ShuffledRDD(self, partitioner, aggregator, map_side_combine=map_side)
+
+    def reduce_by_key(
+        self,
+        func: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        """Merge the values of each key with an associative ``func`` (combined map-side).
+
+        The result has ``num_partitions`` partitions (default: as many as this RDD).
+
+        >>> pairs = ctx.parallelize([("a", 1), ("b", 1), ("a", 1)], 2)
+        >>> sorted(await pairs.reduce_by_key(operator.add).collect())
+        [('a', 2), ('b', 1)]
+        """
+        aggregator = Aggregator(_identity, func, func, identity_create=True)
+        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+
+    def group_by_key(
+        self,
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        """Group the values of each key into a list.
+
+        Prefer ``reduce_by_key`` for aggregations: grouping ships every value.
+
+        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
+        >>> sorted(await rdd.group_by_key().map_values(sorted).collect())
+        [('a', [1, 3]), ('b', [2])]
+        """
+        aggregator = Aggregator(_list_create, _list_append, _list_extend)
+        return self._combine(aggregator, num_partitions, partition_func, map_side=False)
+
+    def partition_by(
+        self, num_partitions: int, partition_func: Callable[[Any], int] = portable_hash
+    ) -> RDD:
+        """Redistribute a pair RDD so that ``partition_func(key) % num_partitions`` picks the split.
+
+        >>> rdd = ctx.parallelize([(1, "a"), (2, "b"), (3, "c"), (4, "d")], 1)
+        >>> await rdd.partition_by(2).glom().collect()
+        [[(2, 'b'), (4, 'd')], [(1, 'a'), (3, 'c')]]
+        """
+        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
+        if self.partitioner == partitioner:
+            return self
+        return ShuffledRDD(self, partitioner)
+
+    # -- persistence ------------------------------------------------------------
+
+    def persist(self, storage_level: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
+        """Keep computed splits on the workers, at ``storage_level``; returns ``self``.
+
+        >>> rdd = ctx.parallelize([1, 2, 3]).persist(StorageLevel.MEMORY_ONLY)
+        >>> rdd.storage_level == StorageLevel.MEMORY_ONLY
+        True
+        """
+        if not isinstance(storage_level, StorageLevel):
+            raise TypeError(f"storage_level must be a StorageLevel, got {storage_level!r}")
+        if self.storage_level is not None and self.storage_level != storage_level:
+            raise ValueError(
+                f"{self!r} is already persisted at {self.storage_level}; unpersist it first"
+            )
+        self.storage_level = storage_level
+        return self
+
+    def cache(self) -> RDD:
+        """Persist in memory (``StorageLevel.MEMORY_ONLY``); returns ``self``.
+
+        >>> rdd = ctx.parallelize(range(4), 2).map(lambda x: x + 1).cache()
+        >>> await rdd.sum(), await rdd.count()
+        (10, 4)
+        """
+        return self.persist(StorageLevel.MEMORY_ONLY)
+
+    def unpersist(self, blocking: bool = False) -> RDD:
+        """Stop persisting and drop the cached splits on every worker; returns ``self``.
+
+        >>> rdd = ctx.parallelize([1, 2]).cache()
+        >>> rdd.unpersist().storage_level is None
+        True
+        """
+        self.storage_level = None
+        self.ctx._unpersist(self.id)
+        return self
+
+    def get_num_partitions(self) -> int:
+        """The number of partitions.
+
+        >>> ctx.parallelize(range(10), 4).get_num_partitions()
+        4
+        """
+        return len(self.splits())
+
+    # -- actions ----------------------------------------------------------------
+
+    async def _run(self, func: Callable[[int, Iterator[Any]], Any]) -> list[Any]:
+        return await self.ctx._run_job(self, func)
+
+    async def collect(self) -> list[Any]:
+        """All records, in partition order.
+
+        >>> await ctx.parallelize(range(5), 2).collect()
+        [0, 1, 2, 3, 4]
+        """
+        parts = await self._run(_collect_partition)
+        return list(itertools.chain.from_iterable(parts))
+
+    async def count(self) -> int:
+        """The number of records.
+
+        >>> await ctx.parallelize(range(100), 3).filter(lambda x: x % 3 == 0).count()
+        34
+        """
+        return sum(await self._run(_count_partition))
+
+    async def sum(self) -> Any:
+        """The sum of the records (0 for an empty RDD).
+
+        >>> await ctx.parallelize([1.5, 2.5, 3]).sum()
+        7.0
+        """
+        return sum(await self._run(_sum_partition), 0)
+
+    async def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
+        """Combine all records with a commutative, associative binary ``f``.
+
+        >>> await ctx.parallelize(range(1, 6), 2).reduce(operator.mul)
+        120
+        """
+
+        def reduce_partition(_: int, it: Iterator[Any]) -> list[Any]:
+            first = next(it, _EMPTY)
+            return [] if first is _EMPTY else [functools.reduce(f, it, first)]
+
+        values = list(itertools.chain.from_iterable(await self._run(reduce_partition)))
+        if not values:
+            raise ValueError("Can not reduce() empty RDD")
+        return functools.reduce(f, values)
+
+    async def fold(self, zero_value: Any, op: Callable[[Any, Any], Any]) -> Any:
+        """Fold each partition from ``zero_value`` with ``op``, then fold the partial results.
+
+        >>> await ctx.parallelize([1, 2, 3, 4], 2).fold(0, operator.add)
+        10
+        """
+
+        def fold_partition(_: int, it: Iterator[Any]) -> Any:
+            return functools.reduce(op, it, copy.deepcopy(zero_value))
+
+        return functools.reduce(op, await self._run(fold_partition), zero_value)
+
+    async def take(self, num: int) -> list[Any]:
+        """The first ``num`` records, scanning as few partitions as it can.
+
+        >>> await ctx.parallelize(range(100), 10).take(3)
+        [0, 1, 2]
+        """
+        if num <= 0:
+            return []
+        total = self.get_num_partitions()
+        taken: list[Any] = []
+        scanned = 0
+        while len(taken) < num and scanned < total:
+            # Like Spark: try one partition, then grow the scan 4x while short.
+            if scanned == 0:
+                count = 1
+            elif not taken:
+                count = scanned * 4
+            else:
+                wanted = int(1.5 * num * scanned / len(taken)) - scanned + 1
+                count = min(max(wanted, 1), scanned * 4)
+            parts = list(range(scanned, min(scanned + count, total)))
+            left = num - len(taken)
+            take_partition = functools.partial(_take_partition, left)
+            for chunk in await self.ctx._run_job(self, take_partition, parts):
+                taken.extend(chunk)
+            scanned += len(parts)
+        return taken[:num]
+
+    async def first(self) -> Any:
+        """The first record; ``ValueError`` when the RDD is empty.
+
+        >>> await ctx.parallelize([3, 1, 2]).first()
+        3
+        """
+        found = await self.take(1)
+        if not found:
+            raise ValueError("RDD is empty")
+        return found[0]
+
+    async def foreach(self, f: Callable[[Any], Any]) -> None:
+        """Call ``f`` on every record, on the workers.
+
+        >>> await ctx.parallelize([1, 2, 3]).foreach(lambda x: None)
+        """
+
+        def each(_: int, it: Iterator[Any]) -> None:
+            for record in it:
+                f(record)
+
+        await self._run(each)
+
+    async def foreach_partition(self, f: Callable[[Iterator[Any]], Any]) -> None:
+        """Call ``f`` once per partition with the partition's iterator, on the workers.
+
+        >>> await ctx.parallelize([1, 2, 3], 2).foreach_partition(lambda it: list(it))
+        """
+        await self._run(lambda _, it: (f(it), None)[1])
+
+    async def save_as_text_file(self, path: str, compression: str | None = None) -> None:
+        """Write ``str(record)`` lines as ``path/part-00000``... plus ``_SUCCESS``.
+
+        Every part is written to a temporary name and renamed when its task
+        succeeds, so failed or retried tasks never leave partial files.
+        ``compression`` is any fsspec codec name (``"gzip"``, ``"bz2"`` ...).
+
+        >>> out = f"{tmp_dir}/doctest-save"
+        >>> await ctx.parallelize(["x", "y", "z"], 2).save_as_text_file(out)
+        >>> sorted(os.listdir(out))
+        ['_SUCCESS', 'part-00000', 'part-00001']
+        """
+        from aiospark.io.output import OutputCommitter, write_text_part
+
+        committer = OutputCommitter.create(path, self.ctx.storage_options)
+        writer = functools.partial(write_text_part, committer, compression)
+        await self._run(writer)
+        committer.commit_job()
+
+    # -- streaming ----------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """Stream the records, partition by partition, in order.
+
+        Partitions are computed ahead of the consumer, a bounded number at a time.
+
+        >>> async for x in ctx.parallelize(range(4), 2):
+        ...     print(x)
+        0
+        1
+        2
+        3
+        """
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[Any]:
+        total = self.get_num_partitions()
+        window = max(2, self.ctx.default_parallelism * 2)
+        handle = None
+        try:
+            for start in range(0, total, window):
+                handle = self.ctx._submit_job(
+                    self, _collect_partition, list(range(start, min(start + window, total)))
+                )
+                for future in handle.futures:
+                    for record in await future:
+                        yield record
+                await handle.done
+        finally:
+            if handle is not None and not handle.done.done():
+                handle.cancel()
+
+
+_EMPTY = object()
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _list_create(v: Any) -> list:
+    return [v]
+
+
+def _list_append(c: list, v: Any) -> list:
+    c.append(v)
+    return c
+
+
+def _list_extend(c: list, other: list) -> list:
+    c.extend(other)
+    return c
+
+
+def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:
+    return list(it)
+
+
+def _count_partition(_: int, it: Iterator[Any]) -> int:
+    n = 0
+    for n, _record in enumerate(it, 1):
+        pass
+    return n
+
+
+def _sum_partition(_: int, it: Iterator[Any]) -> Any:
+    return sum(it, 0)
+
+
+def _take_partition(limit: int, _: int, it: Iterator[Any]) -> list[Any]:
+    return list(itertools.islice(it, limit))
+
+
+# -- concrete RDDs ------------------------------------------------------------------
+
+
+class ParallelCollectionRDD(RDD):
+    """Records that came from the driver (``parallelize``, ``range``), one slice per split."""
+
+    def __init__(self, ctx: Context, slices: list[Any]) -> None:
+        super().__init__(ctx, [])
+        self._slices = slices
+
+    def _compute_splits(self) -> list[Split]:
+        return [DataSplit(i, data) for i, data in enumerate(self._slices)]
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        return checked(split.data, tctx)  # type: ignore[attr-defined]
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_slices"] = None  # each task carries its own slice in its split
+        return state
+
+
+class MapPartitionsRDD(RDD):
+    """Applies ``f(split_index, iterator)`` to each parent split, in the same task."""
+
+    def __init__(
+        self,
+        parent: RDD,
+        f: Callable[[int, Iterator[Any]], Iterable[Any]],
+        preserves_partitioning: bool = False,
+    ) -> None:
+        super().__init__(
+            parent.ctx,
+            [OneToOneDependency(parent)],
+            parent.partitioner if preserves_partitioning else None,
+        )
+        self.parent = parent
+        self.f = f
+
+    def _compute_splits(self) -> list[Split]:
+        return self.parent.splits()
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        return iter(self.f(split.index, self.parent.iterator(split, tctx)))
+
+    def preferred_locations(self, split: Split) -> list[str]:
+        return self.parent.preferred_locations(split)
+
+
+class ShuffledRDD(RDD):
+    """The output of a shuffle: split *i* holds the keys the partitioner sends to *i*."""
+
+    def __init__(
+        self,
+        parent: RDD,
+        partitioner: Partitioner,
+        aggregator: Aggregator | None = None,
+        map_side_combine: bool = False,
+    ) -> None:
+        ctx = parent.ctx
+        dep = ShuffleDependency(
+            parent, ctx._new_shuffle_id(), partitioner, aggregator, map_side_combine
+        )
+        super().__init__(ctx, [dep], partitioner)
+        self.dep = dep
+
+    def _compute_splits(self) -> list[Split]:
+        return [Split(i) for i in range(self.dep.partitioner.num_partitions)]
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        dep = self.dep
+        batches = tctx.fetch_shuffle(dep.shuffle_id, split.index)
+        aggregator = dep.aggregator
+        if aggregator is None:
+            return itertools.chain.from_iterable(batches)
+        combined: dict = {}
+        if dep.map_side_combine:
+            for batch in batches:
+                aggregator.combine_combiners(batch, combined)
+            return iter(combined.items())
+        records = itertools.chain.from_iterable(batches)
+        return iter(aggregator.combine_values(records).items())
+
+
+class TextFileRDD(RDD):
+    """Lines of text files, one split per byte range."""
+
+    def __init__(self, ctx: Context, fs: Any, text_splits: list[Any], encoding: str) -> None:
+        super().__init__(ctx, [])
+        self.fs = fs
+        self.encoding = encoding
+        self._text_splits = text_splits
+
+    def _compute_splits(self) -> list[Split]:
+        return [DataSplit(i, s) for i, s in enumerate(self._text_splits)]
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        from aiospark.io.text import read_text_lines
+
+        return read_text_lines(
+            self.fs, split.data, encoding=self.encoding, check=tctx.check  # type: ignore[attr-defined]
+        )
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_text_splits"] = None
+        return state

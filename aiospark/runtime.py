@@ -1,0 +1,80 @@
+"""Process plumbing shared by every role: event loop choice, serving an app, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("aiospark")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run ``main()`` on uvloop when it is installed, else on the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+async def serve(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, fd: int | None = None
+) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on ``host:port`` (or an inherited listening socket); returns its URL."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+        site: web.BaseSite = web.SockSite(runner, sock)
+    else:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+        site = web.SockSite(runner, sock)
+    await site.start()
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return runner, f"http://{shown}:{bound_port}"
+
+
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A bound, listening TCP socket on a free port, inheritable by child processes."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def wait_for_stop(parent_pid: int | None = None) -> str:
+    """Wait for SIGTERM/SIGINT or, when ``parent_pid`` is given, for that parent to die."""
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[str] = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(
+            sig, lambda s=sig: stopped.done() or stopped.set_result(signal.Signals(s).name)
+        )
+    watcher = None
+    if parent_pid:
+
+        async def watch_parent() -> None:
+            while os.getppid() == parent_pid:
+                await asyncio.sleep(0.25)
+            if not stopped.done():
+                stopped.set_result("parent exited")
+
+        watcher = asyncio.create_task(watch_parent())
+    try:
+        return await stopped
+    finally:
+        if watcher is not None:
+            watcher.cancel()

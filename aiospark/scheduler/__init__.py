@@ -1,0 +1,1 @@
+"""The DAG scheduler: stages, a pure state machine, and its async shell."""

@@ -1,0 +1,416 @@
+"""The scheduler's async shell: talks to the master and the workers, drives the state machine.
+
+It watches the master's event stream for workers joining and leaving, keeps
+one WebSocket per worker, turns ``Launch``/``Cancel`` commands into messages,
+and turns the workers' answers back into state-machine events.  Each job is a
+``JobHandle`` whose futures complete as partitions arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import cloudpickle
+
+from aiospark.errors import ClusterError, FetchFailed, JobCancelled, JobFailed, RemoteTraceback
+from aiospark.protocol.envelope import EnvelopeError, pack, unpack
+from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
+from aiospark.scheduler.dag import Stage, StageBuilder
+from aiospark.scheduler.serialize import serialize_split, serialize_stage
+from aiospark.scheduler.state import (
+    Cancel,
+    Command,
+    JobAborted,
+    JobFinished,
+    Launch,
+    MapOutput,
+    PartitionDone,
+    SchedulerState,
+    StagesFinished,
+)
+
+log = logging.getLogger("aiospark.scheduler")
+
+
+class JobHandle:
+    """A submitted job: one future per requested partition, and one for the whole job."""
+
+    def __init__(self, job_id: int, count: int, scheduler: Scheduler) -> None:
+        loop = asyncio.get_running_loop()
+        self.job_id = job_id
+        self.futures: list[asyncio.Future] = [loop.create_future() for _ in range(count)]
+        self.done: asyncio.Future = loop.create_future()
+        self._scheduler = scheduler
+
+    def cancel(self) -> None:
+        """Stop the job and its tasks on the cluster."""
+        self._scheduler.cancel_job(self.job_id)
+
+    def _fail(self, error: BaseException) -> None:
+        for future in (*self.futures, self.done):
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # mark retrieved: callers may await only some
+
+
+class WorkerLink:
+    """The driver's WebSocket to one worker, with an outbox drained by a writer task."""
+
+    def __init__(self, info: WorkerInfo, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.info = info
+        self.ws = ws
+        self.sent_stages: set[int] = set()
+        self.outbox: deque[bytes] = deque()
+        self.wakeup = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    def send(self, message: bytes) -> None:
+        self.outbox.append(message)
+        self.wakeup.set()
+
+    async def write_loop(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.outbox:
+                await self.ws.send_bytes(self.outbox.popleft())
+
+
+class Scheduler:
+    """Runs jobs for one driver (application) on the cluster behind ``master_url``."""
+
+    def __init__(
+        self,
+        app_id: str,
+        master_url: str,
+        session: aiohttp.ClientSession,
+        max_attempts: int = 4,
+    ) -> None:
+        self.app_id = app_id
+        self.master_url = master_url.rstrip("/")
+        self.session = session
+        self.state = SchedulerState(max_attempts=max_attempts)
+        self.builder = StageBuilder()
+        self.links: dict[str, WorkerLink] = {}
+        self.known: dict[str, WorkerInfo] = {}
+        self.handles: dict[int, JobHandle] = {}
+        self._stage_blobs: dict[int, bytes] = {}
+        self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
+        self._next_job = 0
+        self._watch: asyncio.Task | None = None
+        self._snapshot = asyncio.Event()
+        self._members_changed = asyncio.Event()
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._watch = asyncio.create_task(self._watch_master())
+        await self._snapshot.wait()
+
+    async def wait_for_workers(self, count: int, timeout: float) -> None:
+        """Wait until ``count`` workers are connected, or raise ``ClusterError``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.links) < count:
+                    if self._watch is not None and self._watch.done():
+                        self._watch.result()
+                    self._members_changed.clear()
+                    await self._members_changed.wait()
+        except TimeoutError:
+            raise ClusterError(
+                f"only {len(self.links)} of {count} workers connected within {timeout:.0f}s"
+            ) from None
+
+    async def stop(self) -> None:
+        self._closing = True
+        for handle in list(self.handles.values()):
+            handle._fail(JobCancelled("the context was stopped"))
+        self.handles.clear()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch
+        for link in list(self.links.values()):
+            await self._close_link(link)
+        self.links.clear()
+
+    @property
+    def total_cores(self) -> int:
+        return sum(link.info.cores for link in self.links.values())
+
+    # -- master events ---------------------------------------------------------------------
+
+    async def _watch_master(self) -> None:
+        url = f"{self.master_url}/v1/events"
+        failures = 0
+        while not self._closing:
+            try:
+                async with self.session.ws_connect(url, heartbeat=None) as ws:
+                    failures = 0
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        await self._on_cluster_event(ClusterEvent.from_json(msg.json()))
+            except (aiohttp.ClientError, OSError, MessageError) as exc:
+                failures += 1
+                if not self._snapshot.is_set() and failures >= 50:
+                    raise ClusterError(f"cannot reach the master at {self.master_url}: {exc}")
+                log.debug("master event stream lost (%s); reconnecting", exc)
+            if not self._closing:
+                await asyncio.sleep(min(0.05 * 2**failures, 1.0))
+
+    async def _on_cluster_event(self, event: ClusterEvent) -> None:
+        if event.kind == "snapshot":
+            current = {w.worker_id for w in event.workers}
+            for worker_id in [w for w in self.known if w not in current]:
+                self._worker_gone(worker_id, "worker left the cluster")
+            for info in event.workers:
+                self._worker_seen(info)
+            self._snapshot.set()
+        elif event.kind == "worker_added":
+            for info in event.workers:
+                self._worker_seen(info)
+        elif event.kind == "worker_lost":
+            for info in event.workers:
+                self._worker_gone(info.worker_id, f"worker {info.worker_id} lost (no heartbeat)")
+
+    def _worker_seen(self, info: WorkerInfo) -> None:
+        self.known[info.worker_id] = info
+        if info.worker_id not in self.links:
+            asyncio.create_task(self._connect(info))
+
+    def _worker_gone(self, worker_id: str, reason: str) -> None:
+        self.known.pop(worker_id, None)
+        link = self.links.pop(worker_id, None)
+        if link is not None:
+            asyncio.create_task(self._close_link(link))
+        self._apply(self.state.worker_lost(worker_id, JobFailed(reason)))
+        self._members_changed.set()
+
+    # -- worker links ---------------------------------------------------------------------
+
+    async def _connect(self, info: WorkerInfo) -> None:
+        url = f"{info.url}/v1/driver"
+        try:
+            ws = await self.session.ws_connect(
+                url, params={"app": self.app_id}, max_msg_size=0, heartbeat=None
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("cannot connect to worker %s at %s: %s", info.worker_id, info.url, exc)
+            return
+        if self._closing or info.worker_id not in self.known or info.worker_id in self.links:
+            await ws.close()
+            return
+        link = WorkerLink(info, ws)
+        self.links[info.worker_id] = link
+        link.tasks = [
+            asyncio.create_task(link.write_loop()),
+            asyncio.create_task(self._read_loop(link)),
+        ]
+        self._apply(self.state.worker_added(info.worker_id, info.host, info.cores))
+        self._members_changed.set()
+
+    async def _close_link(self, link: WorkerLink) -> None:
+        current = asyncio.current_task()
+        for task in link.tasks:
+            if task is not current:
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await link.ws.close()
+
+    async def _read_loop(self, link: WorkerLink) -> None:
+        try:
+            async for msg in link.ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                try:
+                    header, blobs = unpack(msg.data)
+                    await self._on_worker_message(link, header, blobs)
+                except (EnvelopeError, KeyError, TypeError, ValueError) as exc:
+                    log.error("bad message from worker %s: %s", link.info.worker_id, exc)
+        finally:
+            if not self._closing and self.links.get(link.info.worker_id) is link:
+                # The connection dropped: the worker is gone for us, whatever the master says.
+                self._worker_gone(link.info.worker_id, f"lost connection to {link.info.url}")
+
+    async def _on_worker_message(self, link: WorkerLink, header: dict, blobs: list) -> None:
+        kind = header["type"]
+        task_id = int(header["task_id"]) if "task_id" in header else -1
+        if kind == "success":
+            cached = [tuple(k) for k in header.get("cached", [])]
+            if "map_sizes" in header:
+                output = MapOutput(
+                    link.info.worker_id, link.info.shuffle_url, tuple(header["map_sizes"])
+                )
+                self._apply(self.state.task_succeeded(task_id, map_output=output, cached=cached))
+                return
+            if "result_url" in header:
+                result = await self._fetch_result(header["result_url"])
+                if isinstance(result, BaseException):
+                    self._apply(self.state.task_failed(task_id, result))
+                    return
+            else:
+                result = bytes(blobs[0])
+            self._apply(self.state.task_succeeded(task_id, result=result, cached=cached))
+        elif kind == "failure":
+            reason = header.get("reason")
+            if reason == "cancelled":
+                self._apply(self.state.task_failed(task_id, JobCancelled(), counts=False))
+            elif reason == "fetch_failed":
+                f = header["fetch"]
+                error = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
+                self._apply(
+                    self.state.task_failed(
+                        task_id, error, fetch_failed=(f["shuffle_id"], f["map_ids"])
+                    )
+                )
+            else:
+                error = _user_error(bytes(blobs[0]), header.get("traceback", ""))
+                log.info("task %s failed on %s: %r", task_id, link.info.worker_id, error)
+                self._apply(self.state.task_failed(task_id, error))
+        elif kind == "error":
+            log.error("worker %s refused a message: %s", link.info.worker_id, header.get("error"))
+
+    async def _fetch_result(self, url: str) -> bytes | BaseException:
+        try:
+            async with self.session.get(url) as resp:
+                resp.raise_for_status()
+                return await resp.read()
+        except (aiohttp.ClientError, OSError) as exc:
+            return JobFailed(f"could not fetch a task result from {url}: {exc}")
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def submit(self, rdd: Any, func: Callable, partitions: list[int] | None = None) -> JobHandle:
+        """Start a job computing ``func(split_index, iterator)`` on ``partitions`` of ``rdd``."""
+        if self._closing:
+            raise JobCancelled("the context is stopped")
+        total = len(rdd.splits())
+        if partitions is None:
+            partitions = list(range(total))
+        for p in partitions:
+            if not 0 <= p < total:
+                raise IndexError(f"partition {p} out of range for {rdd!r} ({total} partitions)")
+        stage = self.builder.result_stage(rdd, func)
+        # Serialize up front, so an unpicklable closure fails here, naming the culprit.
+        for s in self.builder.ancestors(stage):
+            self._stage_blob(s)
+        self._next_job += 1
+        handle = JobHandle(self._next_job, len(partitions), self)
+        self.handles[handle.job_id] = handle
+        self._apply(self.state.submit_job(handle.job_id, stage, partitions))
+        return handle
+
+    def cancel_job(self, job_id: int) -> None:
+        handle = self.handles.pop(job_id, None)
+        if handle is None:
+            return
+        for future in (*handle.futures, handle.done):
+            future.cancel()
+        self._apply(self.state.cancel_job(job_id))
+
+    def unpersist(self, rdd_id: int) -> None:
+        self.state.forget_cached(rdd_id)
+        message = pack({"type": "unpersist", "rdd_id": rdd_id})
+        for link in self.links.values():
+            link.send(message)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _apply(self, commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, Launch):
+                self._launch(command)
+            elif isinstance(command, PartitionDone):
+                handle = self.handles.get(command.job_id)
+                if handle is not None:
+                    future = handle.futures[command.index]
+                    if not future.done():
+                        future.set_result(pickle.loads(command.result))
+            elif isinstance(command, JobFinished):
+                handle = self.handles.pop(command.job_id, None)
+                if handle is not None and not handle.done.done():
+                    handle.done.set_result(None)
+            elif isinstance(command, JobAborted):
+                handle = self.handles.pop(command.job_id, None)
+                if handle is not None:
+                    handle._fail(command.error)
+            elif isinstance(command, Cancel):
+                link = self.links.get(command.worker_id)
+                if link is not None:
+                    link.send(pack({"type": "cancel", "task_id": command.task_id}))
+            elif isinstance(command, StagesFinished):
+                self._forget_stages(command.stage_ids)
+
+    def _launch(self, command: Launch) -> None:
+        link = self.links.get(command.worker_id)
+        stage: Stage = command.stage
+        if link is None:  # raced with the worker's loss: the state machine hears of it next
+            return
+        header = {
+            "type": "launch",
+            "task_id": command.task_id,
+            "stage_id": stage.id,
+            "partition": command.partition,
+            "attempt": command.attempt,
+            "inputs": self._shuffle_inputs(stage),
+        }
+        split_blob = serialize_split(stage.rdd.splits()[command.partition])
+        if stage.id in link.sent_stages:
+            link.send(pack(header, split_blob))
+        else:
+            link.sent_stages.add(stage.id)
+            link.send(pack(header, split_blob, self._stage_blob(stage)))
+
+    def _stage_blob(self, stage: Stage) -> bytes:
+        blob = self._stage_blobs.get(stage.id)
+        if blob is None:
+            blob = self._stage_blobs[stage.id] = serialize_stage(stage)
+        return blob
+
+    def _shuffle_inputs(self, stage: Stage) -> dict[str, list]:
+        """For each shuffle the stage reads: ``[[shuffle_url, [map ids]], ...]``."""
+        if not stage.parents:
+            return {}
+        cached = self._inputs.get(stage.id)
+        if cached is not None and cached[0] == self.state.map_epoch:
+            return cached[1]
+        inputs: dict[str, list] = {}
+        for parent in stage.parents:
+            by_url: dict[str, list[int]] = {}
+            for map_id, output in enumerate(self.state.map_locations(parent.shuffle_id)):
+                by_url.setdefault(output.shuffle_url, []).append(map_id)
+            inputs[str(parent.shuffle_id)] = [[url, ids] for url, ids in by_url.items()]
+        self._inputs[stage.id] = (self.state.map_epoch, inputs)
+        return inputs
+
+    def _forget_stages(self, stage_ids: tuple[int, ...]) -> None:
+        message = pack({"type": "forget_stages", "stage_ids": list(stage_ids)})
+        for link in self.links.values():
+            if link.sent_stages.intersection(stage_ids):
+                link.sent_stages.difference_update(stage_ids)
+                link.send(message)
+        for stage_id in stage_ids:
+            self._inputs.pop(stage_id, None)
+            self._stage_blobs.pop(stage_id, None)  # made again if the stage ever reruns
+
+
+def _user_error(blob: bytes, remote_traceback: str) -> BaseException:
+    """The user's exception from a worker, with the worker's traceback as its cause."""
+    try:
+        error = cloudpickle.loads(blob)
+    except Exception as exc:  # noqa: BLE001 - the class may not exist here
+        error = JobFailed(f"a task failed and its error could not be loaded: {exc}")
+    if not isinstance(error, BaseException):
+        error = JobFailed(f"a task failed with {error!r}")
+    if remote_traceback:
+        error.__cause__ = RemoteTraceback(remote_traceback)
+    return error

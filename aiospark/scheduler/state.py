@@ -1,0 +1,519 @@
+"""The scheduler's decisions, as a pure state machine: events in, commands out.
+
+Nothing here does I/O or knows about asyncio.  The async shell
+(``aiospark.scheduler.runner``) feeds it events (a job was submitted, a task
+finished or failed, a worker came or went) and carries out the commands it
+returns (launch this task there, cancel that one, deliver a result, fail a
+job).  That makes every scheduling decision unit-testable without sockets.
+
+>>> from types import SimpleNamespace as NS
+>>> stage = NS(id=1, num_partitions=2, parents=[], shuffle_id=None,
+...            preferred=lambda partition, cache: [])
+>>> state = SchedulerState()
+>>> state.worker_added("w1", host="h", cores=1)
+[]
+>>> [type(c).__name__ for c in state.submit_job(7, stage, [0, 1])]
+['Launch']
+>>> done = state.task_succeeded(1, result="r0")
+>>> [type(c).__name__ for c in done]
+['PartitionDone', 'Launch']
+>>> [type(c).__name__ for c in state.task_succeeded(2, result="r1")]
+['PartitionDone', 'JobFinished']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """Run attempt ``attempt`` of ``stage``'s task for ``partition`` on ``worker_id``."""
+
+    task_id: int
+    stage: Any
+    partition: int
+    attempt: int
+    worker_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancel:
+    """Stop a running task; its outcome no longer matters."""
+
+    task_id: int
+    worker_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionDone:
+    """Output ``index`` of job ``job_id`` is ready."""
+
+    job_id: int
+    index: int
+    result: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFinished:
+    """Every output of the job has been delivered."""
+
+    job_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class JobAborted:
+    """The job cannot finish; ``error`` says why."""
+
+    job_id: int
+    error: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class StagesFinished:
+    """No job needs these stages any more; workers may drop what they cached for them."""
+
+    stage_ids: tuple[int, ...]
+
+
+Command = Launch | Cancel | PartitionDone | JobFinished | JobAborted | StagesFinished
+
+
+# -- state -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MapOutput:
+    """Where one map task's shuffle output lives."""
+
+    worker_id: str
+    shuffle_url: str
+    sizes: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass
+class _Worker:
+    id: str
+    host: str
+    cores: int
+    running: set[int] = dataclasses.field(default_factory=set)
+
+    @property
+    def free(self) -> int:
+        return self.cores - len(self.running)
+
+
+@dataclasses.dataclass
+class _Task:
+    id: int
+    stage_id: int
+    partition: int
+    attempt: int
+    worker_id: str
+
+
+@dataclasses.dataclass
+class _Job:
+    id: int
+    stage: Any
+    #: partition -> output index
+    outputs: dict[int, int]
+    remaining: set[int]
+
+
+@dataclasses.dataclass
+class _StageRun:
+    stage: Any
+    jobs: set[int]
+    waiting: bool = True
+    to_run: set[int] = dataclasses.field(default_factory=set)
+    running: dict[int, set[int]] = dataclasses.field(default_factory=dict)
+    attempts: dict[int, int] = dataclasses.field(default_factory=dict)
+    excluded: dict[int, set[str]] = dataclasses.field(default_factory=dict)
+    fetch_failures: int = 0
+
+
+class SchedulerState:
+    """All the scheduler knows: workers, jobs, stages, tasks, map outputs, cached splits."""
+
+    def __init__(self, max_attempts: int = 4, max_stage_attempts: int = 4) -> None:
+        self.max_attempts = max_attempts
+        self.max_stage_attempts = max_stage_attempts
+        self.workers: dict[str, _Worker] = {}
+        self.jobs: dict[int, _Job] = {}
+        self.stages: dict[int, _StageRun] = {}
+        self.tasks: dict[int, _Task] = {}
+        self.map_outputs: dict[int, list[MapOutput | None]] = {}
+        self.cache: dict[tuple[int, int], set[str]] = {}
+        self._queue: deque[tuple[int, int]] = deque()
+        self._next_task = 0
+        #: Bumped whenever a map output appears or is lost (lets callers cache locations).
+        self.map_epoch = 0
+
+    # -- queries -------------------------------------------------------------------
+
+    def cached_on(self, rdd_id: int, split: int) -> set[str]:
+        """Workers holding a cached split."""
+        return self.cache.get((rdd_id, split), set())
+
+    def map_locations(self, shuffle_id: int) -> list[MapOutput]:
+        """Every map output of a complete shuffle, in map order."""
+        outputs = self.map_outputs.get(shuffle_id, [])
+        if any(o is None for o in outputs):
+            raise RuntimeError(f"shuffle {shuffle_id} is incomplete")
+        return outputs  # type: ignore[return-value]
+
+    def _available(self, stage: Any) -> bool:
+        outputs = self.map_outputs.get(stage.shuffle_id)
+        return (
+            outputs is not None
+            and len(outputs) == stage.num_partitions
+            and all(o is not None for o in outputs)
+        )
+
+    # -- events: jobs -------------------------------------------------------------
+
+    def submit_job(self, job_id: int, stage: Any, partitions: list[int]) -> list[Command]:
+        """A new job wants ``stage.func`` on ``partitions`` of the result stage's RDD."""
+        if not partitions:
+            return [JobFinished(job_id)]
+        outputs = {p: i for i, p in enumerate(partitions)}
+        self.jobs[job_id] = _Job(job_id, stage, outputs, set(partitions))
+        commands: list[Command] = []
+        self._submit_stage(stage, job_id, commands)
+        self._schedule(commands)
+        return commands
+
+    def cancel_job(self, job_id: int) -> list[Command]:
+        """Forget a job; cancel the tasks that no other job needs."""
+        commands: list[Command] = []
+        if job_id in self.jobs:
+            self._drop_job(job_id, commands)
+        return commands
+
+    # -- events: tasks -------------------------------------------------------------
+
+    def task_succeeded(
+        self,
+        task_id: int,
+        result: Any = None,
+        map_output: MapOutput | None = None,
+        cached: list[tuple[int, int]] = (),  # type: ignore[assignment]
+    ) -> list[Command]:
+        """A task finished; ``result`` for result stages, ``map_output`` for map stages."""
+        commands: list[Command] = []
+        task = self._finish_task(task_id)
+        if task is None:
+            return commands
+        for key in cached:
+            self.cache.setdefault(tuple(key), set()).add(task.worker_id)  # type: ignore[arg-type]
+        run = self.stages.get(task.stage_id)
+        if run is not None:
+            self._partition_done(run, task, result, map_output, commands)
+        self._schedule(commands)
+        return commands
+
+    def task_failed(
+        self,
+        task_id: int,
+        error: Any,
+        *,
+        fetch_failed: tuple[int, list[int]] | None = None,
+        counts: bool = True,
+    ) -> list[Command]:
+        """A task failed with ``error``.
+
+        ``fetch_failed=(shuffle_id, map_ids)`` when it could not read map
+        outputs: those are recomputed, then the task is retried.  ``counts`` is
+        False for failures that are nobody's fault (the task was cancelled).
+        """
+        commands: list[Command] = []
+        task = self._finish_task(task_id)
+        if task is None:
+            return commands
+        run = self.stages.get(task.stage_id)
+        if run is None or task.partition in run.running and run.running[task.partition]:
+            self._schedule(commands)
+            return commands  # stage gone, or another attempt of the partition still runs
+        if not self._needs(run, task.partition):
+            self._schedule(commands)
+            return commands
+        if fetch_failed is not None:
+            self._fetch_failed(run, task, error, fetch_failed, commands)
+        elif counts:
+            attempts = run.attempts.get(task.partition, 0) + 1
+            run.attempts[task.partition] = attempts
+            run.excluded.setdefault(task.partition, set()).add(task.worker_id)
+            if attempts >= self.max_attempts:
+                self._abort_stage(run, error, commands)
+            else:
+                self._enqueue(run, task.partition)
+        else:
+            self._enqueue(run, task.partition)
+        self._schedule(commands)
+        return commands
+
+    # -- events: workers -------------------------------------------------------------
+
+    def worker_added(self, worker_id: str, host: str, cores: int) -> list[Command]:
+        """A worker joined (or came back); it can take tasks."""
+        commands: list[Command] = []
+        if worker_id not in self.workers:
+            self.workers[worker_id] = _Worker(worker_id, host, max(1, cores))
+        self._schedule(commands)
+        return commands
+
+    def worker_lost(self, worker_id: str, error: Any = "worker lost") -> list[Command]:
+        """A worker died or was cut off: rerun its tasks elsewhere, forget its cached splits."""
+        commands: list[Command] = []
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return commands
+        for holders in self.cache.values():
+            holders.discard(worker_id)
+        for task_id in sorted(worker.running):
+            commands.extend(self.task_failed(task_id, error))
+        self._schedule(commands)
+        return commands
+
+    def shuffle_outputs_lost(self, shuffle_url: str) -> list[Command]:
+        """A shuffle service is gone: every map output it served must be recomputed."""
+        self.map_epoch += 1
+        for outputs in self.map_outputs.values():
+            for i, out in enumerate(outputs):
+                if out is not None and out.shuffle_url == shuffle_url:
+                    outputs[i] = None
+        return []
+
+    def forget_cached(self, rdd_id: int) -> None:
+        """An RDD was unpersisted."""
+        for key in [k for k in self.cache if k[0] == rdd_id]:
+            del self.cache[key]
+
+    # -- internals -------------------------------------------------------------------
+
+    def _finish_task(self, task_id: int) -> _Task | None:
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            return None
+        worker = self.workers.get(task.worker_id)
+        if worker is not None:
+            worker.running.discard(task_id)
+        run = self.stages.get(task.stage_id)
+        if run is not None:
+            attempts = run.running.get(task.partition)
+            if attempts is not None:
+                attempts.discard(task_id)
+                if not attempts:
+                    del run.running[task.partition]
+        return task
+
+    def _needs(self, run: _StageRun, partition: int) -> bool:
+        stage = run.stage
+        if stage.shuffle_id is not None:
+            outputs = self.map_outputs.get(stage.shuffle_id)
+            return outputs is None or outputs[partition] is None
+        return any(partition in self.jobs[j].remaining for j in run.jobs if j in self.jobs)
+
+    def _submit_stage(self, stage: Any, job_id: int, commands: list[Command]) -> None:
+        run = self.stages.get(stage.id)
+        if run is not None:
+            run.jobs.add(job_id)
+            for parent in stage.parents:
+                if parent.id in self.stages:
+                    self._submit_stage(parent, job_id, commands)
+            return
+        run = _StageRun(stage, {job_id})
+        self.stages[stage.id] = run
+        if stage.shuffle_id is not None:
+            self.map_outputs.setdefault(stage.shuffle_id, [None] * stage.num_partitions)
+        missing = [p for p in stage.parents if not self._available(p)]
+        for parent in missing:
+            self._submit_stage(parent, job_id, commands)
+        if not missing:
+            self._start_stage(run, commands)
+
+    def _start_stage(self, run: _StageRun, commands: list[Command]) -> None:
+        run.waiting = False
+        stage = run.stage
+        todo = [p for p in range(stage.num_partitions) if self._needs(run, p)]
+        if not todo:
+            self._stage_complete(run, commands)
+            return
+        for partition in todo:
+            if partition not in run.running:
+                self._enqueue(run, partition)
+
+    def _enqueue(self, run: _StageRun, partition: int) -> None:
+        if partition not in run.to_run:
+            run.to_run.add(partition)
+            self._queue.append((run.stage.id, partition))
+
+    def _partition_done(
+        self,
+        run: _StageRun,
+        task: _Task,
+        result: Any,
+        map_output: MapOutput | None,
+        commands: list[Command],
+    ) -> None:
+        stage = run.stage
+        if not self._needs(run, task.partition):
+            return  # a duplicate (speculative) attempt finished second
+        for other in sorted(run.running.pop(task.partition, ())):
+            other_task = self.tasks.pop(other, None)
+            if other_task is not None:
+                self.workers.get(other_task.worker_id, _Worker("", "", 0)).running.discard(other)
+                commands.append(Cancel(other, other_task.worker_id))
+        if stage.shuffle_id is not None:
+            self.map_outputs[stage.shuffle_id][task.partition] = map_output
+            self.map_epoch += 1
+            if self._available(stage) and not run.waiting:
+                self._stage_complete(run, commands)
+            return
+        for job_id in sorted(run.jobs):
+            job = self.jobs.get(job_id)
+            if job is None or task.partition not in job.remaining:
+                continue
+            job.remaining.discard(task.partition)
+            commands.append(PartitionDone(job_id, job.outputs[task.partition], result))
+            if not job.remaining:
+                commands.append(JobFinished(job_id))
+                self._drop_job(job_id, commands)
+
+    def _stage_complete(self, run: _StageRun, commands: list[Command]) -> None:
+        stage = run.stage
+        if stage.shuffle_id is None:
+            return
+        # Start every waiting stage whose parents are now all available.
+        for other in list(self.stages.values()):
+            if other.waiting and all(self._available(p) for p in other.stage.parents):
+                self._start_stage(other, commands)
+        if not run.running:
+            self._release_stage(run.stage.id, commands)
+
+    def _fetch_failed(
+        self,
+        run: _StageRun,
+        task: _Task,
+        error: Any,
+        fetch_failed: tuple[int, list[int]],
+        commands: list[Command],
+    ) -> None:
+        shuffle_id, map_ids = fetch_failed
+        self.map_epoch += 1
+        outputs = self.map_outputs.get(shuffle_id)
+        if outputs is not None:
+            for m in map_ids:
+                if 0 <= m < len(outputs):
+                    outputs[m] = None
+        if not run.waiting:
+            run.fetch_failures += 1
+            if run.fetch_failures > self.max_stage_attempts:
+                self._abort_stage(run, error, commands)
+                return
+            run.waiting = True
+        run.to_run.discard(task.partition)
+        job_ids = sorted(run.jobs)
+        for parent in run.stage.parents:
+            if not self._available(parent):
+                for job_id in job_ids:
+                    self._resubmit_parent(parent, job_id, commands)
+        if all(self._available(p) for p in run.stage.parents):
+            self._start_stage(run, commands)
+
+    def _resubmit_parent(self, stage: Any, job_id: int, commands: list[Command]) -> None:
+        run = self.stages.get(stage.id)
+        if run is not None and not run.waiting:
+            run.jobs.add(job_id)
+            self._start_stage(run, commands)
+            return
+        self._submit_stage(stage, job_id, commands)
+
+    def _abort_stage(self, run: _StageRun, error: Any, commands: list[Command]) -> None:
+        for job_id in sorted(run.jobs):
+            if job_id in self.jobs:
+                commands.append(JobAborted(job_id, error))
+                self._drop_job(job_id, commands)
+
+    def _drop_job(self, job_id: int, commands: list[Command]) -> None:
+        job = self.jobs.pop(job_id)
+        released = []
+        for stage_id, run in list(self.stages.items()):
+            run.jobs.discard(job_id)
+            if run.jobs:
+                continue
+            for task_ids in run.running.values():
+                for task_id in sorted(task_ids):
+                    task = self.tasks.pop(task_id, None)
+                    if task is not None:
+                        worker = self.workers.get(task.worker_id)
+                        if worker is not None:
+                            worker.running.discard(task_id)
+                        commands.append(Cancel(task_id, task.worker_id))
+            del self.stages[stage_id]
+            released.append(stage_id)
+        del job
+        if released:
+            commands.append(StagesFinished(tuple(sorted(released))))
+
+    def _release_stage(self, stage_id: int, commands: list[Command]) -> None:
+        run = self.stages.get(stage_id)
+        if run is None:
+            return
+        # A finished map stage stays known through map_outputs; its run record can go
+        # once no job waits on it.
+        if all(
+            not other.waiting or run.stage not in other.stage.parents
+            for other in self.stages.values()
+            if other is not run
+        ):
+            del self.stages[stage_id]
+            commands.append(StagesFinished((stage_id,)))
+
+    def _pick_worker(self, run: _StageRun, partition: int) -> _Worker | None:
+        free = [w for w in self.workers.values() if w.free > 0]
+        if not free:
+            return None
+        excluded = run.excluded.get(partition, set())
+        allowed = [w for w in free if w.id not in excluded]
+        if not allowed:
+            if len(self.workers) > len(excluded):
+                return None  # wait for a worker that has not failed this partition
+            allowed = free
+        preferred = run.stage.preferred(partition, self.cached_on)
+        if preferred:
+            local = [w for w in allowed if w.id in preferred or w.host in preferred]
+            if local:
+                allowed = local
+        return max(allowed, key=lambda w: (w.free, -len(w.running)))
+
+    def _schedule(self, commands: list[Command]) -> None:
+        queue = self._queue
+        skipped: list[tuple[int, int]] = []
+        while queue:
+            if not any(w.free > 0 for w in self.workers.values()):
+                break
+            stage_id, partition = queue.popleft()
+            run = self.stages.get(stage_id)
+            if run is None or partition not in run.to_run or run.waiting:
+                if run is not None and run.waiting and partition in run.to_run:
+                    skipped.append((stage_id, partition))
+                continue
+            worker = self._pick_worker(run, partition)
+            if worker is None:
+                skipped.append((stage_id, partition))
+                continue
+            run.to_run.discard(partition)
+            self._next_task += 1
+            task_id = self._next_task
+            attempt = run.attempts.get(partition, 0)
+            self.tasks[task_id] = _Task(task_id, stage_id, partition, attempt, worker.id)
+            run.running.setdefault(partition, set()).add(task_id)
+            worker.running.add(task_id)
+            commands.append(Launch(task_id, run.stage, partition, attempt, worker.id))
+        queue.extendleft(reversed(skipped))

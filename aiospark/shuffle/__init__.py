@@ -1,0 +1,1 @@
+"""Shuffles: map tasks write bucketed files, the shuffle service serves them to reducers."""

@@ -1,0 +1,135 @@
+"""The reduce side of a shuffle: stream every map output's segment for one reducer.
+
+Map outputs on this worker's own host are read straight from disk; the others
+are fetched from their host's shuffle service as streamed HTTP bodies.  The
+reading runs on the task's thread; remote fetches run on the worker's event
+loop and hand frames over through a bounded queue, so memory in flight stays
+bounded and the loop never decodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+
+from aiospark.errors import FetchFailed
+from aiospark.protocol.auth import auth_headers
+from aiospark.protocol.frames import decode_frame, iter_file_frames, read_frames
+from aiospark.shuffle.files import map_paths, read_segment_range, shuffle_dir
+
+#: Frames buffered between the event loop and the reducing thread.
+_PREFETCH_FRAMES = 16
+_DONE = object()
+
+
+def format_map_ids(map_ids: list[int]) -> str:
+    """Compact ``maps=`` query value: runs of consecutive ids as ranges.
+
+    >>> format_map_ids([0, 1, 2, 5, 7, 8])
+    '0-2,5,7-8'
+    """
+    parts = []
+    ids = sorted(map_ids)
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def parse_map_ids(text: str, limit: int = 1_000_000) -> list[int]:
+    """Inverse of ``format_map_ids``; ``ValueError`` on anything malformed.
+
+    >>> parse_map_ids("0-2,5")
+    [0, 1, 2, 5]
+    """
+    ids: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise ValueError(f"bad map id range {part!r}")
+        start, end = int(lo), int(hi or lo)
+        if end < start or len(ids) + end - start + 1 > limit:
+            raise ValueError(f"bad map id range {part!r}")
+        ids.extend(range(start, end + 1))
+    return ids
+
+
+def read_local(
+    root: str, app_id: str, shuffle_id: int, reduce_id: int, map_ids: list[int], url: str
+) -> Iterator[list[Any]]:
+    """Batches of one reducer's segments of map outputs stored on this host."""
+    directory = shuffle_dir(root, app_id, shuffle_id)
+    for map_id in map_ids:
+        data_path, index_path = map_paths(directory, map_id)
+        try:
+            start, length = read_segment_range(index_path, reduce_id)
+            if length:
+                yield from iter_file_frames(data_path, start, length)
+        except (OSError, ValueError) as exc:
+            raise FetchFailed(shuffle_id, [map_id], url, f"{type(exc).__name__}: {exc}") from None
+
+
+async def _stream_remote(
+    session: aiohttp.ClientSession,
+    secret: str,
+    url: str,
+    app_id: str,
+    shuffle_id: int,
+    reduce_id: int,
+    map_ids: list[int],
+    out: queue.Queue,
+) -> None:
+    target = f"{url}/v1/shuffle/{app_id}/{shuffle_id}/{reduce_id}"
+    params = {"maps": format_map_ids(map_ids)}
+    loop = asyncio.get_running_loop()
+    try:
+        async with session.get(target, params=params, headers=auth_headers(secret)) as resp:
+            if resp.status != 200:
+                body = await resp.text()
+                raise FetchFailed(shuffle_id, map_ids, url, f"HTTP {resp.status}: {body[:200]}")
+            async for frame in read_frames(resp.content):
+                # put() may block when the reducer is behind: do it off the loop.
+                await loop.run_in_executor(None, out.put, frame)
+    except FetchFailed as exc:
+        await loop.run_in_executor(None, out.put, exc)
+    except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
+        failure = FetchFailed(shuffle_id, map_ids, url, f"{type(exc).__name__}: {exc}")
+        await loop.run_in_executor(None, out.put, failure)
+    finally:
+        await loop.run_in_executor(None, out.put, _DONE)
+
+
+def read_remote(
+    loop: asyncio.AbstractEventLoop,
+    session: aiohttp.ClientSession,
+    secret: str,
+    url: str,
+    app_id: str,
+    shuffle_id: int,
+    reduce_id: int,
+    map_ids: list[int],
+) -> Iterator[list[Any]]:
+    """Batches fetched from a remote shuffle service (call from a worker thread)."""
+    frames: queue.Queue = queue.Queue(_PREFETCH_FRAMES)
+    future = asyncio.run_coroutine_threadsafe(
+        _stream_remote(session, secret, url, app_id, shuffle_id, reduce_id, map_ids, frames),
+        loop,
+    )
+    try:
+        while True:
+            item = frames.get()
+            if item is _DONE:
+                return
+            if isinstance(item, FetchFailed):
+                raise item
+            yield decode_frame(item)
+    finally:
+        future.cancel()

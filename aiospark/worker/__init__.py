@@ -1,0 +1,1 @@
+"""The worker: executes tasks off its event loop and keeps cached splits."""

@@ -1,0 +1,369 @@
+"""The worker process: registers with the master, takes tasks from drivers, serves results.
+
+Drivers connect to ``/v1/driver?app=<id>`` with a WebSocket and send
+``launch``/``cancel``/``unpersist``/``forget_stages`` messages (see
+``aiospark.protocol.envelope``); the worker answers each launch with a
+``success`` or ``failure`` message.  Tasks run on a thread pool of ``cores``
+threads; the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import shutil
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from aiospark.protocol.auth import auth_headers, auth_middleware
+from aiospark.protocol.envelope import EnvelopeError, pack, unpack
+from aiospark.protocol.messages import Heartbeat, RegisterWorker
+from aiospark.shuffle.files import check_app_id
+from aiospark.shuffle.reader import read_local, read_remote
+from aiospark.worker.blocks import BlockStore
+from aiospark.worker.executor import (
+    StageCache,
+    TaskOutcome,
+    TaskSpec,
+    WorkerTaskContext,
+    run_task,
+)
+
+log = logging.getLogger("aiospark.worker")
+
+#: Results larger than this are kept on the worker and fetched over HTTP.
+INLINE_RESULT_LIMIT = 8 << 20
+MAX_REQUEST_BYTES = 64 << 20
+
+
+class DriverSession:
+    """One connected driver (application) and its running tasks."""
+
+    def __init__(self, app_id: str, ws: web.WebSocketResponse) -> None:
+        self.app_id = app_id
+        self.ws = ws
+        self.send_lock = asyncio.Lock()
+        self.tasks: dict[int, tuple[asyncio.Task, WorkerTaskContext]] = {}
+
+    async def send(self, header: dict[str, Any], *blobs: Any) -> None:
+        async with self.send_lock:
+            if not self.ws.closed:
+                await self.ws.send_bytes(pack(header, *blobs))
+
+
+class Worker:
+    """A worker's state and its HTTP/WebSocket server."""
+
+    def __init__(
+        self,
+        *,
+        master_url: str,
+        secret: str,
+        shuffle_url: str,
+        shuffle_root: str | None,
+        work_dir: str,
+        host: str = "127.0.0.1",
+        cores: int = 1,
+        memory_bytes: int = 0,
+        worker_id: str | None = None,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
+        self.master_url = master_url.rstrip("/")
+        self.secret = secret
+        self.shuffle_url = shuffle_url.rstrip("/")
+        self.shuffle_root = shuffle_root
+        self.work_dir = work_dir
+        self.host = host
+        self.cores = cores
+        self.memory_bytes = memory_bytes
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.heartbeat_interval = heartbeat_interval
+        self.url = ""
+        self.blocks = BlockStore(work_dir)
+        self.stages = StageCache()
+        self.pool = ThreadPoolExecutor(cores, thread_name_prefix="aiospark-task")
+        self.sessions: set[DriverSession] = set()
+        self.results: dict[tuple[str, int], bytes] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._background: list[asyncio.Task] = []
+        self._registered = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[auth_middleware(self.secret)], client_max_size=MAX_REQUEST_BYTES
+        )
+        app.add_routes(
+            [
+                web.get("/v1/health", self.health),
+                web.get("/v1/driver", self.driver_socket),
+                web.get("/v1/results/{app}/{task}", self.get_result),
+            ]
+        )
+        return app
+
+    async def start(self, port: int = 0) -> None:
+        from aiospark.runtime import serve
+
+        os.makedirs(self.work_dir, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._session = aiohttp.ClientSession(
+            headers=auth_headers(self.secret),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
+        self._runner, self.url = await serve(self.make_app(), self.host, port)
+        self._background.append(asyncio.create_task(self._heartbeat_loop()))
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for session in list(self.sessions):
+            for task, tctx in session.tasks.values():
+                tctx.cancelled = True
+                task.cancel()
+            await session.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # -- master ------------------------------------------------------------------------
+
+    async def _register(self) -> None:
+        assert self._session is not None
+        message = RegisterWorker(
+            worker_id=self.worker_id,
+            url=self.url,
+            host=self.host,
+            cores=self.cores,
+            memory_bytes=self.memory_bytes,
+            shuffle_url=self.shuffle_url,
+            pid=os.getpid(),
+        )
+        async with self._session.post(
+            f"{self.master_url}/v1/workers", json=message.to_json()
+        ) as resp:
+            resp.raise_for_status()
+        self._registered.set()
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._session is not None
+        delay = 0.05
+        while True:
+            try:
+                if not self._registered.is_set():
+                    await self._register()
+                    delay = 0.05
+                else:
+                    beat = Heartbeat(self.worker_id, self.running_tasks(), 0)
+                    url = f"{self.master_url}/v1/workers/{self.worker_id}/heartbeat"
+                    async with self._session.post(url, json=beat.to_json()) as resp:
+                        if resp.status == 404:  # the master forgot us: register again
+                            self._registered.clear()
+                            continue
+                        resp.raise_for_status()
+                await asyncio.sleep(self.heartbeat_interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep trying whatever went wrong
+                log.debug("master unreachable (%s); retrying in %.2fs", exc, delay)
+                self._registered.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.heartbeat_interval)
+
+    def running_tasks(self) -> int:
+        return sum(len(s.tasks) for s in self.sessions)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "worker_id": self.worker_id,
+                "registered": self._registered.is_set(),
+                "running_tasks": self.running_tasks(),
+                "blocks": self.blocks.summary(),
+            }
+        )
+
+    async def get_result(self, request: web.Request) -> web.StreamResponse:
+        try:
+            key = (check_app_id(request.match_info["app"]), int(request.match_info["task"]))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        data = self.results.pop(key, None)
+        if data is None:
+            raise web.HTTPNotFound(text=f"no result for task {key[1]}")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def driver_socket(self, request: web.Request) -> web.WebSocketResponse:
+        try:
+            app_id = check_app_id(request.query.get("app", ""))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        ws = web.WebSocketResponse(max_msg_size=0, heartbeat=None)
+        await ws.prepare(request)
+        session = DriverSession(app_id, ws)
+        self.sessions.add(session)
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    await ws.close(code=1003, message=b"binary envelopes only")
+                    break
+                try:
+                    header, blobs = unpack(msg.data)
+                    self._dispatch(session, header, blobs)
+                except (EnvelopeError, KeyError, TypeError, ValueError) as exc:
+                    await session.send({"type": "error", "error": f"bad message: {exc}"})
+        finally:
+            self.sessions.discard(session)
+            self._driver_gone(session)
+        return ws
+
+    # -- driver messages ----------------------------------------------------------------
+
+    def _dispatch(self, session: DriverSession, header: dict, blobs: list) -> None:
+        kind = header["type"]
+        if kind == "launch":
+            self._launch(session, header, blobs)
+        elif kind == "cancel":
+            entry = session.tasks.get(int(header["task_id"]))
+            if entry is not None:
+                entry[1].cancelled = True
+        elif kind == "unpersist":
+            self.blocks.drop_rdd(session.app_id, int(header["rdd_id"]))
+        elif kind == "forget_stages":
+            self.stages.drop(session.app_id, [int(s) for s in header["stage_ids"]])
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
+
+    def _launch(self, session: DriverSession, header: dict, blobs: list) -> None:
+        app_id = session.app_id
+        stage_id = int(header["stage_id"])
+        if len(blobs) == 2:
+            self.stages.add(app_id, stage_id, bytes(blobs[1]))
+        elif not self.stages.has(app_id, stage_id):
+            raise ValueError(f"stage {stage_id} was never sent")
+        spec = TaskSpec(
+            app_id=app_id,
+            task_id=int(header["task_id"]),
+            stage_id=stage_id,
+            partition=int(header["partition"]),
+            attempt=int(header["attempt"]),
+            stage_blob=None,
+            split_blob=bytes(blobs[0]),
+            shuffle_inputs=header.get("inputs") or {},
+        )
+        fetch = functools.partial(self._fetch, app_id)
+        tctx = WorkerTaskContext(spec, self.blocks, fetch)
+        task = asyncio.create_task(self._execute(session, spec, tctx))
+        session.tasks[spec.task_id] = (task, tctx)
+
+    def _fetch(self, app_id: str, url: str, shuffle_id: int, reduce_id: int, map_ids: list):
+        if url == self.shuffle_url and self.shuffle_root:
+            return read_local(self.shuffle_root, app_id, shuffle_id, reduce_id, map_ids, url)
+        assert self._session is not None and self._loop is not None
+        return read_remote(
+            self._loop, self._session, self.secret, url, app_id, shuffle_id, reduce_id, map_ids
+        )
+
+    async def _execute(self, session: DriverSession, spec: TaskSpec, tctx: WorkerTaskContext):
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            outcome: TaskOutcome = await loop.run_in_executor(
+                self.pool, run_task, spec, self.stages, tctx, self.shuffle_root or self.work_dir
+            )
+        except asyncio.CancelledError:
+            tctx.cancelled = True
+            raise
+        finally:
+            session.tasks.pop(spec.task_id, None)
+        header: dict[str, Any] = {
+            "task_id": spec.task_id,
+            "seconds": round(time.perf_counter() - started, 6),
+        }
+        if outcome.ok:
+            header["type"] = "success"
+            header["cached"] = outcome.cached
+            if outcome.map_sizes is not None:
+                header["map_sizes"] = outcome.map_sizes
+                await session.send(header)
+                return
+            result = outcome.result or b""
+            if len(result) > INLINE_RESULT_LIMIT:
+                self.results[(session.app_id, spec.task_id)] = result
+                header["result_url"] = f"{self.url}/v1/results/{session.app_id}/{spec.task_id}"
+                await session.send(header)
+            else:
+                await session.send(header, result)
+            return
+        header["type"] = "failure"
+        header["traceback"] = outcome.traceback
+        if outcome.cancelled:
+            header["reason"] = "cancelled"
+            await session.send(header)
+        elif outcome.fetch_failed is not None:
+            failure = outcome.fetch_failed
+            header["reason"] = "fetch_failed"
+            header["fetch"] = {
+                "shuffle_id": failure.shuffle_id,
+                "map_ids": failure.map_ids,
+                "url": failure.url,
+                "message": failure.reason,
+            }
+            await session.send(header)
+        else:
+            header["reason"] = "error"
+            await session.send(header, outcome.error or b"")
+
+    def _driver_gone(self, session: DriverSession) -> None:
+        """A driver disconnected: stop its tasks, drop what it cached."""
+        for task, tctx in list(session.tasks.values()):
+            tctx.cancelled = True
+            task.cancel()
+        app_id = session.app_id
+        if not any(s.app_id == app_id for s in self.sessions):
+            self.stages.drop(app_id)
+            self.blocks.drop_app(app_id)
+            for key in [k for k in self.results if k[0] == app_id]:
+                del self.results[key]
+
+
+async def run_worker(args: Any) -> None:
+    """Entry point of ``aiospark worker``."""
+    from aiospark.runtime import wait_for_stop
+
+    worker = Worker(
+        master_url=args.master,
+        secret=args.secret,
+        shuffle_url=args.shuffle_url,
+        shuffle_root=args.shuffle_dir,
+        work_dir=args.work_dir,
+        host=args.host,
+        cores=args.cores,
+        memory_bytes=args.memory,
+        worker_id=args.worker_id,
+        heartbeat_interval=args.heartbeat_interval,
+    )
+    await worker.start(args.port)
+    log.info("worker %s serving at %s", worker.worker_id, worker.url)
+    try:
+        reason = await wait_for_stop(args.parent_pid)
+        log.info("worker %s stopping: %s", worker.worker_id, reason)
+    finally:
+        with contextlib.suppress(Exception):
+            await worker.stop()

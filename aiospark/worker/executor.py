@@ -1,0 +1,164 @@
+"""Running one task on a worker thread: deserialize, compute the split, package the outcome.
+
+This is the only place user code runs.  It runs on a thread of the worker's
+pool, never on its event loop, so heartbeats, cancellation and split serving
+stay responsive while a CPU-bound task holds the GIL between switch intervals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import cloudpickle
+
+from aiospark.errors import FetchFailed, TaskCancelled
+from aiospark.lineage import StorageLevel
+from aiospark.protocol import frames
+from aiospark.shuffle.files import shuffle_dir
+from aiospark.shuffle.writer import write_map_output
+from aiospark.worker.blocks import BlockStore
+
+
+@dataclasses.dataclass
+class TaskSpec:
+    """What the driver asked for (already unpacked from the launch message)."""
+
+    app_id: str
+    task_id: int
+    stage_id: int
+    partition: int
+    attempt: int
+    stage_blob: Any  # the (rdd, func-or-dependency) pair, still pickled
+    split_blob: bytes | memoryview
+    #: shuffle_id -> [[shuffle_url, [map ids]], ...] for the shuffles this task reads
+    shuffle_inputs: dict[str, list]
+
+
+@dataclasses.dataclass
+class TaskOutcome:
+    """What goes back to the driver."""
+
+    ok: bool
+    result: bytes | None = None
+    map_sizes: list[int] | None = None
+    cached: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    error: bytes | None = None
+    traceback: str = ""
+    fetch_failed: FetchFailed | None = None
+    cancelled: bool = False
+
+
+class StageCache:
+    """Deserialized stages, so a stage's pickled lineage is loaded once per worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blobs: dict[tuple[str, int], Any] = {}
+        self._loaded: dict[tuple[str, int], Any] = {}
+
+    def add(self, app_id: str, stage_id: int, blob: bytes) -> None:
+        with self._lock:
+            self._blobs[(app_id, stage_id)] = blob
+
+    def has(self, app_id: str, stage_id: int) -> bool:
+        with self._lock:
+            return (app_id, stage_id) in self._blobs
+
+    def load(self, app_id: str, stage_id: int) -> Any:
+        key = (app_id, stage_id)
+        with self._lock:
+            if key in self._loaded:
+                return self._loaded[key]
+            blob = self._blobs[key]
+        value = cloudpickle.loads(blob)
+        with self._lock:
+            self._loaded[key] = value
+        return value
+
+    def drop(self, app_id: str, stage_ids: list[int] | None = None) -> None:
+        with self._lock:
+            for store in (self._blobs, self._loaded):
+                for key in [k for k in store if k[0] == app_id]:
+                    if stage_ids is None or key[1] in stage_ids:
+                        del store[key]
+
+
+class WorkerTaskContext:
+    """The ``TaskContext`` a split's computation sees on a worker."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        blocks: BlockStore,
+        fetch: Callable[[str, int, int, list], Iterator[list]],
+    ) -> None:
+        self.app_id = spec.app_id
+        self.stage_id = spec.stage_id
+        self.partition = spec.partition
+        self.attempt = spec.attempt
+        self.cancelled = False
+        self.cached: list[tuple[int, int]] = []
+        self._blocks = blocks
+        self._fetch = fetch
+        self._inputs = spec.shuffle_inputs
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise TaskCancelled("task cancelled")
+
+    def get_block(self, rdd_id: int, split: int) -> list | None:
+        return self._blocks.get(self.app_id, rdd_id, split)
+
+    def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
+        self._blocks.put(self.app_id, rdd_id, split, records, level)
+        self.cached.append((rdd_id, split))
+
+    def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
+        for url, map_ids in self._inputs.get(str(shuffle_id), []):
+            self.check()
+            yield from self._fetch(url, shuffle_id, reduce_id, map_ids)
+
+
+def run_task(
+    spec: TaskSpec, stages: StageCache, tctx: WorkerTaskContext, shuffle_root: str
+) -> TaskOutcome:
+    """Compute one task.  Never raises: failures become a failed outcome."""
+    try:
+        rdd, action = stages.load(spec.app_id, spec.stage_id)
+        split = pickle.loads(spec.split_blob)
+        records = rdd.iterator(split, tctx)
+        if callable(action):
+            value = action(spec.partition, records)
+            tctx.check()
+            return TaskOutcome(True, result=frames.dumps(value), cached=tctx.cached)
+        directory = shuffle_dir(shuffle_root, spec.app_id, action.shuffle_id)
+        sizes = write_map_output(records, action, directory, spec.partition)
+        return TaskOutcome(True, map_sizes=sizes, cached=tctx.cached)
+    except TaskCancelled:
+        return TaskOutcome(False, cancelled=True)
+    except FetchFailed as exc:
+        return TaskOutcome(False, fetch_failed=exc, traceback=traceback.format_exc())
+    except BaseException as exc:  # noqa: BLE001 - user code may raise anything
+        return TaskOutcome(False, error=pickle_exception(exc), traceback=format_user_traceback(exc))
+
+
+def format_user_traceback(exc: BaseException) -> str:
+    """The traceback of a user error, without the frames of aiospark's own task machinery."""
+    lines = traceback.format_exception(exc)
+    return "".join(lines)
+
+
+def pickle_exception(exc: BaseException) -> bytes:
+    """The exception itself when it pickles (and unpickles), else a stand-in with its text."""
+    try:
+        blob = cloudpickle.dumps(exc)
+        pickle.loads(blob)
+        return blob
+    except Exception:  # noqa: BLE001 - any pickling problem means "use the stand-in"
+        stand_in = RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+        return cloudpickle.dumps(stand_in)
