@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(master)
     master.add_argument("--worker-timeout", type=float, default=10.0,
                         help="seconds without heartbeat before a worker is lost (default: 10)")
+    master.add_argument("--session-dir", default=None, help=argparse.SUPPRESS)
 
     worker = sub.add_parser("worker", help="run a worker")
     _common(worker)

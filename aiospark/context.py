@@ -95,7 +95,13 @@ class Context:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> Context:
-        """Start the embedded cluster or connect to the master; returns ``self``."""
+        """Start the embedded cluster or connect to the master; returns ``self``.
+
+        >>> c = await Context(workers=1).start()
+        >>> c.default_parallelism
+        2
+        >>> await c.stop()
+        """
         if self._started:
             return self
         try:

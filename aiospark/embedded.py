@@ -20,6 +20,16 @@ import tempfile
 from aiospark.runtime import listening_socket
 
 
+def driver_python_path() -> str:
+    """The driver's ``sys.path`` as a ``PYTHONPATH``, so workers import what the driver can.
+
+    Functions from the user's own modules are pickled by reference; on a local
+    cluster they should just work, as they would in the driver.
+    """
+    entries = [os.getcwd() if p == "" else p for p in sys.path]
+    return os.pathsep.join(dict.fromkeys(p for p in entries if p and os.path.exists(p)))
+
+
 class EmbeddedCluster:
     """Starts and stops the local processes of one session."""
 
@@ -51,7 +61,12 @@ class EmbeddedCluster:
         ]
 
     async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
-        env = {**os.environ, "AIOSPARK_SECRET": self.secret, "PYTHONHASHSEED": "0"}
+        env = {
+            **os.environ,
+            "AIOSPARK_SECRET": self.secret,
+            "PYTHONHASHSEED": "0",
+            "PYTHONPATH": driver_python_path(),
+        }
         self.processes[name] = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
@@ -74,13 +89,16 @@ class EmbeddedCluster:
             await self._spawn(
                 "master",
                 self._command(
-                    "master", "--fd", str(m_fd), "--worker-timeout", str(self.worker_timeout)
+                    "master", "--fd", str(m_fd), "--worker-timeout", str(self.worker_timeout),
+                    "--session-dir", self.root,
                 ),
                 (m_fd,),
             )
             await self._spawn(
                 "shuffle-service",
-                self._command("shuffle-service", "--fd", str(s_fd), "--dir", shuffle_dir),
+                self._command(
+                    "shuffle-service", "--fd", str(s_fd), "--dir", shuffle_dir, "--cleanup"
+                ),
                 (s_fd,),
             )
             for i in range(self.num_workers):

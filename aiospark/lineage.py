@@ -206,3 +206,33 @@ class TaskContext(Protocol):
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         """Batches of records of one reduce partition, from every map output."""
+
+
+class LocalTaskContext:
+    """A ``TaskContext`` for computing splits in the current process (tests, examples).
+
+    It keeps blocks in a dict, is never cancelled, and cannot read shuffles.
+
+    >>> tctx = LocalTaskContext()
+    >>> tctx.put_block(1, 0, [1, 2], StorageLevel.MEMORY_ONLY)
+    >>> tctx.get_block(1, 0)
+    [1, 2]
+    """
+
+    def __init__(self, stage_id: int = 0, partition: int = 0, attempt: int = 0) -> None:
+        self.stage_id = stage_id
+        self.partition = partition
+        self.attempt = attempt
+        self.blocks: dict[tuple[int, int], list] = {}
+
+    def check(self) -> None:
+        return None
+
+    def get_block(self, rdd_id: int, split: int) -> list | None:
+        return self.blocks.get((rdd_id, split))
+
+    def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
+        self.blocks[(rdd_id, split)] = records
+
+    def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
+        raise NotImplementedError("LocalTaskContext cannot read shuffle outputs")

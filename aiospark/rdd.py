@@ -78,7 +78,11 @@ class RDD:
     # -- the five-tuple -------------------------------------------------------
 
     def splits(self) -> list[Split]:
-        """The RDD's partitions, computed once in the driver."""
+        """The RDD's partitions, computed once in the driver.
+
+        >>> [s.index for s in ctx.parallelize(range(6), 3).splits()]
+        [0, 1, 2]
+        """
         if self._splits is None:
             self._splits = self._compute_splits()
         return self._splits
@@ -87,15 +91,33 @@ class RDD:
         raise NotImplementedError
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        """Compute one split from the parents' iterators (runs on a worker)."""
+        """Compute one split from the parents' iterators (runs on a worker).
+
+        >>> from aiospark.lineage import LocalTaskContext
+        >>> rdd = ctx.parallelize([1, 2, 3], 1).map(str)
+        >>> list(rdd.compute(rdd.splits()[0], LocalTaskContext()))
+        ['1', '2', '3']
+        """
         raise NotImplementedError
 
     def preferred_locations(self, split: Split) -> list[str]:
-        """Hosts where ``split`` is cheapest to compute (none by default)."""
+        """Hosts where ``split`` is cheapest to compute (none by default).
+
+        >>> rdd = ctx.parallelize([1, 2])
+        >>> rdd.preferred_locations(rdd.splits()[0])
+        []
+        """
         return []
 
     def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        """The records of ``split``, from the block store when the RDD is persisted."""
+        """The records of ``split``, from the block store when the RDD is persisted.
+
+        >>> from aiospark.lineage import LocalTaskContext
+        >>> tctx = LocalTaskContext()
+        >>> rdd = ctx.parallelize([1, 2], 1).cache()
+        >>> list(rdd.iterator(rdd.splits()[0], tctx)), tctx.get_block(rdd.id, 0)
+        ([1, 2], [1, 2])
+        """
         level = self.storage_level
         if level is None:
             return self.compute(split, tctx)
@@ -474,12 +496,15 @@ class RDD:
         """
         await self._run(lambda _, it: (f(it), None)[1])
 
-    async def save_as_text_file(self, path: str, compression: str | None = None) -> None:
+    async def save_as_text_file(
+        self, path: str, compression: str | None = None, overwrite: bool = False
+    ) -> None:
         """Write ``str(record)`` lines as ``path/part-00000``... plus ``_SUCCESS``.
 
         Every part is written to a temporary name and renamed when its task
         succeeds, so failed or retried tasks never leave partial files.
         ``compression`` is any fsspec codec name (``"gzip"``, ``"bz2"`` ...).
+        An existing ``path`` is an error unless ``overwrite`` is true.
 
         >>> out = f"{tmp_dir}/doctest-save"
         >>> await ctx.parallelize(["x", "y", "z"], 2).save_as_text_file(out)
@@ -488,9 +513,13 @@ class RDD:
         """
         from aiospark.io.output import OutputCommitter, write_text_part
 
-        committer = OutputCommitter.create(path, self.ctx.storage_options)
+        committer = OutputCommitter.create(path, self.ctx.storage_options, overwrite)
         writer = functools.partial(write_text_part, committer, compression)
-        await self._run(writer)
+        try:
+            await self._run(writer)
+        except BaseException:
+            committer.abort_job()
+            raise
         committer.commit_job()
 
     # -- streaming ----------------------------------------------------------------

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import shutil
 import time
 from typing import Any
 
@@ -148,3 +149,5 @@ async def run_master(args: Any) -> None:
         await wait_for_stop(args.parent_pid)
     finally:
         await runner.cleanup()
+        if args.session_dir:  # the embedded cluster's temporary files, if the driver died
+            shutil.rmtree(args.session_dir, ignore_errors=True)

@@ -1,0 +1,128 @@
+"""The embedded cluster's processes: names, clean shutdown, driver death, killed workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import operator
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import aiospark
+from tests.conftest import pid_alive, wait_until
+
+pytestmark = pytest.mark.cluster
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
+async def test_processes_are_named_by_role_and_gone_after_stop():
+    ctx = aiospark.Context(workers=2)
+    await ctx.start()
+    try:
+        cluster = ctx._cluster
+        pids = cluster.pids()
+        root = cluster.root
+        assert set(pids) == {"master", "shuffle-service", "worker-0", "worker-1"}
+        for name, pid in pids.items():
+            role = name.split("-")[0] if name.startswith("worker") else name
+            assert f"-m aiospark {role}" in _cmdline(pid)
+        assert os.path.isdir(root)
+        assert await ctx.parallelize(range(100), 4).map(lambda x: (x % 3, x)).reduce_by_key(
+            operator.add
+        ).count() == 3
+        assert os.listdir(os.path.join(root, "shuffle")), "map outputs were written"
+    finally:
+        await ctx.stop()
+    await wait_until(lambda: not any(pid_alive(p) for p in pids.values()), 10, "processes exit")
+    assert not os.path.exists(root)
+
+
+DRIVER = textwrap.dedent(
+    """
+    import asyncio, json, sys, aiospark
+
+    async def main():
+        ctx = await aiospark.Context(workers=2).start()
+        assert await ctx.parallelize(range(10), 2).sum() == 45
+        print(json.dumps({"pids": ctx._cluster.pids(), "root": ctx._cluster.root}), flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_cluster_exits_when_the_driver_is_killed():
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    info = None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(driver.stdout.readline), 60)
+        info = json.loads(line)
+        assert all(pid_alive(p) for p in info["pids"].values())
+    finally:
+        driver.kill()
+        driver.wait()
+    if info is None:
+        pytest.fail("the driver did not start its cluster")
+    pids = info["pids"].values()
+    await wait_until(lambda: not any(pid_alive(p) for p in pids), 15, "orphans to exit")
+    await wait_until(lambda: not os.path.exists(info["root"]), 5, "session dir removal")
+
+
+async def test_job_survives_a_worker_killed_mid_stage(tmp_path):
+    def slow(x):
+        time.sleep(0.002)
+        (tmp_path / f"{x}-{os.urandom(3).hex()}").touch()
+        return x * x
+
+    async with aiospark.Context(workers=2) as ctx:
+        victim = ctx._cluster.processes["worker-1"]
+        data = ctx.parallelize(range(3000), 12)
+        job = asyncio.ensure_future(data.map(slow).map(lambda x: (x % 10, x)).reduce_by_key(
+            operator.add
+        ).collect())
+        await wait_until(lambda: len(os.listdir(tmp_path)) > 300, 30, "the job to be under way")
+        os.kill(victim.pid, signal.SIGKILL)
+        result = await asyncio.wait_for(job, 60)
+        expected: dict[int, int] = {}
+        for x in range(3000):
+            expected[x * x % 10] = expected.get(x * x % 10, 0) + x * x
+        assert dict(result) == expected
+        assert len(ctx._scheduler.links) == 1
+        # Cached splits on the dead worker are gone; a second action recomputes them.
+        cached = ctx.parallelize(range(1000), 4).map(lambda x: x + 1).cache()
+        assert await cached.sum() == sum(range(1, 1001))
+        assert await cached.count() == 1000
+
+
+async def test_shuffle_output_of_a_dead_worker_is_still_served(tmp_path):
+    def mark(x):
+        (tmp_path / f"{x}").touch()
+        return (x % 7, 1)
+
+    async with aiospark.Context(workers=2) as ctx:
+        counts = ctx.parallelize(range(700), 6).map(mark).reduce_by_key(operator.add, 3)
+        assert sorted(await counts.collect()) == [(k, 100) for k in range(7)]
+        assert len(os.listdir(tmp_path)) == 700
+        for name in os.listdir(tmp_path):
+            os.remove(tmp_path / name)
+        os.kill(ctx._cluster.processes["worker-0"].pid, signal.SIGKILL)
+        await wait_until(lambda: len(ctx._scheduler.links) == 1, 10, "the loss to be noticed")
+        assert sorted(await counts.map_values(lambda v: v * 2).collect()) == [
+            (k, 200) for k in range(7)
+        ]
+        # The map side was not recomputed: the shuffle service still serves its files.
+        assert os.listdir(tmp_path) == []

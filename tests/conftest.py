@@ -1,0 +1,44 @@
+"""Shared fixtures: a session-wide embedded cluster, and helpers to wait on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+import pytest_asyncio
+
+import aiospark
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ctx():
+    """One embedded cluster (2 workers) shared by the non-destructive cluster tests."""
+    async with aiospark.Context(workers=2) as context:
+        yield context
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
