@@ -387,10 +387,12 @@ def _line_blocks(
             view = memoryview(chunk)
             while i < end:
                 j = chunk.rfind(b"\n", i, min(i + _WINDOW, end))
+                if j < 0:  # a line longer than the window
+                    j = chunk.find(b"\n", i, end)
                 yield lines_of(view[i : j + 1], chunk_pos + i)
                 enc = encoding
                 i = j + 1
             if done:
                 return
-            pending_pos = chunk_pos + end
+            pending_pos = chunk_pos + end + 1
             pending = [chunk[end:]] if end < len(chunk) else []

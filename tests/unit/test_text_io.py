@@ -132,6 +132,23 @@ def test_bad_utf8_names_file(memfs):
     assert got == ["fine", "bad \ufffd here"]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"\xffab\n", b"ok\nxxxxxxxxxx\xffyy\nz\n", b"ok\nlast line \xff", b"a\nbbbbbbbbbbbb\n\xff\n"],
+)
+def test_bad_utf8_offset(memfs, data):
+    fs, root = memfs
+    path = f"{root}/bad.txt"
+    fs.pipe(path, data)
+    for chunk_size in (1, 2, 3, 5, 8, 1 << 20):
+        for window in (1, 3, 1 << 16):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(text_module, "_WINDOW", window)
+                with pytest.raises(UnicodeDecodeError) as info:
+                    list(read_text_lines(fs, TextSplit(path, 0, len(data)), chunk_size=chunk_size))
+            assert f"in {path} (byte offset {data.index(0xFF)})" in info.value.__notes__
+
+
 def test_other_encodings(memfs):
     fs, root = memfs
     path = f"{root}/latin.txt"
