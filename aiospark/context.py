@@ -132,7 +132,9 @@ class Context:
         except BaseException as exc:
             await self._shutdown()
             if isinstance(exc, TimeoutError):
-                raise ClusterError(f"the cluster did not start within {START_TIMEOUT:.0f}s") from None
+                raise ClusterError(
+                    f"the cluster did not start within {START_TIMEOUT:.0f}s"
+                ) from None
             raise
         self._started = True
         return self

@@ -138,7 +138,7 @@ class EmbeddedCluster:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
         if procs:
-            _, pending = await asyncio.wait(
+            await asyncio.wait(
                 [asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout
             )
             for proc in procs:

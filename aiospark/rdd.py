@@ -14,7 +14,6 @@ The examples in this module's docstrings run against a live ``ctx``::
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import itertools
@@ -583,7 +582,7 @@ def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:
 
 def _count_partition(_: int, it: Iterator[Any]) -> int:
     n = 0
-    for n, _record in enumerate(it, 1):
+    for n, _record in enumerate(it, 1):  # noqa: B007 - counting is the point
         pass
     return n
 

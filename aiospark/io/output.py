@@ -8,6 +8,7 @@ so a failed or retried task never leaves a partial part.  The job writes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import uuid
@@ -55,10 +56,8 @@ class OutputCommitter:
 
     def abort_job(self) -> None:
         """The job failed: remove the staging area (committed parts stay, no _SUCCESS)."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm(f"{self.root}/_temporary", recursive=True)
-        except FileNotFoundError:
-            pass
 
 
 def write_text_part(
@@ -66,7 +65,8 @@ def write_text_part(
 ) -> None:
     """Task side: write one partition as lines, then commit it by renaming."""
     if compression is not None and compression not in compr:
-        raise ValueError(f"unknown compression {compression!r}; known: {sorted(k for k in compr if k)}")
+        known = sorted(k for k in compr if k)
+        raise ValueError(f"unknown compression {compression!r}; known: {known}")
     name = f"part-{index:05d}{_EXTENSIONS.get(compression or '', '')}"
     temporary = f"{committer.staging}/{name}.{uuid.uuid4().hex}"
     fs = committer.fs

@@ -394,5 +394,5 @@ def _line_blocks(
                 i = j + 1
             if done:
                 return
-            pending_pos = chunk_pos + end + 1
+            pending_pos = chunk_pos + end
             pending = [chunk[end:]] if end < len(chunk) else []

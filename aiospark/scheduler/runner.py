@@ -108,6 +108,7 @@ class Scheduler:
         self._snapshot = asyncio.Event()
         self._members_changed = asyncio.Event()
         self._closing = False
+        self._background: set[asyncio.Task] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,7 +163,9 @@ class Scheduler:
             except (aiohttp.ClientError, OSError, MessageError) as exc:
                 failures += 1
                 if not self._snapshot.is_set() and failures >= 50:
-                    raise ClusterError(f"cannot reach the master at {self.master_url}: {exc}")
+                    raise ClusterError(
+                        f"cannot reach the master at {self.master_url}: {exc}"
+                    ) from exc
                 log.debug("master event stream lost (%s); reconnecting", exc)
             if not self._closing:
                 await asyncio.sleep(min(0.05 * 2**failures, 1.0))
@@ -185,15 +188,21 @@ class Scheduler:
     def _worker_seen(self, info: WorkerInfo) -> None:
         self.known[info.worker_id] = info
         if info.worker_id not in self.links:
-            asyncio.create_task(self._connect(info))
+            self._spawn(self._connect(info))
 
     def _worker_gone(self, worker_id: str, reason: str) -> None:
         self.known.pop(worker_id, None)
         link = self.links.pop(worker_id, None)
         if link is not None:
-            asyncio.create_task(self._close_link(link))
+            self._spawn(self._close_link(link))
         self._apply(self.state.worker_lost(worker_id, JobFailed(reason)))
         self._members_changed.set()
+
+    def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background, keeping a reference until it is done."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- worker links ---------------------------------------------------------------------
 
@@ -407,7 +416,7 @@ def _user_error(blob: bytes, remote_traceback: str) -> BaseException:
     """The user's exception from a worker, with the worker's traceback as its cause."""
     try:
         error = cloudpickle.loads(blob)
-    except Exception as exc:  # noqa: BLE001 - the class may not exist here
+    except Exception as exc:
         error = JobFailed(f"a task failed and its error could not be loaded: {exc}")
     if not isinstance(error, BaseException):
         error = JobFailed(f"a task failed with {error!r}")

@@ -26,7 +26,7 @@ def serialize_split(split: Any) -> bytes:
     """Pickle one task's split (plain pickle when it can, cloudpickle otherwise)."""
     try:
         return pickle.dumps(split, protocol=5)
-    except Exception:  # noqa: BLE001 - e.g. a lambda inside parallelized data
+    except Exception:
         try:
             return cloudpickle.dumps(split, protocol=5)
         except Exception as exc:
@@ -40,7 +40,7 @@ def serialize_stage(stage: Stage) -> bytes:
     action = stage.func if stage.shuffle_dep is None else stage.shuffle_dep
     try:
         return cloudpickle.dumps((stage.rdd, action), protocol=5)
-    except Exception as exc:  # noqa: BLE001 - anything pickling raises
+    except Exception as exc:
         raise SerializationError(_explain(stage, action, exc)) from exc
 
 
@@ -67,7 +67,7 @@ def describe_unpicklable(fn: Any, _depth: int = 0) -> str | None:
     try:
         cloudpickle.dumps(fn)
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         reason = f"{exc}"
     if not isinstance(fn, types.FunctionType) or _depth > 5:
         return f"{type(fn).__name__} {getattr(fn, '__qualname__', '')}: {reason}".strip()
@@ -86,7 +86,7 @@ def describe_unpicklable(fn: Any, _depth: int = 0) -> str | None:
     for kind, name, value in captured:
         try:
             cloudpickle.dumps(value)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if isinstance(value, types.FunctionType):
                 inner = describe_unpicklable(value, _depth + 1)
                 if inner:

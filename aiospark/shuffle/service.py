@@ -8,6 +8,7 @@ reducer's segment of each named map output, one after the other, as frames.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 
@@ -109,6 +110,7 @@ async def run_shuffle_service(args) -> None:
     app = web.Application(middlewares=[auth_middleware(args.secret)], client_max_size=1 << 20)
     app.add_routes(service.routes())
     runner, url = await serve(app, args.host, args.port, fd=args.fd)
+    logging.getLogger("aiospark.shuffle").info("shuffle service serving %s at %s", args.dir, url)
     try:
         await wait_for_stop(args.parent_pid)
     finally:

@@ -178,7 +178,7 @@ class Worker:
                 await asyncio.sleep(self.heartbeat_interval)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - keep trying whatever went wrong
+            except Exception as exc:
                 log.debug("master unreachable (%s); retrying in %.2fs", exc, delay)
                 self._registered.clear()
                 await asyncio.sleep(delay)

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -106,7 +107,5 @@ def _decode(data: bytes) -> list:
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-    except FileNotFoundError:
-        pass

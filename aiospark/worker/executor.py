@@ -143,7 +143,7 @@ def run_task(
         return TaskOutcome(False, cancelled=True)
     except FetchFailed as exc:
         return TaskOutcome(False, fetch_failed=exc, traceback=traceback.format_exc())
-    except BaseException as exc:  # noqa: BLE001 - user code may raise anything
+    except BaseException as exc:
         return TaskOutcome(False, error=pickle_exception(exc), traceback=format_user_traceback(exc))
 
 
@@ -159,6 +159,6 @@ def pickle_exception(exc: BaseException) -> bytes:
         blob = cloudpickle.dumps(exc)
         pickle.loads(blob)
         return blob
-    except Exception:  # noqa: BLE001 - any pickling problem means "use the stand-in"
+    except Exception:
         stand_in = RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
         return cloudpickle.dumps(stand_in)

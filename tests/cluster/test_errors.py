@@ -47,7 +47,7 @@ async def test_builtin_exception_in_shuffle_stage(ctx):
 async def test_unpicklable_closure_fails_at_submission_naming_the_variable(ctx):
     lock = threading.Lock()
     rdd = ctx.parallelize([1, 2, 3]).map(lambda x: (x, lock.locked()))
-    with pytest.raises(SerializationError, match="'lock'.*_thread.lock"):
+    with pytest.raises(SerializationError, match=r"'lock'.*_thread\.lock"):
         await rdd.collect()
 
 

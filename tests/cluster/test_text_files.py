@@ -56,7 +56,7 @@ async def test_directories_globs_empty_files_and_crlf(ctx, tmp_path):
     folder.mkdir()
     (folder / "a.txt").write_bytes(b"one\r\ntwo\r\n")
     (folder / "b.txt").write_bytes(b"")
-    (folder / "c.txt").write_bytes("drei\nvier".encode())
+    (folder / "c.txt").write_bytes(b"drei\nvier")
     (folder / "_SUCCESS").write_bytes(b"")
     (folder / ".hidden").write_bytes(b"secret\n")
     with gzip.open(folder / "d.txt.gz", "wt") as f:
