@@ -18,7 +18,7 @@ job).  That makes every scheduling decision unit-testable without sockets.
 >>> [type(c).__name__ for c in done]
 ['PartitionDone', 'Launch']
 >>> [type(c).__name__ for c in state.task_succeeded(2, result="r1")]
-['PartitionDone', 'JobFinished']
+['PartitionDone', 'JobFinished', 'StagesFinished']
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ class SchedulerState:
         if task is None:
             return commands
         run = self.stages.get(task.stage_id)
-        if run is None or task.partition in run.running and run.running[task.partition]:
+        if run is None or run.running.get(task.partition):
             self._schedule(commands)
             return commands  # stage gone, or another attempt of the partition still runs
         if not self._needs(run, task.partition):
@@ -282,12 +282,15 @@ class SchedulerState:
 
     def shuffle_outputs_lost(self, shuffle_url: str) -> list[Command]:
         """A shuffle service is gone: every map output it served must be recomputed."""
+        commands: list[Command] = []
         self.map_epoch += 1
         for outputs in self.map_outputs.values():
             for i, out in enumerate(outputs):
                 if out is not None and out.shuffle_url == shuffle_url:
                     outputs[i] = None
-        return []
+        self._recompute_lost(commands)
+        self._schedule(commands)
+        return commands
 
     def forget_cached(self, rdd_id: int) -> None:
         """An RDD was unpersisted."""
@@ -418,13 +421,21 @@ class SchedulerState:
                 return
             run.waiting = True
         run.to_run.discard(task.partition)
-        job_ids = sorted(run.jobs)
-        for parent in run.stage.parents:
-            if not self._available(parent):
-                for job_id in job_ids:
-                    self._resubmit_parent(parent, job_id, commands)
+        self._recompute_lost(commands)
         if all(self._available(p) for p in run.stage.parents):
             self._start_stage(run, commands)
+
+    def _recompute_lost(self, commands: list[Command]) -> None:
+        # Every stage reading a shuffle with missing outputs waits (not only the one that
+        # noticed): launching its tasks now would hand them an incomplete shuffle.
+        for run in list(self.stages.values()):
+            lost = [p for p in run.stage.parents if not self._available(p)]
+            if not lost:
+                continue
+            run.waiting = True
+            for parent in lost:
+                for job_id in sorted(run.jobs):
+                    self._resubmit_parent(parent, job_id, commands)
 
     def _resubmit_parent(self, stage: Any, job_id: int, commands: list[Command]) -> None:
         run = self.stages.get(stage.id)
@@ -482,7 +493,7 @@ class SchedulerState:
         excluded = run.excluded.get(partition, set())
         allowed = [w for w in free if w.id not in excluded]
         if not allowed:
-            if len(self.workers) > len(excluded):
+            if any(w.id not in excluded for w in self.workers.values()):
                 return None  # wait for a worker that has not failed this partition
             allowed = free
         preferred = run.stage.preferred(partition, self.cached_on)

@@ -1,0 +1,128 @@
+"""The workloads on aiospark's embedded cluster (real local processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench_common import (
+    Config,
+    Results,
+    check_rbk_keys,
+    check_word_counts,
+    inc,
+    mod_pair,
+    p90,
+    report,
+    word_one,
+)
+
+import aiospark
+
+ENGINE = "aiospark"
+
+
+async def atimed(job: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    """Await ``job()``; return (seconds, its result)."""
+    start = time.perf_counter()
+    value = await job()
+    return time.perf_counter() - start, value
+
+
+async def measure_startup(cfg: Config, results: Results) -> None:
+    """Median time of ``async with Context(workers=N)`` until ready, over fresh contexts."""
+    samples = []
+    for _ in range(cfg.startup_runs):
+        start = time.perf_counter()
+        async with aiospark.Context(workers=cfg.workers):
+            samples.append(time.perf_counter() - start)
+    median = statistics.median(samples)
+    results.put(ENGINE, "startup_s", median)
+    report(ENGINE, f"start-up: median {median:.3f} s of {samples_text(samples)}")
+
+
+async def tiny_job(ctx: aiospark.Context) -> list[int]:
+    """Eight items in two partitions through a trivial map."""
+    return await ctx.parallelize(range(8), 2).map(inc).collect()
+
+
+async def measure_tiny(ctx: aiospark.Context, cfg: Config, results: Results) -> None:
+    """p50 and p90 latency of the tiny job, after warm-ups."""
+    for _ in range(cfg.tiny_warmups):
+        await tiny_job(ctx)
+    samples = []
+    for _ in range(cfg.tiny_runs):
+        seconds, value = await atimed(lambda: tiny_job(ctx))
+        assert value == list(range(1, 9)), f"tiny job returned {value}"
+        samples.append(seconds * 1000)
+    results.put(ENGINE, "tiny_p50_ms", statistics.median(samples))
+    results.put(ENGINE, "tiny_p90_ms", p90(samples))
+    report(ENGINE, f"tiny job: p50 {statistics.median(samples):.2f} ms, p90 {p90(samples):.2f} ms")
+
+
+async def measure_tasks(ctx: aiospark.Context, cfg: Config, results: Results) -> None:
+    """Trivial tasks per second: one task per element (best of ``tasks_runs``)."""
+    rates = []
+    for _ in range(cfg.tasks_runs):
+        job = lambda: ctx.parallelize(range(cfg.tasks), cfg.tasks).map(inc).count()
+        seconds, count = await atimed(job)
+        assert count == cfg.tasks, f"count of {cfg.tasks} tasks returned {count}"
+        rates.append(cfg.tasks / seconds)
+    results.put(ENGINE, "tasks_per_s", max(rates))
+    report(ENGINE, f"{cfg.tasks} trivial tasks: best {max(rates):,.0f} tasks/s "
+                   f"of {', '.join(f'{r:,.0f}' for r in rates)}")
+
+
+async def measure_word_count(
+    ctx: aiospark.Context, corpus: Path, reference: Any, results: Results
+) -> None:
+    """text_file -> flat_map(str.split) -> map((w, 1)) -> reduce_by_key(add) -> collect."""
+    lines = ctx.text_file(str(corpus))
+    counts = lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add)
+    seconds, pairs = await atimed(counts.collect)
+    check_word_counts(ENGINE, pairs, reference)
+    results.put(ENGINE, "wordcount_s", seconds)
+    results.put(ENGINE, "wordcount_partitions", lines.get_num_partitions())
+    report(ENGINE, f"word count: {seconds:.2f} s ({lines.get_num_partitions()} input "
+                   f"partitions, {len(pairs):,} words, counts equal the serial Counter)")
+
+
+async def measure_rbk(ctx: aiospark.Context, cfg: Config, results: Results) -> None:
+    """reduce_by_key + count of pairs generated inside the job."""
+    pairs = ctx.range(cfg.rbk_pairs, num_slices=cfg.rbk_slices).map(mod_pair)
+    seconds, keys = await atimed(pairs.reduce_by_key(operator.add).count)
+    check_rbk_keys(ENGINE, keys, cfg.rbk_pairs)
+    results.put(ENGINE, "rbk_s", seconds)
+    report(ENGINE, f"reduce_by_key + count: {seconds:.2f} s ({keys:,} keys)")
+
+
+async def run_workloads(cfg: Config, corpus: Path | None, reference: Any, results: Results) -> None:
+    """Every selected workload: start-up on fresh contexts, the rest on one shared context."""
+    if cfg.wants("startup"):
+        await measure_startup(cfg, results)
+    if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk")):
+        return
+    async with aiospark.Context(workers=cfg.workers) as ctx:
+        if cfg.wants("tiny"):
+            await measure_tiny(ctx, cfg, results)
+        if cfg.wants("tasks"):
+            await measure_tasks(ctx, cfg, results)
+        if cfg.wants("wordcount") and corpus is not None:
+            await measure_word_count(ctx, corpus, reference, results)
+        if cfg.wants("rbk"):
+            await measure_rbk(ctx, cfg, results)
+
+
+def run_aiospark(cfg: Config, corpus: Path | None, reference: Any, results: Results) -> None:
+    """Run the aiospark workloads in a fresh event loop."""
+    asyncio.run(run_workloads(cfg, corpus, reference, results))
+
+
+def samples_text(samples: list[float]) -> str:
+    """Samples as a short comma-separated list of seconds."""
+    return ", ".join(f"{s:.3f}" for s in samples)

@@ -1,0 +1,128 @@
+"""Shared pieces of the benchmark suite: configuration, per-record functions, timing helpers.
+
+The per-record functions are module-level *lambdas* on purpose: every engine's
+cloudpickle (aiospark's, Dask's, PySpark's bundled copy) ships a lambda by value,
+so the worker processes never need to import this module, and every engine runs
+exactly the same Python code per record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: How the workloads are named on the command line (``--only``), in running order.
+WORKLOADS = ("startup", "tiny", "tasks", "wordcount", "rbk")
+
+#: Number of distinct keys of the reduce_by_key workload.
+RBK_KEYS = 100_000
+
+#: Byte size of the text splits every engine is asked to use (aiospark's and Hadoop's default).
+TEXT_BLOCK_BYTES = 32 * 2**20
+
+# -- the per-record functions, shared by every engine ------------------------------------------
+
+inc = lambda x: x + 1
+word_one = lambda w: (w, 1)
+mod_pair = lambda i: (i * 7919 % RBK_KEYS, 1)
+first_of = lambda kv: kv[0]
+add_value = lambda acc, kv: acc + kv[1]
+
+
+def expected_rbk_keys(pairs: int) -> int:
+    """Distinct keys of ``mod_pair`` over ``range(pairs)``: 7919 is coprime with ``RBK_KEYS``."""
+    return min(pairs, RBK_KEYS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a run depends on (sizes, repetitions, which workloads)."""
+
+    workers: int
+    size_mb: float
+    quick: bool
+    only: tuple[str, ...]
+    data_dir: Path
+    seed: int = 20261121
+    startup_runs: int = 3
+    tiny_warmups: int = 3
+    tiny_runs: int = 20
+    tasks: int = 1000
+    tasks_runs: int = 3
+    rbk_pairs: int = 2_000_000
+    peers: bool = True
+
+    def wants(self, workload: str) -> bool:
+        """Whether ``workload`` is to be run."""
+        return workload in self.only
+
+    @property
+    def rbk_slices(self) -> int:
+        """Partitions of the generated pairs: two per worker."""
+        return self.workers * 2
+
+
+@dataclasses.dataclass
+class Results:
+    """Measured figures by engine (``serial``, ``aiospark``, ``pyspark``, ``dask``) and metric."""
+
+    figures: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def put(self, engine: str, metric: str, value: float) -> None:
+        """Record one figure."""
+        self.figures.setdefault(engine, {})[metric] = value
+
+    def get(self, engine: str, metric: str) -> float | None:
+        """One figure, or None when it was not measured."""
+        return self.figures.get(engine, {}).get(metric)
+
+    def note(self, text: str) -> None:
+        """Record (and print) a remark that belongs with the figures."""
+        print(f"  note: {text}", flush=True)
+        self.notes.append(text)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Run ``fn()``; return (seconds, its result)."""
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def p90(samples: list[float]) -> float:
+    """The 90th percentile (inclusive method; the maximum for fewer than two samples)."""
+    if len(samples) < 2:
+        return max(samples)
+    return statistics.quantiles(samples, n=10, method="inclusive")[-1]
+
+
+def report(engine: str, text: str) -> None:
+    """Print one progress line of the run."""
+    print(f"  {engine:<9} {text}", flush=True)
+
+
+def warm_page_cache(path: Path) -> None:
+    """Read ``path`` once so every engine then reads it from the page cache."""
+    with path.open("rb") as f:
+        while f.read(16 * 2**20):
+            pass
+
+
+def check_word_counts(engine: str, pairs: list[tuple[str, int]], reference: Any) -> None:
+    """The correctness guard: ``engine``'s (word, count) pairs equal the serial Counter."""
+    if reference is None:
+        return
+    counts = dict(pairs)
+    assert len(counts) == len(pairs), f"{engine}: a word appears in more than one pair"
+    assert counts == reference, f"{engine}: word counts differ from collections.Counter"
+
+
+def check_rbk_keys(engine: str, keys: int, pairs: int) -> None:
+    """The correctness guard of the reduce_by_key workload."""
+    wanted = expected_rbk_keys(pairs)
+    assert keys == wanted, f"{engine}: reduce_by_key + count gave {keys}, expected {wanted}"

@@ -1,0 +1,260 @@
+"""The same workloads on PySpark ``local[N]`` and on a Dask ``LocalCluster``, when installed.
+
+Neither is a dependency of aiospark: each runs only if it can be imported.
+Both get the same per-record functions (``bench_common``'s lambdas), the same input
+file, the same partition counts and, for text, the same 32 MiB input splits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import operator
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench_common import (
+    TEXT_BLOCK_BYTES,
+    Config,
+    Results,
+    add_value,
+    check_rbk_keys,
+    check_word_counts,
+    first_of,
+    inc,
+    mod_pair,
+    p90,
+    report,
+    timed,
+    word_one,
+)
+
+#: Peers are much slower at many tiny tasks; stop repeating once this many seconds are spent.
+REPEAT_BUDGET_S = 20.0
+
+#: Start-up of PySpark in a fresh interpreter, so each run launches its own JVM.
+PYSPARK_STARTUP = """
+import sys, time
+from pyspark import SparkConf, SparkContext
+conf = SparkConf().setMaster(sys.argv[1]).setAppName("startup").set("spark.ui.enabled", "false")
+start = time.perf_counter()
+sc = SparkContext(conf=conf)
+print(time.perf_counter() - start)
+sc.stop()
+"""
+
+
+class PeerEngine(Protocol):
+    """One running peer cluster, able to run each workload synchronously."""
+
+    def tiny(self) -> list[int]: ...
+    def tasks(self, n: int) -> int: ...
+    def word_count(self, path: Path) -> list[tuple[str, int]]: ...
+    def rbk(self, pairs: int, slices: int) -> int: ...
+    def close(self) -> None: ...
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported here (nothing is installed)."""
+    try:
+        importlib.import_module(module)
+    except Exception:
+        return False
+    return True
+
+
+# -- PySpark -----------------------------------------------------------------------------------
+
+
+def _use_this_python() -> None:
+    """Make PySpark's Python workers run this interpreter."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def pyspark_startup(workers: int) -> float:
+    """Seconds until a ``SparkContext("local[N]")`` is ready, in a fresh interpreter."""
+    _use_this_python()
+    out = subprocess.run(
+        [sys.executable, "-c", PYSPARK_STARTUP, f"local[{workers}]"],
+        capture_output=True, text=True, check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+class SparkEngine:
+    """PySpark ``local[N]``: the workloads written with PySpark's RDD API."""
+
+    def __init__(self, workers: int) -> None:
+        from pyspark import SparkConf, SparkContext
+
+        _use_this_python()
+        conf = (SparkConf().setMaster(f"local[{workers}]").setAppName("aiospark-benchmarks")
+                .set("spark.ui.enabled", "false"))
+        self.sc = SparkContext(conf=conf)
+        self.sc.setLogLevel("ERROR")
+
+    def tiny(self) -> list[int]:
+        return self.sc.parallelize(range(8), 2).map(inc).collect()
+
+    def tasks(self, n: int) -> int:
+        return self.sc.parallelize(range(n), n).map(inc).count()
+
+    def word_count(self, path: Path) -> list[tuple[str, int]]:
+        lines = self.sc.textFile(str(path))  # minPartitions min(parallelism, 2), 32 MiB blocks
+        return lines.flatMap(str.split).map(word_one).reduceByKey(operator.add).collect()
+
+    def rbk(self, pairs: int, slices: int) -> int:
+        rdd = self.sc.range(pairs, numSlices=slices).map(mod_pair)
+        return rdd.reduceByKey(operator.add).count()
+
+    def close(self) -> None:
+        self.sc.stop()
+
+
+# -- Dask --------------------------------------------------------------------------------------
+
+
+def _dask_cluster(workers: int) -> tuple[Any, Any]:
+    """A LocalCluster of ``workers`` single-thread worker processes, and its Client."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return cluster, Client(cluster)
+
+
+def dask_startup(workers: int) -> float:
+    """Seconds until a LocalCluster and its Client are ready (fresh worker processes)."""
+    start = time.perf_counter()
+    cluster, client = _dask_cluster(workers)
+    seconds = time.perf_counter() - start
+    client.close()
+    cluster.close()
+    return seconds
+
+
+class DaskEngine:
+    """Dask ``LocalCluster``: the workloads written with ``dask.bag``."""
+
+    def __init__(self, workers: int) -> None:
+        self.cluster, self.client = _dask_cluster(workers)
+
+    def tiny(self) -> list[int]:
+        import dask.bag as db
+
+        return list(db.from_sequence(range(8), npartitions=2).map(inc).compute())
+
+    def tasks(self, n: int) -> int:
+        import dask.bag as db
+
+        return db.from_sequence(range(n), npartitions=n).map(inc).count().compute()
+
+    def word_count(self, path: Path) -> list[tuple[str, int]]:
+        import dask.bag as db
+
+        lines = db.read_text(str(path), blocksize=TEXT_BLOCK_BYTES)
+        words = lines.map(str.split).flatten().map(word_one)
+        return list(words.foldby(first_of, add_value, 0, operator.add, 0).compute())
+
+    def rbk(self, pairs: int, slices: int) -> int:
+        import dask.bag as db
+
+        generated = db.range(pairs, npartitions=slices).map(mod_pair)
+        return generated.foldby(first_of, add_value, 0, operator.add, 0).count().compute()
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+
+
+# -- the shared measuring harness ---------------------------------------------------------------
+
+
+PEERS: dict[str, tuple[str, Callable[[int], float], Callable[[int], PeerEngine]]] = {
+    "pyspark": ("pyspark", pyspark_startup, SparkEngine),
+    "dask": ("dask.distributed", dask_startup, DaskEngine),
+}
+
+
+def measure_engine(name: str, engine: PeerEngine, cfg: Config, corpus: Path | None,
+                   reference: Any, results: Results) -> None:
+    """Every selected workload except start-up, on one running peer cluster."""
+    if cfg.wants("tiny"):
+        for _ in range(cfg.tiny_warmups):
+            engine.tiny()
+        samples = [timed(engine.tiny)[0] * 1000 for _ in range(cfg.tiny_runs)]
+        median = statistics.median(samples)
+        results.put(name, "tiny_p50_ms", median)
+        results.put(name, "tiny_p90_ms", p90(samples))
+        report(name, f"tiny job: p50 {median:.1f} ms, p90 {p90(samples):.1f} ms")
+    if cfg.wants("tasks"):
+        rate = best_rate(lambda: engine.tasks(cfg.tasks), cfg.tasks, cfg.tasks_runs)
+        results.put(name, "tasks_per_s", rate)
+        report(name, f"{cfg.tasks} trivial tasks: best {rate:,.0f} tasks/s")
+    if cfg.wants("wordcount") and corpus is not None:
+        seconds, pairs = timed(lambda: engine.word_count(corpus))
+        check_word_counts(name, pairs, reference)
+        results.put(name, "wordcount_s", seconds)
+        report(name, f"word count: {seconds:.2f} s (counts equal the serial Counter)")
+    if cfg.wants("rbk"):
+        seconds, keys = timed(lambda: engine.rbk(cfg.rbk_pairs, cfg.rbk_slices))
+        check_rbk_keys(name, keys, cfg.rbk_pairs)
+        results.put(name, "rbk_s", seconds)
+        report(name, f"reduce_by_key + count: {seconds:.2f} s")
+
+
+def best_rate(job: Callable[[], int], n: int, runs: int) -> float:
+    """Best items per second of up to ``runs`` runs, stopping early past the time budget."""
+    rates: list[float] = []
+    spent = 0.0
+    while len(rates) < runs and spent < REPEAT_BUDGET_S:
+        seconds, count = timed(job)
+        assert count == n, f"count of {n} tasks returned {count}"
+        rates.append(n / seconds)
+        spent += seconds
+    return max(rates)
+
+
+def run_peer(name: str, cfg: Config, corpus: Path | None, reference: Any,
+             results: Results) -> None:
+    """Start-up (median of fresh starts), then the other workloads on one cluster."""
+    _, startup, engine_type = PEERS[name]
+    if cfg.wants("startup"):
+        samples = [startup(cfg.workers) for _ in range(cfg.startup_runs)]
+        results.put(name, "startup_s", statistics.median(samples))
+        report(name, f"start-up: median {statistics.median(samples):.2f} s")
+    if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk")):
+        return
+    engine = engine_type(cfg.workers)
+    try:
+        measure_engine(name, engine, cfg, corpus, reference, results)
+    finally:
+        engine.close()
+
+
+def run_peers(cfg: Config, corpus: Path | None, reference: Any, results: Results) -> list[str]:
+    """Run every importable peer; returns the names of those that ran to the end."""
+    ran = []
+    for name, (module, _, _) in PEERS.items():
+        if not cfg.peers:
+            results.note(f"{name} skipped (--quick or --no-peers)")
+            continue
+        if not importable(module):
+            results.note(f"{name} skipped: {module} is not importable (not installed)")
+            continue
+        print(f"{name}:", flush=True)
+        try:
+            run_peer(name, cfg, corpus, reference, results)
+        except Exception as exc:  # a broken peer install must not hide aiospark's figures
+            results.note(f"{name} failed and was left out: {type(exc).__name__}: {exc}")
+            results.figures.pop(name, None)
+            continue
+        ran.append(name)
+    return ran

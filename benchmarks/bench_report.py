@@ -1,0 +1,232 @@
+"""The result table: figures, ratios against plain Python, targets met or missed; JSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench_common import Config, Results
+
+ENGINES = ("serial", "aiospark", "pyspark", "dask")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the table: a metric, how to show it, and whether it has a serial baseline."""
+
+    metric: str
+    label: str
+    unit: str
+    higher_is_better: bool = False
+    has_serial: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A goal for aiospark's figure (or for its ratio to serial), from DESIGN.md §8 or the bar."""
+
+    metric: str
+    text: str
+    source: str  # "§8" (DESIGN.md) or "bar" (the acceptance thresholds)
+    passes: Callable[[float], bool]
+    on_ratio: bool = False
+    needs_full_size: bool = False
+    needs_two_workers: bool = True
+
+    def applies(self, cfg: Config) -> bool:
+        """Whether the target was set for a run like ``cfg``."""
+        full_size = not cfg.quick and cfg.size_mb >= 100 and cfg.rbk_pairs >= 2_000_000
+        two = cfg.workers == 2 or not self.needs_two_workers
+        return two and (full_size or not self.needs_full_size)
+
+
+def rows(cfg: Config) -> list[Row]:
+    """The table's rows, in workload order."""
+    return [
+        Row("startup_s", "start-up", "s"),
+        Row("tiny_p50_ms", "tiny job p50 (8 items, 2 partitions)", "ms"),
+        Row("tiny_p90_ms", "tiny job p90", "ms"),
+        Row("tasks_per_s", f"trivial tasks per second ({cfg.tasks:,} tasks)", "/s", True),
+        Row("wordcount_s", f"word count, {cfg.size_mb:g} MB", "s", has_serial=True),
+        Row("rbk_s", f"reduce_by_key + count, {cfg.rbk_pairs / 1e6:g} M pairs", "s",
+            has_serial=True),
+    ]
+
+
+def targets(cfg: Config) -> list[Target]:
+    """The goals: DESIGN.md §8 (2 workers) and the acceptance bar."""
+    speedup = 0.8 * cfg.workers  # 80 % parallel efficiency: 1.6x with 2 workers
+    return [
+        Target("startup_s", "≤ 0.5 s", "§8", lambda v: v <= 0.5),
+        Target("startup_s", "≤ 1.5 s", "bar", lambda v: v <= 1.5),
+        Target("tiny_p50_ms", "≤ 3 ms", "§8", lambda v: v <= 3.0),
+        Target("tiny_p50_ms", "≤ 5 ms", "bar", lambda v: v <= 5.0),
+        Target("tasks_per_s", "≥ 2,000/s", "§8, bar", lambda v: v >= 2000),
+        Target("wordcount_s", f"≥ {speedup:g}x", "bar", lambda r: r >= speedup, on_ratio=True,
+               needs_full_size=True, needs_two_workers=False),
+        Target("wordcount_s", "≤ 3.0 s", "§8", lambda v: v <= 3.0, needs_full_size=True),
+        Target("rbk_s", "> 1x", "§8", lambda r: r > 1.0, on_ratio=True, needs_full_size=True,
+               needs_two_workers=False),
+        Target("rbk_s", "≤ 0.8 s", "§8", lambda v: v <= 0.8, needs_full_size=True),
+    ]
+
+
+def ratio(results: Results, engine: str, row: Row) -> float | None:
+    """serial / engine for rows with a serial baseline (above 1: the engine is faster)."""
+    serial, value = results.get("serial", row.metric), results.get(engine, row.metric)
+    if not row.has_serial or serial is None or not value:
+        return None
+    return serial / value
+
+
+def evaluate(cfg: Config, results: Results) -> list[dict[str, Any]]:
+    """Each target with aiospark's value and a status: met, missed or n/a."""
+    by_metric = {row.metric: row for row in rows(cfg)}
+    evaluated = []
+    for target in targets(cfg):
+        row = by_metric[target.metric]
+        value = (ratio(results, "aiospark", row) if target.on_ratio
+                 else results.get("aiospark", target.metric))
+        if value is None or not target.applies(cfg):
+            status = "n/a"
+        else:
+            status = "met" if target.passes(value) else "missed"
+        evaluated.append({"metric": target.metric, "target": target.text,
+                          "source": target.source, "value": value, "status": status})
+    return evaluated
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """A figure with its unit, or a dash."""
+    if value is None:
+        return "—"
+    if unit == "/s":
+        return f"{value:,.0f}/s"
+    if unit == "ms":
+        return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
+    return f"{value:.2f} s"
+
+
+def fmt_ratio(value: float | None) -> str:
+    """A ratio as ``1.23x``, or a dash."""
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def table_lines(cfg: Config, results: Results, peers: list[str]) -> list[str]:
+    """The table as Markdown lines (readable as plain text too)."""
+    header = ["workload", "serial (1 core)", f"aiospark ({cfg.workers} workers)", "ratio"]
+    for peer in peers:
+        header += [peer, "ratio"]
+    header += ["aiospark target", "status"]
+    body = [header, ["---"] * len(header)]
+    evaluated = evaluate(cfg, results)
+    for row in rows(cfg):
+        if all(results.get(e, row.metric) is None for e in ENGINES):
+            continue
+        cells = [row.label, fmt_value(results.get("serial", row.metric), row.unit)]
+        for engine in ("aiospark", *peers):
+            cells += [fmt_value(results.get(engine, row.metric), row.unit),
+                      fmt_ratio(ratio(results, engine, row))]
+        mine = [t for t in evaluated if t["metric"] == row.metric]
+        cells.append("; ".join(f"{t['target']} ({t['source']})" for t in mine) or "—")
+        cells.append("; ".join(t["status"] for t in mine) or "—")
+        body.append(cells)
+    widths = [max(len(line[i]) for line in body) for i in range(len(header))]
+    body[1] = ["-" * w for w in widths]
+    return ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+            for line in body]
+
+
+def summary_lines(cfg: Config, results: Results) -> list[str]:
+    """Speedup and parallel efficiency of the word count, and the count of missed targets."""
+    lines = []
+    wc = ratio(results, "aiospark", Row("wordcount_s", "", "s", has_serial=True))
+    if wc is not None:
+        lines.append(f"word count speedup {wc:.2f}x with {cfg.workers} workers: parallel "
+                     f"efficiency {wc / cfg.workers:.0%} (speedup / workers)")
+    evaluated = evaluate(cfg, results)
+    missed = [f"{t['metric']} {t['target']}" for t in evaluated if t["status"] == "missed"]
+    met = sum(t["status"] == "met" for t in evaluated)
+    lines.append(f"targets: {met} met, {len(missed)} missed"
+                 + (f" ({', '.join(missed)})" if missed else ""))
+    return lines
+
+
+def print_report(cfg: Config, results: Results, peers: list[str]) -> None:
+    """Print the table, then the summary lines."""
+    print()
+    for line in table_lines(cfg, results, peers):
+        print(line)
+    print()
+    for line in summary_lines(cfg, results):
+        print(line)
+    print("ratio = serial time / engine time (above 1: faster than plain one-core Python); "
+          "§8 targets apply to 2 workers and the default sizes")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "aiospark": _version("aiospark"),
+        "uvloop": _version("uvloop"),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """The machine in one line."""
+    return (f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
+            f"Python {info['python']}, aiospark {info['aiospark']}, uvloop {info['uvloop']}")
+
+
+def write_json(path: Path, cfg: Config, results: Results, peers: list[str]) -> None:
+    """Everything measured, as JSON."""
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    document = {
+        "machine": machine(),
+        "config": config,
+        "engines": ["serial", "aiospark", *peers],
+        "figures": results.figures,
+        "targets": evaluate(cfg, results),
+        "notes": results.notes,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,199 @@
+"""Profile one benchmark workload across the driver and every cluster process.
+
+    python benchmarks/profile_workload.py wordcount          # py-spy over all processes
+    python benchmarks/profile_workload.py rbk --pyinstrument # plus pyinstrument on the driver
+
+Runs the workload as ``run.py`` does while ``py-spy record --subprocesses`` samples
+this process and its children (master, shuffle service, workers; needs root or
+ptrace permission), then prints, per process role, the busy time and the top
+functions by self and by inclusive samples.  Raw collapsed stacks are kept in
+``--out`` for flame graphs.  Needs ``pip install py-spy`` (and ``pyinstrument``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import operator
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+from bench_aiospark import tiny_job
+from bench_common import WORKLOADS, inc, mod_pair, word_one
+from bench_corpus import ensure_corpus
+
+import aiospark
+
+HERE = Path(__file__).resolve().parent
+PROCESS_FRAME = re.compile(r'^process (\d+):"(.*)"$')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", choices=WORKLOADS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--size-mb", type=float, default=100.0)
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=15, help="functions listed per role")
+    parser.add_argument("--pyinstrument", action="store_true",
+                        help="also profile the driver with pyinstrument (adds overhead)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "profiles")
+    return parser.parse_args(argv)
+
+
+# -- the workloads, repeated enough to collect samples -----------------------------------------
+
+
+def workload_job(name: str, ctx: aiospark.Context, corpus: Path | None) -> Callable[[], Awaitable]:
+    """One run of ``name`` on ``ctx`` (start-up is handled separately)."""
+    if name == "tiny":
+        return lambda: tiny_job(ctx)
+    if name == "tasks":
+        return lambda: ctx.parallelize(range(1000), 1000).map(inc).count()
+    if name == "wordcount":
+        lines = ctx.text_file(str(corpus))
+        return lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add).collect
+    pairs = ctx.range(2_000_000, num_slices=ctx.default_parallelism * 2).map(mod_pair)
+    return pairs.reduce_by_key(operator.add).count
+
+
+REPEATS = {"tiny": 200, "tasks": 3, "wordcount": 1, "rbk": 3, "startup": 3}
+
+
+async def run_workload(args: argparse.Namespace, corpus: Path | None, raw: Path) -> list[float]:
+    """Run the workload ``REPEATS`` times under py-spy; return the wall time of each run.
+
+    Start-up is sampled from before the first context; the other workloads only
+    once their context is ready, so the processes' own start-up is left out.
+    """
+    times = []
+    if args.workload == "startup":
+        with sampling(raw, args.rate):
+            for _ in range(REPEATS["startup"]):
+                start = time.perf_counter()
+                async with aiospark.Context(workers=args.workers):
+                    times.append(time.perf_counter() - start)
+        return times
+    async with aiospark.Context(workers=args.workers) as ctx:
+        job = workload_job(args.workload, ctx, corpus)
+        with sampling(raw, args.rate):
+            for _ in range(REPEATS[args.workload]):
+                start = time.perf_counter()
+                await job()
+                times.append(time.perf_counter() - start)
+    return times
+
+
+# -- sampling -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sampling(raw: Path, rate: int) -> Iterator[None]:
+    """py-spy sampling this process and its children meanwhile, into a collapsed-stack file."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        sys.exit("py-spy is not installed: pip install py-spy")
+    argv = [exe, "record", "--subprocesses", "--nonblocking", "--function", "--format", "raw",
+            "--rate", str(rate), "--output", str(raw), "--pid", str(os.getpid())]
+    spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let it attach to every process before the workload starts
+    if spy.poll() is not None:
+        sys.exit(f"py-spy failed: {spy.stderr.read().decode() if spy.stderr else ''}")
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # it writes its output on SIGINT
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
+def role_of(cmdline: str) -> str:
+    """The aiospark role a process command line shows, else ``driver``."""
+    match = re.search(r"-m aiospark (\S+)", cmdline)
+    return match.group(1) if match else "driver"
+
+
+def load_stacks(raw: Path) -> dict[str, list[tuple[str, list[str], int]]]:
+    """Collapsed stacks by role: (pid, frames root first, samples)."""
+    by_role: dict[str, list[tuple[str, list[str], int]]] = collections.defaultdict(list)
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        pid, role = "?", "driver"
+        while frames and (match := PROCESS_FRAME.match(frames[0])):
+            pid, role = match.group(1), role_of(match.group(2))
+            frames = frames[1:]
+        by_role[role].append((pid, frames, int(count)))
+    return by_role
+
+
+def short(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (file.py:12)``."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1]}" if where else name
+
+
+def summarize(role: str, stacks: list[tuple[str, list[str], int]], rate: int, top: int) -> None:
+    """Print busy seconds per process, then the top self and inclusive functions."""
+    busy: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    for pid, frames, count in stacks:
+        busy[pid] += count
+        if frames:
+            own[short(frames[-1])] += count
+        for frame in {short(f) for f in frames}:
+            inclusive[frame] += count
+    total = sum(busy.values())
+    per_pid = ", ".join(f"pid {pid} {n / rate:.2f} s" for pid, n in sorted(busy.items()))
+    print(f"\n== {role}: {total / rate:.2f} s busy ({per_pid})")
+    for title, counter in (("self", own), ("inclusive", inclusive)):
+        print(f"   top {title}:")
+        for frame, n in counter.most_common(top):
+            print(f"   {100 * n / total:5.1f}%  {n / rate:6.2f} s  {frame}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile the workload and print the summary."""
+    args = parse_args(argv)
+    corpus = None
+    if args.workload == "wordcount":
+        corpus, _ = ensure_corpus(HERE / "data", args.size_mb, 20261121)
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = args.out / f"{args.workload}-{args.workers}w.raw.txt"
+    profiler = None
+    if args.pyinstrument:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled")
+        profiler.start()
+    try:
+        times = asyncio.run(run_workload(args, corpus, raw))
+    finally:
+        if profiler is not None:
+            profiler.stop()
+    print(f"{args.workload}: {len(times)} run(s), " + ", ".join(f"{t:.3f} s" for t in times))
+    for role, stacks in sorted(load_stacks(raw).items()):
+        summarize(role, stacks, args.rate, args.top)
+    if profiler is not None:
+        print("\n== driver (pyinstrument)")
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+    print(f"\nraw stacks: {raw} (e.g. flamegraph.pl or speedscope)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""aiospark's benchmark suite: the embedded cluster against plain single-process Python.
+
+    python benchmarks/run.py                       # the full run (~1 minute, more with peers)
+    python benchmarks/run.py --quick               # a small smoke run (seconds)
+    python benchmarks/run.py --only tiny,tasks --workers 4 --json results.json
+
+Workloads: ``startup`` (fresh contexts until ready), ``tiny`` (an 8-item job's
+latency), ``tasks`` (trivial tasks per second), ``wordcount`` (a generated ~100 MB
+text) and ``rbk`` (reduce_by_key + count of 2 M generated pairs).  Data workloads
+are checked against the serial results (a mismatch fails the run).  PySpark
+``local[N]`` and a Dask ``LocalCluster`` run the same workloads when importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench_aiospark import run_aiospark
+from bench_baseline import run_serial
+from bench_common import WORKLOADS, Config, Results, warm_page_cache
+from bench_corpus import ensure_corpus
+from bench_peers import run_peers
+from bench_report import machine, machine_line, print_report, write_json
+
+HERE = Path(__file__).resolve().parent
+QUICK_SIZE_MB = 2.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--size-mb", type=float, default=None,
+                        help="word-count input size in MB of 10^6 bytes (default 100; 2 --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, few repetitions, no peers: a smoke run of seconds")
+    parser.add_argument("--only", default=",".join(WORKLOADS),
+                        help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--no-peers", action="store_true", help="skip PySpark and Dask")
+    parser.add_argument("--data-dir", type=Path, default=HERE / "data",
+                        help="where the generated input lives (default benchmarks/data)")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    unknown = set(split_names(args.only)) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; "
+                     f"choose from {', '.join(WORKLOADS)}")
+    if args.size_mb is not None and args.size_mb <= 0:
+        parser.error("--size-mb must be positive")
+    return args
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    """The run's configuration: the defaults, or the small ones of ``--quick``."""
+    only = tuple(w for w in WORKLOADS if w in split_names(args.only))
+    common = {"workers": args.workers, "quick": args.quick, "only": only,
+              "data_dir": args.data_dir, "peers": not (args.quick or args.no_peers)}
+    if not args.quick:
+        return Config(size_mb=args.size_mb or 100.0, **common)
+    return Config(size_mb=args.size_mb or QUICK_SIZE_MB, startup_runs=1, tiny_warmups=1,
+                  tiny_runs=5, tasks_runs=1, rbk_pairs=200_000, **common)
+
+
+def prepare_corpus(cfg: Config) -> Path | None:
+    """Generate (or reuse) the word-count input, and bring it into the page cache."""
+    if not cfg.wants("wordcount"):
+        return None
+    path, reused = ensure_corpus(cfg.data_dir, cfg.size_mb, cfg.seed)
+    size = path.stat().st_size
+    print(f"input: {path} ({size / 1e6:.1f} MB, {'reused' if reused else 'generated'})")
+    warm_page_cache(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected workloads on every engine, then print (and save) the table."""
+    args = parse_args(argv)
+    cfg = make_config(args)
+    print(machine_line(machine()))
+    print(f"workloads: {', '.join(cfg.only)}; workers: {cfg.workers}"
+          + ("; quick smoke run" if cfg.quick else ""), flush=True)
+    corpus = prepare_corpus(cfg)
+    results = Results()
+    print("serial (plain Python, one process):", flush=True)
+    reference = run_serial(cfg, corpus, results)
+    print(f"aiospark (embedded cluster, {cfg.workers} workers):", flush=True)
+    run_aiospark(cfg, corpus, reference, results)
+    peers = run_peers(cfg, corpus, reference, results)
+    print_report(cfg, results, peers)
+    if args.json is not None:
+        write_json(args.json, cfg, results, peers)
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
