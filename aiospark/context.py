@@ -50,6 +50,13 @@ class Context:
     from ``secret=``, ``AIOSPARK_SECRET`` or the file named by
     ``AIOSPARK_SECRET_FILE``).
 
+    Options: ``max_task_attempts`` (tries per task before the job fails,
+    default 4), ``locality_wait`` (seconds a task waits for the busy worker
+    holding its cached data before running elsewhere, default 1),
+    ``worker_timeout`` (seconds of silence before the embedded master declares
+    a worker lost, default 10), ``storage_options`` (passed to fsspec for
+    every path), ``log_level`` (of the embedded cluster's processes).
+
     Use it as ``async with Context() as ctx:``, or call ``await ctx.start()``
     and ``await ctx.stop()`` yourself (in the ``python -m asyncio`` REPL, or a
     web service's startup and shutdown hooks).
@@ -67,6 +74,7 @@ class Context:
         secret: str | None = None,
         app_name: str = "aiospark",
         max_task_attempts: int = 4,
+        locality_wait: float = 1.0,
         worker_timeout: float = 10.0,
         storage_options: dict[str, Any] | None = None,
         log_level: str = "WARNING",
@@ -83,6 +91,7 @@ class Context:
         self._workers = workers or os.cpu_count() or 1
         self._secret = secret
         self._max_attempts = max_task_attempts
+        self._locality_wait = locality_wait
         self._worker_timeout = worker_timeout
         self._log_level = log_level
         self._cluster: Any = None
@@ -123,7 +132,11 @@ class Context:
                 connector=aiohttp.TCPConnector(limit=0),
             )
             self._scheduler = Scheduler(
-                self.app_id, master_url, self._session, max_attempts=self._max_attempts
+                self.app_id,
+                master_url,
+                self._session,
+                max_attempts=self._max_attempts,
+                locality_wait=self._locality_wait,
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await self._scheduler.start()

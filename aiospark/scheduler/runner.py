@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import pickle
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -92,11 +93,14 @@ class Scheduler:
         master_url: str,
         session: aiohttp.ClientSession,
         max_attempts: int = 4,
+        locality_wait: float = 1.0,
     ) -> None:
         self.app_id = app_id
         self.master_url = master_url.rstrip("/")
         self.session = session
-        self.state = SchedulerState(max_attempts=max_attempts)
+        self.state = SchedulerState(max_attempts=max_attempts, locality_wait=locality_wait)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.builder = StageBuilder()
         self.links: dict[str, WorkerLink] = {}
         self.known: dict[str, WorkerInfo] = {}
@@ -132,6 +136,8 @@ class Scheduler:
 
     async def stop(self) -> None:
         self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
         for handle in list(self.handles.values()):
             handle._fail(JobCancelled("the context was stopped"))
         self.handles.clear()
@@ -358,6 +364,23 @@ class Scheduler:
                     link.send(pack({"type": "cancel", "task_id": command.task_id}))
             elif isinstance(command, StagesFinished):
                 self._forget_stages(command.stage_ids)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """Wake the state machine when a task held back for locality may run anywhere."""
+        wake = self.state.wake_at
+        if wake is None or (self._timer is not None and self._timer_at <= wake):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = wake
+        delay = max(0.0, wake - time.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._closing:
+            self._apply(self.state.tick())
 
     def _launch(self, command: Launch) -> None:
         link = self.links.get(command.worker_id)

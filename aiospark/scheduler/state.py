@@ -24,7 +24,9 @@ job).  That makes every scheduling decision unit-testable without sockets.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 # -- commands ------------------------------------------------------------------------
@@ -134,15 +136,30 @@ class _StageRun:
     running: dict[int, set[int]] = dataclasses.field(default_factory=dict)
     attempts: dict[int, int] = dataclasses.field(default_factory=dict)
     excluded: dict[int, set[str]] = dataclasses.field(default_factory=dict)
+    #: partition -> launches so far (the next attempt number)
+    launches: dict[int, int] = dataclasses.field(default_factory=dict)
+    #: partition -> when it was queued (for the locality wait)
+    queued_at: dict[int, float] = dataclasses.field(default_factory=dict)
     fetch_failures: int = 0
 
 
 class SchedulerState:
     """All the scheduler knows: workers, jobs, stages, tasks, map outputs, cached splits."""
 
-    def __init__(self, max_attempts: int = 4, max_stage_attempts: int = 4) -> None:
+    def __init__(
+        self,
+        max_attempts: int = 4,
+        max_stage_attempts: int = 4,
+        locality_wait: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_attempts = max_attempts
         self.max_stage_attempts = max_stage_attempts
+        #: How long a task waits for a busy worker holding its data before running elsewhere.
+        self.locality_wait = locality_wait
+        self.clock = clock
+        #: When a task held back for locality may run anywhere: call ``tick()`` then.
+        self.wake_at: float | None = None
         self.workers: dict[str, _Worker] = {}
         self.jobs: dict[int, _Job] = {}
         self.stages: dict[int, _StageRun] = {}
@@ -280,6 +297,12 @@ class SchedulerState:
         self._schedule(commands)
         return commands
 
+    def tick(self) -> list[Command]:
+        """Time passed (``wake_at`` was reached): place tasks that waited for locality."""
+        commands: list[Command] = []
+        self._schedule(commands)
+        return commands
+
     def shuffle_outputs_lost(self, shuffle_url: str) -> list[Command]:
         """A shuffle service is gone: every map output it served must be recomputed."""
         commands: list[Command] = []
@@ -354,6 +377,7 @@ class SchedulerState:
     def _enqueue(self, run: _StageRun, partition: int) -> None:
         if partition not in run.to_run:
             run.to_run.add(partition)
+            run.queued_at[partition] = self.clock()
             self._queue.append((run.stage.id, partition))
 
     def _partition_done(
@@ -501,9 +525,20 @@ class SchedulerState:
             local = [w for w in allowed if w.id in preferred or w.host in preferred]
             if local:
                 allowed = local
+            elif any(
+                w.id in preferred or w.host in preferred
+                for w in self.workers.values()
+                if w.id not in excluded
+            ):
+                # Delay scheduling: the data's worker is busy; wait a little for it.
+                ready_at = run.queued_at.get(partition, 0.0) + self.locality_wait
+                if self.clock() < ready_at:
+                    self.wake_at = ready_at if self.wake_at is None else min(self.wake_at, ready_at)
+                    return None
         return max(allowed, key=lambda w: (w.free, -len(w.running)))
 
     def _schedule(self, commands: list[Command]) -> None:
+        self.wake_at = None
         queue = self._queue
         skipped: list[tuple[int, int]] = []
         while queue:
@@ -522,7 +557,8 @@ class SchedulerState:
             run.to_run.discard(partition)
             self._next_task += 1
             task_id = self._next_task
-            attempt = run.attempts.get(partition, 0)
+            attempt = run.launches.get(partition, 0)
+            run.launches[partition] = attempt + 1
             self.tasks[task_id] = _Task(task_id, stage_id, partition, attempt, worker.id)
             run.running.setdefault(partition, set()).add(task_id)
             worker.running.add(task_id)

@@ -309,15 +309,34 @@ def test_preferred_host_is_used_when_it_has_a_free_slot():
     assert [c.worker_id for c in launched] == ["w2"]
 
 
-def test_busy_preferred_worker_means_running_elsewhere():
-    sim = Sim()
+def test_busy_preferred_worker_is_waited_for_then_given_up_on():
+    now = [100.0]
+    sim = Sim(locality_wait=2.0, clock=lambda: now[0])
     sim.add_worker("w1")
     sim.add_worker("w2")
     sim.submit(1, make_stage(1, 1, prefer={0: ["w2"]}), [0])
     assert sim.task(1, 0).worker_id == "w2"
-    # w2 is busy now: a task preferring w2 goes to w1 rather than waiting.
-    launched = sim.submit(2, make_stage(2, 1, prefer={0: ["w2"]}), [0])
+    # w2 is busy: a task preferring w2 waits for it (delay scheduling) ...
+    assert sim.submit(2, make_stage(2, 1, prefer={0: ["w2"]}), [0]) == []
+    assert sim.state.wake_at == 102.0
+    now[0] = 101.0
+    assert sim.apply(sim.state.tick()) == []
+    # ... and runs elsewhere once the locality wait is over.
+    now[0] = 102.5
+    launched = sim.apply(sim.state.tick())
     assert [c.worker_id for c in launched] == ["w1"]
+    assert sim.state.wake_at is None
+
+
+def test_busy_preferred_worker_freeing_up_takes_the_waiting_task():
+    now = [0.0]
+    sim = Sim(locality_wait=5.0, clock=lambda: now[0])
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    first = sim.submit(1, make_stage(1, 1, prefer={0: ["w2"]}), [0])
+    assert sim.submit(2, make_stage(2, 1, prefer={0: ["w2"]}), [0]) == []
+    launched = of_type(sim.succeed(first[0].task_id, result="r"), Launch)
+    assert [c.worker_id for c in launched] == ["w2"]
     # An unknown location is no reason to wait either.
     sim.run()
     launched = sim.submit(3, make_stage(3, 1, prefer={0: ["nowhere"]}), [0])
@@ -535,7 +554,7 @@ def test_failures_that_do_not_count_never_abort():
         assert len(of_type(out, Launch)) == 1
     # Counted failures still count: the first is retried, the second aborts.
     assert len(of_type(sim.fail(sim.task(1, 0).task_id, "x"), Launch)) == 1
-    assert sim.task(1, 0).attempt == 1
+    assert sim.task(1, 0).attempt == 6  # every launch gets its own attempt number
     out = sim.fail(sim.task(1, 0).task_id, "y")
     assert of_type(out, JobAborted) == [JobAborted(1, "y")]
 
