@@ -5,18 +5,53 @@
 ['AiosparkError', 'ClusterError', 'Context']
 """
 
-from aiospark.context import Context
-from aiospark.errors import (
-    AiosparkError,
-    ClusterError,
-    JobCancelled,
-    JobFailed,
-    RemoteTraceback,
-    SerializationError,
-)
-from aiospark.hashing import portable_hash
-from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
-from aiospark.rdd import RDD
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiospark.context import Context
+    from aiospark.errors import (
+        AiosparkError,
+        ClusterError,
+        JobCancelled,
+        JobFailed,
+        RemoteTraceback,
+        SerializationError,
+    )
+    from aiospark.hashing import portable_hash
+    from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
+    from aiospark.rdd import RDD
+
+# Imported on first use, so the cluster's own processes (``python -m aiospark
+# worker``) start without loading the driver's modules.
+_EXPORTS = {
+    "Context": "aiospark.context",
+    "AiosparkError": "aiospark.errors",
+    "ClusterError": "aiospark.errors",
+    "JobCancelled": "aiospark.errors",
+    "JobFailed": "aiospark.errors",
+    "RemoteTraceback": "aiospark.errors",
+    "SerializationError": "aiospark.errors",
+    "portable_hash": "aiospark.hashing",
+    "HashPartitioner": "aiospark.lineage",
+    "Partitioner": "aiospark.lineage",
+    "StorageLevel": "aiospark.lineage",
+    "RDD": "aiospark.rdd",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiospark' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __version__ = "0.1.0.dev0"
 
