@@ -7,6 +7,7 @@ True
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -162,15 +163,16 @@ class Context:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        shuffle_urls = set()
         if self._scheduler is not None:
+            shuffle_urls = {w.shuffle_url for w in self._scheduler.known.values()}
             await self._scheduler.stop()
-        if self._session is not None and self._cluster is None and self._scheduler is not None:
-            for url in {link.info.shuffle_url for link in self._scheduler.links.values()}:
-                try:
+        if self._session is not None and self._cluster is None:
+            # A standalone cluster outlives this driver: free its shuffle files now.
+            for url in shuffle_urls:
+                with contextlib.suppress(aiohttp.ClientError, OSError):
                     async with self._session.delete(f"{url}/v1/shuffle/{self.app_id}"):
                         pass
-                except aiohttp.ClientError:
-                    pass
         if self._session is not None:
             await self._session.close()
         if self._cluster is not None:

@@ -1,0 +1,117 @@
+"""A cluster started by hand with the CLI, used from a remote-style Context and from the REPL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import operator
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import aiospark
+from aiospark.errors import ClusterError
+from tests.conftest import pid_alive, wait_until
+
+pytestmark = pytest.mark.cluster
+
+SECRET = "standalone-test-secret"
+
+
+async def _start(role: str, *args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Start one role with the CLI and return it with the URL it logged."""
+    env = {**os.environ, "AIOSPARK_SECRET": SECRET}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiospark", role, "--log-level", "INFO", *args,
+        env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        while True:
+            line = (await proc.stderr.readline()).decode()
+            if not line:
+                raise AssertionError(f"{role} exited before serving")
+            found = re.search(r"serving (?:\S+ )?at (http://\S+)", line)
+            if found:
+                return proc, found.group(1)
+
+
+@contextlib.asynccontextmanager
+async def standalone_cluster(tmp_path, workers: int = 2):
+    procs = []
+    try:
+        master, master_url = await _start("master", "--worker-timeout", "5")
+        procs.append(master)
+        shuffle, shuffle_url = await _start("shuffle-service", "--dir", str(tmp_path / "shuffle"))
+        procs.append(shuffle)
+        for i in range(workers):
+            worker, _ = await _start(
+                "worker", "--master", master_url, "--shuffle-url", shuffle_url,
+                "--shuffle-dir", str(tmp_path / "shuffle"), "--work-dir", str(tmp_path / f"w{i}"),
+            )
+            procs.append(worker)
+        yield master_url.replace("http://", "aiospark://"), procs
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                async with asyncio.timeout(10):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_context_connects_to_a_running_master(tmp_path, monkeypatch):
+    async with standalone_cluster(tmp_path) as (url, procs):
+        monkeypatch.setenv("AIOSPARK_SECRET", SECRET)
+        async with aiospark.Context(url) as ctx:
+            assert ctx._cluster is None
+            await wait_until(lambda: len(ctx._scheduler.links) == 2, 20, "both workers")
+            assert ctx.default_parallelism == 2
+            pairs = ctx.parallelize([(i % 5, i) for i in range(1000)], 4)
+            assert dict(await pairs.reduce_by_key(operator.add).collect()) == {
+                k: sum(i for i in range(1000) if i % 5 == k) for k in range(5)
+            }
+            app_dir = tmp_path / "shuffle" / ctx.app_id
+            assert app_dir.exists()
+        # Stopping the driver does not stop a standalone cluster, but frees its shuffle files.
+        assert all(pid_alive(p.pid) for p in procs)
+        assert not app_dir.exists()
+        # The same cluster serves the next driver, found through AIOSPARK_MASTER.
+        monkeypatch.setenv("AIOSPARK_MASTER", url)
+        async with aiospark.Context() as ctx:
+            assert await ctx.range(100).sum() == 4950
+
+
+async def test_wrong_secret_or_no_master_is_a_clear_error(tmp_path, monkeypatch):
+    async with standalone_cluster(tmp_path, workers=1) as (url, _):
+        monkeypatch.delenv("AIOSPARK_SECRET", raising=False)
+        monkeypatch.delenv("AIOSPARK_SECRET_FILE", raising=False)
+        with pytest.raises(ClusterError, match="secret"):
+            await aiospark.Context(url).start()
+        secret_file = tmp_path / "secret"
+        secret_file.write_text(SECRET + "\n")
+        monkeypatch.setenv("AIOSPARK_SECRET_FILE", str(secret_file))
+        async with aiospark.Context(url) as ctx:
+            assert await ctx.parallelize([1, 2], 2).count() == 2
+
+
+async def test_the_asyncio_repl_can_drive_a_context():
+    script = "\n".join([
+        "import aiospark",
+        "ctx = await aiospark.Context(workers=1).start()",
+        "print('total', await ctx.range(1000).sum())",
+        "await ctx.stop()",
+        "",
+    ])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asyncio", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(script.encode()), 60)
+    assert "total 499500" in out.decode(), out.decode()
