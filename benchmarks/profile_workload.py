@@ -55,16 +55,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def workload_job(name: str, ctx: aiospark.Context, corpus: Path | None) -> Callable[[], Awaitable]:
-    """One run of ``name`` on ``ctx`` (start-up is handled separately)."""
+    """One run of ``name`` on ``ctx`` (start-up is handled separately).
+
+    Each call builds fresh lineage: rerunning the same shuffled RDD would reuse
+    its map outputs and measure nothing.
+    """
     if name == "tiny":
         return lambda: tiny_job(ctx)
     if name == "tasks":
         return lambda: ctx.parallelize(range(1000), 1000).map(inc).count()
     if name == "wordcount":
-        lines = ctx.text_file(str(corpus))
-        return lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add).collect
-    pairs = ctx.range(2_000_000, num_slices=ctx.default_parallelism * 2).map(mod_pair)
-    return pairs.reduce_by_key(operator.add).count
+        return lambda: (ctx.text_file(str(corpus)).flat_map(str.split).map(word_one)
+                        .reduce_by_key(operator.add).collect())
+    slices = ctx.default_parallelism * 2
+    return lambda: (ctx.range(2_000_000, num_slices=slices).map(mod_pair)
+                    .reduce_by_key(operator.add).count())
 
 
 REPEATS = {"tiny": 200, "tasks": 3, "wordcount": 1, "rbk": 3, "startup": 3}

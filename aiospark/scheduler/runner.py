@@ -268,12 +268,18 @@ class Scheduler:
                 self._apply(self.state.task_succeeded(task_id, map_output=output, cached=cached))
                 return
             if "result_url" in header:
-                result = await self._fetch_result(header["result_url"])
-                if isinstance(result, BaseException):
-                    self._apply(self.state.task_failed(task_id, result))
-                    return
+                data = await self._fetch_result(header["result_url"])
             else:
-                result = bytes(blobs[0])
+                data = blobs[0]
+            try:
+                if isinstance(data, BaseException):
+                    raise data
+                result = pickle.loads(data)
+            except Exception as exc:  # noqa: BLE001 - e.g. a class the driver cannot import
+                error = JobFailed(f"the result of task {task_id} could not be loaded: {exc!r}")
+                error.__cause__ = exc
+                self._apply(self.state.task_failed(task_id, error))
+                return
             self._apply(self.state.task_succeeded(task_id, result=result, cached=cached))
         elif kind == "failure":
             reason = header.get("reason")
@@ -349,7 +355,7 @@ class Scheduler:
                 if handle is not None:
                     future = handle.futures[command.index]
                     if not future.done():
-                        future.set_result(pickle.loads(command.result))
+                        future.set_result(command.result)
             elif isinstance(command, JobFinished):
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None and not handle.done.done():

@@ -34,6 +34,7 @@ from aiospark.worker.executor import (
     TaskOutcome,
     TaskSpec,
     WorkerTaskContext,
+    pickle_exception,
     run_task,
 )
 
@@ -223,11 +224,20 @@ class Worker:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     await ws.close(code=1003, message=b"binary envelopes only")
                     break
+                header: dict[str, Any] = {}
                 try:
                     header, blobs = unpack(msg.data)
                     self._dispatch(session, header, blobs)
                 except (EnvelopeError, KeyError, TypeError, ValueError) as exc:
-                    await session.send({"type": "error", "error": f"bad message: {exc}"})
+                    reply: dict[str, Any] = {"type": "error", "error": f"bad message: {exc}"}
+                    if header.get("type") == "launch" and isinstance(header.get("task_id"), int):
+                        # Fail the task rather than leave the driver waiting for it.
+                        error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
+                        reply = {"type": "failure", "task_id": header["task_id"],
+                                 "reason": "error", "traceback": ""}
+                        await session.send(reply, pickle_exception(error))
+                        continue
+                    await session.send(reply)
         finally:
             self.sessions.discard(session)
             self._driver_gone(session)

@@ -222,3 +222,38 @@ async def test_glom_and_get_num_partitions(ctx):
     assert rdd.get_num_partitions() == 4
     assert await rdd.glom().collect() == [[0, 1], [2, 3, 4], [5, 6], [7, 8, 9]]
     assert ctx.parallelize(PAIRS, 3).reduce_by_key(operator.add, 5).get_num_partitions() == 5
+
+
+async def test_large_results_travel_over_http_and_numpy_arrays_stay_arrays(ctx):
+    import numpy as np
+
+    from aiospark.worker.app import INLINE_RESULT_LIMIT
+
+    per_partition = 80_000
+    assert per_partition * 122 > INLINE_RESULT_LIMIT, "the test must exceed the inline limit"
+    fetched = []
+    original = ctx._scheduler._fetch_result
+
+    async def counting_fetch(url):
+        fetched.append(url)
+        return await original(url)
+
+    ctx._scheduler._fetch_result = counting_fetch
+    try:
+        big = ctx.parallelize(range(2), 2).flat_map(
+            lambda i: (f"{i}-{j:0120d}" for j in range(per_partition))
+        )
+        rows = await big.collect()
+    finally:
+        del ctx._scheduler._fetch_result
+    assert len(rows) == 2 * per_partition
+    assert rows[0] == "0-" + "0" * 120 and rows[-1] == f"1-{per_partition - 1:0120d}"
+    assert len(fetched) == 2 and all("/v1/results/" in url for url in fetched)
+    arrays = await ctx.parallelize(range(4), 2).map(lambda i: np.full((1000, 10), i)).collect()
+    assert [a.shape for a in arrays] == [(1000, 10)] * 4
+    assert [int(a[0, 0]) for a in arrays] == [0, 1, 2, 3]
+    arrays[0][0, 0] = 99  # arrays arrive writable
+    total = await ctx.parallelize(range(4), 2).map(lambda i: np.arange(10**5) * i).map(
+        lambda a: float(a.sum())
+    ).sum()
+    assert total == float(sum(np.arange(10**5).sum() * i for i in range(4)))
