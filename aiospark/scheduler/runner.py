@@ -275,7 +275,7 @@ class Scheduler:
                 if isinstance(data, BaseException):
                     raise data
                 result = pickle.loads(data)
-            except Exception as exc:  # noqa: BLE001 - e.g. a class the driver cannot import
+            except Exception as exc:  # e.g. a class the driver cannot import
                 error = JobFailed(f"the result of task {task_id} could not be loaded: {exc!r}")
                 error.__cause__ = exc
                 self._apply(self.state.task_failed(task_id, error))
