@@ -21,12 +21,10 @@ import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from aiospark.hashing import portable_hash
 from aiospark.lineage import (
     Aggregator,
     DataSplit,
     Dependency,
-    HashPartitioner,
     OneToOneDependency,
     Partitioner,
     ShuffleDependency,
@@ -34,6 +32,11 @@ from aiospark.lineage import (
     StorageLevel,
     TaskContext,
 )
+from aiospark.ops.pairs import PairOps
+from aiospark.ops.sampling import SampleOps
+from aiospark.ops.sets import SetOps
+from aiospark.ops.sorting import SortOps
+from aiospark.ops.stats import StatOps
 
 if TYPE_CHECKING:
     from aiospark.context import Context
@@ -54,10 +57,13 @@ def checked(records: Iterable[Any], tctx: TaskContext) -> Iterator[Any]:
         yield from batch
 
 
-class RDD:
+class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
     """A resilient distributed dataset: Spark's five-tuple plus the user API.
 
-    Subclasses define ``_compute_splits`` and ``compute``; everything else is shared.
+    Subclasses define ``_compute_splits`` and ``compute``; everything else is
+    shared.  The API is grouped by theme in the mixins of ``aiospark.ops``;
+    this class holds the five-tuple, the narrow transformations, persistence,
+    the basic actions and streaming.
     """
 
     def __init__(
@@ -250,88 +256,6 @@ class RDD:
         if not isinstance(num_partitions, int) or num_partitions < 1:
             raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
         return num_partitions
-
-    def combine_by_key(
-        self,
-        create_combiner: Callable[[Any], Any],
-        merge_value: Callable[[Any, Any], Any],
-        merge_combiners: Callable[[Any, Any], Any],
-        num_partitions: int | None = None,
-        partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
-        """Combine the values of each key with a ``(create, merge_value, merge_combiners)`` triple.
-
-        Values are combined on the map side before the shuffle.
-
-        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
-        >>> sums = rdd.combine_by_key(lambda v: [v], lambda c, v: c + [v], operator.add)
-        >>> sorted(await sums.collect())
-        [('a', [1, 3]), ('b', [2])]
-        """
-        aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
-
-    def _combine(
-        self,
-        aggregator: Aggregator,
-        num_partitions: int | None,
-        partition_func: Callable[[Any], int],
-        map_side: bool,
-    ) -> RDD:
-        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
-        if self.partitioner == partitioner:
-            # Already partitioned this way: combine inside each partition, no shuffle.
-            return MapPartitionsRDD(
-                self, lambda _, it: iter(aggregator.combine_values(it).items()), True
-            )
-        return ShuffledRDD(self, partitioner, aggregator, map_side_combine=map_side)
-
-    def reduce_by_key(
-        self,
-        func: Callable[[Any, Any], Any],
-        num_partitions: int | None = None,
-        partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
-        """Merge the values of each key with an associative ``func`` (combined map-side).
-
-        The result has ``num_partitions`` partitions (default: as many as this RDD).
-
-        >>> pairs = ctx.parallelize([("a", 1), ("b", 1), ("a", 1)], 2)
-        >>> sorted(await pairs.reduce_by_key(operator.add).collect())
-        [('a', 2), ('b', 1)]
-        """
-        aggregator = Aggregator(_identity, func, func, identity_create=True)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
-
-    def group_by_key(
-        self,
-        num_partitions: int | None = None,
-        partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
-        """Group the values of each key into a list.
-
-        Prefer ``reduce_by_key`` for aggregations: grouping ships every value.
-
-        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
-        >>> sorted(await rdd.group_by_key().map_values(sorted).collect())
-        [('a', [1, 3]), ('b', [2])]
-        """
-        aggregator = Aggregator(_list_create, _list_append, _list_extend)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=False)
-
-    def partition_by(
-        self, num_partitions: int, partition_func: Callable[[Any], int] = portable_hash
-    ) -> RDD:
-        """Redistribute a pair RDD so that ``partition_func(key) % num_partitions`` picks the split.
-
-        >>> rdd = ctx.parallelize([(1, "a"), (2, "b"), (3, "c"), (4, "d")], 1)
-        >>> await rdd.partition_by(2).glom().collect()
-        [[(2, 'b'), (4, 'd')], [(1, 'a'), (3, 'c')]]
-        """
-        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
-        if self.partitioner == partitioner:
-            return self
-        return ShuffledRDD(self, partitioner)
 
     # -- persistence ------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""The workloads on aiospark's embedded cluster (real local processes)."""
+"""The workloads on aiospark's embedded cluster (real local processes).
+
+The data workloads alternate serial and aiospark runs, so that both see the same
+machine conditions (other processes, CPU frequency) and the ratio stays fair.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,32 @@ import asyncio
 import operator
 import statistics
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench_baseline import reduce_by_key_count, word_count
 from bench_common import (
     Config,
     Results,
     check_rbk_keys,
     check_word_counts,
     inc,
+    median_text,
     mod_pair,
     p90,
     report,
+    timed,
     word_one,
 )
 
 import aiospark
 
 ENGINE = "aiospark"
+
+#: Called between timed runs (the machine-capacity probe).
+Hook = Callable[[], object]
 
 
 async def atimed(job: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
@@ -79,48 +90,93 @@ async def measure_tasks(ctx: aiospark.Context, cfg: Config, results: Results) ->
 
 
 async def measure_word_count(
-    ctx: aiospark.Context, corpus: Path, reference: Any, results: Results
+    ctx: aiospark.Context, cfg: Config, corpus: Path, results: Results, between: Hook
+) -> Counter[str]:
+    """Word count, serial and aiospark runs alternating; returns the serial Counter.
+
+    aiospark: text_file -> flat_map(str.split) -> map((w, 1)) -> reduce_by_key(add) ->
+    collect, with fresh lineage each run (rerunning one shuffled RDD would reuse its
+    map outputs).  Alternating the runs exposes both to the same machine conditions.
+    """
+    serial, mine = [], []
+    reference: Counter[str] = Counter()
+    for _ in range(cfg.data_runs):
+        between()
+        seconds, reference = timed(lambda: word_count(corpus))
+        serial.append(seconds)
+        lines = ctx.text_file(str(corpus), min_partitions=cfg.text_partitions)
+        counts = lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add)
+        seconds, pairs = await atimed(counts.collect)
+        check_word_counts(ENGINE, pairs, reference)
+        mine.append(seconds)
+    partitions = lines.get_num_partitions()
+    results.put("serial", "wordcount_s", statistics.median(serial))
+    results.put(ENGINE, "wordcount_s", statistics.median(mine))
+    results.put(ENGINE, "wordcount_partitions", partitions)
+    report("serial", f"word count: {median_text(serial)} ({len(reference):,} distinct words)")
+    report(ENGINE, f"word count: {median_text(mine)} ({partitions} input partitions; "
+                   "counts equal the serial Counter)")
+    return reference
+
+
+async def measure_rbk(
+    ctx: aiospark.Context, cfg: Config, results: Results, between: Hook
 ) -> None:
-    """text_file -> flat_map(str.split) -> map((w, 1)) -> reduce_by_key(add) -> collect."""
-    lines = ctx.text_file(str(corpus))
-    counts = lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add)
-    seconds, pairs = await atimed(counts.collect)
-    check_word_counts(ENGINE, pairs, reference)
-    results.put(ENGINE, "wordcount_s", seconds)
-    results.put(ENGINE, "wordcount_partitions", lines.get_num_partitions())
-    report(ENGINE, f"word count: {seconds:.2f} s ({lines.get_num_partitions()} input "
-                   f"partitions, {len(pairs):,} words, counts equal the serial Counter)")
+    """reduce_by_key + count of generated pairs, serial and aiospark runs alternating."""
+    serial, mine = [], []
+    for _ in range(cfg.data_runs):
+        between()
+        seconds, keys = timed(lambda: reduce_by_key_count(cfg.rbk_pairs))
+        check_rbk_keys("serial", keys, cfg.rbk_pairs)
+        serial.append(seconds)
+        pairs = ctx.range(cfg.rbk_pairs, num_slices=cfg.rbk_slices).map(mod_pair)
+        seconds, keys = await atimed(pairs.reduce_by_key(operator.add).count)
+        check_rbk_keys(ENGINE, keys, cfg.rbk_pairs)
+        mine.append(seconds)
+    results.put("serial", "rbk_s", statistics.median(serial))
+    results.put(ENGINE, "rbk_s", statistics.median(mine))
+    report("serial", f"reduce_by_key + count: {median_text(serial)}")
+    report(ENGINE, f"reduce_by_key + count: {median_text(mine)} ({keys:,} keys)")
 
 
-async def measure_rbk(ctx: aiospark.Context, cfg: Config, results: Results) -> None:
-    """reduce_by_key + count of pairs generated inside the job."""
-    pairs = ctx.range(cfg.rbk_pairs, num_slices=cfg.rbk_slices).map(mod_pair)
-    seconds, keys = await atimed(pairs.reduce_by_key(operator.add).count)
-    check_rbk_keys(ENGINE, keys, cfg.rbk_pairs)
-    results.put(ENGINE, "rbk_s", seconds)
-    report(ENGINE, f"reduce_by_key + count: {seconds:.2f} s ({keys:,} keys)")
+async def warm_up_shuffle(ctx: aiospark.Context) -> None:
+    """One tiny shuffle, so the workers' first-shuffle imports are not timed as data work."""
+    pairs = ctx.parallelize([(i % 3, i) for i in range(12)], 2)
+    assert await pairs.reduce_by_key(operator.add).count() == 3
 
 
-async def run_workloads(cfg: Config, corpus: Path | None, reference: Any, results: Results) -> None:
-    """Every selected workload: start-up on fresh contexts, the rest on one shared context."""
+async def run_workloads(
+    cfg: Config, corpus: Path | None, results: Results, between: Hook
+) -> Counter[str] | None:
+    """Every selected workload: start-up on fresh contexts, the rest on one shared context.
+
+    ``between()`` is called before each pair of timed data runs (serial, aiospark).
+    Returns the serial word counts, the reference the peers are checked against.
+    """
+    reference = None
     if cfg.wants("startup"):
         await measure_startup(cfg, results)
     if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk")):
-        return
+        return reference
     async with aiospark.Context(workers=cfg.workers) as ctx:
         if cfg.wants("tiny"):
             await measure_tiny(ctx, cfg, results)
         if cfg.wants("tasks"):
             await measure_tasks(ctx, cfg, results)
+        if cfg.wants("wordcount") or cfg.wants("rbk"):
+            await warm_up_shuffle(ctx)
         if cfg.wants("wordcount") and corpus is not None:
-            await measure_word_count(ctx, corpus, reference, results)
+            reference = await measure_word_count(ctx, cfg, corpus, results, between)
         if cfg.wants("rbk"):
-            await measure_rbk(ctx, cfg, results)
+            await measure_rbk(ctx, cfg, results, between)
+    return reference
 
 
-def run_aiospark(cfg: Config, corpus: Path | None, reference: Any, results: Results) -> None:
-    """Run the aiospark workloads in a fresh event loop."""
-    asyncio.run(run_workloads(cfg, corpus, reference, results))
+def run_aiospark(
+    cfg: Config, corpus: Path | None, results: Results, between: Hook = lambda: None
+) -> Counter[str] | None:
+    """Run the aiospark workloads (and their serial counterparts) in a fresh event loop."""
+    return asyncio.run(run_workloads(cfg, corpus, results, between))
 
 
 def samples_text(samples: list[float]) -> str:

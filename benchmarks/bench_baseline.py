@@ -6,7 +6,7 @@ import operator
 from collections import Counter
 from pathlib import Path
 
-from bench_common import Config, Results, check_rbk_keys, mod_pair, report, timed
+from bench_common import mod_pair
 
 
 def word_count(path: Path) -> Counter[str]:
@@ -25,18 +25,3 @@ def reduce_by_key_count(pairs: int) -> int:
     for key, value in map(mod_pair, range(pairs)):
         sums[key] = add(sums[key], value) if key in sums else value
     return len(sums)
-
-
-def run_serial(cfg: Config, corpus: Path | None, results: Results) -> Counter[str] | None:
-    """Measure the serial workloads; return the reference word counts (when counted)."""
-    reference = None
-    if cfg.wants("wordcount") and corpus is not None:
-        seconds, reference = timed(lambda: word_count(corpus))
-        results.put("serial", "wordcount_s", seconds)
-        report("serial", f"word count: {seconds:.2f} s ({len(reference):,} distinct words)")
-    if cfg.wants("rbk"):
-        seconds, keys = timed(lambda: reduce_by_key_count(cfg.rbk_pairs))
-        check_rbk_keys("serial", keys, cfg.rbk_pairs)
-        results.put("serial", "rbk_s", seconds)
-        report("serial", f"reduce_by_key + count: {seconds:.2f} s ({keys:,} keys)")
-    return reference

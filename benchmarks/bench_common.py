@@ -33,6 +33,11 @@ first_of = lambda kv: kv[0]
 add_value = lambda acc, kv: acc + kv[1]
 
 
+def text_block_bytes(size: int, min_partitions: int | None) -> int:
+    """Hadoop's split size: ``min(size // min_partitions, 32 MiB)`` (min_partitions default 2)."""
+    return max(1, min(size // (min_partitions or 2), TEXT_BLOCK_BYTES))
+
+
 def expected_rbk_keys(pairs: int) -> int:
     """Distinct keys of ``mod_pair`` over ``range(pairs)``: 7919 is coprime with ``RBK_KEYS``."""
     return min(pairs, RBK_KEYS)
@@ -54,6 +59,10 @@ class Config:
     tasks: int = 1000
     tasks_runs: int = 3
     rbk_pairs: int = 2_000_000
+    data_runs: int = 5  # word count and reduce_by_key: the median of this many runs
+    #: ``min_partitions`` of the word count's input (None: each engine's default, which for
+    #: ~100 MB and 32 MiB blocks is 3 splits); a diagnostic knob, not part of the workload.
+    text_partitions: int | None = None
     peers: bool = True
 
     def wants(self, workload: str) -> bool:
@@ -72,6 +81,7 @@ class Results:
 
     figures: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+    environment: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def put(self, engine: str, metric: str, value: float) -> None:
         """Record one figure."""
@@ -99,6 +109,14 @@ def p90(samples: list[float]) -> float:
     if len(samples) < 2:
         return max(samples)
     return statistics.quantiles(samples, n=10, method="inclusive")[-1]
+
+
+def median_text(samples: list[float]) -> str:
+    """``"median 1.23 s of 1.20, 1.23, 1.31"``."""
+    text = f"median {statistics.median(samples):.2f} s"
+    if len(samples) > 1:
+        text += " of " + ", ".join(f"{s:.2f}" for s in samples)
+    return text
 
 
 def report(engine: str, text: str) -> None:

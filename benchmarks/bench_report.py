@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from bench_common import Config, Results
+from bench_machine import machine
 
 ENGINES = ("serial", "aiospark", "pyspark", "dask")
 
@@ -147,9 +145,13 @@ def summary_lines(cfg: Config, results: Results) -> list[str]:
     """Speedup and parallel efficiency of the word count, and the count of missed targets."""
     lines = []
     wc = ratio(results, "aiospark", Row("wordcount_s", "", "s", has_serial=True))
+    capacity = results.environment.get("parallel_capacity")
     if wc is not None:
-        lines.append(f"word count speedup {wc:.2f}x with {cfg.workers} workers: parallel "
-                     f"efficiency {wc / cfg.workers:.0%} (speedup / workers)")
+        line = (f"word count speedup {wc:.2f}x with {cfg.workers} workers: parallel "
+                f"efficiency {wc / cfg.workers:.0%} (speedup / workers)")
+        if capacity:
+            line += f"; {wc / capacity:.0%} of the {capacity:.2f}x this machine delivered"
+        lines.append(line)
     evaluated = evaluate(cfg, results)
     missed = [f"{t['metric']} {t['target']}" for t in evaluated if t["status"] == "missed"]
     met = sum(t["status"] == "met" for t in evaluated)
@@ -170,58 +172,11 @@ def print_report(cfg: Config, results: Results, peers: list[str]) -> None:
           "§8 targets apply to 2 workers and the default sizes")
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "cpu": _cpu_model(),
-        "memory_gib": _memory_gib(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "aiospark": _version("aiospark"),
-        "uvloop": _version("uvloop"),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_line(info: dict[str, Any]) -> str:
-    """The machine in one line."""
-    return (f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
-            f"Python {info['python']}, aiospark {info['aiospark']}, uvloop {info['uvloop']}")
-
-
 def write_json(path: Path, cfg: Config, results: Results, peers: list[str]) -> None:
     """Everything measured, as JSON."""
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
     document = {
-        "machine": machine(),
+        "machine": {**machine(), **results.environment},
         "config": config,
         "engines": ["serial", "aiospark", *peers],
         "figures": results.figures,

@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("workload", choices=WORKLOADS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size-mb", type=float, default=100.0)
+    parser.add_argument("--text-partitions", type=int, default=None,
+                        help="min_partitions of the word-count input (default: aiospark's)")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=15, help="functions listed per role")
     parser.add_argument("--pyinstrument", action="store_true",
@@ -54,7 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- the workloads, repeated enough to collect samples -----------------------------------------
 
 
-def workload_job(name: str, ctx: aiospark.Context, corpus: Path | None) -> Callable[[], Awaitable]:
+def workload_job(
+    name: str, ctx: aiospark.Context, corpus: Path | None, text_partitions: int | None
+) -> Callable[[], Awaitable]:
     """One run of ``name`` on ``ctx`` (start-up is handled separately).
 
     Each call builds fresh lineage: rerunning the same shuffled RDD would reuse
@@ -65,8 +69,8 @@ def workload_job(name: str, ctx: aiospark.Context, corpus: Path | None) -> Calla
     if name == "tasks":
         return lambda: ctx.parallelize(range(1000), 1000).map(inc).count()
     if name == "wordcount":
-        return lambda: (ctx.text_file(str(corpus)).flat_map(str.split).map(word_one)
-                        .reduce_by_key(operator.add).collect())
+        return lambda: (ctx.text_file(str(corpus), text_partitions).flat_map(str.split)
+                        .map(word_one).reduce_by_key(operator.add).collect())
     slices = ctx.default_parallelism * 2
     return lambda: (ctx.range(2_000_000, num_slices=slices).map(mod_pair)
                     .reduce_by_key(operator.add).count())
@@ -90,7 +94,7 @@ async def run_workload(args: argparse.Namespace, corpus: Path | None, raw: Path)
                     times.append(time.perf_counter() - start)
         return times
     async with aiospark.Context(workers=args.workers) as ctx:
-        job = workload_job(args.workload, ctx, corpus)
+        job = workload_job(args.workload, ctx, corpus, args.text_partitions)
         with sampling(raw, args.rate):
             for _ in range(REPEATS[args.workload]):
                 start = time.perf_counter()

@@ -14,15 +14,16 @@ are checked against the serial results (a mismatch fails the run).  PySpark
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from bench_aiospark import run_aiospark
-from bench_baseline import run_serial
 from bench_common import WORKLOADS, Config, Results, warm_page_cache
 from bench_corpus import ensure_corpus
+from bench_machine import CapacityProbe, machine, machine_line
 from bench_peers import run_peers
-from bench_report import machine, machine_line, print_report, write_json
+from bench_report import print_report, write_json
 
 HERE = Path(__file__).resolve().parent
 QUICK_SIZE_MB = 2.0
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-peers", action="store_true", help="skip PySpark and Dask")
+    parser.add_argument("--text-partitions", type=int, default=None, metavar="N",
+                        help="diagnostic: min_partitions of the word-count input "
+                             "(default: each engine's default, 3 splits of 32 MiB)")
     parser.add_argument("--data-dir", type=Path, default=HERE / "data",
                         help="where the generated input lives (default benchmarks/data)")
     args = parser.parse_args(argv)
@@ -51,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; "
                      f"choose from {', '.join(WORKLOADS)}")
+    if args.text_partitions is not None and args.text_partitions < 1:
+        parser.error("--text-partitions must be at least 1")
     if args.size_mb is not None and args.size_mb <= 0:
         parser.error("--size-mb must be positive")
     return args
@@ -65,11 +71,12 @@ def make_config(args: argparse.Namespace) -> Config:
     """The run's configuration: the defaults, or the small ones of ``--quick``."""
     only = tuple(w for w in WORKLOADS if w in split_names(args.only))
     common = {"workers": args.workers, "quick": args.quick, "only": only,
-              "data_dir": args.data_dir, "peers": not (args.quick or args.no_peers)}
+              "data_dir": args.data_dir, "peers": not (args.quick or args.no_peers),
+              "text_partitions": args.text_partitions}
     if not args.quick:
         return Config(size_mb=args.size_mb or 100.0, **common)
     return Config(size_mb=args.size_mb or QUICK_SIZE_MB, startup_runs=1, tiny_warmups=1,
-                  tiny_runs=5, tasks_runs=1, rbk_pairs=200_000, **common)
+                  tiny_runs=5, tasks_runs=1, rbk_pairs=200_000, data_runs=1, **common)
 
 
 def prepare_corpus(cfg: Config) -> Path | None:
@@ -83,6 +90,30 @@ def prepare_corpus(cfg: Config) -> Path | None:
     return path
 
 
+def environment_notes(results: Results) -> None:
+    """Warn about what makes this run's figures less representative."""
+    load = os.getloadavg()[0]
+    results.environment["load_average_start"] = load
+    if load > 0.5:
+        results.note(f"load average {load:.2f} at start on {os.cpu_count()} CPUs: other "
+                     "processes are busy, figures will be noisy (and slower)")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        results.note("PYTHONDONTWRITEBYTECODE is set: processes that find no cached bytecode "
+                     "compile aiospark's modules at every start (slower start-up)")
+
+
+def report_capacity(cfg: Config, probe: CapacityProbe, results: Results) -> None:
+    """Print what the machine delivered in parallel while the data workloads ran."""
+    summary = probe.summary()
+    results.environment.update(summary)
+    if summary:
+        print(f"machine check: {cfg.workers} processes running plain Python at once did "
+              f"{summary['parallel_capacity']:.2f}x the work of one (median of "
+              f"{len(probe.samples)} samples next to the timed runs, "
+              f"{summary['parallel_capacity_min']:.2f}-{summary['parallel_capacity_max']:.2f}x; "
+              f"ideal {cfg.workers}x)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected workloads on every engine, then print (and save) the table."""
     args = parse_args(argv)
@@ -90,13 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line(machine()))
     print(f"workloads: {', '.join(cfg.only)}; workers: {cfg.workers}"
           + ("; quick smoke run" if cfg.quick else ""), flush=True)
-    corpus = prepare_corpus(cfg)
     results = Results()
-    print("serial (plain Python, one process):", flush=True)
-    reference = run_serial(cfg, corpus, results)
-    print(f"aiospark (embedded cluster, {cfg.workers} workers):", flush=True)
-    run_aiospark(cfg, corpus, reference, results)
+    environment_notes(results)
+    corpus = prepare_corpus(cfg)
+    print(f"aiospark (embedded cluster, {cfg.workers} workers) and serial (plain Python, "
+          "one process; runs alternate with aiospark's):", flush=True)
+    with CapacityProbe(cfg.workers) as probe:
+        reference = run_aiospark(cfg, corpus, results, probe.sample)
+    report_capacity(cfg, probe, results)
     peers = run_peers(cfg, corpus, reference, results)
+    results.environment["load_average_end"] = os.getloadavg()[0]
     print_report(cfg, results, peers)
     if args.json is not None:
         write_json(args.json, cfg, results, peers)
