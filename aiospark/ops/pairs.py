@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aiospark import rdd as core
 from aiospark.hashing import portable_hash
 from aiospark.lineage import Aggregator, HashPartitioner
 
@@ -100,3 +99,7 @@ class PairOps:
         if self.partitioner == partitioner:
             return self
         return core.ShuffledRDD(self, partitioner)
+
+
+# At the bottom: aiospark.rdd imports this module to build the RDD class.
+from aiospark import rdd as core  # noqa: E402
