@@ -1,8 +1,8 @@
 """aiospark: an asyncio-native, Spark-style distributed runtime for Python.
 
 >>> import aiospark
->>> sorted(n for n in aiospark.__all__ if n[0].isupper())[:3]
-['AiosparkError', 'ClusterError', 'Context']
+>>> {"Context", "RDD", "StorageLevel"} <= set(aiospark.__all__)
+True
 """
 
 import importlib
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aiospark.hashing import portable_hash
     from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
     from aiospark.rdd import RDD
+    from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
 
 # Imported on first use, so the cluster's own processes (``python -m aiospark
 # worker``) start without loading the driver's modules.
@@ -37,6 +38,9 @@ _EXPORTS = {
     "Partitioner": "aiospark.lineage",
     "StorageLevel": "aiospark.lineage",
     "RDD": "aiospark.rdd",
+    "Accumulator": "aiospark.shared",
+    "AccumulatorParam": "aiospark.shared",
+    "Broadcast": "aiospark.shared",
 }
 
 
@@ -57,7 +61,10 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "RDD",
+    "Accumulator",
+    "AccumulatorParam",
     "AiosparkError",
+    "Broadcast",
     "ClusterError",
     "Context",
     "HashPartitioner",

@@ -19,6 +19,7 @@ from aiospark.errors import ClusterError
 from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
 from aiospark.scheduler.runner import JobHandle, Scheduler
+from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
 
 #: How long ``start`` waits for the cluster before giving up.
 START_TIMEOUT = 60.0
@@ -265,6 +266,35 @@ class Context:
         fs, paths = expand_paths(path, self.storage_options)
         splits = plan_text_splits(fs, paths, min_partitions)
         return TextFileRDD(self, fs, splits, encoding)
+
+    # -- shared variables ----------------------------------------------------------------
+
+    def broadcast(self, value: Any) -> Broadcast:
+        """Ship a read-only value to every worker once; tasks read it as ``.value``.
+
+        Each worker fetches it the first time one of its tasks needs it (from a
+        peer that already has it when there is one) and keeps it for later tasks.
+
+        >>> words = ctx.broadcast({"spark", "asyncio"})
+        >>> await ctx.parallelize(["spark", "jvm", "asyncio"]).filter(
+        ...     lambda w: w in words.value).collect()
+        ['spark', 'asyncio']
+        """
+        return self._require_started().shared.new_broadcast(value)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
+        """A counter or sum that tasks add to; updates count once per partition.
+
+        ``accum_param`` says how to add values (default: ``+``, with
+        ``value * 0`` as the zero).
+
+        >>> errors = ctx.accumulator(0)
+        >>> await ctx.parallelize(["ok", "bad", "bad"]).foreach(
+        ...     lambda s: errors.add(1) if s == "bad" else None)
+        >>> errors.value
+        2
+        """
+        return self._require_started().shared.new_accumulator(value, accum_param)
 
     # -- internals used by RDDs -------------------------------------------------------------------
 

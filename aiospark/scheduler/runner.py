@@ -25,6 +25,7 @@ from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
 from aiospark.scheduler.dag import Stage, StageBuilder
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
+from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
     Cancel,
     Command,
@@ -36,6 +37,7 @@ from aiospark.scheduler.state import (
     SchedulerState,
     StagesFinished,
 )
+from aiospark.shared import collect_broadcasts, stop_collecting
 
 log = logging.getLogger("aiospark.scheduler")
 
@@ -68,6 +70,8 @@ class WorkerLink:
         self.info = info
         self.ws = ws
         self.sent_stages: set[int] = set()
+        #: broadcasts this worker holds or is fetching
+        self.broadcasts: set[int] = set()
         self.outbox: deque[bytes] = deque()
         self.wakeup = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
@@ -106,6 +110,10 @@ class Scheduler:
         self.known: dict[str, WorkerInfo] = {}
         self.handles: dict[int, JobHandle] = {}
         self._stage_blobs: dict[int, bytes] = {}
+        self._stage_broadcasts: dict[int, set[int]] = {}
+        #: task id -> (stage id, partition), to apply accumulator updates once per partition
+        self._task_partitions: dict[int, tuple[int, int]] = {}
+        self.shared = SharedVariables(on_unpersist=self._unpersist_broadcast)
         self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
         self._next_job = 0
         self._watch: asyncio.Task | None = None
@@ -259,8 +267,12 @@ class Scheduler:
     async def _on_worker_message(self, link: WorkerLink, header: dict, blobs: list) -> None:
         kind = header["type"]
         task_id = int(header["task_id"]) if "task_id" in header else -1
+        placed = self._task_partitions.pop(task_id, None)
         if kind == "success":
             cached = [tuple(k) for k in header.get("cached", [])]
+            if "acc_blob" in header and placed is not None and task_id in self.state.tasks:
+                updates = cloudpickle.loads(blobs[header["acc_blob"]])
+                self.shared.apply_updates(placed[0], placed[1], updates)
             if "map_sizes" in header:
                 output = MapOutput(
                     link.info.worker_id, link.info.shuffle_url, tuple(header["map_sizes"])
@@ -282,6 +294,7 @@ class Scheduler:
                 return
             self._apply(self.state.task_succeeded(task_id, result=result, cached=cached))
         elif kind == "failure":
+            link.broadcasts.difference_update(header.get("broadcast_failed", []))
             reason = header.get("reason")
             if reason == "cancelled":
                 self._apply(self.state.task_failed(task_id, JobCancelled(), counts=False))
@@ -401,18 +414,55 @@ class Scheduler:
             "attempt": command.attempt,
             "inputs": self._shuffle_inputs(stage),
         }
-        split_blob = serialize_split(stage.rdd.splits()[command.partition])
-        if stage.id in link.sent_stages:
-            link.send(pack(header, split_blob))
-        else:
+        blobs = [serialize_split(stage.rdd.splits()[command.partition])]
+        if stage.id not in link.sent_stages:
             link.sent_stages.add(stage.id)
-            link.send(pack(header, split_blob, self._stage_blob(stage)))
+            header["stage_included"] = True
+            blobs.append(self._stage_blob(stage))
+        blobs.extend(self._broadcast_parts(link, stage, header))
+        self._task_partitions[command.task_id] = (stage.id, command.partition)
+        link.send(pack(header, *blobs))
 
     def _stage_blob(self, stage: Stage) -> bytes:
         blob = self._stage_blobs.get(stage.id)
         if blob is None:
-            blob = self._stage_blobs[stage.id] = serialize_stage(stage)
+            token, broadcasts = collect_broadcasts()
+            try:
+                blob = serialize_stage(stage)
+            finally:
+                stop_collecting(token)
+            self._stage_blobs[stage.id] = blob
+            self._stage_broadcasts[stage.id] = broadcasts
         return blob
+
+    def _broadcast_parts(self, link: WorkerLink, stage: Stage, header: dict) -> list[bytes]:
+        """Tell the worker where the stage's broadcasts are; inline those nobody has yet."""
+        inline: list[bytes] = []
+        for bid in sorted(self._stage_broadcasts.get(stage.id, ())):
+            if bid in link.broadcasts:
+                header.setdefault("broadcast_held", []).append(bid)
+                continue
+            holders = [
+                other.info.url for other in self.links.values()
+                if other is not link and bid in other.broadcasts
+            ]
+            if holders:
+                header.setdefault("broadcast_sources", {})[str(bid)] = holders
+            else:
+                blob = self.shared.blobs.get(bid)
+                if blob is None:
+                    continue  # destroyed: the task fails reading it, with a clear error
+                header.setdefault("broadcast_inline", []).append(bid)
+                inline.append(blob)
+            link.broadcasts.add(bid)
+        return inline
+
+    def _unpersist_broadcast(self, bid: int) -> None:
+        message = pack({"type": "unpersist_broadcast", "broadcast_id": bid})
+        for link in self.links.values():
+            if bid in link.broadcasts:
+                link.broadcasts.discard(bid)
+                link.send(message)
 
     def _shuffle_inputs(self, stage: Stage) -> dict[str, list]:
         """For each shuffle the stage reads: ``[[shuffle_url, [map ids]], ...]``."""

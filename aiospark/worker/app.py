@@ -29,6 +29,7 @@ from aiospark.protocol.messages import Heartbeat, RegisterWorker
 from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
+from aiospark.worker.broadcasts import BroadcastStore
 from aiospark.worker.executor import (
     StageCache,
     TaskOutcome,
@@ -90,6 +91,7 @@ class Worker:
         self.url = ""
         self.blocks = BlockStore(work_dir)
         self.stages = StageCache()
+        self.broadcasts = BroadcastStore(lambda: self._session)
         self.pool = ThreadPoolExecutor(cores, thread_name_prefix="aiospark-task")
         self.sessions: set[DriverSession] = set()
         self.results: dict[tuple[str, int], bytes] = {}
@@ -110,6 +112,7 @@ class Worker:
                 web.get("/v1/health", self.health),
                 web.get("/v1/driver", self.driver_socket),
                 web.get("/v1/results/{app}/{task}", self.get_result),
+                web.get("/v1/broadcast/{app}/{bid}", self.get_broadcast),
             ]
         )
         return app
@@ -197,6 +200,7 @@ class Worker:
                 "registered": self._registered.is_set(),
                 "running_tasks": self.running_tasks(),
                 "blocks": self.blocks.summary(),
+                "broadcasts": self.broadcasts.summary(),
             }
         )
 
@@ -209,6 +213,18 @@ class Worker:
         if data is None:
             raise web.HTTPNotFound(text=f"no result for task {key[1]}")
         return web.Response(body=data, content_type="application/octet-stream")
+
+    async def get_broadcast(self, request: web.Request) -> web.StreamResponse:
+        """A broadcast value's bytes, for a peer worker (waits while still fetching it)."""
+        try:
+            app_id = check_app_id(request.match_info["app"])
+            bid = int(request.match_info["bid"])
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        blob = await self.broadcasts.serve(app_id, bid)
+        if blob is None:
+            raise web.HTTPNotFound(text=f"broadcast {bid} is not on this worker")
+        return web.Response(body=blob, content_type="application/octet-stream")
 
     async def driver_socket(self, request: web.Request) -> web.WebSocketResponse:
         try:
@@ -257,16 +273,27 @@ class Worker:
             self.blocks.drop_rdd(session.app_id, int(header["rdd_id"]))
         elif kind == "forget_stages":
             self.stages.drop(session.app_id, [int(s) for s in header["stage_ids"]])
+        elif kind == "unpersist_broadcast":
+            self.broadcasts.drop(session.app_id, int(header["broadcast_id"]))
         else:
             raise ValueError(f"unknown message type {kind!r}")
 
     def _launch(self, session: DriverSession, header: dict, blobs: list) -> None:
+        """Start a task.  Blobs: the split, then the stage if included, then inline broadcasts."""
         app_id = session.app_id
         stage_id = int(header["stage_id"])
-        if len(blobs) == 2:
-            self.stages.add(app_id, stage_id, bytes(blobs[1]))
+        rest = iter(blobs[1:])
+        if header.get("stage_included"):
+            self.stages.add(app_id, stage_id, bytes(next(rest)))
         elif not self.stages.has(app_id, stage_id):
             raise ValueError(f"stage {stage_id} was never sent")
+        broadcast_ids = []
+        for bid in header.get("broadcast_inline", []):
+            self.broadcasts.put(app_id, int(bid), next(rest))
+            broadcast_ids.append(int(bid))
+        for bid, sources in (header.get("broadcast_sources") or {}).items():
+            self.broadcasts.ensure(app_id, int(bid), [str(s) for s in sources])
+            broadcast_ids.append(int(bid))
         spec = TaskSpec(
             app_id=app_id,
             task_id=int(header["task_id"]),
@@ -276,9 +303,12 @@ class Worker:
             stage_blob=None,
             split_blob=bytes(blobs[0]),
             shuffle_inputs=header.get("inputs") or {},
+            broadcasts=broadcast_ids + [int(b) for b in header.get("broadcast_held", [])],
         )
         fetch = functools.partial(self._fetch, app_id)
-        tctx = WorkerTaskContext(spec, self.blocks, fetch)
+        assert self._loop is not None
+        broadcast = functools.partial(self.broadcasts.value, self._loop, app_id)
+        tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast)
         task = asyncio.create_task(self._execute(session, spec, tctx))
         session.tasks[spec.task_id] = (task, tctx)
 
@@ -306,23 +336,32 @@ class Worker:
             "task_id": spec.task_id,
             "seconds": round(time.perf_counter() - started, 6),
         }
+        blobs: list[bytes] = []
         if outcome.ok:
             header["type"] = "success"
             header["cached"] = outcome.cached
             if outcome.map_sizes is not None:
                 header["map_sizes"] = outcome.map_sizes
-                await session.send(header)
-                return
-            result = outcome.result or b""
-            if len(result) > INLINE_RESULT_LIMIT:
-                self.results[(session.app_id, spec.task_id)] = result
-                header["result_url"] = f"{self.url}/v1/results/{session.app_id}/{spec.task_id}"
-                await session.send(header)
             else:
-                await session.send(header, result)
+                result = outcome.result or b""
+                if len(result) > INLINE_RESULT_LIMIT:
+                    self.results[(session.app_id, spec.task_id)] = result
+                    url = f"{self.url}/v1/results/{session.app_id}/{spec.task_id}"
+                    header["result_url"] = url
+                else:
+                    blobs.append(result)
+            if outcome.accumulators is not None:
+                header["acc_blob"] = len(blobs)
+                blobs.append(outcome.accumulators)
+            await session.send(header, *blobs)
             return
         header["type"] = "failure"
         header["traceback"] = outcome.traceback
+        failed = [b for b in spec.broadcasts if self.broadcasts.failed(session.app_id, b)]
+        if failed:  # forget them, so a retry fetches them again
+            header["broadcast_failed"] = failed
+            for bid in failed:
+                self.broadcasts.drop(session.app_id, bid)
         if outcome.cancelled:
             header["reason"] = "cancelled"
             await session.send(header)
@@ -349,6 +388,7 @@ class Worker:
         if not any(s.app_id == app_id for s in self.sessions):
             self.stages.drop(app_id)
             self.blocks.drop_app(app_id)
+            self.broadcasts.drop(app_id)
             for key in [k for k in self.results if k[0] == app_id]:
                 del self.results[key]
 

@@ -19,6 +19,7 @@ import cloudpickle
 from aiospark.errors import FetchFailed, TaskCancelled
 from aiospark.lineage import StorageLevel
 from aiospark.protocol import frames
+from aiospark.shared import begin_task, end_task
 from aiospark.shuffle.files import shuffle_dir
 from aiospark.shuffle.writer import write_map_output
 from aiospark.worker.blocks import BlockStore
@@ -37,6 +38,8 @@ class TaskSpec:
     split_blob: bytes | memoryview
     #: shuffle_id -> [[shuffle_url, [map ids]], ...] for the shuffles this task reads
     shuffle_inputs: dict[str, list]
+    #: ids of the broadcasts the task's stage references
+    broadcasts: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -48,6 +51,8 @@ class TaskOutcome:
     map_sizes: list[int] | None = None
     cached: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     error: bytes | None = None
+    #: pickled {accumulator id: update} of a successful task, if it added to any
+    accumulators: bytes | None = None
     traceback: str = ""
     fetch_failed: FetchFailed | None = None
     cancelled: bool = False
@@ -96,6 +101,7 @@ class WorkerTaskContext:
         spec: TaskSpec,
         blocks: BlockStore,
         fetch: Callable[[str, int, int, list], Iterator[list]],
+        broadcast: Callable[[int], Any] | None = None,
     ) -> None:
         self.app_id = spec.app_id
         self.stage_id = spec.stage_id
@@ -106,6 +112,12 @@ class WorkerTaskContext:
         self._blocks = blocks
         self._fetch = fetch
         self._inputs = spec.shuffle_inputs
+        self._broadcast = broadcast
+
+    def broadcast_value(self, bid: int) -> Any:
+        if self._broadcast is None:
+            raise RuntimeError("this task context cannot read broadcasts")
+        return self._broadcast(bid)
 
     def check(self) -> None:
         if self.cancelled:
@@ -128,6 +140,7 @@ def run_task(
     spec: TaskSpec, stages: StageCache, tctx: WorkerTaskContext, shuffle_root: str
 ) -> TaskOutcome:
     """Compute one task.  Never raises: failures become a failed outcome."""
+    begin_task(tctx)
     try:
         rdd, action = stages.load(spec.app_id, spec.stage_id)
         split = pickle.loads(spec.split_blob)
@@ -135,16 +148,23 @@ def run_task(
         if callable(action):
             value = action(spec.partition, records)
             tctx.check()
-            return TaskOutcome(True, result=frames.dumps(value), cached=tctx.cached)
-        directory = shuffle_dir(shuffle_root, spec.app_id, action.shuffle_id)
-        sizes = write_map_output(records, action, directory, spec.partition)
-        return TaskOutcome(True, map_sizes=sizes, cached=tctx.cached)
+            outcome = TaskOutcome(True, result=frames.dumps(value), cached=tctx.cached)
+        else:
+            directory = shuffle_dir(shuffle_root, spec.app_id, action.shuffle_id)
+            sizes = write_map_output(records, action, directory, spec.partition)
+            outcome = TaskOutcome(True, map_sizes=sizes, cached=tctx.cached)
+        updates = end_task()
+        if updates:
+            outcome.accumulators = cloudpickle.dumps(updates)
+        return outcome
     except TaskCancelled:
         return TaskOutcome(False, cancelled=True)
     except FetchFailed as exc:
         return TaskOutcome(False, fetch_failed=exc, traceback=traceback.format_exc())
-    except BaseException as exc:
+    except BaseException as exc:  # user code may raise anything
         return TaskOutcome(False, error=pickle_exception(exc), traceback=format_user_traceback(exc))
+    finally:
+        end_task()
 
 
 def format_user_traceback(exc: BaseException) -> str:

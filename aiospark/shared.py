@@ -1,0 +1,240 @@
+"""Shared variables: broadcast values and accumulators.
+
+A ``Broadcast`` is pickled into tasks as a small reference.  On a worker, the
+first task that reads ``.value`` makes that worker fetch the value once (from
+the driver if no other worker has it yet, otherwise from a peer that does, so
+the driver is not the bottleneck) and keep it for every later task.
+
+An ``Accumulator`` is pickled into tasks as a zeroed copy; each task's updates
+are sent back with its result and applied in the driver exactly once per
+partition, however many attempts of the task ran.
+
+>>> acc = ctx.accumulator(0)
+>>> await ctx.parallelize(range(10), 3).foreach(lambda x: acc.add(x))
+>>> acc.value
+45
+>>> table = ctx.broadcast({"a": 1, "b": 2})
+>>> await ctx.parallelize(["a", "b", "a"]).map(lambda k: table.value[k]).collect()
+[1, 2, 1]
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any
+
+from aiospark.errors import AiosparkError
+
+
+class AccumulatorParam:
+    """How to add values of an accumulator: ``zero`` and ``add_in_place``.
+
+    >>> class ListParam(AccumulatorParam):
+    ...     def zero(self, value): return []
+    ...     def add_in_place(self, value1, value2): return value1 + value2
+    >>> acc = ctx.accumulator([], ListParam())
+    >>> await ctx.parallelize([1, 2], 2).foreach(lambda x: acc.add([x]))
+    >>> sorted(acc.value)
+    [1, 2]
+    """
+
+    def zero(self, value: Any) -> Any:
+        """The identity for ``add_in_place``, shaped like ``value``."""
+        raise NotImplementedError
+
+    def add_in_place(self, value1: Any, value2: Any) -> Any:
+        """Add ``value2`` to ``value1`` (may mutate ``value1``) and return the sum."""
+        raise NotImplementedError
+
+
+class AddingParam(AccumulatorParam):
+    """Numbers, numpy arrays, and anything else with ``+``: the zero is ``value * 0``."""
+
+    def zero(self, value: Any) -> Any:
+        return value * 0
+
+    def add_in_place(self, value1: Any, value2: Any) -> Any:
+        value1 += value2
+        return value1
+
+
+class _TaskState(threading.local):
+    """What the task running on this thread collects: accumulator updates, broadcast access."""
+
+    updates: dict[int, Any] | None = None
+    context: Any = None
+
+
+_task = _TaskState()
+
+
+def begin_task(context: Any) -> None:
+    """Called by the worker before running a task on this thread."""
+    _task.updates = {}
+    _task.context = context
+
+
+def end_task() -> dict[int, Any]:
+    """Called by the worker after the task: returns (and forgets) its accumulator updates."""
+    updates = _task.updates or {}
+    _task.updates = None
+    _task.context = None
+    return updates
+
+
+class Accumulator:
+    """A variable tasks can only add to; the driver reads the total.
+
+    >>> hits = ctx.accumulator(0)
+    >>> def check(x):
+    ...     global hits
+    ...     hits += 1
+    ...     return x
+    >>> await ctx.parallelize(range(5), 2).map(check).count()
+    5
+    >>> hits.value
+    5
+    """
+
+    def __init__(self, aid: int, value: Any, param: AccumulatorParam, on_driver: bool) -> None:
+        self.aid = aid
+        self.param = param
+        self._value = value
+        self._on_driver = on_driver
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> Any:
+        """The accumulated value (in the driver only)."""
+        if not self._on_driver:
+            raise AiosparkError("an accumulator's value cannot be read inside a task")
+        return self._value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        if not self._on_driver:
+            raise AiosparkError("an accumulator's value cannot be set inside a task")
+        self._value = value
+
+    def add(self, term: Any) -> None:
+        """Add ``term`` (in a task: to this task's update, sent back with its result)."""
+        updates = _task.updates
+        if updates is None or self._on_driver:
+            with self._lock:
+                self._value = self.param.add_in_place(self._value, term)
+            return
+        current = updates.get(self.aid)
+        if current is None:
+            current = self.param.zero(self._value)
+        updates[self.aid] = self.param.add_in_place(current, term)
+
+    def __iadd__(self, term: Any) -> Accumulator:
+        self.add(term)
+        return self
+
+    def _merge(self, update: Any) -> None:
+        with self._lock:
+            self._value = self.param.add_in_place(self._value, update)
+
+    def __reduce__(self) -> tuple:
+        return (_task_accumulator, (self.aid, self.param.zero(self._value), self.param))
+
+    def __repr__(self) -> str:
+        shown = repr(self._value) if self._on_driver else "(in a task)"
+        return f"Accumulator<id={self.aid}, value={shown}>"
+
+
+def _task_accumulator(aid: int, zero: Any, param: AccumulatorParam) -> Accumulator:
+    return Accumulator(aid, zero, param, on_driver=False)
+
+
+# -- broadcast ------------------------------------------------------------------------
+
+#: While a stage is being pickled, the ids of the broadcasts it references.
+_pickling_broadcasts: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar(
+    "aiospark_pickling_broadcasts", default=None
+)
+
+
+def collect_broadcasts() -> tuple[contextvars.Token, set[int]]:
+    """Start recording the broadcasts pickled from now on (see ``serialize_stage``)."""
+    found: set[int] = set()
+    return _pickling_broadcasts.set(found), found
+
+
+def stop_collecting(token: contextvars.Token) -> None:
+    _pickling_broadcasts.reset(token)
+
+
+class Broadcast:
+    """A read-only value shipped to each worker once, however many tasks use it.
+
+    >>> lookup = ctx.broadcast(list(range(100)))
+    >>> await ctx.parallelize([1, 50], 2).map(lambda i: lookup.value[i] * 2).collect()
+    [2, 100]
+    >>> lookup.destroy()
+    """
+
+    def __init__(self, bid: int, value: Any = None, blob: bytes | None = None,
+                 registry: Any = None) -> None:
+        self.bid = bid
+        self._value = value
+        self._blob = blob
+        self._registry = registry
+        self._destroyed = False
+
+    @property
+    def value(self) -> Any:
+        """The value (fetched once per worker when first read in a task)."""
+        if self._destroyed:
+            raise AiosparkError(f"broadcast {self.bid} was destroyed")
+        if self._registry is not None:  # in the driver
+            return self._value
+        context = _task.context
+        if context is None:
+            raise AiosparkError(f"broadcast {self.bid} is read outside of a task")
+        return context.broadcast_value(self.bid)
+
+    def unpersist(self, blocking: bool = False) -> None:
+        """Drop the workers' copies; they fetch it again if a later task reads it.
+
+        >>> b = ctx.broadcast(3)
+        >>> b.unpersist()
+        >>> await ctx.parallelize([1]).map(lambda x: x + b.value).collect()
+        [4]
+        """
+        if self._registry is not None:
+            self._registry.unpersist_broadcast(self.bid)
+
+    def destroy(self, blocking: bool = False) -> None:
+        """Free the value everywhere; using it afterwards is an error.
+
+        >>> b = ctx.broadcast(1)
+        >>> b.destroy()
+        >>> b.value
+        Traceback (most recent call last):
+        ...
+        aiospark.errors.AiosparkError: broadcast ... was destroyed
+        """
+        self.unpersist()
+        if self._registry is not None:
+            self._registry.destroy_broadcast(self.bid)
+        self._destroyed = True
+        self._value = None
+        self._blob = None
+
+    def __reduce__(self) -> tuple:
+        if self._destroyed:
+            raise AiosparkError(f"broadcast {self.bid} was destroyed and cannot be used")
+        found = _pickling_broadcasts.get()
+        if found is not None:
+            found.add(self.bid)
+        return (_task_broadcast, (self.bid,))
+
+    def __repr__(self) -> str:
+        return f"Broadcast<id={self.bid}>"
+
+
+def _task_broadcast(bid: int) -> Broadcast:
+    return Broadcast(bid)

@@ -1,0 +1,125 @@
+"""Broadcast variables and accumulators on the real cluster."""
+
+from __future__ import annotations
+
+import operator
+import os
+
+import numpy as np
+import pytest
+
+import aiospark
+from aiospark import AccumulatorParam
+from aiospark.errors import AiosparkError
+
+pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def _health(ctx) -> list[dict]:
+    out = []
+    for link in ctx._scheduler.links.values():
+        async with ctx._session.get(f"{link.info.url}/v1/health") as resp:
+            out.append(await resp.json())
+    return out
+
+
+async def test_broadcast_is_sent_once_per_worker_not_per_task(ctx):
+    before = await _health(ctx)
+    array = np.arange(2_000_000, dtype=np.int64)  # 16 MB
+    big = ctx.broadcast(array)
+    sums = await ctx.parallelize(range(200), 200).map(lambda i: int(big.value[i * 1000])).collect()
+    assert sums == [i * 1000 for i in range(200)]
+    after = await _health(ctx)
+    inline = sum(a["broadcasts"]["inline"] - b["broadcasts"]["inline"]
+                 for a, b in zip(after, before, strict=True))
+    peer = sum(a["broadcasts"]["peer"] - b["broadcasts"]["peer"]
+               for a, b in zip(after, before, strict=True))
+    # The driver sent it to one worker; the other got it from that peer.
+    assert (inline, peer) == (1, 1)
+    # A second job reuses the copies already on the workers.
+    total = await ctx.parallelize(range(4), 4).map(lambda i: int(big.value.sum())).sum()
+    assert total == 4 * int(array.sum())
+    again = await _health(ctx)
+    assert sum(h["broadcasts"]["inline"] + h["broadcasts"]["peer"] for h in again) == sum(
+        h["broadcasts"]["inline"] + h["broadcasts"]["peer"] for h in after
+    )
+    big.destroy()
+
+
+async def test_broadcast_unpersist_and_destroy(ctx):
+    table = ctx.broadcast({"a": 1})
+    assert await ctx.parallelize(["a"] * 4, 2).map(lambda k: table.value[k]).sum() == 4
+    table.unpersist()
+    assert await ctx.parallelize(["a"] * 4, 2).map(lambda k: table.value[k]).sum() == 4
+    table.destroy()
+    with pytest.raises(AiosparkError, match="destroyed"):
+        await ctx.parallelize(["a"]).map(lambda k: table.value[k]).collect()
+    with pytest.raises(AiosparkError, match="destroyed"):
+        table.value  # noqa: B018
+
+
+async def test_accumulator_counts_once_per_partition_despite_retries(ctx, tmp_path):
+    acc = ctx.accumulator(0)
+    flag = tmp_path / "failed"
+
+    def work(x):
+        acc.add(1)
+        if x == 55 and not flag.exists():
+            flag.touch()
+            raise OSError("transient failure after adding to the accumulator")
+        return x
+
+    assert await ctx.parallelize(range(100), 4).map(work).count() == 100
+    assert flag.exists()
+    assert acc.value == 100
+
+
+async def test_accumulators_in_map_stages_and_custom_params(ctx):
+    class SetParam(AccumulatorParam):
+        def zero(self, value):
+            return set()
+
+        def add_in_place(self, value1, value2):
+            value1 |= value2
+            return value1
+
+    seen = ctx.accumulator(set(), SetParam())
+    total = ctx.accumulator(0.0)
+    vector = ctx.accumulator(np.zeros(3))
+
+    def track(kv):
+        seen.add({kv[0]})
+        total.add(kv[1])
+        vector.add(np.array([1.0, kv[1], 0.0]))
+        return kv
+
+    pairs = [(f"k{i % 7}", float(i)) for i in range(70)]
+    result = await ctx.parallelize(pairs, 5).map(track).reduce_by_key(operator.add).collect()
+    assert len(result) == 7
+    assert seen.value == {f"k{i}" for i in range(7)}
+    assert total.value == sum(v for _, v in pairs)
+    assert vector.value.tolist() == [70.0, sum(v for _, v in pairs), 0.0]
+    # A second action over the same shuffle does not rerun (or recount) the map side.
+    assert await ctx.parallelize(pairs, 5).count() == 70
+    assert seen.value == {f"k{i}" for i in range(7)}
+
+
+async def test_accumulator_value_is_driver_only(ctx):
+    acc = ctx.accumulator(0)
+
+    def peek(x):
+        return acc.value
+
+    with pytest.raises(AiosparkError, match="inside a task"):
+        await ctx.parallelize([1]).map(peek).collect()
+    with pytest.raises(TypeError, match="AccumulatorParam"):
+        ctx.accumulator(0, "not a param")
+
+
+async def test_broadcast_survives_its_holder_dying(tmp_path):
+    async with aiospark.Context(workers=2) as ctx:
+        data = ctx.broadcast(list(range(1000)))
+        assert await ctx.parallelize(range(10), 10).map(lambda i: data.value[i]).sum() == 45
+        victim = ctx._cluster.processes["worker-0"]
+        os.kill(victim.pid, 9)
+        assert await ctx.parallelize(range(10), 10).map(lambda i: data.value[i + 1]).sum() == 55
