@@ -99,6 +99,7 @@ class Context:
         self._cluster: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._scheduler: Scheduler | None = None
+        self._checkpoint_dir: str | None = None
         self._next_rdd = 0
         self._next_shuffle = 0
         self._started = False
@@ -267,6 +268,37 @@ class Context:
         splits = plan_text_splits(fs, paths, min_partitions)
         return TextFileRDD(self, fs, splits, encoding)
 
+    # -- application ---------------------------------------------------------------------
+
+    @property
+    def application_id(self) -> str:
+        """This driver's id on the cluster (also the name of its shuffle directories).
+
+        >>> ctx.application_id.startswith("app-")
+        True
+        """
+        return self.app_id
+
+    @property
+    def ui_web_url(self) -> str | None:
+        """The master's URL (its ``/v1/status`` serves the cluster's state), once started.
+
+        >>> ctx.ui_web_url.startswith("http://127.0.0.1:")
+        True
+        """
+        return None if self._scheduler is None else self._scheduler.master_url
+
+    def set_checkpoint_dir(self, path: str) -> None:
+        """Where ``rdd.checkpoint()`` writes; any fsspec path the workers can reach.
+
+        >>> ctx.set_checkpoint_dir(f"{tmp_dir}/ckpt")
+        """
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path, **self.storage_options)
+        fs.makedirs(root, exist_ok=True)
+        self._checkpoint_dir = path.rstrip("/")
+
     # -- shared variables ----------------------------------------------------------------
 
     def broadcast(self, value: Any) -> Broadcast:
@@ -320,7 +352,26 @@ class Context:
         except asyncio.CancelledError:
             handle.cancel()
             raise
-        return [f.result() for f in handle.futures]
+        results = [f.result() for f in handle.futures]
+        await self._write_checkpoints(rdd)
+        return results
+
+    async def _write_checkpoints(self, rdd: RDD) -> None:
+        """After a job: write the RDDs of its lineage marked with ``checkpoint()``, cut lineage."""
+        from aiospark.scheduler.dag import all_ancestors
+
+        for node in all_ancestors(rdd):
+            state = node._checkpoint
+            if state is None or state.written:
+                continue
+            handle = self._submit_job(node, state.write_partition)
+            try:
+                await handle.done
+            except asyncio.CancelledError:
+                handle.cancel()
+                raise
+            state.written = True
+            node.deps = []
 
     def _unpersist(self, rdd_id: int) -> None:
         if self._scheduler is not None:

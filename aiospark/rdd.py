@@ -18,6 +18,7 @@ import copy
 import functools
 import itertools
 import operator
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
         self.deps = deps
         self.partitioner = partitioner
         self.storage_level: StorageLevel | None = None
-        self.name: str | None = None
+        self._name: str | None = None
+        #: Set by ``checkpoint()``; once written, the RDD reads its splits from there.
+        self._checkpoint: CheckpointState | None = None
         self._splits: list[Split] | None = None
 
     # -- the five-tuple -------------------------------------------------------
@@ -123,6 +126,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
         >>> list(rdd.iterator(rdd.splits()[0], tctx)), tctx.get_block(rdd.id, 0)
         ([1, 2], [1, 2])
         """
+        checkpoint = self._checkpoint
+        if checkpoint is not None and checkpoint.written:
+            return checkpoint.read(split.index, tctx)
         level = self.storage_level
         if level is None:
             return self.compute(split, tctx)
@@ -134,13 +140,20 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
         return iter(records)
 
     def __getstate__(self) -> dict:
+        checkpoint = self._checkpoint
+        if checkpoint is not None and checkpoint.written:
+            # The lineage is cut: ship only what reading the checkpoint needs.
+            keep = ("id", "partitioner", "storage_level", "_name", "_checkpoint")
+            state = {key: self.__dict__[key] for key in keep}
+            state.update(ctx=None, deps=[], _splits=None)
+            return state
         state = self.__dict__.copy()
         state["ctx"] = None
         state["_splits"] = None
         return state
 
     def __repr__(self) -> str:
-        label = f" {self.name!r}" if self.name else ""
+        label = f" {self._name!r}" if self._name else ""
         return f"<{type(self).__name__}{label} id={self.id}>"
 
     # -- narrow transformations -------------------------------------------------
@@ -294,6 +307,93 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
         self.storage_level = None
         self.ctx._unpersist(self.id)
         return self
+
+    def set_name(self, name: str) -> RDD:
+        """Name the RDD (shown by ``repr``, ``to_debug_string`` and the status page).
+
+        >>> ctx.parallelize([1]).set_name("ones").name()
+        'ones'
+        """
+        self._name = str(name)
+        return self
+
+    def name(self) -> str | None:
+        """The RDD's name, or None.
+
+        >>> print(ctx.parallelize([1]).name())
+        None
+        """
+        return self._name
+
+    def get_storage_level(self) -> StorageLevel | None:
+        """The level ``persist`` set, or None when the RDD is not persisted.
+
+        >>> ctx.parallelize([1]).cache().get_storage_level() == StorageLevel.MEMORY_ONLY
+        True
+        """
+        return self.storage_level
+
+    def to_debug_string(self) -> str:
+        """The lineage, one RDD per line; an indented ``+-`` marks each shuffle (a new stage).
+
+        >>> rdd = ctx.parallelize([("a", 1)], 2).reduce_by_key(operator.add).map_values(str)
+        >>> print(rdd.to_debug_string())
+        (2) MapPartitionsRDD[...] []
+         |  ShuffledRDD[...] []
+         +-(2) ParallelCollectionRDD[...] []
+        """
+        lines = _debug_lines(self)
+        lines[0] = f"({self.get_num_partitions()}) {lines[0]}"
+        return "\n".join(lines)
+
+    def checkpoint(self) -> None:
+        """Save this RDD's splits to the checkpoint directory after the next job computes it.
+
+        From then on the RDD reads them from there and its lineage is cut, so
+        long iterative lineages stop growing.  Needs ``ctx.set_checkpoint_dir``.
+
+        >>> ctx.set_checkpoint_dir(f"{tmp_dir}/checkpoints")
+        >>> rdd = ctx.parallelize(range(4), 2).map(lambda x: x * 10)
+        >>> rdd.checkpoint()
+        >>> await rdd.collect(), rdd.is_checkpointed(), rdd.deps
+        ([0, 10, 20, 30], True, [])
+        """
+        directory = self.ctx._checkpoint_dir
+        if directory is None:
+            raise RuntimeError("set a checkpoint directory first: ctx.set_checkpoint_dir(path)")
+        if self._checkpoint is None:
+            options = self.ctx.storage_options
+            self._checkpoint = CheckpointState(f"{directory}/rdd-{self.id}", options)
+
+    def local_checkpoint(self) -> None:
+        """Keep the splits in the workers' block stores (memory, spilling to disk).
+
+        Faster than ``checkpoint`` because nothing goes to shared storage.  Unlike
+        Spark, a lost local checkpoint is recomputed from lineage, not an error.
+
+        >>> rdd = ctx.parallelize(range(3)).map(lambda x: x + 1)
+        >>> rdd.local_checkpoint()
+        >>> await rdd.sum(), rdd.get_storage_level() == StorageLevel.MEMORY_AND_DISK
+        (6, True)
+        """
+        if self.storage_level is None:
+            self.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def is_checkpointed(self) -> bool:
+        """True once the RDD's splits have been written by ``checkpoint``.
+
+        >>> ctx.parallelize([1]).is_checkpointed()
+        False
+        """
+        return self._checkpoint is not None and self._checkpoint.written
+
+    def get_checkpoint_file(self) -> str | None:
+        """Where ``checkpoint`` wrote (or will write) the splits, or None.
+
+        >>> print(ctx.parallelize([1]).get_checkpoint_file())
+        None
+        """
+        return None if self._checkpoint is None else self._checkpoint.directory
 
     def get_num_partitions(self) -> int:
         """The number of partitions.
@@ -480,6 +580,60 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
 
 
 _EMPTY = object()
+
+
+def _debug_lines(rdd: RDD) -> list[str]:
+    """Lineage lines in Spark's layout: `` |  `` for a narrow parent, `` +-(n) `` for a shuffle."""
+    level = "" if rdd.storage_level is None else repr(rdd.storage_level)
+    label = f" {rdd._name!r}" if rdd._name else ""
+    lines = [f"{type(rdd).__name__}[{rdd.id}]{label} [{level}]"]
+    for dep in rdd.deps:
+        parent = _debug_lines(dep.rdd)
+        if isinstance(dep, ShuffleDependency):
+            lines.append(f" +-({dep.rdd.get_num_partitions()}) {parent[0]}")
+            lines.extend("   " + line for line in parent[1:])
+        else:
+            lines.append(f" |  {parent[0]}")
+            lines.extend(parent[1:])
+    return lines
+
+
+class CheckpointState:
+    """Where an RDD's checkpoint lives, and whether it has been written."""
+
+    def __init__(self, directory: str, storage_options: dict[str, Any]) -> None:
+        self.directory = directory
+        self.storage_options = storage_options
+        self.written = False
+
+    def path(self, index: int) -> str:
+        return f"{self.directory}/part-{index:05d}"
+
+    def read(self, index: int, tctx: TaskContext) -> Iterator[Any]:
+        import fsspec
+
+        from aiospark.protocol.frames import decode_frame, split_frames
+
+        with fsspec.open(self.path(index), "rb", **self.storage_options) as f:
+            data = bytearray(f.read())
+        for frame in split_frames(data):
+            tctx.check()
+            yield from decode_frame(frame)
+
+    def write_partition(self, index: int, records: Iterator[Any]) -> None:
+        import fsspec
+
+        from aiospark.protocol.frames import encode_records
+
+        path = self.path(index)
+        temporary = f"{path}.tmp-{os.urandom(6).hex()}"
+        fs, local_path = fsspec.core.url_to_fs(path, **self.storage_options)
+        fs.makedirs(local_path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(temporary, "wb") as f:
+            for pieces in encode_records(records):
+                for piece in pieces:
+                    f.write(piece)
+        fs.mv(temporary, path)
 
 
 def _identity(x: Any) -> Any:

@@ -58,6 +58,18 @@ def narrow_ancestors(rdd: Any) -> Iterator[Any]:
                 stack.append(dep.rdd)
 
 
+def all_ancestors(rdd: Any) -> list[Any]:
+    """The RDD and every ancestor, through narrow and shuffle dependencies, each once."""
+    seen = {rdd.id: rdd}
+    stack = [rdd]
+    while stack:
+        for dep in stack.pop().deps:
+            if dep.rdd.id not in seen:
+                seen[dep.rdd.id] = dep.rdd
+                stack.append(dep.rdd)
+    return list(seen.values())
+
+
 def shuffle_dependencies(rdd: Any) -> list[ShuffleDependency]:
     """The shuffle dependencies directly below ``rdd``'s stage, in lineage order."""
     found = []

@@ -257,3 +257,38 @@ async def test_large_results_travel_over_http_and_numpy_arrays_stay_arrays(ctx):
         lambda a: float(a.sum())
     ).sum()
     assert total == float(sum(np.arange(10**5).sum() * i for i in range(4)))
+
+
+async def test_checkpoint_cuts_lineage_and_reads_back(ctx, tmp_path):
+    ctx.set_checkpoint_dir(str(tmp_path / "ckpt"))
+    base = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)] * 50, 3)
+    summed = base.reduce_by_key(operator.add).map_values(lambda v: v * 10)
+    summed.checkpoint()
+    assert not summed.is_checkpointed()
+    first = sorted(await summed.collect())
+    assert first == [("a", 2000), ("b", 1000)]
+    assert summed.is_checkpointed() and summed.deps == []
+    assert "ShuffledRDD" not in summed.to_debug_string()
+    parts = sorted(os.listdir(summed.get_checkpoint_file()))
+    assert parts == [f"part-{i:05d}" for i in range(3)]
+    # Later jobs read the checkpoint, and can build on it.
+    assert sorted(await summed.collect()) == first
+    assert await summed.map(lambda kv: kv[1]).sum() == 3000
+    fresh = type(ctx)(workers=1).parallelize([1], 1)  # a context with no checkpoint dir
+    with pytest.raises(RuntimeError, match="checkpoint directory"):
+        fresh.checkpoint()
+
+
+async def test_names_storage_levels_and_debug_string(ctx):
+    from aiospark import StorageLevel
+
+    rdd = ctx.parallelize(range(10), 2).set_name("numbers").map(lambda x: (x % 2, x))
+    reduced = rdd.reduce_by_key(operator.add, 3).persist(StorageLevel.MEMORY_AND_DISK)
+    text = reduced.to_debug_string()
+    lines = text.splitlines()
+    assert lines[0].startswith("(3) ShuffledRDD[") and "use_disk=True" in lines[0]
+    assert lines[1].startswith(" +-(2) MapPartitionsRDD[")
+    assert lines[2].startswith("    |  ParallelCollectionRDD[") and "'numbers'" in lines[2]
+    assert reduced.get_storage_level() == StorageLevel.MEMORY_AND_DISK
+    assert reduced.name() is None
+    assert sorted(await reduced.collect()) == [(0, 20), (1, 25)]
