@@ -33,6 +33,7 @@ from aiospark.lineage import (
     StorageLevel,
     TaskContext,
 )
+from aiospark.ops.async_ops import AsyncOps
 from aiospark.ops.pairs import PairOps
 from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
@@ -58,7 +59,7 @@ def checked(records: Iterable[Any], tctx: TaskContext) -> Iterator[Any]:
         yield from batch
 
 
-class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps):
+class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps):
     """A resilient distributed dataset: Spark's five-tuple plus the user API.
 
     Subclasses define ``_compute_splits`` and ``compute``; everything else is

@@ -75,6 +75,11 @@ def begin_task(context: Any) -> None:
     _task.context = context
 
 
+def current_task_context() -> Any:
+    """The ``TaskContext`` of the task running on this thread, or None outside tasks."""
+    return _task.context
+
+
 def end_task() -> dict[int, Any]:
     """Called by the worker after the task: returns (and forgets) its accumulator updates."""
     updates = _task.updates or {}
@@ -106,7 +111,13 @@ class Accumulator:
 
     @property
     def value(self) -> Any:
-        """The accumulated value (in the driver only)."""
+        """The accumulated value (in the driver only).
+
+        >>> total = ctx.accumulator(10)
+        >>> await ctx.parallelize([1, 2, 3]).foreach(lambda x: total.add(x))
+        >>> total.value
+        16
+        """
         if not self._on_driver:
             raise AiosparkError("an accumulator's value cannot be read inside a task")
         return self._value
@@ -118,7 +129,14 @@ class Accumulator:
         self._value = value
 
     def add(self, term: Any) -> None:
-        """Add ``term`` (in a task: to this task's update, sent back with its result)."""
+        """Add ``term`` (in a task: to this task's update, sent back with its result).
+
+        >>> count = ctx.accumulator(0)
+        >>> count.add(5)
+        >>> await ctx.parallelize(range(4), 2).foreach(lambda x: count.add(1))
+        >>> count.value
+        9
+        """
         updates = _task.updates
         if updates is None or self._on_driver:
             with self._lock:
@@ -186,7 +204,14 @@ class Broadcast:
 
     @property
     def value(self) -> Any:
-        """The value (fetched once per worker when first read in a task)."""
+        """The value (fetched once per worker when first read in a task).
+
+        >>> factor = ctx.broadcast(3)
+        >>> factor.value
+        3
+        >>> await ctx.parallelize([1, 2]).map(lambda x: x * factor.value).collect()
+        [3, 6]
+        """
         if self._destroyed:
             raise AiosparkError(f"broadcast {self.bid} was destroyed")
         if self._registry is not None:  # in the driver

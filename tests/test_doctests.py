@@ -61,7 +61,7 @@ def test_docstring_examples(test: doctest.DocTest, doctest_loop) -> None:
     loop, context, tmp_dir = doctest_loop
     test.globs.update(
         ctx=context, tmp_dir=tmp_dir, os=os, operator=operator, StorageLevel=StorageLevel,
-        aiospark=aiospark,
+        aiospark=aiospark, asyncio=asyncio,
     )
 
     def run_example(code, globs, *args):
@@ -86,8 +86,12 @@ def _collect(sink: list[str]):
 def test_every_public_method_has_an_example() -> None:
     """Every public method of RDD and Context carries a runnable example."""
     missing = []
-    for cls in (aiospark.RDD, aiospark.Context):
-        for name, member in vars(cls).items():
+    for cls in (aiospark.RDD, aiospark.Context, aiospark.Broadcast, aiospark.Accumulator):
+        members = {}
+        for klass in reversed(cls.__mro__):
+            if klass.__module__.startswith("aiospark"):
+                members.update(vars(klass))
+        for name, member in members.items():
             if name.startswith("_") and name != "__aiter__":
                 continue
             if not callable(member) and not isinstance(member, property):
