@@ -299,6 +299,45 @@ class Context:
         fs.makedirs(root, exist_ok=True)
         self._checkpoint_dir = path.rstrip("/")
 
+    def add_file(self, path: str) -> None:
+        """Ship a file (any fsspec path) to every worker; tasks find it with ``files.get(name)``.
+
+        >>> path = f"{tmp_dir}/settings.txt"
+        >>> _ = open(path, "w").write("debug=1")
+        >>> ctx.add_file(path)
+        >>> def setting(_):
+        ...     from aiospark import files
+        ...     return open(files.get("settings.txt")).read()
+        >>> await ctx.parallelize([0]).map(setting).collect()
+        ['debug=1']
+        """
+        self._ship(path, python=False)
+
+    def add_py_file(self, path: str) -> None:
+        """Ship a ``.py`` module (or a ``.zip``/``.egg``/``.whl`` of them) that tasks can import.
+
+        >>> path = f"{tmp_dir}/doctest_helpers.py"
+        >>> _ = open(path, "w").write("def triple(x):\\n    return 3 * x\\n")
+        >>> ctx.add_py_file(path)
+        >>> def use(x):
+        ...     import doctest_helpers
+        ...     return doctest_helpers.triple(x)
+        >>> await ctx.parallelize([1, 2]).map(use).collect()
+        [3, 6]
+        """
+        self._ship(path, python=True)
+
+    def _ship(self, path: str, python: bool) -> None:
+        import fsspec
+
+        from aiospark import files
+
+        name = files.check_name(os.path.basename(str(path).rstrip("/")))
+        with fsspec.open(path, "rb", **self.storage_options) as f:
+            data = f.read()
+        self._require_started().add_file(name, data, python)
+        files.driver_files[name] = path
+
     # -- shared variables ----------------------------------------------------------------
 
     def broadcast(self, value: Any) -> Broadcast:
@@ -327,6 +366,34 @@ class Context:
         2
         """
         return self._require_started().shared.new_accumulator(value, accum_param)
+
+    def union(self, rdds: Iterable[RDD]) -> RDD:
+        """The records of several RDDs, one after the other (duplicates kept).
+
+        The result has the partitions of all of them; RDDs without partitions
+        are skipped.  When all have the same partitioner, partition *i* holds
+        every RDD's partition *i* and the partitioner is kept.
+
+        >>> parts = [ctx.parallelize([1, 2], 2), ctx.empty_rdd(), ctx.parallelize([3], 1)]
+        >>> await ctx.union(parts).glom().collect()
+        [[1], [2], [3]]
+        """
+        from aiospark.ops.set_rdds import make_union
+
+        if isinstance(rdds, RDD):
+            raise TypeError("union() takes a list of RDDs, got a single RDD")
+        return make_union(self, list(rdds))
+
+    def empty_rdd(self) -> RDD:
+        """An RDD with no partitions and no records.
+
+        >>> empty = ctx.empty_rdd()
+        >>> empty.get_num_partitions(), await empty.collect(), await empty.count()
+        (0, [], 0)
+        """
+        from aiospark.ops.set_rdds import EmptyRDD
+
+        return EmptyRDD(self)
 
     # -- internals used by RDDs -------------------------------------------------------------------
 

@@ -114,6 +114,8 @@ class Scheduler:
         #: task id -> (stage id, partition), to apply accumulator updates once per partition
         self._task_partitions: dict[int, tuple[int, int]] = {}
         self.shared = SharedVariables(on_unpersist=self._unpersist_broadcast)
+        #: files shipped to every worker: name -> (data, is python code)
+        self.files: dict[str, tuple[bytes, bool]] = {}
         self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
         self._next_job = 0
         self._watch: asyncio.Task | None = None
@@ -234,6 +236,8 @@ class Scheduler:
             return
         link = WorkerLink(info, ws)
         self.links[info.worker_id] = link
+        for name, (data, python) in self.files.items():
+            link.send(pack({"type": "add_file", "name": name, "python": python}, data))
         link.tasks = [
             asyncio.create_task(link.write_loop()),
             asyncio.create_task(self._read_loop(link)),
@@ -350,6 +354,13 @@ class Scheduler:
         for future in (*handle.futures, handle.done):
             future.cancel()
         self._apply(self.state.cancel_job(job_id))
+
+    def add_file(self, name: str, data: bytes, python: bool) -> None:
+        """Ship a file to every worker, now and as they join (before any later task)."""
+        self.files[name] = (data, python)
+        message = pack({"type": "add_file", "name": name, "python": python}, data)
+        for link in self.links.values():
+            link.send(message)
 
     def unpersist(self, rdd_id: int) -> None:
         self.state.forget_cached(rdd_id)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import shutil
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from aiospark.files import check_name
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.messages import Heartbeat, RegisterWorker
@@ -273,10 +276,29 @@ class Worker:
             self.blocks.drop_rdd(session.app_id, int(header["rdd_id"]))
         elif kind == "forget_stages":
             self.stages.drop(session.app_id, [int(s) for s in header["stage_ids"]])
+        elif kind == "add_file":
+            self._add_file(session.app_id, header["name"], bytes(blobs[0]), bool(header["python"]))
         elif kind == "unpersist_broadcast":
             self.broadcasts.drop(session.app_id, int(header["broadcast_id"]))
         else:
             raise ValueError(f"unknown message type {kind!r}")
+
+    def files_dir(self, app_id: str) -> str:
+        return os.path.join(self.work_dir, "files", app_id)
+
+    def _add_file(self, app_id: str, name: str, data: bytes, python: bool) -> None:
+        """Keep a file a driver shipped; make Python code importable by its tasks."""
+        folder = self.files_dir(app_id)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, check_name(name))
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+        if python:
+            entry = folder if name.endswith(".py") else path  # .zip / .egg / .whl
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+            importlib.invalidate_caches()
 
     def _launch(self, session: DriverSession, header: dict, blobs: list) -> None:
         """Start a task.  Blobs: the split, then the stage if included, then inline broadcasts."""
@@ -309,6 +331,7 @@ class Worker:
         assert self._loop is not None
         broadcast = functools.partial(self.broadcasts.value, self._loop, app_id)
         tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast)
+        tctx.files_dir = self.files_dir(app_id)
         task = asyncio.create_task(self._execute(session, spec, tctx))
         session.tasks[spec.task_id] = (task, tctx)
 
@@ -389,6 +412,7 @@ class Worker:
             self.stages.drop(app_id)
             self.blocks.drop_app(app_id)
             self.broadcasts.drop(app_id)
+            shutil.rmtree(self.files_dir(app_id), ignore_errors=True)
             for key in [k for k in self.results if k[0] == app_id]:
                 del self.results[key]
 

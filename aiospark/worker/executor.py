@@ -108,6 +108,7 @@ class WorkerTaskContext:
         self.partition = spec.partition
         self.attempt = spec.attempt
         self.cancelled = False
+        self.files_dir: str | None = None
         self.cached: list[tuple[int, int]] = []
         self._blocks = blocks
         self._fetch = fetch

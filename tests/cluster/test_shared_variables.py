@@ -123,3 +123,33 @@ async def test_broadcast_survives_its_holder_dying(tmp_path):
         victim = ctx._cluster.processes["worker-0"]
         os.kill(victim.pid, 9)
         assert await ctx.parallelize(range(10), 10).map(lambda i: data.value[i + 1]).sum() == 55
+
+
+async def test_add_file_reaches_workers_that_join_later(tmp_path):
+    from tests.conftest import wait_until
+
+    data = tmp_path / "table.csv"
+    data.write_text("a,1\nb,2\n")
+    module = tmp_path / "shipped_module.py"
+    module.write_text("FACTOR = 7\n")
+    async with aiospark.Context(workers=1) as ctx:
+        ctx.add_file(str(data))
+        ctx.add_py_file(str(module))
+        await ctx._cluster.start_worker(1)
+        await wait_until(lambda: len(ctx._scheduler.links) == 2, 20, "the new worker")
+
+        def probe(_):
+            import shipped_module
+
+            from aiospark import files
+
+            with open(files.get("table.csv")) as f:
+                return os.getpid(), f.read().count("\n") * shipped_module.FACTOR
+
+        results = await ctx.parallelize(range(40), 40).map(probe).collect()
+        assert {value for _, value in results} == {14}
+        assert len({pid for pid, _ in results}) == 2, "both workers ran tasks"
+        with pytest.raises(ValueError, match="plain name"):
+            from aiospark.files import get
+
+            get("../x")
