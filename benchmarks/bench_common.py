@@ -111,6 +111,11 @@ def p90(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=10, method="inclusive")[-1]
 
 
+def workers_text(workers: int) -> str:
+    """``"1 worker"``, ``"2 workers"``."""
+    return f"{workers} worker" + ("" if workers == 1 else "s")
+
+
 def median_text(samples: list[float]) -> str:
     """``"median 1.23 s of 1.20, 1.23, 1.31"``."""
     text = f"median {statistics.median(samples):.2f} s"

@@ -46,8 +46,13 @@ def ensure_corpus(data_dir: Path, size_mb: float, seed: int) -> tuple[Path, bool
 
 
 def _description(size_mb: float, seed: int) -> dict[str, object]:
-    return {"version": FORMAT_VERSION, "size_mb": size_mb, "seed": seed,
-            "vocabulary": VOCABULARY_SIZE, "zipf_exponent": ZIPF_EXPONENT}
+    return {
+        "version": FORMAT_VERSION,
+        "size_mb": size_mb,
+        "seed": seed,
+        "vocabulary": VOCABULARY_SIZE,
+        "zipf_exponent": ZIPF_EXPONENT,
+    }
 
 
 def _sidecar(path: Path) -> Path:

@@ -65,8 +65,10 @@ def _version(distribution: str) -> str | None:
 
 def machine_line(info: dict[str, Any]) -> str:
     """The machine in one line."""
-    return (f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
-            f"Python {info['python']}, aiospark {info['aiospark']}, uvloop {info['uvloop']}")
+    return (
+        f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
+        f"Python {info['python']}, aiospark {info['aiospark']}, uvloop {info['uvloop']}"
+    )
 
 
 def spin(pairs: int) -> float:
@@ -114,6 +116,8 @@ class CapacityProbe:
         """Median, minimum and maximum of the samples taken."""
         if not self.samples:
             return {}
-        return {"parallel_capacity": statistics.median(self.samples),
-                "parallel_capacity_min": min(self.samples),
-                "parallel_capacity_max": max(self.samples)}
+        return {
+            "parallel_capacity": statistics.median(self.samples),
+            "parallel_capacity_min": min(self.samples),
+            "parallel_capacity_max": max(self.samples),
+        }

@@ -85,7 +85,9 @@ def pyspark_startup(workers: int) -> float:
     _use_this_python()
     out = subprocess.run(
         [sys.executable, "-c", PYSPARK_STARTUP, f"local[{workers}]"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -97,8 +99,12 @@ class SparkEngine:
         from pyspark import SparkConf, SparkContext
 
         _use_this_python()
-        conf = (SparkConf().setMaster(f"local[{workers}]").setAppName("aiospark-benchmarks")
-                .set("spark.ui.enabled", "false"))
+        conf = (
+            SparkConf()
+            .setMaster(f"local[{workers}]")
+            .setAppName("aiospark-benchmarks")
+            .set("spark.ui.enabled", "false")
+        )
         self.sc = SparkContext(conf=conf)
         self.sc.setLogLevel("ERROR")
 
@@ -128,8 +134,13 @@ def _dask_cluster(workers: int) -> tuple[Any, Any]:
     """A LocalCluster of ``workers`` single-thread worker processes, and its Client."""
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
     return cluster, Client(cluster)
 
 
@@ -187,8 +198,14 @@ PEERS: dict[str, tuple[str, Callable[[int], float], Callable[[int], PeerEngine]]
 }
 
 
-def measure_engine(name: str, engine: PeerEngine, cfg: Config, corpus: Path | None,
-                   reference: Any, results: Results) -> None:
+def measure_engine(
+    name: str,
+    engine: PeerEngine,
+    cfg: Config,
+    corpus: Path | None,
+    reference: Any,
+    results: Results,
+) -> None:
     """Every selected workload except start-up, on one running peer cluster."""
     if cfg.wants("tiny"):
         for _ in range(cfg.tiny_warmups):
@@ -203,13 +220,19 @@ def measure_engine(name: str, engine: PeerEngine, cfg: Config, corpus: Path | No
         results.put(name, "tasks_per_s", rate)
         report(name, f"{cfg.tasks} trivial tasks: best {rate:,.0f} tasks/s")
     if cfg.wants("wordcount") and corpus is not None:
-        samples = repeat(lambda: engine.word_count(corpus, cfg.text_partitions),
-                         lambda pairs: check_word_counts(name, pairs, reference), cfg.data_runs)
+        samples = repeat(
+            lambda: engine.word_count(corpus, cfg.text_partitions),
+            lambda pairs: check_word_counts(name, pairs, reference),
+            cfg.data_runs,
+        )
         results.put(name, "wordcount_s", statistics.median(samples))
         report(name, f"word count: {median_text(samples)} (counts equal the serial Counter)")
     if cfg.wants("rbk"):
-        samples = repeat(lambda: engine.rbk(cfg.rbk_pairs, cfg.rbk_slices),
-                         lambda keys: check_rbk_keys(name, keys, cfg.rbk_pairs), cfg.data_runs)
+        samples = repeat(
+            lambda: engine.rbk(cfg.rbk_pairs, cfg.rbk_slices),
+            lambda keys: check_rbk_keys(name, keys, cfg.rbk_pairs),
+            cfg.data_runs,
+        )
         results.put(name, "rbk_s", statistics.median(samples))
         report(name, f"reduce_by_key + count: {median_text(samples)}")
 
@@ -233,8 +256,7 @@ def best_rate(job: Callable[[], int], n: int, runs: int) -> float:
     return max(n / seconds for seconds in repeat(job, check, runs))
 
 
-def run_peer(name: str, cfg: Config, corpus: Path | None, reference: Any,
-             results: Results) -> None:
+def run_peer(name: str, cfg: Config, corpus: Path | None, reference: Any, results: Results) -> None:
     """Start-up (median of fresh starts), then the other workloads on one cluster."""
     _, startup, engine_type = PEERS[name]
     if cfg.wants("startup"):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_common import Config, Results
+from bench_common import Config, Results, workers_text
 from bench_machine import machine
 
 ENGINES = ("serial", "aiospark", "pyspark", "dask")
@@ -52,8 +52,9 @@ def rows(cfg: Config) -> list[Row]:
         Row("tiny_p90_ms", "tiny job p90", "ms"),
         Row("tasks_per_s", f"trivial tasks per second ({cfg.tasks:,} tasks)", "/s", True),
         Row("wordcount_s", f"word count, {cfg.size_mb:g} MB", "s", has_serial=True),
-        Row("rbk_s", f"reduce_by_key + count, {cfg.rbk_pairs / 1e6:g} M pairs", "s",
-            has_serial=True),
+        Row(
+            "rbk_s", f"reduce_by_key + count, {cfg.rbk_pairs / 1e6:g} M pairs", "s", has_serial=True
+        ),
     ]
 
 
@@ -66,11 +67,25 @@ def targets(cfg: Config) -> list[Target]:
         Target("tiny_p50_ms", "≤ 3 ms", "§8", lambda v: v <= 3.0),
         Target("tiny_p50_ms", "≤ 5 ms", "bar", lambda v: v <= 5.0),
         Target("tasks_per_s", "≥ 2,000/s", "§8, bar", lambda v: v >= 2000),
-        Target("wordcount_s", f"≥ {speedup:g}x", "bar", lambda r: r >= speedup, on_ratio=True,
-               needs_full_size=True, needs_two_workers=False),
+        Target(
+            "wordcount_s",
+            f"≥ {speedup:g}x",
+            "bar",
+            lambda r: r >= speedup,
+            on_ratio=True,
+            needs_full_size=True,
+            needs_two_workers=False,
+        ),
         Target("wordcount_s", "≤ 3.0 s", "§8", lambda v: v <= 3.0, needs_full_size=True),
-        Target("rbk_s", "> 1x", "§8", lambda r: r > 1.0, on_ratio=True, needs_full_size=True,
-               needs_two_workers=False),
+        Target(
+            "rbk_s",
+            "> 1x",
+            "§8",
+            lambda r: r > 1.0,
+            on_ratio=True,
+            needs_full_size=True,
+            needs_two_workers=False,
+        ),
         Target("rbk_s", "≤ 0.8 s", "§8", lambda v: v <= 0.8, needs_full_size=True),
     ]
 
@@ -89,14 +104,24 @@ def evaluate(cfg: Config, results: Results) -> list[dict[str, Any]]:
     evaluated = []
     for target in targets(cfg):
         row = by_metric[target.metric]
-        value = (ratio(results, "aiospark", row) if target.on_ratio
-                 else results.get("aiospark", target.metric))
+        value = (
+            ratio(results, "aiospark", row)
+            if target.on_ratio
+            else results.get("aiospark", target.metric)
+        )
         if value is None or not target.applies(cfg):
             status = "n/a"
         else:
             status = "met" if target.passes(value) else "missed"
-        evaluated.append({"metric": target.metric, "target": target.text,
-                          "source": target.source, "value": value, "status": status})
+        evaluated.append(
+            {
+                "metric": target.metric,
+                "target": target.text,
+                "source": target.source,
+                "value": value,
+                "status": status,
+            }
+        )
     return evaluated
 
 
@@ -118,7 +143,7 @@ def fmt_ratio(value: float | None) -> str:
 
 def table_lines(cfg: Config, results: Results, peers: list[str]) -> list[str]:
     """The table as Markdown lines (readable as plain text too)."""
-    header = ["workload", "serial (1 core)", f"aiospark ({cfg.workers} workers)", "ratio"]
+    header = ["workload", "serial (1 core)", f"aiospark ({workers_text(cfg.workers)})", "ratio"]
     for peer in peers:
         header += [peer, "ratio"]
     header += ["aiospark target", "status"]
@@ -129,16 +154,20 @@ def table_lines(cfg: Config, results: Results, peers: list[str]) -> list[str]:
             continue
         cells = [row.label, fmt_value(results.get("serial", row.metric), row.unit)]
         for engine in ("aiospark", *peers):
-            cells += [fmt_value(results.get(engine, row.metric), row.unit),
-                      fmt_ratio(ratio(results, engine, row))]
+            cells += [
+                fmt_value(results.get(engine, row.metric), row.unit),
+                fmt_ratio(ratio(results, engine, row)),
+            ]
         mine = [t for t in evaluated if t["metric"] == row.metric]
         cells.append("; ".join(f"{t['target']} ({t['source']})" for t in mine) or "—")
         cells.append("; ".join(t["status"] for t in mine) or "—")
         body.append(cells)
     widths = [max(len(line[i]) for line in body) for i in range(len(header))]
     body[1] = ["-" * w for w in widths]
-    return ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
-            for line in body]
+    return [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in body
+    ]
 
 
 def summary_lines(cfg: Config, results: Results) -> list[str]:
@@ -147,16 +176,19 @@ def summary_lines(cfg: Config, results: Results) -> list[str]:
     wc = ratio(results, "aiospark", Row("wordcount_s", "", "s", has_serial=True))
     capacity = results.environment.get("parallel_capacity")
     if wc is not None:
-        line = (f"word count speedup {wc:.2f}x with {cfg.workers} workers: parallel "
-                f"efficiency {wc / cfg.workers:.0%} (speedup / workers)")
+        line = (
+            f"word count speedup {wc:.2f}x with {workers_text(cfg.workers)}: parallel "
+            f"efficiency {wc / cfg.workers:.0%} (speedup / workers)"
+        )
         if capacity:
             line += f"; {wc / capacity:.0%} of the {capacity:.2f}x this machine delivered"
         lines.append(line)
     evaluated = evaluate(cfg, results)
     missed = [f"{t['metric']} {t['target']}" for t in evaluated if t["status"] == "missed"]
     met = sum(t["status"] == "met" for t in evaluated)
-    lines.append(f"targets: {met} met, {len(missed)} missed"
-                 + (f" ({', '.join(missed)})" if missed else ""))
+    lines.append(
+        f"targets: {met} met, {len(missed)} missed" + (f" ({', '.join(missed)})" if missed else "")
+    )
     return lines
 
 
@@ -168,8 +200,10 @@ def print_report(cfg: Config, results: Results, peers: list[str]) -> None:
     print()
     for line in summary_lines(cfg, results):
         print(line)
-    print("ratio = serial time / engine time (above 1: faster than plain one-core Python); "
-          "§8 targets apply to 2 workers and the default sizes")
+    print(
+        "ratio = serial time / engine time (above 1: faster than plain one-core Python); "
+        "§8 targets apply to 2 workers and the default sizes"
+    )
 
 
 def write_json(path: Path, cfg: Config, results: Results, peers: list[str]) -> None:

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -43,12 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("workload", choices=WORKLOADS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size-mb", type=float, default=100.0)
-    parser.add_argument("--text-partitions", type=int, default=None,
-                        help="min_partitions of the word-count input (default: aiospark's)")
+    parser.add_argument(
+        "--text-partitions",
+        type=int,
+        default=None,
+        help="min_partitions of the word-count input (default: aiospark's)",
+    )
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=15, help="functions listed per role")
-    parser.add_argument("--pyinstrument", action="store_true",
-                        help="also profile the driver with pyinstrument (adds overhead)")
+    parser.add_argument(
+        "--pyinstrument",
+        action="store_true",
+        help="also profile the driver with pyinstrument (adds overhead)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "profiles")
     return parser.parse_args(argv)
 
@@ -69,11 +77,17 @@ def workload_job(
     if name == "tasks":
         return lambda: ctx.parallelize(range(1000), 1000).map(inc).count()
     if name == "wordcount":
-        return lambda: (ctx.text_file(str(corpus), text_partitions).flat_map(str.split)
-                        .map(word_one).reduce_by_key(operator.add).collect())
+        return lambda: (
+            ctx.text_file(str(corpus), text_partitions)
+            .flat_map(str.split)
+            .map(word_one)
+            .reduce_by_key(operator.add)
+            .collect()
+        )
     slices = ctx.default_parallelism * 2
-    return lambda: (ctx.range(2_000_000, num_slices=slices).map(mod_pair)
-                    .reduce_by_key(operator.add).count())
+    return lambda: (
+        ctx.range(2_000_000, num_slices=slices).map(mod_pair).reduce_by_key(operator.add).count()
+    )
 
 
 REPEATS = {"tiny": 200, "tasks": 3, "wordcount": 1, "rbk": 3, "startup": 3}
@@ -86,14 +100,15 @@ async def run_workload(args: argparse.Namespace, corpus: Path | None, raw: Path)
     once their context is ready, so the processes' own start-up is left out.
     """
     times = []
+    context = aiospark.Context  # import the driver's modules before sampling
     if args.workload == "startup":
         with sampling(raw, args.rate):
             for _ in range(REPEATS["startup"]):
                 start = time.perf_counter()
-                async with aiospark.Context(workers=args.workers):
+                async with context(workers=args.workers):
                     times.append(time.perf_counter() - start)
         return times
-    async with aiospark.Context(workers=args.workers) as ctx:
+    async with context(workers=args.workers) as ctx:
         job = workload_job(args.workload, ctx, corpus, args.text_partitions)
         with sampling(raw, args.rate):
             for _ in range(REPEATS[args.workload]):
@@ -112,8 +127,21 @@ def sampling(raw: Path, rate: int) -> Iterator[None]:
     exe = shutil.which("py-spy")
     if exe is None:
         sys.exit("py-spy is not installed: pip install py-spy")
-    argv = [exe, "record", "--subprocesses", "--nonblocking", "--function", "--format", "raw",
-            "--rate", str(rate), "--output", str(raw), "--pid", str(os.getpid())]
+    argv = [
+        exe,
+        "record",
+        "--subprocesses",
+        "--nonblocking",
+        "--function",
+        "--format",
+        "raw",
+        "--rate",
+        str(rate),
+        "--output",
+        str(raw),
+        "--pid",
+        str(os.getpid()),
+    ]
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # let it attach to every process before the workload starts
     if spy.poll() is not None:
@@ -194,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if profiler is not None:
             profiler.stop()
-    print(f"{args.workload}: {len(times)} run(s), " + ", ".join(f"{t:.3f} s" for t in times))
+    print(
+        f"{args.workload}: {len(times)} run(s), median {statistics.median(times):.3f} s "
+        f"(min {min(times):.3f}, max {max(times):.3f}) while sampled"
+    )
     for role, stacks in sorted(load_stacks(raw).items()):
         summarize(role, stacks, args.rate, args.top)
     if profiler is not None:

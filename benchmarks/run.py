@@ -1,6 +1,6 @@
 """aiospark's benchmark suite: the embedded cluster against plain single-process Python.
 
-    python benchmarks/run.py                       # the full run (~1 minute, more with peers)
+    python benchmarks/run.py                       # the full run (~40 s; ~5 min with peers)
     python benchmarks/run.py --quick               # a small smoke run (seconds)
     python benchmarks/run.py --only tiny,tasks --workers 4 --json results.json
 
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from bench_aiospark import run_aiospark
-from bench_common import WORKLOADS, Config, Results, warm_page_cache
+from bench_common import WORKLOADS, Config, Results, warm_page_cache, workers_text
 from bench_corpus import ensure_corpus
 from bench_machine import CapacityProbe, machine, machine_line
 from bench_peers import run_peers
@@ -35,26 +35,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--size-mb", type=float, default=None,
-                        help="word-count input size in MB of 10^6 bytes (default 100; 2 --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, few repetitions, no peers: a smoke run of seconds")
-    parser.add_argument("--only", default=",".join(WORKLOADS),
-                        help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}")
+    parser.add_argument(
+        "--size-mb",
+        type=float,
+        default=None,
+        help="word-count input size in MB of 10^6 bytes (default 100; 2 --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, few repetitions, no peers: a smoke run of seconds",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-peers", action="store_true", help="skip PySpark and Dask")
-    parser.add_argument("--text-partitions", type=int, default=None, metavar="N",
-                        help="diagnostic: min_partitions of the word-count input "
-                             "(default: each engine's default, 3 splits of 32 MiB)")
-    parser.add_argument("--data-dir", type=Path, default=HERE / "data",
-                        help="where the generated input lives (default benchmarks/data)")
+    parser.add_argument(
+        "--text-partitions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="diagnostic: min_partitions of the word-count input "
+        "(default: each engine's default, 3 splits of 32 MiB)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=HERE / "data",
+        help="where the generated input lives (default benchmarks/data)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     unknown = set(split_names(args.only)) - set(WORKLOADS)
     if unknown:
-        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; "
-                     f"choose from {', '.join(WORKLOADS)}")
+        parser.error(
+            f"unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}"
+        )
     if args.text_partitions is not None and args.text_partitions < 1:
         parser.error("--text-partitions must be at least 1")
     if args.size_mb is not None and args.size_mb <= 0:
@@ -70,13 +90,26 @@ def split_names(text: str) -> list[str]:
 def make_config(args: argparse.Namespace) -> Config:
     """The run's configuration: the defaults, or the small ones of ``--quick``."""
     only = tuple(w for w in WORKLOADS if w in split_names(args.only))
-    common = {"workers": args.workers, "quick": args.quick, "only": only,
-              "data_dir": args.data_dir, "peers": not (args.quick or args.no_peers),
-              "text_partitions": args.text_partitions}
+    common = {
+        "workers": args.workers,
+        "quick": args.quick,
+        "only": only,
+        "data_dir": args.data_dir,
+        "peers": not (args.quick or args.no_peers),
+        "text_partitions": args.text_partitions,
+    }
     if not args.quick:
         return Config(size_mb=args.size_mb or 100.0, **common)
-    return Config(size_mb=args.size_mb or QUICK_SIZE_MB, startup_runs=1, tiny_warmups=1,
-                  tiny_runs=5, tasks_runs=1, rbk_pairs=200_000, data_runs=1, **common)
+    return Config(
+        size_mb=args.size_mb or QUICK_SIZE_MB,
+        startup_runs=1,
+        tiny_warmups=1,
+        tiny_runs=5,
+        tasks_runs=1,
+        rbk_pairs=200_000,
+        data_runs=1,
+        **common,
+    )
 
 
 def prepare_corpus(cfg: Config) -> Path | None:
@@ -95,11 +128,15 @@ def environment_notes(results: Results) -> None:
     load = os.getloadavg()[0]
     results.environment["load_average_start"] = load
     if load > 0.5:
-        results.note(f"load average {load:.2f} at start on {os.cpu_count()} CPUs: other "
-                     "processes are busy, figures will be noisy (and slower)")
+        results.note(
+            f"load average {load:.2f} at start on {os.cpu_count()} CPUs: other "
+            "processes are busy, figures will be noisy (and slower)"
+        )
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        results.note("PYTHONDONTWRITEBYTECODE is set: processes that find no cached bytecode "
-                     "compile aiospark's modules at every start (slower start-up)")
+        results.note(
+            "PYTHONDONTWRITEBYTECODE is set: processes that find no cached bytecode "
+            "compile aiospark's modules at every start (slower start-up)"
+        )
 
 
 def report_capacity(cfg: Config, probe: CapacityProbe, results: Results) -> None:
@@ -107,11 +144,14 @@ def report_capacity(cfg: Config, probe: CapacityProbe, results: Results) -> None
     summary = probe.summary()
     results.environment.update(summary)
     if summary:
-        print(f"machine check: {cfg.workers} processes running plain Python at once did "
-              f"{summary['parallel_capacity']:.2f}x the work of one (median of "
-              f"{len(probe.samples)} samples next to the timed runs, "
-              f"{summary['parallel_capacity_min']:.2f}-{summary['parallel_capacity_max']:.2f}x; "
-              f"ideal {cfg.workers}x)", flush=True)
+        print(
+            f"machine check: {cfg.workers} processes running plain Python at once did "
+            f"{summary['parallel_capacity']:.2f}x the work of one (median of "
+            f"{len(probe.samples)} samples next to the timed runs, "
+            f"{summary['parallel_capacity_min']:.2f}-{summary['parallel_capacity_max']:.2f}x; "
+            f"ideal {cfg.workers}x)",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,16 +159,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = make_config(args)
     print(machine_line(machine()))
-    print(f"workloads: {', '.join(cfg.only)}; workers: {cfg.workers}"
-          + ("; quick smoke run" if cfg.quick else ""), flush=True)
+    print(
+        f"workloads: {', '.join(cfg.only)}; workers: {cfg.workers}"
+        + ("; quick smoke run" if cfg.quick else ""),
+        flush=True,
+    )
     results = Results()
     environment_notes(results)
     corpus = prepare_corpus(cfg)
-    print(f"aiospark (embedded cluster, {cfg.workers} workers) and serial (plain Python, "
-          "one process; runs alternate with aiospark's):", flush=True)
-    with CapacityProbe(cfg.workers) as probe:
-        reference = run_aiospark(cfg, corpus, results, probe.sample)
-    report_capacity(cfg, probe, results)
+    print(
+        f"aiospark (embedded cluster, {workers_text(cfg.workers)}) and serial (plain Python, "
+        "one process; runs alternate with aiospark's):",
+        flush=True,
+    )
+    if cfg.wants("wordcount") or cfg.wants("rbk"):  # sample the machine next to data runs
+        with CapacityProbe(cfg.workers) as probe:
+            reference = run_aiospark(cfg, corpus, results, probe.sample)
+        report_capacity(cfg, probe, results)
+    else:
+        reference = run_aiospark(cfg, corpus, results)
     peers = run_peers(cfg, corpus, reference, results)
     results.environment["load_average_end"] = os.getloadavg()[0]
     print_report(cfg, results, peers)
