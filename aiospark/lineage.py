@@ -134,18 +134,19 @@ class Aggregator:
         """Combine ``(key, value)`` records into ``{key: combiner}``."""
         combined: dict = {}
         merge = self.merge_value
+        # try/except beats a membership test when most keys repeat (the common case).
         if self.identity_create:
             for key, value in records:
-                if key in combined:
+                try:
                     combined[key] = merge(combined[key], value)
-                else:
+                except KeyError:
                     combined[key] = value
         else:
             create = self.create_combiner
             for key, value in records:
-                if key in combined:
+                try:
                     combined[key] = merge(combined[key], value)
-                else:
+                except KeyError:
                     combined[key] = create(value)
         return combined
 
@@ -236,3 +237,85 @@ class LocalTaskContext:
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         raise NotImplementedError("LocalTaskContext cannot read shuffle outputs")
+
+
+class RangePartitioner(Partitioner):
+    """Sends a key to the range of sorted ``bounds`` that ``key_func(key)`` falls in.
+
+    Partition *i* holds the keys with ``bounds[i - 1] < key_func(key) <= bounds[i]``
+    (``bisect_left``); ``ascending=False`` numbers the ranges from the top.  The
+    bounds are ``key_func`` values, at most ``num_partitions - 1`` of them.
+
+    ``bounds=None`` means the bounds are picked on the cluster, as part of a
+    sort's lineage (``sort_by_key`` samples the keys in a stage of its own); the
+    driver's copy then cannot place keys, and equals only itself.
+
+    >>> p = RangePartitioner(3, ["g", "p"])
+    >>> [p.partition(k) for k in ("a", "g", "h", "z")]
+    [0, 0, 1, 2]
+    >>> RangePartitioner(3, ["g", "p"], ascending=False).partition("a")
+    2
+    >>> RangePartitioner(3, ["g", "p"]) == RangePartitioner(3, ["g", "p"])
+    True
+    >>> p.partition(5)
+    Traceback (most recent call last):
+    ...
+    TypeError: range partitioning needs mutually comparable keys: ...
+    """
+
+    def __init__(
+        self,
+        num_partitions: int,
+        bounds: list | None = None,
+        ascending: bool = True,
+        key_func: Callable[[Any], Any] | None = None,
+    ) -> None:
+        from bisect import bisect_left
+
+        if not isinstance(num_partitions, int) or num_partitions < 1:
+            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
+        if bounds is not None and len(bounds) >= num_partitions:
+            raise ValueError(
+                f"{num_partitions} partitions take at most {num_partitions - 1} bounds, "
+                f"got {len(bounds)}"
+            )
+        self.num_partitions = num_partitions
+        self.bounds = None if bounds is None else list(bounds)
+        self.ascending = bool(ascending)
+        self.key_func = key_func
+        self._bisect_left = bisect_left
+
+    def partition(self, key: Any) -> int:
+        bounds = self.bounds
+        if bounds is None:
+            raise RuntimeError(
+                "this RangePartitioner's bounds are picked on the cluster by its sort; "
+                "it cannot place keys in the driver"
+            )
+        try:
+            p = self._bisect_left(bounds, key if self.key_func is None else self.key_func(key))
+        except TypeError as exc:
+            if "not supported between" not in str(exc):
+                raise
+            raise TypeError(f"range partitioning needs mutually comparable keys: {exc}") from None
+        return p if self.ascending else self.num_partitions - 1 - p
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        return (
+            isinstance(other, RangePartitioner)
+            and self.bounds is not None
+            and other.num_partitions == self.num_partitions
+            and other.ascending == self.ascending
+            and other.key_func is self.key_func
+            and other.bounds == self.bounds
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.num_partitions, self.ascending))
+
+    def __repr__(self) -> str:
+        bounds = "picked on the cluster" if self.bounds is None else repr(self.bounds)
+        order = "" if self.ascending else ", descending"
+        return f"RangePartitioner({self.num_partitions}, {bounds}{order})"
