@@ -98,7 +98,11 @@ class HashPartitioner(Partitioner):
     def __init__(
         self, num_partitions: int, hash_func: Callable[[Any], int] = portable_hash
     ) -> None:
-        if not isinstance(num_partitions, int) or num_partitions < 1:
+        if (
+            not isinstance(num_partitions, int)
+            or isinstance(num_partitions, bool)
+            or num_partitions < 1
+        ):
             raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
         self.num_partitions = num_partitions
         self.hash_func = hash_func
@@ -134,32 +138,54 @@ class Aggregator:
         """Combine ``(key, value)`` records into ``{key: combiner}``."""
         combined: dict = {}
         merge = self.merge_value
+        key = None
         # try/except beats a membership test when most keys repeat (the common case).
-        if self.identity_create:
-            for key, value in records:
-                try:
-                    combined[key] = merge(combined[key], value)
-                except KeyError:
-                    combined[key] = value
-        else:
-            create = self.create_combiner
-            for key, value in records:
-                try:
-                    combined[key] = merge(combined[key], value)
-                except KeyError:
-                    combined[key] = create(value)
+        try:
+            if self.identity_create:
+                for key, value in records:
+                    try:
+                        combined[key] = merge(combined[key], value)
+                    except KeyError:
+                        combined[key] = value
+            else:
+                create = self.create_combiner
+                for key, value in records:
+                    try:
+                        combined[key] = merge(combined[key], value)
+                    except KeyError:
+                        combined[key] = create(value)
+        except TypeError as exc:
+            _raise_if_unhashable(key, exc)
+            raise
         return combined
 
     def combine_combiners(self, records: Iterator[tuple], into: dict | None = None) -> dict:
         """Merge ``(key, combiner)`` records into ``{key: combiner}``."""
         combined: dict = {} if into is None else into
         merge = self.merge_combiners
-        for key, value in records:
-            if key in combined:
-                combined[key] = merge(combined[key], value)
-            else:
-                combined[key] = value
+        key = None
+        try:
+            for key, value in records:
+                try:
+                    combined[key] = merge(combined[key], value)
+                except KeyError:
+                    combined[key] = value
+        except TypeError as exc:
+            _raise_if_unhashable(key, exc)
+            raise
         return combined
+
+
+def _raise_if_unhashable(key: Any, exc: TypeError) -> None:
+    """Turn Python's bare "unhashable type" into an error saying keys must be hashable."""
+    try:
+        hash(key)
+    except TypeError:
+        text = repr(key)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        raise TypeError(
+            f"keys must be hashable: got a {type(key).__name__} ({text})"
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)

@@ -274,7 +274,11 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps):
     def _reduce_partitions(self, num_partitions: int | None) -> int:
         if num_partitions is None:
             return self.get_num_partitions()
-        if not isinstance(num_partitions, int) or num_partitions < 1:
+        if (
+            not isinstance(num_partitions, int)
+            or isinstance(num_partitions, bool)
+            or num_partitions < 1
+        ):
             raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
         return num_partitions
 

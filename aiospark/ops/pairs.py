@@ -1,18 +1,35 @@
-"""Key-value operations: combining, grouping and partitioning by key.
+"""Key-value operations: combining, grouping, joining and partitioning by key.
 
-Mixed into ``aiospark.RDD``; every method expects an RDD of ``(key, value)`` pairs.
+Mixed into ``aiospark.RDD``; every method expects an RDD of ``(key, value)`` pairs
+(``group_by`` and ``count_by_value`` take any records).
+
+Operations on several RDDs (``cogroup``, the joins, ``subtract_by_key``) shuffle
+only the inputs that are not already partitioned the way the result is: an
+input partitioned by the same partitioner is read split by split, in the same
+task.  Without ``num_partitions`` they use as many partitions as the largest
+input, and reuse the partitioner of an input that has one with that many
+partitions (so that input is not shuffled again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+import functools
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from aiospark.hashing import portable_hash
-from aiospark.lineage import Aggregator, HashPartitioner
+from aiospark.lineage import Aggregator, HashPartitioner, Partitioner
 
 if TYPE_CHECKING:
     from aiospark.rdd import RDD
+
+#: Zero values of these types are immutable, so they are shared instead of deep-copied.
+_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), Decimal, Fraction)
 
 
 class PairOps:
@@ -86,6 +103,188 @@ class PairOps:
         aggregator = Aggregator(core._list_create, core._list_append, core._list_extend)
         return self._combine(aggregator, num_partitions, partition_func, map_side=False)
 
+    def aggregate_by_key(
+        self: RDD,
+        zero_value: Any,
+        seq_func: Callable[[Any, Any], Any],
+        comb_func: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        """Aggregate the values of each key: ``seq_func`` folds values into an accumulator
+        that starts from a copy of ``zero_value``, ``comb_func`` merges accumulators.
+
+        Each key's accumulator starts from its own deep copy of ``zero_value``, so
+        a mutable zero (a list, a set) may be modified in place.
+
+        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
+        >>> sums_counts = rdd.aggregate_by_key(
+        ...     (0, 0), lambda acc, v: (acc[0] + v, acc[1] + 1),
+        ...     lambda x, y: (x[0] + y[0], x[1] + y[1]))
+        >>> sorted(await sums_counts.collect())
+        [('a', (4, 2)), ('b', (2, 1))]
+        """
+        _check_callable(seq_func=seq_func, comb_func=comb_func, partition_func=partition_func)
+        zero = _zero_factory(zero_value)
+
+        def create(value: Any) -> Any:
+            return seq_func(zero(), value)
+
+        aggregator = Aggregator(create, seq_func, comb_func)
+        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+
+    def fold_by_key(
+        self: RDD,
+        zero_value: Any,
+        func: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        """Merge the values of each key with ``func``, starting from a copy of ``zero_value``.
+
+        The zero may be folded in more than once per key (once per map-side
+        partition), so it should be neutral for ``func``.
+
+        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
+        >>> sorted(await rdd.fold_by_key(0, operator.add).collect())
+        [('a', 4), ('b', 2)]
+        """
+        _check_callable(func=func, partition_func=partition_func)
+        zero = _zero_factory(zero_value)
+
+        def create(value: Any) -> Any:
+            return func(zero(), value)
+
+        aggregator = Aggregator(create, func, func)
+        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+
+    def group_by(
+        self: RDD,
+        f: Callable[[Any], Any],
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        """Group the records by ``f(record)``: ``(key, [records...])`` pairs.
+
+        >>> rdd = ctx.parallelize([1, 1, 2, 3, 5, 8], 2)
+        >>> sorted(await rdd.group_by(lambda x: x % 2).map_values(sorted).collect())
+        [(0, [2, 8]), (1, [1, 1, 3, 5])]
+        """
+        _check_callable(f=f, partition_func=partition_func)
+        return self.map(lambda x: (f(x), x)).group_by_key(num_partitions, partition_func)
+
+    def cogroup(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """For each key in either RDD: ``(key, (values in self, values in other))``.
+
+        The values are lists (possibly empty) in arrival order.
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 4)])
+        >>> y = ctx.parallelize([("a", 2)])
+        >>> sorted(await x.cogroup(y).collect())
+        [('a', ([1], [2])), ('b', ([4], []))]
+        """
+        from aiospark.ops.pair_rdds import CoGroupedRDD
+
+        return CoGroupedRDD([self, other], self._cogroup_partitioner([other], num_partitions))
+
+    def group_with(self: RDD, other: RDD, *others: RDD) -> RDD:
+        """``cogroup`` with any number of RDDs: ``(key, (values in self, in other, ...))``.
+
+        >>> w = ctx.parallelize([("a", 5), ("b", 6)])
+        >>> x = ctx.parallelize([("a", 1), ("b", 4)])
+        >>> y = ctx.parallelize([("a", 2)])
+        >>> z = ctx.parallelize([("b", 42)])
+        >>> sorted(await w.group_with(x, y, z).collect())
+        [('a', ([5], [1], [2], [])), ('b', ([6], [4], [], [42]))]
+        """
+        from aiospark.ops.pair_rdds import CoGroupedRDD
+
+        rdds = [self, other, *others]
+        return CoGroupedRDD(rdds, self._cogroup_partitioner(rdds[1:], None))
+
+    def join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """Inner join: ``(key, (v, w))`` for every ``v`` in self and ``w`` in other under a key.
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 4)])
+        >>> y = ctx.parallelize([("a", 2), ("a", 3)])
+        >>> sorted(await x.join(y).collect())
+        [('a', (1, 2)), ('a', (1, 3))]
+        """
+        return self._join(other, num_partitions, "inner")
+
+    def left_outer_join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """Left outer join: like ``join``, plus ``(key, (v, None))`` for keys only in self.
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 4)])
+        >>> y = ctx.parallelize([("a", 2)])
+        >>> sorted(await x.left_outer_join(y).collect())
+        [('a', (1, 2)), ('b', (4, None))]
+        """
+        return self._join(other, num_partitions, "left")
+
+    def right_outer_join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """Right outer join: like ``join``, plus ``(key, (None, w))`` for keys only in other.
+
+        >>> x = ctx.parallelize([("a", 2)])
+        >>> y = ctx.parallelize([("a", 1), ("b", 4)])
+        >>> sorted(await x.right_outer_join(y).collect())
+        [('a', (2, 1)), ('b', (None, 4))]
+        """
+        return self._join(other, num_partitions, "right")
+
+    def full_outer_join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """Full outer join: pairs for keys on both sides, ``None`` for the side a key lacks.
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 4)])
+        >>> y = ctx.parallelize([("a", 2), ("c", 8)])
+        >>> sorted(await x.full_outer_join(y).collect())
+        [('a', (1, 2)), ('b', (4, None)), ('c', (None, 8))]
+        """
+        return self._join(other, num_partitions, "full")
+
+    def subtract_by_key(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """The pairs of self whose key does not occur in other.
+
+        Only the keys of ``other`` are shuffled, each once per map partition.
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 4), ("b", 5), ("a", 2)])
+        >>> y = ctx.parallelize([("a", 3), ("c", None)])
+        >>> sorted(await x.subtract_by_key(y).collect())
+        [('b', 4), ('b', 5)]
+        """
+        from aiospark.ops.pair_rdds import SubtractedRDD
+
+        return SubtractedRDD(self, other, self._cogroup_partitioner([other], num_partitions))
+
+    def _join(self: RDD, other: RDD, num_partitions: int | None, how: str) -> RDD:
+        from aiospark.ops.pair_rdds import JoinedRDD
+
+        return JoinedRDD(self, other, self._cogroup_partitioner([other], num_partitions), how)
+
+    def _cogroup_partitioner(
+        self: RDD, others: list[RDD], num_partitions: int | None
+    ) -> Partitioner:
+        """The partitioner of an operation reading ``self`` and ``others`` by key.
+
+        As in PySpark, the default count is the sum of the inputs' partition
+        counts; but an input already hash-partitioned is kept as it is (Scala
+        Spark's rule), so it is not shuffled again.
+        """
+        for other in others:
+            if not isinstance(other, core.RDD):
+                raise TypeError(f"expected an RDD, got {type(other).__name__}")
+            if other.ctx is not self.ctx:
+                raise ValueError(f"{other!r} belongs to another Context")
+        if num_partitions is not None:
+            return HashPartitioner(self._reduce_partitions(num_partitions))
+        rdds = [self, *others]
+        reusable = [r.partitioner for r in rdds if isinstance(r.partitioner, HashPartitioner)]
+        if reusable:
+            # Only hash partitioners are reused: a sort's range partitioner may
+            # learn its bounds on the cluster, so other inputs could not use it.
+            return max(reusable, key=lambda p: p.num_partitions)
+        return HashPartitioner(sum(rdd.get_num_partitions() for rdd in rdds))
+
     def partition_by(
         self: RDD, num_partitions: int, partition_func: Callable[[Any], int] = portable_hash
     ) -> RDD:
@@ -99,6 +298,145 @@ class PairOps:
         if self.partitioner == partitioner:
             return self
         return core.ShuffledRDD(self, partitioner)
+
+
+    # -- actions ----------------------------------------------------------------
+
+    async def count_by_key(self: RDD) -> dict:
+        """The number of pairs per key, as a dict.
+
+        >>> await ctx.parallelize([("a", 1), ("b", 1), ("a", 1)]).count_by_key()
+        {'a': 2, 'b': 1}
+        """
+        return _merge_counts(await self._run(_count_keys))
+
+    async def count_by_value(self: RDD) -> dict:
+        """How many times each distinct record occurs, as a dict.
+
+        >>> await ctx.parallelize([1, 2, 1, 2, 2], 2).count_by_value()
+        {1: 2, 2: 3}
+        """
+        return _merge_counts(await self._run(_count_values))
+
+    async def collect_as_map(self: RDD) -> dict:
+        """The pairs as a dict; for a repeated key the last value (in partition order) wins.
+
+        >>> await ctx.parallelize([(1, 2), (3, 4), (1, 5)]).collect_as_map()
+        {1: 5, 3: 4}
+        """
+        merged: dict = {}
+        for part in await self._run(_partition_map):
+            merged.update(part)
+        return merged
+
+    async def reduce_by_key_locally(self: RDD, func: Callable[[Any, Any], Any]) -> dict:
+        """Merge the values of each key with an associative ``func`` into a dict in the driver.
+
+        Each partition is reduced on its worker; the driver merges the partial dicts.
+
+        >>> pairs = ctx.parallelize([("a", 1), ("b", 1), ("a", 1)], 2)
+        >>> sorted((await pairs.reduce_by_key_locally(operator.add)).items())
+        [('a', 2), ('b', 1)]
+        """
+        _check_callable(func=func)
+        aggregator = Aggregator(core._identity, func, func, identity_create=True)
+        parts = await self._run(functools.partial(_reduce_partition_locally, aggregator))
+        merged: dict = {}
+        for part in parts:
+            aggregator.combine_combiners(iter(part.items()), merged)
+        return merged
+
+    async def lookup(self: RDD, key: Any) -> list:
+        """The values under ``key``.
+
+        When the RDD has a partitioner, only the partition holding ``key`` is read.
+
+        >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)]).partition_by(4)
+        >>> await rdd.lookup("a"), await rdd.lookup("z")
+        ([1, 3], [])
+        """
+        find = functools.partial(_lookup_partition, key)
+        index = None
+        if self.partitioner is not None:
+            try:
+                index = self.partitioner.partition(key)
+            except RuntimeError:
+                index = None  # it cannot place keys in the driver (a sort's range bounds)
+        if index is None:
+            parts = await self._run(find)
+        else:
+            parts = await self.ctx._run_job(self, find, [index])
+        return [value for part in parts for value in part]
+
+
+def _check_callable(**funcs: Any) -> None:
+    for name, func in funcs.items():
+        if not callable(func):
+            raise TypeError(f"{name} must be callable, got {type(func).__name__}")
+
+
+def _zero_factory(zero_value: Any) -> Callable[[], Any]:
+    """A function returning a fresh copy of ``zero_value`` (or the value, when immutable)."""
+    if type(zero_value) in _IMMUTABLE:
+        return lambda: zero_value
+    return functools.partial(copy.deepcopy, zero_value)
+
+
+def _hashable_error(exc: TypeError, what: str) -> TypeError | None:
+    if "unhashable" in str(exc):
+        return TypeError(f"{what} must be hashable: {exc}")
+    return None
+
+
+def _count_keys(_: int, it: Iterator[Any]) -> Counter:
+    try:
+        return Counter(map(operator.itemgetter(0), it))
+    except TypeError as exc:
+        clear = _hashable_error(exc, "count_by_key keys")
+        if clear is None:
+            raise
+        raise clear from exc
+
+
+def _count_values(_: int, it: Iterator[Any]) -> Counter:
+    try:
+        return Counter(it)
+    except TypeError as exc:
+        clear = _hashable_error(exc, "count_by_value records")
+        if clear is None:
+            raise
+        raise clear from exc
+
+
+def _merge_counts(parts: list[Counter]) -> dict:
+    total: Counter = Counter()
+    for part in parts:
+        total.update(part)
+    return dict(total)
+
+
+def _partition_map(_: int, it: Iterator[Any]) -> dict:
+    try:
+        return dict(it)
+    except TypeError as exc:
+        clear = _hashable_error(exc, "collect_as_map keys")
+        if clear is None:
+            raise
+        raise clear from exc
+
+
+def _reduce_partition_locally(aggregator: Aggregator, _: int, it: Iterator[Any]) -> dict:
+    try:
+        return aggregator.combine_values(it)
+    except TypeError as exc:
+        clear = _hashable_error(exc, "reduce_by_key_locally keys")
+        if clear is None:
+            raise
+        raise clear from exc
+
+
+def _lookup_partition(key: Any, _: int, it: Iterator[Any]) -> list:
+    return [v for k, v in it if k == key]
 
 
 # At the bottom: aiospark.rdd imports this module to build the RDD class.

@@ -45,7 +45,7 @@ def write_map_output(
     try:
         buckets = bucket_records(records, dep)
     except TypeError as exc:
-        if "unhashable" in str(exc) or "must be hashable" in str(exc):
+        if "unhashable" in str(exc) and "must be hashable" not in str(exc):
             raise TypeError(f"shuffle keys must be hashable: {exc}") from exc
         raise
     os.makedirs(directory, exist_ok=True)

@@ -292,3 +292,10 @@ async def test_names_storage_levels_and_debug_string(ctx):
     assert reduced.get_storage_level() == StorageLevel.MEMORY_AND_DISK
     assert reduced.name() is None
     assert sorted(await reduced.collect()) == [(0, 20), (1, 25)]
+
+
+async def test_unhashable_keys_fail_clearly_with_one_reducer(ctx):
+    with pytest.raises(TypeError, match=r"keys must be hashable: got a list \(\[1\]\)"):
+        await ctx.parallelize([([1], 1)], 1).group_by_key(1).collect()
+    with pytest.raises(ValueError, match="num_partitions"):
+        ctx.parallelize([(1, 1)]).reduce_by_key(operator.add, True)

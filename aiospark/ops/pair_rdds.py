@@ -1,0 +1,299 @@
+"""RDDs that read several pair RDDs by key at once: cogroups, joins and ``subtract_by_key``.
+
+Each parent is read through a ``OneToOneDependency`` when it is already
+partitioned by the target partitioner (its split *i* holds exactly the keys of
+split *i*, so no shuffle is needed) and through its own ``ShuffleDependency``
+otherwise.  Joins build a hash table of one side per partition and stream the
+other side through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from aiospark.hashing import portable_hash
+from aiospark.lineage import (
+    Aggregator,
+    Dependency,
+    OneToOneDependency,
+    Partitioner,
+    ShuffleDependency,
+    Split,
+    TaskContext,
+)
+from aiospark.rdd import RDD
+
+_NO_KEY = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class CoGroupSplit(Split):
+    """Split *i* of a multi-parent RDD: parent *i*'s split for each narrow parent, else None."""
+
+    parent_splits: tuple[Split | None, ...] = ()
+
+
+def _keep_first(a: Any, _b: Any = None) -> Any:
+    return a
+
+
+#: Map-side combiner that keeps one record per key (the side only contributes keys).
+KEYS_ONLY = Aggregator(_keep_first, _keep_first, _keep_first, identity_create=True)
+
+
+def unhashable_key_error(key: Any) -> TypeError | None:
+    """A clear ``TypeError`` when ``key`` is unhashable, else None (the error was elsewhere).
+
+    >>> str(unhashable_key_error([1]))
+    'keys must be hashable: got a list ([1])'
+    >>> unhashable_key_error("fine") is None
+    True
+    """
+    if key is _NO_KEY:
+        return None
+    try:
+        portable_hash(key)
+    except TypeError as exc:
+        return exc
+    try:
+        hash(key)
+    except TypeError as exc:
+        return TypeError(f"keys must be hashable: got a {type(key).__name__} ({exc})")
+    return None
+
+
+def group_values(records: Iterable[tuple], into: dict | None = None) -> dict:
+    """``{key: [values...]}`` from ``(key, value)`` records, in arrival order.
+
+    >>> group_values([("a", 1), ("b", 2), ("a", 3)])
+    {'a': [1, 3], 'b': [2]}
+    """
+    table: dict = {} if into is None else into
+    key = _NO_KEY
+    try:
+        for key, value in records:
+            bucket = table.get(key)
+            if bucket is None:
+                table[key] = [value]
+            else:
+                bucket.append(value)
+    except TypeError as exc:
+        clear = unhashable_key_error(key)
+        if clear is None:
+            raise
+        raise clear from exc
+    return table
+
+
+class CoGroupedRDD(RDD):
+    """Parents read side by side, key-partitioned by ``partitioner``.
+
+    ``compute`` yields ``(key, (values of parent 0, values of parent 1, ...))``
+    with one list per parent; subclasses combine the sides differently.
+    Parents listed in ``keys_only`` contribute only their keys: when such a
+    parent must be shuffled, it ships each key once per map task, as
+    ``(key, None)``.
+    """
+
+    def __init__(
+        self,
+        parents: list[RDD],
+        partitioner: Partitioner,
+        keys_only: frozenset[int] = frozenset(),
+    ) -> None:
+        ctx = parents[0].ctx
+        deps: list[Dependency] = []
+        for i, parent in enumerate(parents):
+            if parent.partitioner is not None and parent.partitioner == partitioner:
+                deps.append(OneToOneDependency(parent))
+            elif i in keys_only:
+                deps.append(
+                    ShuffleDependency(
+                        parent.map_partitions(_keys_with_none), ctx._new_shuffle_id(),
+                        partitioner, KEYS_ONLY, map_side_combine=True,
+                    )
+                )
+            else:
+                deps.append(ShuffleDependency(parent, ctx._new_shuffle_id(), partitioner))
+        super().__init__(ctx, deps, partitioner)
+
+    def _compute_splits(self) -> list[Split]:
+        n = self.partitioner.num_partitions  # type: ignore[union-attr]
+        narrow = [
+            dep.rdd.splits() if isinstance(dep, OneToOneDependency) else None
+            for dep in self.deps
+        ]
+        return [
+            CoGroupSplit(i, tuple(None if s is None else s[i] for s in narrow))
+            for i in range(n)
+        ]
+
+    def side(self, split: Split, i: int, tctx: TaskContext) -> Iterator[tuple]:
+        """The ``(key, value)`` records of parent ``i`` that belong to ``split``."""
+        dep = self.deps[i]
+        if isinstance(dep, ShuffleDependency):
+            return itertools.chain.from_iterable(tctx.fetch_shuffle(dep.shuffle_id, split.index))
+        return dep.rdd.iterator(split.parent_splits[i], tctx)  # type: ignore[attr-defined]
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        n = len(self.deps)
+        tables = [group_values(self.side(split, i, tctx)) for i in range(n)]
+        return _merge_groups(tables)
+
+
+def _keys_with_none(records: Iterator[tuple]) -> Iterator[tuple]:
+    return ((kv[0], None) for kv in records)
+
+
+def _merge_groups(tables: list[dict]) -> Iterator[tuple]:
+    n = len(tables)
+    if n == 2:
+        first, second = tables
+        for key, values in first.items():
+            yield key, (values, second.pop(key, []))
+        for key, values in second.items():
+            yield key, ([], values)
+        return
+    for i, table in enumerate(tables):
+        later = tables[i + 1 :]
+        for key, values in table.items():
+            groups = [[] for _ in range(i)]
+            groups.append(values)
+            groups.extend(t.pop(key, []) for t in later)
+            yield key, tuple(groups)
+
+
+class JoinedRDD(CoGroupedRDD):
+    """An inner or outer join of two pair RDDs: ``(key, (left value, right value))``.
+
+    ``how`` is ``"inner"``, ``"left"``, ``"right"`` or ``"full"``; a missing side
+    is ``None``.  Each partition builds a table of one side (the right one, or
+    the left one for a right outer join) and streams the other side through it.
+    """
+
+    def __init__(self, left: RDD, right: RDD, partitioner: Partitioner, how: str) -> None:
+        if how not in ("inner", "left", "right", "full"):
+            raise ValueError(f"unknown join type {how!r}")
+        super().__init__([left, right], partitioner)
+        self.how = how
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        how = self.how
+        if how == "right":
+            table = group_values(self.side(split, 0, tctx))
+            return _right_join(table, self.side(split, 1, tctx))
+        table = group_values(self.side(split, 1, tctx))
+        stream = self.side(split, 0, tctx)
+        if how == "inner":
+            return _inner_join(table, stream)
+        if how == "left":
+            return _left_join(table, stream)
+        return _full_join(table, stream)
+
+
+def _inner_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
+    get = table.get
+    key = _NO_KEY
+    try:
+        for key, v in stream:
+            ws = get(key)
+            if ws is not None:
+                for w in ws:
+                    yield key, (v, w)
+    except TypeError as exc:
+        _reraise_for_key(exc, key)
+
+
+def _left_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
+    get = table.get
+    key = _NO_KEY
+    try:
+        for key, v in stream:
+            ws = get(key)
+            if ws is None:
+                yield key, (v, None)
+            else:
+                for w in ws:
+                    yield key, (v, w)
+    except TypeError as exc:
+        _reraise_for_key(exc, key)
+
+
+def _right_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
+    get = table.get
+    key = _NO_KEY
+    try:
+        for key, w in stream:
+            vs = get(key)
+            if vs is None:
+                yield key, (None, w)
+            else:
+                for v in vs:
+                    yield key, (v, w)
+    except TypeError as exc:
+        _reraise_for_key(exc, key)
+
+
+def _full_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
+    get = table.get
+    matched: set = set()
+    add = matched.add
+    key = _NO_KEY
+    try:
+        for key, v in stream:
+            ws = get(key)
+            if ws is None:
+                yield key, (v, None)
+            else:
+                add(key)
+                for w in ws:
+                    yield key, (v, w)
+    except TypeError as exc:
+        _reraise_for_key(exc, key)
+    for key, ws in table.items():
+        if key not in matched:
+            for w in ws:
+                yield key, (None, w)
+
+
+def _reraise_for_key(exc: TypeError, key: Any) -> None:
+    clear = unhashable_key_error(key)
+    if clear is None:
+        raise exc
+    raise clear from exc
+
+
+class SubtractedRDD(CoGroupedRDD):
+    """The pairs of ``left`` whose key does not occur in ``right``.
+
+    Only ``right``'s keys are shuffled (combined map-side); ``left`` streams
+    through a set of them.
+    """
+
+    def __init__(self, left: RDD, right: RDD, partitioner: Partitioner) -> None:
+        super().__init__([left, right], partitioner, keys_only=frozenset({1}))
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        seen: set = set()
+        add = seen.add
+        key = _NO_KEY
+        try:
+            for key, _ in self.side(split, 1, tctx):
+                add(key)
+        except TypeError as exc:
+            _reraise_for_key(exc, key)
+        return _without_keys(seen, self.side(split, 0, tctx))
+
+
+def _without_keys(seen: set, stream: Iterator[tuple]) -> Iterator[tuple]:
+    key = _NO_KEY
+    try:
+        for kv in stream:
+            key = kv[0]
+            if key not in seen:
+                yield kv
+    except TypeError as exc:
+        _reraise_for_key(exc, key)
