@@ -21,6 +21,7 @@ import aiohttp
 import cloudpickle
 
 from aiospark.errors import ClusterError, FetchFailed, JobCancelled, JobFailed, RemoteTraceback
+from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
 from aiospark.scheduler.dag import Stage, StageBuilder
@@ -116,6 +117,9 @@ class Scheduler:
         self.shared = SharedVariables(on_unpersist=self._unpersist_broadcast)
         #: files shipped to every worker: name -> (data, is python code)
         self.files: dict[str, tuple[bytes, bool]] = {}
+        self.progress = ProgressHub()
+        #: stage id -> [finished tasks, tasks], for progress events
+        self._stage_counts: dict[int, list[int]] = {}
         self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
         self._next_job = 0
         self._watch: asyncio.Task | None = None
@@ -146,6 +150,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         self._closing = True
+        self.progress.close()
         if self._timer is not None:
             self._timer.cancel()
         for handle in list(self.handles.values()):
@@ -272,6 +277,8 @@ class Scheduler:
         kind = header["type"]
         task_id = int(header["task_id"]) if "task_id" in header else -1
         placed = self._task_partitions.pop(task_id, None)
+        if self.progress.active and placed is not None and task_id in self.state.tasks:
+            self._publish_task(kind, task_id, placed, link, header)
         if kind == "success":
             cached = [tuple(k) for k in header.get("cached", [])]
             if "acc_blob" in header and placed is not None and task_id in self.state.tasks:
@@ -317,6 +324,19 @@ class Scheduler:
         elif kind == "error":
             log.error("worker %s refused a message: %s", link.info.worker_id, header.get("error"))
 
+    def _publish_task(
+        self, kind: str, task_id: int, placed: tuple[int, int], link: WorkerLink, header: dict
+    ) -> None:
+        counts = self._stage_counts.setdefault(placed[0], [0, 0])
+        event = {"stage_id": placed[0], "partition": placed[1], "task_id": task_id,
+                 "worker_id": link.info.worker_id, "seconds": header.get("seconds")}
+        if kind == "success":
+            counts[0] += 1
+            event.update(event="task_finished", finished=counts[0], tasks=counts[1])
+        else:
+            event.update(event="task_failed", reason=header.get("reason"))
+        self.progress.publish(event)
+
     async def _fetch_result(self, url: str) -> bytes | BaseException:
         try:
             async with self.session.get(url) as resp:
@@ -344,6 +364,9 @@ class Scheduler:
         self._next_job += 1
         handle = JobHandle(self._next_job, len(partitions), self)
         self.handles[handle.job_id] = handle
+        if self.progress.active:
+            self.progress.publish({"event": "job_started", "job_id": handle.job_id,
+                                   "rdd": repr(rdd), "partitions": len(partitions)})
         self._apply(self.state.submit_job(handle.job_id, stage, partitions))
         return handle
 
@@ -351,6 +374,8 @@ class Scheduler:
         handle = self.handles.pop(job_id, None)
         if handle is None:
             return
+        if self.progress.active:
+            self.progress.publish({"event": "job_cancelled", "job_id": job_id})
         for future in (*handle.futures, handle.done):
             future.cancel()
         self._apply(self.state.cancel_job(job_id))
@@ -371,9 +396,17 @@ class Scheduler:
     # -- commands ------------------------------------------------------------------------------
 
     def _apply(self, commands: list[Command]) -> None:
+        publish = self.progress.publish if self.progress.active else None
         for command in commands:
             if isinstance(command, Launch):
                 self._launch(command)
+                stage = command.stage
+                if stage.id not in self._stage_counts:
+                    self._stage_counts[stage.id] = [0, stage.num_partitions]
+                    if publish:
+                        kind = "result" if stage.shuffle_dep is None else "shuffle_map"
+                        publish({"event": "stage_started", "stage_id": stage.id, "kind": kind,
+                                 "tasks": stage.num_partitions})
             elif isinstance(command, PartitionDone):
                 handle = self.handles.get(command.job_id)
                 if handle is not None:
@@ -384,16 +417,23 @@ class Scheduler:
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None and not handle.done.done():
                     handle.done.set_result(None)
+                if publish:
+                    publish({"event": "job_finished", "job_id": command.job_id})
             elif isinstance(command, JobAborted):
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None:
                     handle._fail(command.error)
+                if publish:
+                    publish({"event": "job_failed", "job_id": command.job_id,
+                             "error": repr(command.error)})
             elif isinstance(command, Cancel):
                 link = self.links.get(command.worker_id)
                 if link is not None:
                     link.send(pack({"type": "cancel", "task_id": command.task_id}))
             elif isinstance(command, StagesFinished):
                 self._forget_stages(command.stage_ids)
+                for stage_id in command.stage_ids:
+                    self._stage_counts.pop(stage_id, None)
         self._arm_timer()
 
     def _arm_timer(self) -> None:
