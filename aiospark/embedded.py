@@ -3,21 +3,32 @@
 Everything binds to loopback and shares a secret generated for the session.
 The master's and shuffle service's listening sockets are created here and
 inherited by the children, so every process starts at once, already knowing
-every address.  Children watch their parent and exit when the driver dies;
-``stop`` terminates them and removes the session's temporary directory.
+every address.  The driver supervises them: a process that dies is started
+again (a restarted master or shuffle service on the same socket, so the same
+address).  Children watch their parent and exit when the driver dies; ``stop``
+terminates them and removes the session's temporary directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
+import time
 
 from aiospark.runtime import listening_socket
+
+log = logging.getLogger("aiospark.embedded")
+
+#: A process that dies more than MAX_RESTARTS times in RESTART_WINDOW seconds stays dead.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60
 
 
 def driver_python_path() -> str:
@@ -53,6 +64,11 @@ class EmbeddedCluster:
         self.master_url = ""
         self.shuffle_url = ""
         self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self._roles: dict[str, tuple[list[str], tuple[int, ...]]] = {}
+        self._watchers: set[asyncio.Task] = set()
+        self._restarts: dict[str, list[float]] = {}
+        self._sockets: list[socket.socket] = []
+        self._stopping = False
 
     def _command(self, role: str, *args: str) -> list[str]:
         return [
@@ -67,7 +83,7 @@ class EmbeddedCluster:
             "PYTHONHASHSEED": "0",
             "PYTHONPATH": driver_python_path(),
         }
-        self.processes[name] = await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
             pass_fds=pass_fds,
@@ -75,13 +91,38 @@ class EmbeddedCluster:
             stdout=asyncio.subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the REPL is the driver's, not theirs
         )
+        self.processes[name] = proc
+        self._roles[name] = (argv, pass_fds)
+        watcher = asyncio.create_task(self._supervise(name, proc))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _supervise(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        """Restart a process that dies while the cluster runs (bounded, to stop crash loops)."""
+        code = await proc.wait()
+        if self._stopping or self.processes.get(name) is not proc:
+            return
+        now = time.monotonic()
+        recent = [t for t in self._restarts.get(name, []) if now - t < RESTART_WINDOW]
+        if len(recent) >= MAX_RESTARTS:
+            log.error("%s exited (code %s) %d times in %ds; not restarting it again",
+                      name, code, len(recent), RESTART_WINDOW)
+            return
+        self._restarts[name] = [*recent, now]
+        log.warning("%s exited with code %s; restarting it", name, code)
+        argv, pass_fds = self._roles[name]
+        if name.startswith("worker-"):
+            argv = self._worker_command(int(name.split("-")[1]))  # a new identity
+        await self._spawn(name, argv, pass_fds)
 
     async def start(self) -> str:
         """Start every process; returns the master's URL (workers register on their own)."""
         self.root = tempfile.mkdtemp(prefix="aiospark-session-")
         shuffle_dir = os.path.join(self.root, "shuffle")
-        master_sock = listening_socket()
-        shuffle_sock = listening_socket()
+        # Kept open while the cluster runs, so a restarted master or shuffle
+        # service serves on the same address.
+        self._sockets = [listening_socket(), listening_socket()]
+        master_sock, shuffle_sock = self._sockets
         try:
             self.master_url = "http://{}:{}".format(*master_sock.getsockname()[:2])
             self.shuffle_url = "http://{}:{}".format(*shuffle_sock.getsockname()[:2])
@@ -106,26 +147,23 @@ class EmbeddedCluster:
         except BaseException:
             await self.stop()
             raise
-        finally:
-            master_sock.close()
-            shuffle_sock.close()
         return self.master_url
 
-    async def start_worker(self, index: int) -> None:
-        """Start (or restart) worker number ``index``."""
+    def _worker_command(self, index: int) -> list[str]:
         shuffle_dir = os.path.join(self.root, "shuffle")
-        await self._spawn(
-            f"worker-{index}",
-            self._command(
-                "worker",
-                "--master", self.master_url,
-                "--shuffle-url", self.shuffle_url,
-                "--shuffle-dir", shuffle_dir,
-                "--work-dir", os.path.join(self.root, f"worker-{index}"),
-                "--cores", str(self.cores_per_worker),
-                "--worker-id", f"worker-{index}-{os.urandom(3).hex()}",
-            ),
+        return self._command(
+            "worker",
+            "--master", self.master_url,
+            "--shuffle-url", self.shuffle_url,
+            "--shuffle-dir", shuffle_dir,
+            "--work-dir", os.path.join(self.root, f"worker-{index}"),
+            "--cores", str(self.cores_per_worker),
+            "--worker-id", f"worker-{index}-{os.urandom(3).hex()}",
         )
+
+    async def start_worker(self, index: int) -> None:
+        """Start (or add) worker number ``index``."""
+        await self._spawn(f"worker-{index}", self._worker_command(index))
 
     def pids(self) -> dict[str, int]:
         """Process ids by role name."""
@@ -133,6 +171,9 @@ class EmbeddedCluster:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Terminate every process (SIGKILL after ``timeout``) and remove temporary files."""
+        self._stopping = True
+        for watcher in list(self._watchers):
+            watcher.cancel()
         procs = [p for p in self.processes.values() if p.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -149,5 +190,8 @@ class EmbeddedCluster:
                 with contextlib.suppress(Exception):
                     await proc.wait()
         self.processes.clear()
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -193,8 +193,10 @@ class Scheduler:
 
     async def _on_cluster_event(self, event: ClusterEvent) -> None:
         if event.kind == "snapshot":
+            # A restarted master starts empty and learns workers again as they
+            # re-register: only workers we have no live connection to are gone.
             current = {w.worker_id for w in event.workers}
-            for worker_id in [w for w in self.known if w not in current]:
+            for worker_id in [w for w in self.known if w not in current and w not in self.links]:
                 self._worker_gone(worker_id, "worker left the cluster")
             for info in event.workers:
                 self._worker_seen(info)

@@ -101,7 +101,13 @@ async def test_job_survives_a_worker_killed_mid_stage(tmp_path):
         for x in range(3000):
             expected[x * x % 10] = expected.get(x * x % 10, 0) + x * x
         assert dict(result) == expected
-        assert len(ctx._scheduler.links) == 1
+        # The embedded cluster restarts the dead worker, which joins as a new one.
+        await wait_until(
+            lambda: ctx._cluster.processes["worker-1"].pid != victim.pid
+            and len(ctx._scheduler.links) == 2,
+            30,
+            "the replacement worker",
+        )
         # Cached splits on the dead worker are gone; a second action recomputes them.
         cached = ctx.parallelize(range(1000), 4).map(lambda x: x + 1).cache()
         assert await cached.sum() == sum(range(1, 1001))
@@ -119,10 +125,42 @@ async def test_shuffle_output_of_a_dead_worker_is_still_served(tmp_path):
         assert len(os.listdir(tmp_path)) == 700
         for name in os.listdir(tmp_path):
             os.remove(tmp_path / name)
-        os.kill(ctx._cluster.processes["worker-0"].pid, signal.SIGKILL)
-        await wait_until(lambda: len(ctx._scheduler.links) == 1, 10, "the loss to be noticed")
+        victim = ctx._cluster.processes["worker-0"]
+        victim_ids = [w for w, link in ctx._scheduler.links.items() if link.info.pid == victim.pid]
+        os.kill(victim.pid, signal.SIGKILL)
+        await wait_until(
+            lambda: not set(victim_ids) & set(ctx._scheduler.links), 10, "the loss to be noticed"
+        )
         assert sorted(await counts.map_values(lambda v: v * 2).collect()) == [
             (k, 200) for k in range(7)
         ]
         # The map side was not recomputed: the shuffle service still serves its files.
         assert os.listdir(tmp_path) == []
+
+
+async def test_master_and_shuffle_service_are_restarted_on_the_same_address():
+    async with aiospark.Context(workers=2) as ctx:
+        pairs = ctx.parallelize([(i % 5, 1) for i in range(500)], 4)
+        assert sorted(await pairs.reduce_by_key(operator.add).collect()) == [
+            (k, 100) for k in range(5)
+        ]
+        old = {name: ctx._cluster.processes[name].pid for name in ("master", "shuffle-service")}
+        for pid in old.values():
+            os.kill(pid, signal.SIGKILL)
+        await wait_until(
+            lambda: all(ctx._cluster.processes[n].pid != p for n, p in old.items()), 20,
+            "restarts",
+        )
+        # Workers re-register with the new master; jobs keep working, links stay up.
+        async def master_knows_both():
+            async with ctx._session.get(f"{ctx._cluster.master_url}/v1/status") as resp:
+                return len((await resp.json())["workers"]) == 2
+
+        deadline = time.monotonic() + 20
+        while not await master_knows_both():
+            assert time.monotonic() < deadline, "workers did not re-register"
+            await asyncio.sleep(0.1)
+        assert len(ctx._scheduler.links) == 2
+        assert sorted(await pairs.reduce_by_key(operator.add, 3).collect()) == [
+            (k, 100) for k in range(5)
+        ]
