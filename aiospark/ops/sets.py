@@ -1,10 +1,340 @@
 """Set-like and structural operations: union, distinct, zip, cartesian, coalesce.
 
-Mixed into ``aiospark.RDD``.
+Mixed into ``aiospark.RDD``.  The RDD subclasses they build live in
+``aiospark.ops.set_rdds``.
 """
 
 from __future__ import annotations
 
+import collections
+import functools
+import itertools
+import operator
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiospark.lineage import HashPartitioner
+
+if TYPE_CHECKING:
+    from aiospark.rdd import RDD
+
 
 class SetOps:
     """Set-like and structural operations."""
+
+    def _check_other(self: RDD, other: Any, op: str) -> None:
+        if not isinstance(other, core.RDD):
+            raise TypeError(f"{op}() takes an RDD, got a {type(other).__name__}")
+        if other.ctx is not self.ctx:
+            raise ValueError(f"{op}(): {other!r} belongs to another Context")
+
+    # -- union and distinct -----------------------------------------------------------
+
+    def union(self: RDD, other: RDD) -> RDD:
+        """The records of this RDD followed by those of ``other`` (duplicates kept).
+
+        The result has the partitions of both.  When both have the same
+        partitioner, partition *i* holds both partitions *i* instead and the
+        partitioner is kept.
+
+        >>> rdd = ctx.parallelize([1, 1, 2], 2)
+        >>> await rdd.union(ctx.parallelize([3], 1)).glom().collect()
+        [[1], [1, 2], [3]]
+        >>> pairs = ctx.parallelize([(1, "a"), (2, "b")]).partition_by(2)
+        >>> both = pairs.union(pairs.map_values(str.upper))
+        >>> both.get_num_partitions(), both.partitioner == pairs.partitioner
+        (2, True)
+        """
+        from aiospark.ops.set_rdds import make_union
+
+        self._check_other(other, "union")
+        return make_union(self.ctx, [self, other])
+
+    def distinct(self: RDD, num_partitions: int | None = None) -> RDD:
+        """The distinct records (which must be hashable), deduplicated on the map side too.
+
+        The result has ``num_partitions`` partitions (default: as many as this RDD).
+
+        >>> sorted(await ctx.parallelize([1, 1, 2, 3, 3, 3], 3).distinct().collect())
+        [1, 2, 3]
+        """
+        n = self._reduce_partitions(num_partitions)
+        if n == 0:
+            return self.ctx.empty_rdd()
+        keyed = core.MapPartitionsRDD(self, functools.partial(_tagged_unique, None, "distinct"))
+        shuffled = core.ShuffledRDD(keyed, HashPartitioner(n))
+        return core.MapPartitionsRDD(shuffled, _distinct_keys)
+
+    def intersection(self: RDD, other: RDD) -> RDD:
+        """The distinct records found in both RDDs (records must be hashable).
+
+        Like PySpark, the result has as many partitions as the two inputs together.
+
+        >>> left = ctx.parallelize([1, 10, 2, 3, 4, 5, 1])
+        >>> sorted(await left.intersection(ctx.parallelize([1, 6, 2, 3, 7, 8])).collect())
+        [1, 2, 3]
+        """
+        self._check_other(other, "intersection")
+        left = core.MapPartitionsRDD(self, functools.partial(_tagged_unique, 1, "intersection"))
+        right = core.MapPartitionsRDD(other, functools.partial(_tagged_unique, 2, "intersection"))
+        return _shuffle_pairs(left.union(right), None, _intersect_reduce)
+
+    def subtract(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+        """The records of this RDD that are not in ``other``, duplicates kept (records hashable).
+
+        The result has ``num_partitions`` partitions (default: as many as the
+        two inputs together, like PySpark).
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 4), ("b", 4), ("a", 3)])
+        >>> sorted(await x.subtract(ctx.parallelize([("a", 3), ("c", None)])).collect())
+        [('a', 1), ('b', 4), ('b', 4)]
+        """
+        self._check_other(other, "subtract")
+        left = core.MapPartitionsRDD(self, _counted)
+        right = core.MapPartitionsRDD(other, functools.partial(_tagged_unique, 0, "subtract"))
+        return _shuffle_pairs(left.union(right), num_partitions, _subtract_reduce)
+
+    # -- pairing ----------------------------------------------------------------------
+
+    def cartesian(self: RDD, other: RDD) -> RDD:
+        """Every pair ``(x, y)`` of a record of this RDD and a record of ``other``.
+
+        One partition per pair of partitions (left-major), as in PySpark.
+
+        >>> rdd = ctx.parallelize([1, 2], 2)
+        >>> await rdd.cartesian(ctx.parallelize(["a", "b"], 1)).glom().collect()
+        [[(1, 'a'), (1, 'b')], [(2, 'a'), (2, 'b')]]
+        """
+        from aiospark.ops.set_rdds import CartesianRDD
+
+        self._check_other(other, "cartesian")
+        return CartesianRDD(self, other)
+
+    def zip(self: RDD, other: RDD) -> RDD:
+        """Pair the *i*-th record of each partition with the *i*-th record of ``other``'s.
+
+        Both RDDs need the same number of partitions (else ``ValueError`` at
+        once) and the same number of records in each partition (else the job
+        fails with a ``ValueError``).
+
+        >>> x, y = ctx.parallelize(range(0, 5), 2), ctx.parallelize(range(1000, 1005), 2)
+        >>> await x.zip(y).collect()
+        [(0, 1000), (1, 1001), (2, 1002), (3, 1003), (4, 1004)]
+        """
+        from aiospark.ops.set_rdds import ZippedRDD
+
+        self._check_other(other, "zip")
+        if self.get_num_partitions() != other.get_num_partitions():
+            raise ValueError(
+                "Can only zip with RDD which has the same number of partitions "
+                f"({self.get_num_partitions()} != {other.get_num_partitions()})"
+            )
+        return ZippedRDD(self, other)
+
+    def zip_with_index(self: RDD) -> RDD:
+        """Pair each record with its position: ``(record, index)``, counted in partition order.
+
+        Like PySpark, the partitions are counted first (one more pass over this
+        RDD, skipped when it has a single partition), so cache it if it is
+        costly to compute.  Here that count runs as a small first stage of
+        every job on the result (its output is reused by later jobs), so this
+        method stays a lazy transformation.
+
+        >>> await ctx.parallelize(["a", "b", "c", "d"], 3).zip_with_index().glom().collect()
+        [[('a', 0)], [('b', 1)], [('c', 2), ('d', 3)]]
+        """
+        from aiospark.ops.set_rdds import ZipWithIndexRDD
+
+        return ZipWithIndexRDD(self)
+
+    def zip_with_unique_id(self: RDD) -> RDD:
+        """Pair each record with a unique id: item *i* of partition *k* gets ``i * n + k``.
+
+        ``n`` is the number of partitions.  Unlike ``zip_with_index`` no count
+        is needed, but the ids have gaps.
+
+        >>> rdd = ctx.parallelize(["a", "b", "c", "d", "e"], 3)
+        >>> await rdd.zip_with_unique_id().collect()
+        [('a', 0), ('b', 1), ('c', 4), ('d', 2), ('e', 5)]
+        """
+        n = self.get_num_partitions()
+        return core.MapPartitionsRDD(self, functools.partial(_unique_ids, n))
+
+    # -- repartitioning ---------------------------------------------------------------
+
+    def coalesce(self: RDD, num_partitions: int, shuffle: bool = False) -> RDD:
+        """Reduce the number of partitions to ``num_partitions``.
+
+        Without ``shuffle`` this is narrow: partition *i* of the result is a
+        run of consecutive partitions of this RDD, and the number of
+        partitions never grows.  With ``shuffle`` each partition deals its
+        records round-robin over ``num_partitions`` partitions (from a start
+        that depends on the partition's index), so the count may also grow and
+        the records end up balanced.
+
+        >>> rdd = ctx.parallelize([1, 2, 3, 4, 5], 3)
+        >>> await rdd.glom().collect()
+        [[1], [2, 3], [4, 5]]
+        >>> await rdd.coalesce(1).glom().collect()
+        [[1, 2, 3, 4, 5]]
+        >>> await rdd.coalesce(2).glom().collect()
+        [[1], [2, 3, 4, 5]]
+        >>> rdd.coalesce(5).get_num_partitions(), rdd.coalesce(5, shuffle=True).get_num_partitions()
+        (3, 5)
+        """
+        from aiospark.ops.set_rdds import CoalescedRDD, RoundRobinPartitioner
+
+        if (
+            not isinstance(num_partitions, int)
+            or isinstance(num_partitions, bool)
+            or num_partitions < 1
+        ):
+            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
+        if not shuffle:
+            return CoalescedRDD(self, num_partitions)
+        dealt = core.MapPartitionsRDD(self, functools.partial(_deal_out, num_partitions))
+        shuffled = core.ShuffledRDD(dealt, RoundRobinPartitioner(num_partitions))
+        return core.MapPartitionsRDD(shuffled, _drop_keys)
+
+    def repartition(self: RDD, num_partitions: int) -> RDD:
+        """Exactly ``num_partitions`` balanced partitions, by a shuffle: ``coalesce(n, True)``.
+
+        >>> rdd = ctx.parallelize([1, 2, 3, 4, 5, 6, 7], 4)
+        >>> [len(p) for p in await rdd.repartition(2).glom().collect()]
+        [4, 3]
+        >>> sorted(await rdd.repartition(10).collect())
+        [1, 2, 3, 4, 5, 6, 7]
+        """
+        return self.coalesce(num_partitions, shuffle=True)
+
+    # -- misc ---------------------------------------------------------------------------
+
+    async def is_empty(self: RDD) -> bool:
+        """True when the RDD has no records (looks at as few partitions as it can).
+
+        >>> await ctx.empty_rdd().is_empty(), await ctx.parallelize([0]).is_empty()
+        (True, False)
+        """
+        return self.get_num_partitions() == 0 or not await self.take(1)
+
+    def pipe(
+        self: RDD,
+        command: str | Sequence[str],
+        env: dict[str, str] | None = None,
+        check_code: bool = False,
+    ) -> RDD:
+        """Pipe each partition through an external command; the result is its output lines.
+
+        ``command`` is split like a shell would (``shlex``), without running a
+        shell; a list is taken as the argument vector.  Every record is written
+        to the command's stdin as ``str(record)`` plus a newline while a
+        helper thread reads the command's stdout, and each output line is a
+        record (without its newline).  ``env`` adds environment variables to
+        the worker's.  With ``check_code`` a non-zero exit status fails the
+        task with a ``RuntimeError`` naming the command and status.
+
+        >>> await ctx.parallelize(["1", "2", "", "3"]).pipe("cat").collect()
+        ['1', '2', '', '3']
+        >>> await ctx.parallelize(["spark", "asyncio"], 2).pipe("tr a-z A-Z").collect()
+        ['SPARK', 'ASYNCIO']
+        """
+        from aiospark.ops.set_rdds import PipedRDD
+
+        return PipedRDD(self, command, env, bool(check_code))
+
+
+# -- functions run on the workers (module level, so they pickle by reference) ---------
+
+
+def _lazily(make: Callable[[], Iterable[Any]]) -> Iterator[Any]:
+    """An iterator that calls ``make`` on its first ``next``, then yields what it returns."""
+    return itertools.chain.from_iterable(map(operator.call, (make,)))
+
+
+def _hashable_error(op: str, exc: TypeError) -> TypeError:
+    return TypeError(f"{op}() needs hashable records ({exc})")
+
+
+def _unique(op: str, records: Iterator[Any]) -> dict:
+    try:
+        return dict.fromkeys(records)
+    except TypeError as exc:
+        if "unhashable" in str(exc):
+            raise _hashable_error(op, exc) from None
+        raise
+
+
+def _tagged_unique(tag: Any, op: str, _: int, records: Iterator[Any]) -> Iterator[tuple]:
+    """The distinct records of a partition as ``(record, tag)`` (map-side deduplication)."""
+    return _lazily(lambda: zip(_unique(op, records), itertools.repeat(tag)))
+
+
+def _counted(_: int, records: Iterator[Any]) -> Iterator[tuple]:
+    """``(record, occurrences)`` for each distinct record of a partition."""
+
+    def count() -> Iterable[tuple]:
+        try:
+            return collections.Counter(records).items()
+        except TypeError as exc:
+            if "unhashable" in str(exc):
+                raise _hashable_error("subtract", exc) from None
+            raise
+
+    return _lazily(count)
+
+
+def _distinct_keys(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
+    return iter(dict.fromkeys(map(operator.itemgetter(0), pairs)))
+
+
+def _intersect_reduce(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
+    flags: dict = {}
+    get = flags.get
+    for record, tag in pairs:
+        flags[record] = get(record, 0) | tag
+    return (record for record, seen in flags.items() if seen == 3)
+
+
+def _subtract_reduce(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
+    counts: dict = {}
+    removed = set()
+    get = counts.get
+    for record, count in pairs:
+        if count:
+            counts[record] = get(record, 0) + count
+        else:
+            removed.add(record)
+    return itertools.chain.from_iterable(
+        itertools.repeat(record, count)
+        for record, count in counts.items()
+        if record not in removed
+    )
+
+
+def _shuffle_pairs(
+    pairs: RDD, num_partitions: int | None, reduce: Callable[[int, Iterator[tuple]], Any]
+) -> RDD:
+    n = pairs._reduce_partitions(num_partitions)
+    if n == 0:
+        return pairs.ctx.empty_rdd()
+    return core.MapPartitionsRDD(core.ShuffledRDD(pairs, HashPartitioner(n)), reduce)
+
+
+def _unique_ids(n: int, k: int, records: Iterator[Any]) -> Iterator[tuple]:
+    return zip(records, itertools.count(k, n))
+
+
+def _deal_out(n: int, index: int, records: Iterator[Any]) -> Iterator[tuple]:
+    """``(target partition, record)``: round-robin from a start seeded by the partition index."""
+    start = random.Random(index).randrange(n)
+    targets = map(operator.mod, itertools.count(start + 1), itertools.repeat(n))
+    return zip(targets, records, strict=False)  # targets never run out
+
+
+def _drop_keys(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
+    return map(operator.itemgetter(1), pairs)
+
+
+# At the bottom: aiospark.rdd imports this module to build the RDD class.
+from aiospark import rdd as core  # noqa: E402
