@@ -1,10 +1,161 @@
 """Ordering: sorting by key with a range partitioner, top-k and ordered takes.
 
-Mixed into ``aiospark.RDD``.
+Mixed into ``aiospark.RDD``.  A sort samples the keys to pick range bounds;
+that sampling is a stage of the sorted RDD's own lineage (see
+``aiospark.ops.sort_rdds``), so ``sort_by_key`` stays a lazy transformation.
 """
 
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiospark.hashing import portable_hash
+
+if TYPE_CHECKING:
+    from aiospark.rdd import RDD
+
+
+def identity(x: Any) -> Any:
+    """The default key function of the sorts: the key itself.
+
+    >>> identity(3)
+    3
+    """
+    return x
+
 
 class SortOps:
     """Ordering."""
+
+    def sort_by_key(
+        self: RDD,
+        ascending: bool = True,
+        num_partitions: int | None = None,
+        key_func: Callable[[Any], Any] = identity,
+    ) -> RDD:
+        """Sort an RDD of ``(key, value)`` pairs by ``key_func(key)``, across partitions.
+
+        Partition *i* holds smaller keys than partition *i + 1* (larger when
+        ``ascending`` is false), and each partition is sorted, so ``collect``
+        returns the records in order.  The keys are first sampled (a stage of
+        the result's lineage, run by its first action) to pick
+        ``num_partitions - 1`` range bounds (by default as many partitions as
+        this RDD), then the records are shuffled with a ``RangePartitioner``,
+        which stays the result's ``partitioner``.  Keys must be mutually
+        comparable: a ``TypeError`` says so otherwise.
+
+        >>> pairs = ctx.parallelize([("b", 1), ("a", 2), ("d", 3), ("c", 4)], 2)
+        >>> await pairs.sort_by_key().collect()
+        [('a', 2), ('b', 1), ('c', 4), ('d', 3)]
+        >>> await pairs.sort_by_key(ascending=False, num_partitions=2).glom().collect()
+        [[('d', 3)], [('c', 4), ('b', 1), ('a', 2)]]
+        >>> words = ctx.parallelize([("b", 1), ("A", 2), ("a", 3)])
+        >>> await words.sort_by_key(key_func=str.lower).keys().collect()
+        ['A', 'a', 'b']
+        """
+        from aiospark.ops.sort_rdds import range_sorted
+
+        if not callable(key_func):
+            raise TypeError(f"key_func must be callable, got {key_func!r}")
+        if num_partitions is None and self.get_num_partitions() == 0:
+            return self
+        n = self._reduce_partitions(num_partitions)
+        return range_sorted(self, n, ascending, key_func)
+
+    def sort_by(
+        self: RDD,
+        keyfunc: Callable[[Any], Any],
+        ascending: bool = True,
+        num_partitions: int | None = None,
+    ) -> RDD:
+        """Sort the records by ``keyfunc(record)`` (``key_by``, ``sort_by_key``, ``values``).
+
+        >>> rdd = ctx.parallelize([("a", 3), ("b", 1), ("c", 2)], 2)
+        >>> await rdd.sort_by(lambda kv: kv[1]).collect()
+        [('b', 1), ('c', 2), ('a', 3)]
+        >>> await ctx.parallelize([3, 1, 2]).sort_by(lambda x: x, ascending=False).collect()
+        [3, 2, 1]
+        """
+        if not callable(keyfunc):
+            raise TypeError(f"keyfunc must be callable, got {keyfunc!r}")
+        return self.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
+
+    def repartition_and_sort_within_partitions(
+        self: RDD,
+        num_partitions: int | None = None,
+        partition_func: Callable[[Any], int] = portable_hash,
+        ascending: bool = True,
+        key_func: Callable[[Any], Any] = identity,
+    ) -> RDD:
+        """Partition pairs by ``partition_func(key) % num_partitions``, then sort each partition.
+
+        >>> rdd = ctx.parallelize([(0, 5), (3, 8), (2, 6), (0, 8), (3, 8), (1, 3)])
+        >>> sorted_parts = rdd.repartition_and_sort_within_partitions(2, lambda k: k % 2)
+        >>> await sorted_parts.glom().collect()
+        [[(0, 5), (0, 8), (2, 6)], [(1, 3), (3, 8), (3, 8)]]
+        """
+        from aiospark.ops.sort_rdds import sort_partition
+
+        if not callable(key_func):
+            raise TypeError(f"key_func must be callable, got {key_func!r}")
+        n = self._reduce_partitions(num_partitions)
+        sort = functools.partial(sort_partition, key_func, not ascending)
+        return self.partition_by(n, partition_func).map_partitions_with_index(sort, True)
+
+    async def top(self: RDD, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+        """The ``num`` largest records (by ``key``), largest first.
+
+        Each partition keeps its own ``num`` largest; the driver merges them.
+
+        >>> await ctx.parallelize([10, 4, 2, 12, 3], 2).top(3)
+        [12, 10, 4]
+        >>> await ctx.parallelize([10, 4, 2, 12, 3]).top(2, key=str)
+        [4, 3]
+        """
+        return await _select(self, heapq.nlargest, "top", num, key)
+
+    async def take_ordered(
+        self: RDD, num: int, key: Callable[[Any], Any] | None = None
+    ) -> list[Any]:
+        """The ``num`` smallest records (by ``key``), smallest first.
+
+        >>> await ctx.parallelize([10, 1, 2, 9, 3, 4, 5, 6, 7], 2).take_ordered(4)
+        [1, 2, 3, 4]
+        >>> await ctx.parallelize([10, 1, 2, 9, 3], 2).take_ordered(2, key=lambda x: -x)
+        [10, 9]
+        """
+        return await _select(self, heapq.nsmallest, "take_ordered", num, key)
+
+
+async def _select(
+    rdd: RDD, pick: Callable[..., list], what: str, num: int, key: Callable | None
+) -> list[Any]:
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise TypeError(f"{what}: num must be an int, got {num!r}")
+    if key is not None and not callable(key):
+        raise TypeError(f"{what}: key must be callable, got {key!r}")
+    if num <= 0:
+        return []
+    partials = await rdd._run(functools.partial(_pick_partition, pick, what, num, key))
+    return _pick(pick, what, num, itertools.chain.from_iterable(partials), key)
+
+
+def _pick_partition(
+    pick: Callable[..., list], what: str, num: int, key: Callable | None, _: int, it: Iterator
+) -> list[Any]:
+    return _pick(pick, what, num, it, key)
+
+
+def _pick(
+    pick: Callable[..., list], what: str, num: int, records: Any, key: Callable | None
+) -> list[Any]:
+    try:
+        return pick(num, records, key=key)
+    except TypeError as exc:
+        if "not supported between" not in str(exc):
+            raise
+        raise TypeError(f"{what}: records are not mutually comparable: {exc}") from None
