@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.work_dir is None:
             args.work_dir = tempfile.mkdtemp(prefix="aiospark-worker-")
         run(lambda: run_worker(args))
+        # Do not wait for user code still running on task threads (it was cancelled).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     elif args.role == "shuffle-service":
         from aiospark.shuffle.service import run_shuffle_service
 

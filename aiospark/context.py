@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from aiospark.errors import ClusterError
+from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
 from aiospark.scheduler.runner import JobHandle, Scheduler
@@ -55,9 +56,13 @@ class Context:
     Options: ``max_task_attempts`` (tries per task before the job fails,
     default 4), ``locality_wait`` (seconds a task waits for the busy worker
     holding its cached data before running elsewhere, default 1),
+    ``speculation`` (launch a second copy of a task running far longer than
+    its stage's median, first result wins; default off, as in Spark),
     ``worker_timeout`` (seconds of silence before the embedded master declares
     a worker lost, default 10), ``storage_options`` (passed to fsspec for
-    every path), ``log_level`` (of the embedded cluster's processes).
+    every path), ``log_level`` (of the embedded cluster's processes),
+    ``progress_bar`` (a status line on stderr for jobs running over half a
+    second; default: on in interactive sessions, off in scripts and tests).
 
     Use it as ``async with Context() as ctx:``, or call ``await ctx.start()``
     and ``await ctx.stop()`` yourself (in the ``python -m asyncio`` REPL, or a
@@ -77,9 +82,11 @@ class Context:
         app_name: str = "aiospark",
         max_task_attempts: int = 4,
         locality_wait: float = 1.0,
+        speculation: bool = False,
         worker_timeout: float = 10.0,
         storage_options: dict[str, Any] | None = None,
         log_level: str = "WARNING",
+        progress_bar: bool | None = None,
     ) -> None:
         master = master or os.environ.get("AIOSPARK_MASTER") or None
         if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -94,12 +101,15 @@ class Context:
         self._secret = secret
         self._max_attempts = max_task_attempts
         self._locality_wait = locality_wait
+        self._speculation = speculation
         self._worker_timeout = worker_timeout
         self._log_level = log_level
         self._cluster: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._scheduler: Scheduler | None = None
         self._checkpoint_dir: str | None = None
+        self._progress_bar = progress_bar
+        self._progress_task: asyncio.Task | None = None
         self._next_rdd = 0
         self._next_shuffle = 0
         self._started = False
@@ -140,6 +150,7 @@ class Context:
                 self._session,
                 max_attempts=self._max_attempts,
                 locality_wait=self._locality_wait,
+                speculation=self._speculation,
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await self._scheduler.start()
@@ -153,6 +164,10 @@ class Context:
                 ) from None
             raise
         self._started = True
+        show_bar = interactive() if self._progress_bar is None else self._progress_bar
+        if show_bar:
+            bar = ProgressBar(self._scheduler.progress.subscribe())
+            self._progress_task = asyncio.create_task(bar.run())
         return self
 
     async def stop(self) -> None:
@@ -165,6 +180,9 @@ class Context:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        if self._progress_task is not None:
+            self._progress_task.cancel()
+            self._progress_task = None
         shuffle_urls = set()
         if self._scheduler is not None:
             shuffle_urls = {w.shuffle_url for w in self._scheduler.known.values()}
@@ -338,6 +356,22 @@ class Context:
         self._require_started().add_file(name, data, python)
         files.driver_files[name] = path
 
+    def progress(self) -> ProgressStream:
+        """An async iterator of this driver's job events, from now until ``close()``.
+
+        Events are dicts: ``job_started``, ``stage_started``, ``task_finished``
+        (with ``finished`` and ``tasks`` counts for its stage), ``task_failed``,
+        ``job_finished``, ``job_failed``, ``job_cancelled``.
+
+        >>> events = ctx.progress()
+        >>> await ctx.parallelize(range(6), 3).sum()
+        15
+        >>> [e["finished"] for e in events.drain() if e["event"] == "task_finished"]
+        [1, 2, 3]
+        >>> events.close()
+        """
+        return self._require_started().progress.subscribe()
+
     # -- shared variables ----------------------------------------------------------------
 
     def broadcast(self, value: Any) -> Broadcast:
@@ -394,6 +428,74 @@ class Context:
         from aiospark.ops.set_rdds import EmptyRDD
 
         return EmptyRDD(self)
+
+    def pickle_file(self, path: str | list[str], min_partitions: int | None = None) -> RDD:
+        """The records saved by ``RDD.save_as_pickle_file``, one partition per part file.
+
+        ``path`` is a directory (its ``_SUCCESS`` and other hidden files are
+        skipped), a glob or a comma-separated list; parts are read in part
+        order, so the records come back in the order they were saved.  Part
+        files are never split: ``min_partitions`` is accepted for PySpark
+        compatibility only.
+
+        >>> out = f"{tmp_dir}/doctest-pickle-file"
+        >>> await ctx.parallelize([{"a": 1}, None, (2, [3])], 3).save_as_pickle_file(out)
+        >>> rdd = ctx.pickle_file(out)
+        >>> rdd.get_num_partitions(), await rdd.collect()
+        (3, [{'a': 1}, None, (2, [3])])
+        """
+        from aiospark.io.formats import PickleFileRDD, check_min_partitions
+        from aiospark.io.text import expand_paths
+
+        check_min_partitions(min_partitions)
+        fs, paths = expand_paths(path, self.storage_options)
+        return PickleFileRDD(self, fs, paths)
+
+    def whole_text_files(
+        self, path: str | list[str], min_partitions: int | None = None, use_unicode: bool = True
+    ) -> RDD:
+        """One ``(path, content)`` record per text file, each file read whole.
+
+        Files come from a path, directory, glob or comma-separated list, are
+        decompressed by extension and decoded as UTF-8 (``use_unicode=False``
+        gives both path and content as UTF-8 bytes, as in PySpark).  They are
+        grouped, in path order, into about ``min_partitions`` partitions
+        (default ``default_min_partitions``) of similar total size.  Local
+        paths are plain paths; other filesystems' paths are URLs.
+
+        >>> folder = f"{tmp_dir}/doctest-whole"
+        >>> os.makedirs(folder, exist_ok=True)
+        >>> for name, text in [("a.txt", "alpha\\n"), ("b.txt", "beta")]:
+        ...     _ = open(f"{folder}/{name}", "w").write(text)
+        >>> [(os.path.basename(p), t) for p, t in await ctx.whole_text_files(folder).collect()]
+        [('a.txt', 'alpha\\n'), ('b.txt', 'beta')]
+        """
+        from aiospark.io.formats import WholeFileRDD, check_min_partitions
+        from aiospark.io.text import expand_paths
+
+        check_min_partitions(min_partitions)
+        fs, paths = expand_paths(path, self.storage_options)
+        mode = "text" if use_unicode else "text-bytes"
+        return WholeFileRDD(self, fs, paths, min_partitions or self.default_min_partitions, mode)
+
+    def binary_files(self, path: str | list[str], min_partitions: int | None = None) -> RDD:
+        """One ``(path, bytes)`` record per file, each file read whole and never decompressed.
+
+        Paths and partitioning as in ``whole_text_files``.
+
+        >>> path = f"{tmp_dir}/doctest-blob.bin"
+        >>> _ = open(path, "wb").write(bytes([0, 255, 7]))
+        >>> [(os.path.basename(p), b) for p, b in await ctx.binary_files(path).collect()]
+        [('doctest-blob.bin', b'\\x00\\xff\\x07')]
+        """
+        from aiospark.io.formats import WholeFileRDD, check_min_partitions
+        from aiospark.io.text import expand_paths
+
+        check_min_partitions(min_partitions)
+        fs, paths = expand_paths(path, self.storage_options)
+        return WholeFileRDD(
+            self, fs, paths, min_partitions or self.default_min_partitions, "binary"
+        )
 
     # -- internals used by RDDs -------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.ops.async_ops import AsyncOps
+from aiospark.ops.output import OutputOps
 from aiospark.ops.pairs import PairOps
 from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
@@ -66,7 +67,7 @@ def checked(records: Iterable[Any], tctx: TaskContext) -> Iterator[Any]:
     return itertools.chain.from_iterable(batches)
 
 
-class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps):
+class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
     """A resilient distributed dataset: Spark's five-tuple plus the user API.
 
     Subclasses define ``_compute_splits`` and ``compute``; everything else is
@@ -546,8 +547,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps):
         >>> sorted(os.listdir(out))
         ['_SUCCESS', 'part-00000', 'part-00001']
         """
-        from aiospark.io.output import OutputCommitter, write_text_part
+        from aiospark.io.output import OutputCommitter, check_compression, write_text_part
 
+        check_compression(compression)
         committer = OutputCommitter.create(path, self.ctx.storage_options, overwrite)
         writer = functools.partial(write_text_part, committer, compression)
         try:

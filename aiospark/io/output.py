@@ -60,13 +60,25 @@ class OutputCommitter:
             self.fs.rm(f"{self.root}/_temporary", recursive=True)
 
 
+def check_compression(compression: str | None) -> None:
+    """Refuse an unknown codec before anything is written.
+
+    >>> check_compression("gzip")
+    >>> check_compression("nope")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown compression 'nope'; known: ['bz2', 'gzip', ...]
+    """
+    if compression is not None and compression not in compr:
+        known = sorted(k for k in compr if k)
+        raise ValueError(f"unknown compression {compression!r}; known: {known}")
+
+
 def write_text_part(
     committer: OutputCommitter, compression: str | None, index: int, records: Iterator[Any]
 ) -> None:
     """Task side: write one partition as lines, then commit it by renaming."""
-    if compression is not None and compression not in compr:
-        known = sorted(k for k in compr if k)
-        raise ValueError(f"unknown compression {compression!r}; known: {known}")
+    check_compression(compression)
     name = f"part-{index:05d}{_EXTENSIONS.get(compression or '', '')}"
     temporary = f"{committer.staging}/{name}.{uuid.uuid4().hex}"
     fs = committer.fs

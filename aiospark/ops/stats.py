@@ -1,10 +1,636 @@
 """Numeric and aggregate actions: statistics, histograms, tree aggregation.
 
-Mixed into ``aiospark.RDD``.
+Mixed into ``aiospark.RDD``.  Every action here makes one pass over each
+partition on the workers and sends back a small summary (a ``StatCounter``, a
+list of bucket counts, a HyperLogLog sketch); the driver only merges those.
 """
 
 from __future__ import annotations
 
+import bisect
+import copy
+import functools
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiospark.hashing import portable_hash
+from aiospark.statcounter import StatCounter, real_array
+
+if TYPE_CHECKING:
+    from aiospark.rdd import RDD
+
+#: Records handled per numpy batch by the partition functions below.
+_BATCH = 4096
+#: Edges and data beyond this magnitude take the exact Python path in ``histogram``.
+_EXACT_FLOAT = 2.0**52
+
 
 class StatOps:
     """Numeric and aggregate actions."""
+
+    # -- aggregation --------------------------------------------------------------------
+
+    async def aggregate(
+        self: RDD,
+        zero_value: Any,
+        seq_op: Callable[[Any, Any], Any],
+        comb_op: Callable[[Any, Any], Any],
+    ) -> Any:
+        """Fold each partition with ``seq_op`` from ``zero_value``, then merge with ``comb_op``.
+
+        Each partition starts from its own copy of ``zero_value``, so both
+        functions may update their first argument in place and return it.
+
+        >>> seq = lambda acc, x: (acc[0] + x, acc[1] + 1)
+        >>> comb = lambda a, b: (a[0] + b[0], a[1] + b[1])
+        >>> await ctx.parallelize([1, 2, 3, 4], 2).aggregate((0, 0), seq, comb)
+        (10, 4)
+        """
+        partials = await self._run(functools.partial(_aggregate_partition, zero_value, seq_op))
+        return functools.reduce(comb_op, partials, copy.deepcopy(zero_value))
+
+    async def tree_aggregate(
+        self: RDD,
+        zero_value: Any,
+        seq_op: Callable[[Any, Any], Any],
+        comb_op: Callable[[Any, Any], Any],
+        depth: int = 2,
+    ) -> Any:
+        """``aggregate``, combining the partial results in a tree of ``depth`` levels.
+
+        As in Spark, when there are enough partitions to make it worthwhile
+        the per-partition results are combined on the workers, through
+        reduce-by-key shuffles onto fewer and fewer partitions (about
+        ``n ** (1 / depth)`` times fewer per level), so the driver merges only
+        a handful of values.  The result is the same as ``aggregate``'s.
+
+        >>> add = operator.add
+        >>> await ctx.parallelize(range(100), 16).tree_aggregate(0, add, add, depth=2)
+        4950
+        """
+        _check_depth(depth)
+        if self.get_num_partitions() == 0:
+            return copy.deepcopy(zero_value)
+        partial = self.map_partitions_with_index(
+            functools.partial(_aggregate_partition_list, zero_value, seq_op)
+        )
+        values = await _reduce_splits(_tree_levels(partial, comb_op, depth), comb_op)
+        return functools.reduce(comb_op, values)
+
+    async def tree_reduce(self: RDD, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+        """``reduce``, combining the partial results in a tree of ``depth`` levels.
+
+        See ``tree_aggregate``; an empty RDD raises ``ValueError``.
+
+        >>> await ctx.parallelize(range(1, 11), 9).tree_reduce(operator.mul, depth=2)
+        3628800
+        """
+        _check_depth(depth)
+        partial = self.map_partitions_with_index(functools.partial(_reduce_partition, f))
+        values = await _reduce_splits(_tree_levels(partial, f, depth), f)
+        if not values:
+            raise ValueError("Can not tree_reduce() an empty RDD")
+        return functools.reduce(f, values)
+
+    # -- order statistics -------------------------------------------------------------------
+
+    async def max(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
+        """The largest record (by ``key`` if given); ``ValueError`` when the RDD is empty.
+
+        >>> await ctx.parallelize([1.0, 5.0, 43.0, 10.0]).max()
+        43.0
+        >>> await ctx.parallelize(["apple", "fig", "kiwi"]).max(key=len)
+        'apple'
+        """
+        return await _extreme(self, max, key)
+
+    async def min(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
+        """The smallest record (by ``key`` if given); ``ValueError`` when the RDD is empty.
+
+        >>> await ctx.parallelize([2.0, 5.0, 43.0, 10.0]).min()
+        2.0
+        >>> await ctx.parallelize(["apple", "fig", "kiwi"]).min(key=len)
+        'fig'
+        """
+        return await _extreme(self, min, key)
+
+    # -- moments ---------------------------------------------------------------------------
+
+    async def stats(self: RDD) -> StatCounter:
+        """Count, mean, variance, min and max of the records, in one pass.
+
+        Each partition is summarised by a ``StatCounter`` on its worker (numpy
+        for batches of plain numbers); the driver merges the counters.
+
+        >>> await ctx.parallelize([1, 2, 3]).stats()
+        (count: 3, mean: 2.0, stdev: 0.816496580927726, max: 3.0, min: 1.0)
+        """
+        counters = await self._run(_stats_partition)
+        total = StatCounter()
+        for counter in counters:
+            total.merge_stats(counter)
+        return total
+
+    async def mean(self: RDD) -> float:
+        """The mean of the records (NaN for an empty RDD).
+
+        >>> await ctx.parallelize([1, 2, 3]).mean()
+        2.0
+        """
+        return (await self.stats()).mean()
+
+    async def variance(self: RDD) -> float:
+        """The population variance of the records (divides by the count).
+
+        >>> await ctx.parallelize([1, 2, 3]).variance()
+        0.6666666666666666
+        """
+        return (await self.stats()).variance()
+
+    async def stdev(self: RDD) -> float:
+        """The population standard deviation of the records.
+
+        >>> await ctx.parallelize([1, 2, 3]).stdev()
+        0.816496580927726
+        """
+        return (await self.stats()).stdev()
+
+    async def sample_variance(self: RDD) -> float:
+        """The sample variance of the records (divides by ``count - 1``).
+
+        >>> await ctx.parallelize([1, 2, 3]).sample_variance()
+        1.0
+        """
+        return (await self.stats()).sample_variance()
+
+    async def sample_stdev(self: RDD) -> float:
+        """The sample standard deviation of the records.
+
+        >>> await ctx.parallelize([1, 2, 3]).sample_stdev()
+        1.0
+        """
+        return (await self.stats()).sample_stdev()
+
+    # -- histograms ------------------------------------------------------------------------
+
+    async def histogram(self: RDD, buckets: int | list[Any] | tuple) -> tuple[list, list[int]]:
+        """Count the records falling into buckets; returns ``(edges, counts)``.
+
+        With an int, that many evenly spaced buckets span the records' min
+        and max (the edges stay ints when the step is a whole number; when
+        every record is equal there is one bucket).  With a sorted list of
+        edges, bucket *i* is ``[edges[i], edges[i + 1])`` except the last,
+        which also holds ``edges[-1]``; records outside are not counted.
+        ``None`` and NaN records are ignored; an RDD with nothing else raises
+        ``ValueError`` when the edges have to be computed.
+
+        >>> rdd = ctx.parallelize(range(51))
+        >>> await rdd.histogram(2)
+        ([0, 25, 50], [25, 26])
+        >>> await rdd.histogram([0, 5, 25, 50])
+        ([0, 5, 25, 50], [5, 20, 26])
+        >>> await ctx.parallelize(["ab", "ac", "b", "bd", "ef"]).histogram(["a", "b", "c"])
+        (['a', 'b', 'c'], [2, 2])
+        """
+        inc: Any = None
+        if isinstance(buckets, bool):
+            raise TypeError("buckets should be a list or tuple of edges, or an int")
+        if isinstance(buckets, int):
+            if buckets < 1:
+                raise ValueError(f"number of buckets must be >= 1, got {buckets}")
+            count, lo, hi = _merge_extremes(await self._run(_extremes_partition))
+            if count == 0:
+                raise ValueError("can not generate buckets from an empty RDD")
+            if lo == hi or buckets == 1:
+                return [lo, hi], [count]
+            try:
+                inc = (hi - lo) / buckets
+            except TypeError:
+                raise TypeError("can not generate buckets with non-numbers in the RDD") from None
+            if math.isinf(inc):
+                raise ValueError("can not generate buckets with an infinite value")
+            # Keep the edges integral when the step is a whole number.
+            whole = int(inc)
+            inc = whole if whole * buckets == hi - lo else (hi - lo) * 1.0 / buckets
+            edges = [i * inc + lo for i in range(buckets)]
+            edges.append(hi)  # not lo + buckets * inc: no accumulated rounding error
+            even = True
+        elif isinstance(buckets, (list, tuple)):
+            edges = list(buckets)
+            _check_edges(edges)
+            lo, hi = edges[0], edges[-1]
+            even = False
+            try:
+                steps = [b - a for a, b in itertools.pairwise(edges)]
+                even = max(steps) - min(steps) < 1e-10
+            except TypeError:
+                pass  # edges without '-' (strings...): bisect them
+            if even:
+                inc = (hi - lo) / (len(edges) - 1)
+        else:
+            raise TypeError(
+                f"buckets should be a list or tuple of edges, or an int, not {buckets!r}"
+            )
+        fast = all(
+            isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < _EXACT_FLOAT
+            for e in edges
+        )
+        count_partition = functools.partial(_histogram_partition, edges, even, inc, fast)
+        counts = [0] * (len(edges) - 1)
+        for part in await self._run(count_partition):
+            counts = [a + b for a, b in zip(counts, part, strict=True)]
+        return edges, counts
+
+    # -- cardinality -----------------------------------------------------------------------
+
+    async def count_approx_distinct(self: RDD, relative_sd: float = 0.05) -> int:
+        """Estimate the number of distinct records with a HyperLogLog sketch.
+
+        ``relative_sd`` is the accuracy wanted (the standard error of the
+        estimate relative to the truth); it sets the sketch's size to
+        ``2 ** ceil(2 * log2(1.054 / relative_sd))`` registers, as in Spark,
+        and must lie in ``[0.000017, 0.37]``.  Records are hashed with
+        ``portable_hash`` (so they must be hashable), which every process
+        agrees on; each partition builds a sketch and the driver merges them.
+
+        >>> rdd = ctx.parallelize(range(1000)).map(str)
+        >>> 900 < await rdd.count_approx_distinct() < 1100
+        True
+        >>> await ctx.parallelize([1, 1, 2, 2, 3, 3]).count_approx_distinct()
+        3
+        """
+        precision = HyperLogLog.precision_for(relative_sd)
+        sketches = await self._run(functools.partial(_sketch_partition, precision))
+        total = HyperLogLog(precision)
+        for sketch in sketches:
+            total.merge(sketch)
+        return round(total.estimate())
+
+
+def _check_depth(depth: int) -> None:
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+
+
+def _aggregate_partition(zero_value: Any, seq_op: Callable, _: int, it: Iterator[Any]) -> Any:
+    return functools.reduce(seq_op, it, copy.deepcopy(zero_value))
+
+
+def _aggregate_partition_list(
+    zero_value: Any, seq_op: Callable, _: int, it: Iterator[Any]
+) -> list[Any]:
+    return [functools.reduce(seq_op, it, copy.deepcopy(zero_value))]
+
+
+def _reduce_partition(f: Callable, _: int, it: Iterator[Any]) -> list[Any]:
+    first = next(it, _NOTHING)
+    return [] if first is _NOTHING else [functools.reduce(f, it, first)]
+
+
+_NOTHING = object()
+
+
+async def _reduce_splits(rdd: RDD, f: Callable) -> list[Any]:
+    """Each split of ``rdd`` reduced with ``f`` on its worker (empty splits give nothing)."""
+    parts = await rdd._run(functools.partial(_reduce_partition, f))
+    return [value for part in parts for value in part]
+
+
+def _tree_levels(partial: RDD, comb_op: Callable, depth: int) -> RDD:
+    """Add Spark's intermediate tree levels above ``partial`` (at most one value per split).
+
+    Each level sends the value of split *i* to split ``i % count`` of a
+    reduce-by-key shuffle, which combines them on the workers.  A level is
+    added only while it saves work: while ``n > scale + n / scale``.
+    """
+    n: float = partial.get_num_partitions()
+    scale = max(math.ceil(n ** (1.0 / depth)), 2)
+    while n > scale + n / scale:
+        n /= scale
+        count = int(n)
+        partial = (
+            partial.map_partitions_with_index(functools.partial(_key_by_split, count))
+            .reduce_by_key(comb_op, count)
+            .values()
+        )
+    return partial
+
+
+def _key_by_split(count: int, index: int, it: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+    key = index % count
+    return ((key, value) for value in it)
+
+
+async def _extreme(rdd: RDD, pick: Callable, key: Callable | None) -> Any:
+    """``max``/``min`` over the RDD: picked per partition, then among the partials."""
+    options = {} if key is None else {"key": key}
+    parts = await rdd._run(functools.partial(_extreme_partition, pick, options))
+    found = [value for part in parts for value in part]
+    if not found:
+        raise ValueError(f"{pick.__name__}() of an empty RDD")
+    return pick(found, **options)
+
+
+def _extreme_partition(pick: Callable, options: dict, _: int, it: Iterator[Any]) -> list[Any]:
+    value = pick(it, default=_NOTHING, **options)
+    return [] if value is _NOTHING else [value]
+
+
+def _stats_partition(_: int, it: Iterator[Any]) -> StatCounter:
+    return StatCounter(it)
+
+
+# -- histogram ----------------------------------------------------------------------------
+
+
+def _check_edges(edges: list[Any]) -> None:
+    if len(edges) < 2:
+        raise ValueError("buckets should have at least two edges")
+    if any(e is None or (isinstance(e, float) and math.isnan(e)) for e in edges):
+        raise ValueError("buckets can not contain None or NaN")
+    if sorted(edges) != edges:
+        raise ValueError("buckets should be sorted")
+    if any(a == b for a, b in itertools.pairwise(edges)):
+        raise ValueError("buckets should not contain duplicated values")
+
+
+def _countable(x: Any) -> bool:
+    return x is not None and not (isinstance(x, float) and x != x)
+
+
+def _extremes_partition(_: int, it: Iterator[Any]) -> tuple[int, Any, Any]:
+    """``(count, min, max)`` of the records other than None and NaN (``(0, None, None)`` if none).
+
+    Like ``min``/``max``, the first of equal extremes wins, and the original
+    objects are returned (an int stays an int).
+    """
+    count: int = 0
+    lo: Any = None
+    hi: Any = None
+    while batch := list(itertools.islice(it, _BATCH)):
+        arr = real_array(batch)
+        if arr is not None:
+            import numpy as np
+
+            valid = np.flatnonzero(~np.isnan(arr))
+            if len(valid) == 0:
+                continue
+            values = arr[valid]
+            found = len(valid)
+            b_lo, b_hi = batch[valid[values.argmin()]], batch[valid[values.argmax()]]
+        else:
+            kept = [x for x in batch if _countable(x)]
+            if not kept:
+                continue
+            found = len(kept)
+            b_lo, b_hi = min(kept), max(kept)
+        if count == 0 or b_lo < lo:
+            lo = b_lo
+        if count == 0 or b_hi > hi:
+            hi = b_hi
+        count += found
+    return count, lo, hi
+
+
+def _merge_extremes(parts: list[tuple[int, Any, Any]]) -> tuple[int, Any, Any]:
+    count, lo, hi = 0, None, None
+    for n, b_lo, b_hi in parts:
+        if n == 0:
+            continue
+        if count == 0 or b_lo < lo:
+            lo = b_lo
+        if count == 0 or b_hi > hi:
+            hi = b_hi
+        count += n
+    return count, lo, hi
+
+
+def _histogram_partition(
+    edges: list[Any], even: bool, inc: Any, fast: bool, _: int, it: Iterator[Any]
+) -> list[int]:
+    """Bucket counts of one partition (the last bucket includes the last edge)."""
+    lo, hi = edges[0], edges[-1]
+    counts = [0] * len(edges)  # one more than needed: records equal to the last edge
+    while batch := list(itertools.islice(it, _BATCH)):
+        arr = real_array(batch) if fast else None
+        if arr is not None:
+            import numpy as np
+
+            arr = arr[(arr >= lo) & (arr <= hi)]  # NaN compares false: dropped
+            if even:
+                index = ((arr - lo) / inc).astype(np.int64)
+            else:
+                index = np.searchsorted(np.array(edges, dtype=np.float64), arr, "right") - 1
+            np.minimum(index, len(edges) - 1, out=index)
+            for i, n in enumerate(np.bincount(index, minlength=len(edges)).tolist()):
+                counts[i] += n
+            continue
+        for x in batch:
+            if not _countable(x) or x > hi or x < lo:
+                continue
+            i = int((x - lo) / inc) if even else bisect.bisect_right(edges, x) - 1
+            counts[min(i, len(edges) - 1)] += 1
+    last = counts.pop()
+    counts[-1] += last
+    return counts
+
+
+# -- HyperLogLog --------------------------------------------------------------------------
+
+
+class HyperLogLog:
+    """A HyperLogLog cardinality sketch over 64-bit hashes of ``portable_hash``.
+
+    ``2 ** precision`` registers each keep the longest run of leading zeros
+    seen (plus one) among the hashes routed to it.  Small sketches
+    (``precision <= 16``) are a dense byte array; larger ones keep only the
+    registers in use, as a sorted array.  ``estimate`` uses Ertl's improved
+    estimator (2017), which is accurate from empty sketches up to huge
+    counts without empirical bias-correction tables.
+
+    >>> sketch = HyperLogLog(12)
+    >>> sketch.add(range(5000))
+    >>> 4800 < sketch.estimate() < 5200
+    True
+    """
+
+    #: Register array size below which the registers are kept dense.
+    DENSE_MAX_PRECISION = 16
+
+    def __init__(self, precision: int) -> None:
+        import numpy as np
+
+        if not 4 <= precision <= 32:
+            raise ValueError(f"precision must be within [4, 32], got {precision}")
+        self.p = precision
+        self.q = 64 - precision  # hash bits left after the register index
+        self.dense = precision <= self.DENSE_MAX_PRECISION
+        # dense: one byte per register; sparse: sorted uint64 (index << 8 | rank),
+        # one entry per register in use, plus batches not folded in yet.
+        self.registers = np.zeros(1 << precision, np.uint8) if self.dense else None
+        self.entries = np.zeros(0, np.uint64)
+        self._pending: list[Any] = []
+        self._pending_size = 0
+
+    @staticmethod
+    def precision_for(relative_sd: float) -> int:
+        """The precision giving a standard error of ``relative_sd`` (Spark's formula).
+
+        >>> HyperLogLog.precision_for(0.05), HyperLogLog.precision_for(0.01)
+        (9, 14)
+        """
+        if not isinstance(relative_sd, (int, float)) or isinstance(relative_sd, bool):
+            raise TypeError(f"relative_sd must be a number, got {relative_sd!r}")
+        if not relative_sd >= 0.000017:
+            raise ValueError(f"relative_sd should be at least 0.000017, got {relative_sd}")
+        precision = math.ceil(2.0 * math.log2(1.054 / relative_sd))
+        if precision < 4:
+            raise ValueError(f"relative_sd should be at most 0.37, got {relative_sd}")
+        return precision
+
+    def add(self, records: Iterator[Any] | Any) -> None:
+        """Add every record of an iterable (each hashed with ``portable_hash``)."""
+        import numpy as np
+
+        it = iter(records)
+        while batch := list(itertools.islice(it, _BATCH)):
+            try:
+                hashes = np.fromiter(map(portable_hash, batch), np.int64, len(batch))
+            except TypeError as exc:
+                raise TypeError(f"count_approx_distinct() needs hashable records: {exc}") from None
+            self.add_hashes(hashes.view(np.uint64))
+
+    def add_hashes(self, hashes: Any) -> None:
+        """Add a uint64 numpy array of record hashes (they are mixed again here)."""
+        import numpy as np
+
+        h = _mix64(hashes)
+        index = h >> np.uint64(self.q)
+        rest = h & np.uint64((1 << self.q) - 1)
+        rank = (self.q + 1 - _bit_length(rest)).astype(np.uint8)
+        if self.dense:
+            np.maximum.at(self.registers, index.astype(np.intp), rank)
+            return
+        self._pending.append((index << np.uint64(8)) | rank.astype(np.uint64))
+        self._pending_size += len(index)
+        if self._pending_size > max(len(self.entries), 1 << 16):
+            self._compact()
+
+    def merge(self, other: HyperLogLog) -> HyperLogLog:
+        """Fold another sketch of the same precision into this one; returns ``self``."""
+        import numpy as np
+
+        if other.p != self.p:
+            raise ValueError(f"can not merge sketches of precision {self.p} and {other.p}")
+        if self.dense:
+            np.maximum(self.registers, other.registers, out=self.registers)
+        else:
+            other._compact()
+            self._pending.append(other.entries)
+            self._pending_size += len(other.entries)
+            self._compact()
+        return self
+
+    def _compact(self) -> None:
+        """Fold pending entries in, keeping the highest rank per register."""
+        import numpy as np
+
+        if not self._pending:
+            return
+        merged = np.unique(np.concatenate([self.entries, *self._pending]))
+        index = merged >> np.uint64(8)
+        last_of_register = np.append(index[1:] != index[:-1], True)  # highest rank sorts last
+        self.entries = merged[last_of_register]
+        self._pending = []
+        self._pending_size = 0
+
+    def _rank_counts(self) -> list[int]:
+        """How many registers hold each value ``0 .. q + 1``."""
+        import numpy as np
+
+        if self.dense:
+            counts = np.bincount(self.registers, minlength=self.q + 2)
+        else:
+            self._compact()
+            counts = np.bincount(
+                (self.entries & np.uint64(0xFF)).astype(np.intp), minlength=self.q + 2
+            )
+            counts[0] = (1 << self.p) - len(self.entries)
+        return counts.tolist()
+
+    def estimate(self) -> float:
+        """The estimated number of distinct records added."""
+        m = float(1 << self.p)
+        counts = self._rank_counts()
+        z = m * _tau(1.0 - counts[self.q + 1] / m)
+        for k in range(self.q, 0, -1):
+            z = 0.5 * (z + counts[k])
+        z += m * _sigma(counts[0] / m)
+        return m * m / (2.0 * math.log(2.0)) / z
+
+    def __getstate__(self) -> dict:
+        self._compact()
+        return {k: v for k, v in self.__dict__.items() if k not in ("_pending", "_pending_size")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pending = []
+        self._pending_size = 0
+
+
+def _mix64(hashes: Any) -> Any:
+    """A 64-bit finaliser (SplitMix64's): spreads structured hashes such as small ints."""
+    import numpy as np
+
+    z = hashes + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _bit_length(values: Any) -> Any:
+    """``int.bit_length`` of every uint64 in an array (exact: works on 32-bit halves)."""
+    import numpy as np
+
+    high = (values >> np.uint64(32)).astype(np.float64)
+    low = (values & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    # frexp's exponent of an exactly represented integer is its bit length (0 for 0).
+    return np.where(high > 0, 32 + np.frexp(high)[1], np.frexp(low)[1])
+
+
+def _sigma(x: float) -> float:
+    """Ertl's sigma(x) = x + sum_k x^(2^k) 2^(k-1), for the registers still empty."""
+    if x == 1.0:
+        return math.inf
+    y, z = 1.0, x
+    while True:
+        x *= x
+        previous = z
+        z += x * y
+        y += y
+        if z == previous:
+            return z
+
+
+def _tau(x: float) -> float:
+    """Ertl's tau(x), the correction for registers at their maximum value."""
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    y, z = 1.0, 1.0 - x
+    while True:
+        x = math.sqrt(x)
+        previous = z
+        y *= 0.5
+        z -= (1.0 - x) ** 2 * y
+        if z == previous:
+            return z / 3.0
+
+
+def _sketch_partition(precision: int, _: int, it: Iterator[Any]) -> HyperLogLog:
+    sketch = HyperLogLog(precision)
+    sketch.add(it)
+    return sketch
+
+

@@ -99,11 +99,14 @@ class Scheduler:
         session: aiohttp.ClientSession,
         max_attempts: int = 4,
         locality_wait: float = 1.0,
+        speculation: bool = False,
     ) -> None:
         self.app_id = app_id
         self.master_url = master_url.rstrip("/")
         self.session = session
-        self.state = SchedulerState(max_attempts=max_attempts, locality_wait=locality_wait)
+        self.state = SchedulerState(
+            max_attempts=max_attempts, locality_wait=locality_wait, speculation=speculation
+        )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self.builder = StageBuilder()

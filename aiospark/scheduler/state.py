@@ -84,6 +84,16 @@ class StagesFinished:
 
 Command = Launch | Cancel | PartitionDone | JobFinished | JobAborted | StagesFinished
 
+#: A worker with EXCLUDE_AFTER task failures within FAILURE_WINDOW seconds gets no
+#: new tasks for EXCLUDE_FOR seconds (unless no other worker is left).
+EXCLUDE_AFTER = 3
+FAILURE_WINDOW = 60.0
+EXCLUDE_FOR = 30.0
+#: Longest wait before retrying a failed task.
+MAX_BACKOFF = 2.0
+#: How often to look for stragglers while speculation is on.
+SPECULATION_INTERVAL = 0.1
+
 
 # -- state -------------------------------------------------------------------------
 
@@ -116,6 +126,8 @@ class _Task:
     partition: int
     attempt: int
     worker_id: str
+    started: float = 0.0
+    speculative: bool = False
 
 
 @dataclasses.dataclass
@@ -140,6 +152,12 @@ class _StageRun:
     launches: dict[int, int] = dataclasses.field(default_factory=dict)
     #: partition -> when it was queued (for the locality wait)
     queued_at: dict[int, float] = dataclasses.field(default_factory=dict)
+    #: partition -> earliest time a retry may start (backoff after failures)
+    not_before: dict[int, float] = dataclasses.field(default_factory=dict)
+    #: run times of the stage's successful tasks (for speculation)
+    durations: list[float] = dataclasses.field(default_factory=list)
+    #: partitions that already got a speculative copy
+    speculated: set[int] = dataclasses.field(default_factory=set)
     fetch_failures: int = 0
 
 
@@ -152,6 +170,12 @@ class SchedulerState:
         max_stage_attempts: int = 4,
         locality_wait: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        retry_backoff: float = 0.05,
+        exclude_after: int | None = EXCLUDE_AFTER,
+        speculation: bool = False,
+        speculation_quantile: float = 0.75,
+        speculation_multiplier: float = 1.5,
+        speculation_min_seconds: float = 0.1,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_stage_attempts = max_stage_attempts
@@ -160,6 +184,17 @@ class SchedulerState:
         self.clock = clock
         #: When a task held back for locality may run anywhere: call ``tick()`` then.
         self.wake_at: float | None = None
+        #: First retry waits this long, doubling per attempt (capped at 2 s).
+        self.retry_backoff = retry_backoff
+        #: Failures within FAILURE_WINDOW that exclude a worker for a while (None: never).
+        self.exclude_after = exclude_after
+        #: Launch a copy of a task running much longer than its stage's median.
+        self.speculation = speculation
+        self.speculation_quantile = speculation_quantile
+        self.speculation_multiplier = speculation_multiplier
+        self.speculation_min_seconds = speculation_min_seconds
+        #: worker id -> times of its recent task failures (to exclude flaky workers)
+        self.worker_failures: dict[str, list[float]] = {}
         self.workers: dict[str, _Worker] = {}
         self.jobs: dict[int, _Job] = {}
         self.stages: dict[int, _StageRun] = {}
@@ -241,6 +276,7 @@ class SchedulerState:
         *,
         fetch_failed: tuple[int, list[int]] | None = None,
         counts: bool = True,
+        blame_worker: bool = True,
     ) -> list[Command]:
         """A task failed with ``error``.
 
@@ -265,9 +301,16 @@ class SchedulerState:
             attempts = run.attempts.get(task.partition, 0) + 1
             run.attempts[task.partition] = attempts
             run.excluded.setdefault(task.partition, set()).add(task.worker_id)
+            now = self.clock()
+            if blame_worker:
+                recent = [t for t in self.worker_failures.get(task.worker_id, [])
+                          if now - t < FAILURE_WINDOW]
+                self.worker_failures[task.worker_id] = [*recent, now]
             if attempts >= self.max_attempts:
                 self._abort_stage(run, error, commands)
             else:
+                delay = min(self.retry_backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+                run.not_before[task.partition] = now + delay
                 self._enqueue(run, task.partition)
         else:
             self._enqueue(run, task.partition)
@@ -293,13 +336,15 @@ class SchedulerState:
         for holders in self.cache.values():
             holders.discard(worker_id)
         for task_id in sorted(worker.running):
-            commands.extend(self.task_failed(task_id, error))
+            commands.extend(self.task_failed(task_id, error, blame_worker=False))
         self._schedule(commands)
         return commands
 
     def tick(self) -> list[Command]:
         """Time passed (``wake_at`` was reached): place tasks that waited for locality."""
         commands: list[Command] = []
+        if self.speculation:
+            self._speculate(commands)
         self._schedule(commands)
         return commands
 
@@ -391,6 +436,7 @@ class SchedulerState:
         stage = run.stage
         if not self._needs(run, task.partition):
             return  # a duplicate (speculative) attempt finished second
+        run.durations.append(self.clock() - task.started)
         for other in sorted(run.running.pop(task.partition, ())):
             other_task = self.tasks.pop(other, None)
             if other_task is not None:
@@ -510,11 +556,34 @@ class SchedulerState:
             del self.stages[stage_id]
             commands.append(StagesFinished((stage_id,)))
 
-    def _pick_worker(self, run: _StageRun, partition: int) -> _Worker | None:
-        free = [w for w in self.workers.values() if w.free > 0]
+    def _flaky(self, now: float) -> set[str]:
+        """Workers that failed too many tasks lately; none if that would exclude every worker."""
+        flaky: set[str] = set()
+        if self.exclude_after is None:
+            return flaky
+        for worker_id, times in self.worker_failures.items():
+            recent = [t for t in times if now - t < FAILURE_WINDOW]
+            if len(recent) >= self.exclude_after and now - recent[-1] < EXCLUDE_FOR:
+                flaky.add(worker_id)
+        if flaky >= set(self.workers):
+            return set()
+        return flaky
+
+    def _wake(self, at: float) -> None:
+        self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    def _pick_worker(
+        self, run: _StageRun, partition: int, avoid: set[str] | frozenset = frozenset()
+    ) -> _Worker | None:
+        now = self.clock()
+        not_before = run.not_before.get(partition, 0.0)
+        if now < not_before:
+            self._wake(not_before)  # backing off after a failure
+            return None
+        free = [w for w in self.workers.values() if w.free > 0 and w.id not in avoid]
         if not free:
             return None
-        excluded = run.excluded.get(partition, set())
+        excluded = run.excluded.get(partition, set()) | self._flaky(now)
         allowed = [w for w in free if w.id not in excluded]
         if not allowed:
             if any(w.id not in excluded for w in self.workers.values()):
@@ -532,8 +601,8 @@ class SchedulerState:
             ):
                 # Delay scheduling: the data's worker is busy; wait a little for it.
                 ready_at = run.queued_at.get(partition, 0.0) + self.locality_wait
-                if self.clock() < ready_at:
-                    self.wake_at = ready_at if self.wake_at is None else min(self.wake_at, ready_at)
+                if now < ready_at:
+                    self._wake(ready_at)
                     return None
         return max(allowed, key=lambda w: (w.free, -len(w.running)))
 
@@ -555,12 +624,50 @@ class SchedulerState:
                 skipped.append((stage_id, partition))
                 continue
             run.to_run.discard(partition)
-            self._next_task += 1
-            task_id = self._next_task
-            attempt = run.launches.get(partition, 0)
-            run.launches[partition] = attempt + 1
-            self.tasks[task_id] = _Task(task_id, stage_id, partition, attempt, worker.id)
-            run.running.setdefault(partition, set()).add(task_id)
-            worker.running.add(task_id)
-            commands.append(Launch(task_id, run.stage, partition, attempt, worker.id))
+            self._start_task(run, partition, worker, commands)
         queue.extendleft(reversed(skipped))
+        if self.speculation and self.tasks:
+            self._wake(self.clock() + SPECULATION_INTERVAL)
+
+    def _start_task(
+        self,
+        run: _StageRun,
+        partition: int,
+        worker: _Worker,
+        commands: list[Command],
+        speculative: bool = False,
+    ) -> None:
+        self._next_task += 1
+        task_id = self._next_task
+        attempt = run.launches.get(partition, 0)
+        run.launches[partition] = attempt + 1
+        self.tasks[task_id] = _Task(
+            task_id, run.stage.id, partition, attempt, worker.id, self.clock(), speculative
+        )
+        run.running.setdefault(partition, set()).add(task_id)
+        worker.running.add(task_id)
+        commands.append(Launch(task_id, run.stage, partition, attempt, worker.id))
+
+    def _speculate(self, commands: list[Command]) -> None:
+        """Launch a copy of each straggler: a task running far longer than its stage's median."""
+        now = self.clock()
+        for run in list(self.stages.values()):
+            if run.waiting or not run.durations or not run.running:
+                continue
+            total = len(run.durations) + len(run.running) + len(run.to_run)
+            if len(run.durations) < self.speculation_quantile * total:
+                continue
+            ordered = sorted(run.durations)
+            median = ordered[len(ordered) // 2]
+            threshold = max(self.speculation_multiplier * median, self.speculation_min_seconds)
+            for partition, task_ids in list(run.running.items()):
+                if partition in run.speculated or len(task_ids) != 1:
+                    continue
+                task = self.tasks[next(iter(task_ids))]
+                if now - task.started <= threshold:
+                    continue
+                worker = self._pick_worker(run, partition, avoid={task.worker_id})
+                if worker is None:
+                    continue
+                run.speculated.add(partition)
+                self._start_task(run, partition, worker, commands, speculative=True)

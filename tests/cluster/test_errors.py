@@ -152,3 +152,22 @@ async def test_context_not_started_is_a_clear_error():
 async def test_wait_until_helper_is_bounded():
     with pytest.raises(pytest.fail.Exception):
         await wait_until(lambda: False, timeout=0.1, what="never")
+
+
+async def test_speculation_beats_a_straggler_and_counts_accumulators_once(tmp_path):
+    flag = tmp_path / "slow-once"
+
+    async with aiospark.Context(workers=2, speculation=True) as spec_ctx:
+        acc = spec_ctx.accumulator(0)
+
+        def work(x):
+            acc.add(1)
+            if x == 0 and not flag.exists():
+                flag.touch()
+                time.sleep(30)  # the straggler: its copy finishes long before
+            return x
+
+        # Without a speculative copy the job would outlast this bound by the 30 s sleep.
+        async with asyncio.timeout(25):
+            assert await spec_ctx.parallelize(range(40), 20).map(work).sum() == sum(range(40))
+        assert acc.value == 40

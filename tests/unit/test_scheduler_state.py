@@ -62,6 +62,9 @@ class Sim:
     """Drives a ``SchedulerState`` the way the runner does, checking invariants as it goes."""
 
     def __init__(self, **options) -> None:
+        # Backoff and flaky-worker exclusion depend on time: off unless a test asks.
+        options.setdefault("retry_backoff", 0.0)
+        options.setdefault("exclude_after", None)
         self.state = SchedulerState(**options)
         self.cores: dict[str, int] = {}
         #: task id -> its Launch, for tasks launched and not yet finished or cancelled
@@ -1013,3 +1016,94 @@ def test_random_interleavings_finish_every_job(seed):
     assert sim.results(3) == {i: f"s4p{i}" for i in range(5)}
     assert sim.state.jobs == {} and sim.state.stages == {} and sim.state.tasks == {}
     assert all(not w.running for w in sim.state.workers.values())
+
+
+# -- backoff, flaky workers, speculation (time-dependent, with a fake clock) -------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_retry_waits_for_its_backoff():
+    clock = FakeClock()
+    sim = Sim(clock=clock, retry_backoff=0.5)
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    assert of_type(sim.fail(sim.task(1, 0).task_id, "boom"), Launch) == []
+    assert sim.state.wake_at == 1000.5
+    clock.now += 0.4
+    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    clock.now += 0.2
+    assert len(of_type(sim.apply(sim.state.tick()), Launch)) == 1
+    # The second retry waits twice as long.
+    sim.fail(sim.task(1, 0).task_id, "boom")
+    assert sim.state.wake_at == clock.now + 1.0
+
+
+def test_a_worker_that_keeps_failing_is_excluded_for_a_while():
+    clock = FakeClock()
+    sim = Sim(clock=clock, exclude_after=2)
+    sim.add_worker("bad", cores=2)
+    sim.add_worker("good", cores=1)
+    sim.submit(1, make_stage(1, 3), [0, 1, 2])
+    on_bad = [t for t in sim.running.values() if t.worker_id == "bad"]
+    assert len(on_bad) == 2
+    for launch in on_bad:
+        sim.fail(launch.task_id, "flaky")
+    # Two failures: "bad" gets nothing new, even for a fresh job, until the exclusion ends.
+    sim.submit(2, make_stage(2, 2), [0, 1])
+    assert all(t.worker_id == "good" for t in sim.running.values())
+    clock.now += 31
+    launched = of_type(sim.apply(sim.state.tick()), Launch)
+    assert {c.worker_id for c in launched} == {"bad"}
+
+
+def test_exclusion_never_leaves_a_job_without_workers():
+    clock = FakeClock()
+    sim = Sim(clock=clock, exclude_after=1, max_attempts=3)
+    sim.add_worker("only")
+    sim.submit(1, make_stage(1, 1), [0])
+    out = sim.fail(sim.task(1, 0).task_id, "x")
+    assert [c.worker_id for c in of_type(out, Launch)] == ["only"]
+
+
+def test_stragglers_get_a_speculative_copy_and_the_first_result_wins():
+    clock = FakeClock()
+    sim = Sim(clock=clock, speculation=True, speculation_min_seconds=0.1)
+    for name in ("w1", "w2", "w3", "w4"):
+        sim.add_worker(name)
+    sim.submit(1, make_stage(1, 4), [0, 1, 2, 3])
+    slow = sim.task(1, 3)
+    for p in (0, 1, 2):
+        clock.now += 0.1
+        sim.succeed(sim.task(1, p).task_id)
+    # 3 of 4 done, median 0.2 s; the last one has run 0.3 s: not yet 1.5 x median.
+    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    clock.now += 1.0
+    copies = of_type(sim.apply(sim.state.tick()), Launch)
+    assert len(copies) == 1 and copies[0].partition == 3
+    assert copies[0].worker_id != slow.worker_id and copies[0].attempt == 1
+    # Only one copy per partition.
+    clock.now += 5
+    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    done = sim.succeed(copies[0].task_id, result="from the copy")
+    assert [c.result for c in of_type(done, PartitionDone)] == ["from the copy"]
+    assert of_type(done, Cancel) == [Cancel(slow.task_id, slow.worker_id)]
+    assert len(of_type(sim.log, JobFinished)) == 1
+
+
+def test_no_speculation_unless_enabled():
+    clock = FakeClock()
+    sim = Sim(clock=clock)
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    sim.submit(1, make_stage(1, 2), [0, 1])
+    clock.now += 0.1
+    sim.succeed(sim.task(1, 0).task_id)
+    clock.now += 100
+    assert of_type(sim.apply(sim.state.tick()), Launch) == []

@@ -1,0 +1,107 @@
+"""Getting records out of the cluster: pickle files and a partition-at-a-time local iterator.
+
+Mixed into ``aiospark.RDD``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiospark.rdd import RDD
+    from aiospark.scheduler.runner import JobHandle
+
+
+class OutputOps:
+    """Pickle-file output and local iteration."""
+
+    async def save_as_pickle_file(
+        self: RDD,
+        path: str,
+        batch_size: int = 10,
+        compression: str | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        """Write the records, pickled in batches, as ``path/part-00000``... plus ``_SUCCESS``.
+
+        Each part holds ``batch_size`` records per pickled frame (``0`` picks a
+        size, 1024); numpy arrays inside records are stored out of band, as raw
+        buffers.  Read the directory back with ``ctx.pickle_file``.  Parts are
+        committed atomically as in ``save_as_text_file``; ``compression`` is
+        any fsspec codec name (``"gzip"``, ``"bz2"`` ...); an existing
+        ``path`` is an error unless ``overwrite`` is true.
+
+        >>> out = f"{tmp_dir}/doctest-pickle"
+        >>> await ctx.parallelize([1, "two", (3, None)], 2).save_as_pickle_file(out)
+        >>> sorted(os.listdir(out))
+        ['_SUCCESS', 'part-00000', 'part-00001']
+        >>> await ctx.pickle_file(out).collect()
+        [1, 'two', (3, None)]
+        """
+        from aiospark.io.formats import AUTO_BATCH, check_compression, write_pickle_part
+        from aiospark.io.output import OutputCommitter
+
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0:
+            raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
+        check_compression(compression)
+        committer = OutputCommitter.create(path, self.ctx.storage_options, overwrite)
+        writer = functools.partial(
+            write_pickle_part, committer, compression, batch_size or AUTO_BATCH
+        )
+        try:
+            await self._run(writer)
+        except BaseException:
+            committer.abort_job()
+            raise
+        committer.commit_job()
+
+    def to_local_iterator(self: RDD, prefetch_partitions: int | bool = False) -> AsyncIterator[Any]:
+        """Stream the records to the driver one partition (one job) at a time.
+
+        Only the partition being consumed, and at most ``prefetch_partitions``
+        partitions after it (``True`` means 1), are computed and held in the
+        driver, so the driver needs memory for a few partitions, not the
+        whole RDD.  With no prefetching, the job for the next partition starts
+        when the consumer asks for its first record.  Leaving the loop early
+        cancels the jobs still running.
+
+        >>> rdd = ctx.parallelize(range(6), 3)
+        >>> [x async for x in rdd.to_local_iterator()]
+        [0, 1, 2, 3, 4, 5]
+        >>> [x async for x in rdd.to_local_iterator(prefetch_partitions=2)]
+        [0, 1, 2, 3, 4, 5]
+        """
+        if isinstance(prefetch_partitions, bool):
+            prefetch_partitions = int(prefetch_partitions)
+        if not isinstance(prefetch_partitions, int) or prefetch_partitions < 0:
+            raise ValueError(
+                f"prefetch_partitions must be a bool or an int >= 0, got {prefetch_partitions!r}"
+            )
+        return _local_iterator(self, prefetch_partitions)
+
+
+async def _local_iterator(rdd: RDD, ahead: int) -> AsyncIterator[Any]:
+    total = rdd.get_num_partitions()
+    pending: collections.deque[JobHandle] = collections.deque()
+    submitted = 0
+    try:
+        for index in range(total):
+            while submitted < total and submitted <= index + ahead:
+                pending.append(rdd.ctx._submit_job(rdd, core._collect_partition, [submitted]))
+                submitted += 1
+            records = await pending[0].futures[0]
+            pending.popleft()
+            for record in records:
+                yield record
+            del records  # do not hold this partition while the next one is awaited
+    finally:
+        for handle in pending:
+            if not handle.done.done():
+                handle.cancel()
+
+
+# At the bottom: aiospark.rdd imports this module to build the RDD class.
+from aiospark import rdd as core  # noqa: E402
