@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aiospark import faults
 from aiospark.protocol.auth import auth_middleware
 from aiospark.protocol.messages import (
     ClusterEvent,
@@ -44,7 +45,10 @@ class Master:
         self._reaper: asyncio.Task | None = None
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[auth_middleware(self.secret)], client_max_size=1 << 20)
+        app = web.Application(
+            middlewares=[auth_middleware(self.secret), faults.middleware()],
+            client_max_size=1 << 20,
+        )
         app.add_routes(
             [
                 web.post("/v1/workers", self.register),
@@ -123,7 +127,9 @@ class Master:
         return web.json_response(self.snapshot())
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "workers": len(self.workers)})
+        return web.json_response(
+            {"ok": True, "workers": len(self.workers), "faults": dict(faults.PLAN.injected)}
+        )
 
     async def events(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None)

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 
+from aiospark import faults
 from aiospark.errors import FetchFailed
 from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.frames import decode_frame, iter_file_frames, read_frames
 from aiospark.shuffle.files import map_paths, read_segment_range, shuffle_dir
 
+#: Tries of one fetch before its map outputs are declared lost (Spark: 3 retries).
+FETCH_ATTEMPTS = 4
+FETCH_RETRY_WAIT = 0.05
 #: Frames buffered between the event loop and the reducing thread.
 _PREFETCH_FRAMES = 16
 _DONE = object()
@@ -69,10 +74,22 @@ def read_local(
     directory = shuffle_dir(root, app_id, shuffle_id)
     for map_id in map_ids:
         data_path, index_path = map_paths(directory, map_id)
+        for attempt in range(FETCH_ATTEMPTS):
+            try:
+                faults.maybe_fail("shuffle_read")
+                start, length = read_segment_range(index_path, reduce_id)
+                break
+            except FileNotFoundError as exc:  # the output is gone: no use retrying
+                raise FetchFailed(shuffle_id, [map_id], url, f"missing: {exc}") from None
+            except (OSError, ValueError, faults.InjectedFault) as exc:
+                if attempt + 1 == FETCH_ATTEMPTS:
+                    reason = f"{type(exc).__name__}: {exc}"
+                    raise FetchFailed(shuffle_id, [map_id], url, reason) from None
+                time.sleep(FETCH_RETRY_WAIT * 2**attempt)
+        if not length:
+            continue
         try:
-            start, length = read_segment_range(index_path, reduce_id)
-            if length:
-                yield from iter_file_frames(data_path, start, length)
+            yield from iter_file_frames(data_path, start, length)
         except (OSError, ValueError) as exc:
             raise FetchFailed(shuffle_id, [map_id], url, f"{type(exc).__name__}: {exc}") from None
 
@@ -90,14 +107,29 @@ async def _stream_remote(
     target = f"{url}/v1/shuffle/{app_id}/{shuffle_id}/{reduce_id}"
     params = {"maps": format_map_ids(map_ids)}
     loop = asyncio.get_running_loop()
+    delivered = False
     try:
-        async with session.get(target, params=params, headers=auth_headers(secret)) as resp:
-            if resp.status != 200:
-                body = await resp.text()
-                raise FetchFailed(shuffle_id, map_ids, url, f"HTTP {resp.status}: {body[:200]}")
-            async for frame in read_frames(resp.content):
-                # put() may block when the reducer is behind: do it off the loop.
-                await loop.run_in_executor(None, out.put, frame)
+        for attempt in range(FETCH_ATTEMPTS):
+            try:
+                async with session.get(target, params=params, headers=auth_headers(secret)) as r:
+                    if r.status != 200:
+                        body = await r.text()
+                        raise FetchFailed(
+                            shuffle_id, map_ids, url, f"HTTP {r.status}: {body[:200]}"
+                        )
+                    async for frame in read_frames(r.content):
+                        delivered = True
+                        # put() may block when the reducer is behind: do it off the loop.
+                        await loop.run_in_executor(None, out.put, frame)
+                return
+            except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError,
+                    FetchFailed) as exc:
+                # Retry a transient failure, unless part of the data was already handed on
+                # (or the outputs are missing): then only recomputing them helps.
+                missing = isinstance(exc, FetchFailed) and "HTTP 404" in exc.reason
+                if delivered or missing or attempt + 1 == FETCH_ATTEMPTS:
+                    raise
+                await asyncio.sleep(FETCH_RETRY_WAIT * 2**attempt)
     except FetchFailed as exc:
         await loop.run_in_executor(None, out.put, exc)
     except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:

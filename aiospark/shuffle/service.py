@@ -14,6 +14,7 @@ import shutil
 
 from aiohttp import web
 
+from aiospark import faults
 from aiospark.shuffle.files import check_app_id, map_paths, read_segment_range, shuffle_dir
 from aiospark.shuffle.reader import parse_map_ids
 
@@ -35,6 +36,7 @@ class ShuffleService:
         return [
             web.get("/v1/shuffle/{app}/{shuffle}/{reduce}", self.get_segments),
             web.delete("/v1/shuffle/{app}", self.delete_app),
+            web.get("/v1/health", self.health),
             web.delete("/v1/shuffle/{app}/{shuffle}", self.delete_shuffle),
         ]
 
@@ -89,6 +91,9 @@ class ShuffleService:
         await response.write_eof()
         return response
 
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "faults": dict(faults.PLAN.injected)})
+
     async def delete_app(self, request: web.Request) -> web.Response:
         app, _, _ = self._ids(request)
         path = os.path.join(self.root, app)
@@ -107,7 +112,9 @@ async def run_shuffle_service(args) -> None:
     from aiospark.runtime import serve, wait_for_stop
 
     service = ShuffleService(args.dir)
-    app = web.Application(middlewares=[auth_middleware(args.secret)], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[auth_middleware(args.secret), faults.middleware()], client_max_size=1 << 20
+    )
     app.add_routes(service.routes())
     runner, url = await serve(app, args.host, args.port, fd=args.fd)
     logging.getLogger("aiospark.shuffle").info("shuffle service serving %s at %s", args.dir, url)

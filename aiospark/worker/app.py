@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from aiospark import faults
 from aiospark.files import check_name
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
@@ -47,6 +48,9 @@ log = logging.getLogger("aiospark.worker")
 #: Results larger than this are kept on the worker and fetched over HTTP.
 INLINE_RESULT_LIMIT = 8 << 20
 MAX_REQUEST_BYTES = 64 << 20
+#: Read map outputs of this host straight from disk (AIOSPARK_SHUFFLE_LOCAL_READS=0 makes
+#: every read go through the shuffle service, as between hosts; used by tests).
+LOCAL_SHUFFLE_READS = os.environ.get("AIOSPARK_SHUFFLE_LOCAL_READS", "1") != "0"
 
 
 class DriverSession:
@@ -108,7 +112,8 @@ class Worker:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[auth_middleware(self.secret)], client_max_size=MAX_REQUEST_BYTES
+            middlewares=[auth_middleware(self.secret), faults.middleware()],
+            client_max_size=MAX_REQUEST_BYTES,
         )
         app.add_routes(
             [
@@ -204,6 +209,7 @@ class Worker:
                 "running_tasks": self.running_tasks(),
                 "blocks": self.blocks.summary(),
                 "broadcasts": self.broadcasts.summary(),
+                "faults": dict(faults.PLAN.injected),
             }
         )
 
@@ -336,7 +342,7 @@ class Worker:
         session.tasks[spec.task_id] = (task, tctx)
 
     def _fetch(self, app_id: str, url: str, shuffle_id: int, reduce_id: int, map_ids: list):
-        if url == self.shuffle_url and self.shuffle_root:
+        if url == self.shuffle_url and self.shuffle_root and LOCAL_SHUFFLE_READS:
             return read_local(self.shuffle_root, app_id, shuffle_id, reduce_id, map_ids, url)
         assert self._session is not None and self._loop is not None
         return read_remote(
@@ -413,6 +419,8 @@ class Worker:
             self.blocks.drop_app(app_id)
             self.broadcasts.drop(app_id)
             shutil.rmtree(self.files_dir(app_id), ignore_errors=True)
+            if self.shuffle_root:  # the driver is gone: nobody will read its map outputs
+                shutil.rmtree(os.path.join(self.shuffle_root, app_id), ignore_errors=True)
             for key in [k for k in self.results if k[0] == app_id]:
                 del self.results[key]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import cloudpickle
 
+from aiospark import faults
 from aiospark.errors import FetchFailed, TaskCancelled
 from aiospark.lineage import StorageLevel
 from aiospark.protocol import frames
@@ -143,6 +144,7 @@ def run_task(
     """Compute one task.  Never raises: failures become a failed outcome."""
     begin_task(tctx)
     try:
+        faults.maybe_fail("task")
         rdd, action = stages.load(spec.app_id, spec.stage_id)
         split = pickle.loads(spec.split_blob)
         records = rdd.iterator(split, tctx)

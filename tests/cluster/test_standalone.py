@@ -115,3 +115,31 @@ async def test_the_asyncio_repl_can_drive_a_context():
     )
     out, _ = await asyncio.wait_for(proc.communicate(script.encode()), 60)
     assert "total 499500" in out.decode(), out.decode()
+
+
+async def test_a_vanished_driver_leaves_nothing_behind_on_the_cluster(tmp_path, monkeypatch):
+    async with standalone_cluster(tmp_path) as (url, procs):
+        driver = (
+            "import asyncio, os, aiospark, operator\n"
+            "async def main():\n"
+            f"    ctx = await aiospark.Context({url!r}).start()\n"
+            "    pairs = ctx.parallelize([(i % 3, i) for i in range(99)], 4)\n"
+            "    await pairs.reduce_by_key(operator.add).cache().count()\n"
+            "    print(ctx.app_id, flush=True)\n"
+            "    await asyncio.sleep(3600)\n"
+            "asyncio.run(main())\n"
+        )
+        env = {**os.environ, "AIOSPARK_SECRET": SECRET}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", driver, env=env, stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            app_id = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
+            assert (tmp_path / "shuffle" / app_id).exists()
+        finally:
+            proc.kill()
+            await proc.wait()
+        await wait_until(lambda: not (tmp_path / "shuffle" / app_id).exists(), 15,
+                         "the workers to drop the dead driver's shuffle files")
+        assert all(pid_alive(p.pid) for p in procs)
