@@ -94,8 +94,15 @@ def portable_hash(key: Any) -> int:
     try:
         return hash(key)
     except TypeError:
-        text = repr(key)
-        text = text if len(text) <= 60 else text[:57] + "..."
-        raise TypeError(
-            f"keys must be hashable: got a {type(key).__name__} ({text})"
-        ) from None
+        raise unhashable_key_error(key) from None
+
+
+def unhashable_key_error(key: Any) -> TypeError:
+    """The error for a key that cannot be hashed, naming its type and (briefly) its value.
+
+    >>> unhashable_key_error({"a": 1})
+    TypeError("keys must be hashable: got a dict ({'a': 1})")
+    """
+    text = repr(key)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return TypeError(f"keys must be hashable: got a {type(key).__name__} ({text})")

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from aiospark.hashing import portable_hash
+from aiospark.hashing import portable_hash, unhashable_key_error
 
 if TYPE_CHECKING:
     from aiospark.rdd import RDD
@@ -181,11 +181,7 @@ def _raise_if_unhashable(key: Any, exc: TypeError) -> None:
     try:
         hash(key)
     except TypeError:
-        text = repr(key)
-        text = text if len(text) <= 60 else text[:57] + "..."
-        raise TypeError(
-            f"keys must be hashable: got a {type(key).__name__} ({text})"
-        ) from exc
+        raise unhashable_key_error(key) from exc
 
 
 @dataclasses.dataclass(frozen=True)

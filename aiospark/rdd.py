@@ -547,17 +547,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> sorted(os.listdir(out))
         ['_SUCCESS', 'part-00000', 'part-00001']
         """
-        from aiospark.io.output import OutputCommitter, check_compression, write_text_part
+        from aiospark.io.output import save_partitions, write_text_part
 
-        check_compression(compression)
-        committer = OutputCommitter.create(path, self.ctx.storage_options, overwrite)
-        writer = functools.partial(write_text_part, committer, compression)
-        try:
-            await self._run(writer)
-        except BaseException:
-            committer.abort_job()
-            raise
-        committer.commit_job()
+        await save_partitions(self, path, compression, overwrite, write_text_part)
 
     # -- streaming ----------------------------------------------------------------
 

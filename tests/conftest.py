@@ -42,3 +42,21 @@ def pid_alive(pid: int) -> bool:
             return True
         except ProcessLookupError:
             return False
+
+
+async def worker_health(ctx) -> list[dict]:
+    """Each connected worker's ``/v1/health`` answer."""
+    answers = []
+    for link in ctx._scheduler.links.values():
+        async with ctx._session.get(f"{link.info.url}/v1/health") as resp:
+            answers.append(await resp.json())
+    return answers
+
+
+async def wait_for_idle(ctx, timeout: float = 5.0) -> None:
+    """Wait until no worker runs a task (cancelled tasks have stopped), or fail."""
+    deadline = time.monotonic() + timeout
+    while sum(h["running_tasks"] for h in await worker_health(ctx)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"workers still running tasks after {timeout}s")
+        await asyncio.sleep(0.05)

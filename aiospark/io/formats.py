@@ -21,18 +21,16 @@ splits of similar total size.
 
 from __future__ import annotations
 
-import errno
 import functools
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import fsspec
-from fsspec.compression import compr
 from fsspec.utils import infer_compression
 
-from aiospark.io.output import _EXTENSIONS, OutputCommitter
+from aiospark.io.output import OutputCommitter, write_part
+from aiospark.io.text import open_input
 from aiospark.lineage import DataSplit, Split, TaskContext
 from aiospark.protocol.frames import _HEAD, _LEN, decode_frame, encode_records
 from aiospark.rdd import RDD
@@ -72,20 +70,6 @@ def check_min_partitions(min_partitions: int | None) -> None:
 # -- writing ------------------------------------------------------------------------------
 
 
-def check_compression(compression: str | None) -> None:
-    """``ValueError`` unless ``compression`` is ``None`` or an fsspec codec name.
-
-    >>> check_compression("gzip")
-    >>> check_compression("zip2")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown compression 'zip2'; known: [...]
-    """
-    if compression is not None and compression not in compr:
-        known = sorted(k for k in compr if k)
-        raise ValueError(f"unknown compression {compression!r}; known: {known}")
-
-
 def write_frames(out: Any, records: Iterator[Any], batch_size: int) -> None:
     """Write ``records`` to a binary file object, ``batch_size`` records per frame."""
     for pieces in encode_records(records, batch_size):
@@ -93,36 +77,17 @@ def write_frames(out: Any, records: Iterator[Any], batch_size: int) -> None:
 
 
 def write_pickle_part(
+    batch_size: int,
     committer: OutputCommitter,
     compression: str | None,
-    batch_size: int,
     index: int,
     records: Iterator[Any],
 ) -> None:
     """Task side: write one partition as framed pickle batches, then commit it by renaming."""
-    name = f"part-{index:05d}{_EXTENSIONS.get(compression or '', '')}"
-    temporary = f"{committer.staging}/{name}.{uuid.uuid4().hex}"
-    fs = committer.fs
-    with fs.open(temporary, "wb") as raw:
-        out = compr[compression](raw, mode="wb") if compression else raw
-        try:
-            write_frames(out, records, batch_size)
-        finally:
-            if out is not raw:
-                out.close()
-    fs.mv(temporary, f"{committer.root}/{name}")
+    write_part(committer, compression, index, lambda out: write_frames(out, records, batch_size))
 
 
 # -- reading ------------------------------------------------------------------------------
-
-
-def _open(fs: fsspec.AbstractFileSystem, path: str, compression: str | None) -> Any:
-    try:
-        return fs.open(path, "rb", compression=compression)
-    except FileNotFoundError as exc:
-        if path in str(exc):
-            raise
-        raise FileNotFoundError(errno.ENOENT, "No such file", path) from exc
 
 
 def _read_exactly(f: Any, n: int, path: str, what: str) -> bytes:
@@ -146,7 +111,7 @@ def read_pickle_records(
     extension) is decompressed on the fly.  ``check`` is called before each
     frame and may raise to stop the reading.
     """
-    with _open(fs, path, infer_compression(path)) as f:
+    with open_input(fs, path, infer_compression(path)) as f:
         while True:
             if check is not None:
                 check()
@@ -287,7 +252,7 @@ def _read_whole_file(
     fs: fsspec.AbstractFileSystem, mode: str, path: str, shown: str
 ) -> tuple[Any, Any]:
     compression = None if mode == "binary" else infer_compression(path)
-    with _open(fs, path, compression) as f:
+    with open_input(fs, path, compression) as f:
         data = f.read()
     if mode == "binary":
         return shown, data

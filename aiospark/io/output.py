@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import fsspec
@@ -74,10 +75,13 @@ def check_compression(compression: str | None) -> None:
         raise ValueError(f"unknown compression {compression!r}; known: {known}")
 
 
-def write_text_part(
-    committer: OutputCommitter, compression: str | None, index: int, records: Iterator[Any]
+def write_part(
+    committer: OutputCommitter,
+    compression: str | None,
+    index: int,
+    write_body: Callable[[Any], None],
 ) -> None:
-    """Task side: write one partition as lines, then commit it by renaming."""
+    """Task side: write one partition with ``write_body(file)``, then commit it by renaming."""
     check_compression(compression)
     name = f"part-{index:05d}{_EXTENSIONS.get(compression or '', '')}"
     temporary = f"{committer.staging}/{name}.{uuid.uuid4().hex}"
@@ -85,10 +89,39 @@ def write_text_part(
     with fs.open(temporary, "wb") as raw:
         out = compr[compression](raw, mode="wb") if compression else raw
         try:
-            while batch := list(itertools.islice(records, 1024)):
-                lines = [x.decode() if isinstance(x, bytes) else str(x) for x in batch]
-                out.write(("\n".join(lines) + "\n").encode("utf-8"))
+            write_body(out)
         finally:
             if out is not raw:
                 out.close()
     fs.mv(temporary, f"{committer.root}/{name}")
+
+
+def write_text_part(
+    committer: OutputCommitter, compression: str | None, index: int, records: Iterator[Any]
+) -> None:
+    """Task side: one partition as ``str(record)`` lines (bytes written as they are)."""
+
+    def body(out: Any) -> None:
+        while batch := list(itertools.islice(records, 1024)):
+            lines = [x.decode() if isinstance(x, bytes) else str(x) for x in batch]
+            out.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+    write_part(committer, compression, index, body)
+
+
+async def save_partitions(
+    rdd: Any,
+    path: str,
+    compression: str | None,
+    overwrite: bool,
+    write: Callable[[OutputCommitter, str | None, int, Iterator[Any]], None],
+) -> None:
+    """Driver side of every ``save_as_*``: prepare, run ``write`` on each partition, commit."""
+    check_compression(compression)
+    committer = OutputCommitter.create(path, rdd.ctx.storage_options, overwrite)
+    try:
+        await rdd.ctx._run_job(rdd, functools.partial(write, committer, compression))
+    except BaseException:
+        committer.abort_job()
+        raise
+    committer.commit_job()

@@ -30,6 +30,7 @@ import itertools
 import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 from fsspec.utils import infer_compression
@@ -234,7 +235,8 @@ def _line_encodings(encoding: str) -> tuple[str, str]:
     return name, name
 
 
-def _open(fs: fsspec.AbstractFileSystem, path: str, compression: str | None):
+def open_input(fs: fsspec.AbstractFileSystem, path: str, compression: str | None) -> Any:
+    """Open a file for reading, decompressing; a missing file's error names its path."""
     try:
         return fs.open(path, "rb", compression=compression)
     except FileNotFoundError as exc:
@@ -332,7 +334,7 @@ def _line_blocks(
         lines.pop()  # the empty string after the final newline
         return lines
 
-    with _open(fs, path, split.compression) as f:
+    with open_input(fs, path, split.compression) as f:
         if last is not None and last < start:
             return  # an empty split
         skipping = start > 0

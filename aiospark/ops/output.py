@@ -41,22 +41,13 @@ class OutputOps:
         >>> await ctx.pickle_file(out).collect()
         [1, 'two', (3, None)]
         """
-        from aiospark.io.formats import AUTO_BATCH, check_compression, write_pickle_part
-        from aiospark.io.output import OutputCommitter
+        from aiospark.io.formats import AUTO_BATCH, write_pickle_part
+        from aiospark.io.output import save_partitions
 
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0:
             raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
-        check_compression(compression)
-        committer = OutputCommitter.create(path, self.ctx.storage_options, overwrite)
-        writer = functools.partial(
-            write_pickle_part, committer, compression, batch_size or AUTO_BATCH
-        )
-        try:
-            await self._run(writer)
-        except BaseException:
-            committer.abort_job()
-            raise
-        committer.commit_job()
+        writer = functools.partial(write_pickle_part, batch_size or AUTO_BATCH)
+        await save_partitions(self, path, compression, overwrite, writer)
 
     def to_local_iterator(self: RDD, prefetch_partitions: int | bool = False) -> AsyncIterator[Any]:
         """Stream the records to the driver one partition (one job) at a time.

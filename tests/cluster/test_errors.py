@@ -13,7 +13,7 @@ import pytest
 
 import aiospark
 from aiospark.errors import RemoteTraceback, SerializationError
-from tests.conftest import wait_until
+from tests.conftest import wait_for_idle, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -77,14 +77,6 @@ async def test_deterministic_failure_gives_up_after_max_attempts(ctx, tmp_path):
     assert len(list(attempts.iterdir())) == 4
 
 
-async def _running_tasks(ctx) -> int:
-    total = 0
-    for link in ctx._scheduler.links.values():
-        async with ctx._session.get(f"{link.info.url}/v1/health") as resp:
-            total += (await resp.json())["running_tasks"]
-    return total
-
-
 async def test_cancelling_an_action_stops_its_tasks_on_workers(ctx):
     def slow(x):
         time.sleep(0.01)
@@ -95,18 +87,7 @@ async def test_cancelling_an_action_stops_its_tasks_on_workers(ctx):
         async with asyncio.timeout(0.5):
             await ctx.parallelize(range(10_000), 2).map(slow).count()
     assert time.monotonic() - started < 5
-    running = {"n": None}
-
-    async def poll():
-        while True:
-            running["n"] = await _running_tasks(ctx)
-            if running["n"] == 0:
-                return
-            await asyncio.sleep(0.05)
-
-    async with asyncio.timeout(5):
-        await poll()
-    assert running["n"] == 0
+    await wait_for_idle(ctx)
     assert await ctx.parallelize(range(4), 2).count() == 4
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 import aiospark
+from tests.conftest import worker_health
 
 pytestmark = pytest.mark.cluster
 
@@ -45,8 +46,8 @@ async def test_unreliable_cluster_still_returns_exact_results(monkeypatch, tmp_p
         failed = [e for e in events.drain() if e["event"] == "task_failed"]
         events.close()
         injected = Counter()
-        for link in ctx._scheduler.links.values():
-            injected.update((await _health(ctx, link.info.url))["faults"])
+        for health in await worker_health(ctx):
+            injected.update(health["faults"])
         print(f"\ninjected faults on workers: {dict(injected)}; tasks retried: {len(failed)}")
         assert injected["task_fail"] > 0, "the fault injection did not happen"
         assert len(failed) >= injected["task_fail"] // 2

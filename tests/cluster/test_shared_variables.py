@@ -11,25 +11,18 @@ import pytest
 import aiospark
 from aiospark import AccumulatorParam
 from aiospark.errors import AiosparkError
+from tests.conftest import worker_health
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
-async def _health(ctx) -> list[dict]:
-    out = []
-    for link in ctx._scheduler.links.values():
-        async with ctx._session.get(f"{link.info.url}/v1/health") as resp:
-            out.append(await resp.json())
-    return out
-
-
 async def test_broadcast_is_sent_once_per_worker_not_per_task(ctx):
-    before = await _health(ctx)
+    before = await worker_health(ctx)
     array = np.arange(2_000_000, dtype=np.int64)  # 16 MB
     big = ctx.broadcast(array)
     sums = await ctx.parallelize(range(200), 200).map(lambda i: int(big.value[i * 1000])).collect()
     assert sums == [i * 1000 for i in range(200)]
-    after = await _health(ctx)
+    after = await worker_health(ctx)
     inline = sum(a["broadcasts"]["inline"] - b["broadcasts"]["inline"]
                  for a, b in zip(after, before, strict=True))
     peer = sum(a["broadcasts"]["peer"] - b["broadcasts"]["peer"]
@@ -39,7 +32,7 @@ async def test_broadcast_is_sent_once_per_worker_not_per_task(ctx):
     # A second job reuses the copies already on the workers.
     total = await ctx.parallelize(range(4), 4).map(lambda i: int(big.value.sum())).sum()
     assert total == 4 * int(array.sum())
-    again = await _health(ctx)
+    again = await worker_health(ctx)
     assert sum(h["broadcasts"]["inline"] + h["broadcasts"]["peer"] for h in again) == sum(
         h["broadcasts"]["inline"] + h["broadcasts"]["peer"] for h in after
     )
