@@ -101,6 +101,8 @@ async def read_message(request: web.Request, cls: type[Message]) -> Any:
     """Parse a request body as ``cls``, answering 400 with the reason when it is not."""
     try:
         data = await request.json()
+    except ConnectionError:  # the client went away mid-body: nobody to answer
+        raise web.HTTPBadRequest(text='{"error": "connection lost"}') from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": f"body is not valid JSON: {exc}"}),
