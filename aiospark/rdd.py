@@ -18,7 +18,6 @@ import copy
 import functools
 import itertools
 import operator
-import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from aiospark.ops.stats import StatOps
 
 if TYPE_CHECKING:
     from aiospark.context import Context
+    from aiospark.io.checkpoint import CheckpointState
 
 #: Records between two cancellation checks in a source iterator.
 _CHECK_EVERY = 64
@@ -375,6 +375,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         if directory is None:
             raise RuntimeError("set a checkpoint directory first: ctx.set_checkpoint_dir(path)")
         if self._checkpoint is None:
+            from aiospark.io.checkpoint import CheckpointState
+
             options = self.ctx.storage_options
             self._checkpoint = CheckpointState(f"{directory}/rdd-{self.id}", options)
 
@@ -602,44 +604,6 @@ def _debug_lines(rdd: RDD) -> list[str]:
             lines.append(f" |  {parent[0]}")
             lines.extend(parent[1:])
     return lines
-
-
-class CheckpointState:
-    """Where an RDD's checkpoint lives, and whether it has been written."""
-
-    def __init__(self, directory: str, storage_options: dict[str, Any]) -> None:
-        self.directory = directory
-        self.storage_options = storage_options
-        self.written = False
-
-    def path(self, index: int) -> str:
-        return f"{self.directory}/part-{index:05d}"
-
-    def read(self, index: int, tctx: TaskContext) -> Iterator[Any]:
-        import fsspec
-
-        from aiospark.protocol.frames import decode_frame, split_frames
-
-        with fsspec.open(self.path(index), "rb", **self.storage_options) as f:
-            data = bytearray(f.read())
-        for frame in split_frames(data):
-            tctx.check()
-            yield from decode_frame(frame)
-
-    def write_partition(self, index: int, records: Iterator[Any]) -> None:
-        import fsspec
-
-        from aiospark.protocol.frames import encode_records
-
-        path = self.path(index)
-        temporary = f"{path}.tmp-{os.urandom(6).hex()}"
-        fs, local_path = fsspec.core.url_to_fs(path, **self.storage_options)
-        fs.makedirs(local_path.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(temporary, "wb") as f:
-            for pieces in encode_records(records):
-                for piece in pieces:
-                    f.write(piece)
-        fs.mv(temporary, path)
 
 
 def _identity(x: Any) -> Any:
