@@ -189,10 +189,7 @@ class Context:
             await self._scheduler.stop()
         if self._session is not None and self._cluster is None:
             # A standalone cluster outlives this driver: free its shuffle files now.
-            for url in shuffle_urls:
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with self._session.delete(f"{url}/v1/shuffle/{self.app_id}"):
-                        pass
+            await asyncio.gather(*(self._delete_shuffle_files(url) for url in shuffle_urls))
         if self._session is not None:
             await self._session.close()
         if self._cluster is not None:
@@ -200,6 +197,13 @@ class Context:
         self._scheduler = None
         self._session = None
         self._cluster = None
+
+    async def _delete_shuffle_files(self, shuffle_url: str) -> None:
+        assert self._session is not None
+        url = f"{shuffle_url}/v1/shuffle/{self.app_id}"
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            async with self._session.delete(url, timeout=aiohttp.ClientTimeout(total=2)):
+                pass
 
     async def __aenter__(self) -> Context:
         return await self.start()

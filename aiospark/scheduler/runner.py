@@ -42,6 +42,9 @@ from aiospark.shared import collect_broadcasts, stop_collecting
 
 log = logging.getLogger("aiospark.scheduler")
 
+#: Closing a WebSocket waits this long for the peer's answer (it may be unreachable).
+_WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
+
 
 class JobHandle:
     """A submitted job: one future per requested partition, and one for the whole job."""
@@ -178,7 +181,7 @@ class Scheduler:
         failures = 0
         while not self._closing:
             try:
-                async with self.session.ws_connect(url, heartbeat=None) as ws:
+                async with self.session.ws_connect(url, heartbeat=None, timeout=_WS_TIMEOUT) as ws:
                     failures = 0
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
@@ -236,7 +239,8 @@ class Scheduler:
         url = f"{info.url}/v1/driver"
         try:
             ws = await self.session.ws_connect(
-                url, params={"app": self.app_id}, max_msg_size=0, heartbeat=None
+                url, params={"app": self.app_id}, max_msg_size=0, heartbeat=None,
+                timeout=_WS_TIMEOUT,
             )
         except (aiohttp.ClientError, OSError) as exc:
             log.warning("cannot connect to worker %s at %s: %s", info.worker_id, info.url, exc)

@@ -26,6 +26,8 @@ from aiospark.shuffle.files import map_paths, read_segment_range, shuffle_dir
 #: Tries of one fetch before its map outputs are declared lost (Spark: 3 retries).
 FETCH_ATTEMPTS = 4
 FETCH_RETRY_WAIT = 0.05
+#: A fetch whose peer stops answering (host cut off) fails after this, then is retried.
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 #: Frames buffered between the event loop and the reducing thread.
 _PREFETCH_FRAMES = 16
 _DONE = object()
@@ -111,7 +113,9 @@ async def _stream_remote(
     try:
         for attempt in range(FETCH_ATTEMPTS):
             try:
-                async with session.get(target, params=params, headers=auth_headers(secret)) as r:
+                async with session.get(
+                    target, params=params, headers=auth_headers(secret), timeout=FETCH_TIMEOUT
+                ) as r:
                     if r.status != 200:
                         body = await r.text()
                         raise FetchFailed(

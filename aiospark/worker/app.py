@@ -95,6 +95,9 @@ class Worker:
         self.memory_bytes = memory_bytes
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.heartbeat_interval = heartbeat_interval
+        #: A register or heartbeat request that takes longer is retried (a cut link must not
+        #: leave the worker waiting out TCP's back-off).
+        self._control_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * heartbeat_interval))
         self.url = ""
         self.blocks = BlockStore(work_dir)
         self.stages = StageCache()
@@ -166,7 +169,7 @@ class Worker:
             pid=os.getpid(),
         )
         async with self._session.post(
-            f"{self.master_url}/v1/workers", json=message.to_json()
+            f"{self.master_url}/v1/workers", json=message.to_json(), timeout=self._control_timeout
         ) as resp:
             resp.raise_for_status()
         self._registered.set()
@@ -182,7 +185,9 @@ class Worker:
                 else:
                     beat = Heartbeat(self.worker_id, self.running_tasks(), 0)
                     url = f"{self.master_url}/v1/workers/{self.worker_id}/heartbeat"
-                    async with self._session.post(url, json=beat.to_json()) as resp:
+                    async with self._session.post(
+                        url, json=beat.to_json(), timeout=self._control_timeout
+                    ) as resp:
                         if resp.status == 404:  # the master forgot us: register again
                             self._registered.clear()
                             continue
