@@ -15,8 +15,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench_baseline import reduce_by_key_count, word_count
+from bench_apps import measure_broadcast, measure_kmeans, measure_pagerank
+from bench_baseline import reduce_by_key_count, sort_by_key_count, word_count
 from bench_common import (
+    DATA_WORKLOADS,
+    WORKLOADS,
     Config,
     Results,
     check_rbk_keys,
@@ -93,36 +96,60 @@ async def measure_tasks(ctx: aiospark.Context, cfg: Config, results: Results) ->
     )
 
 
+def word_count_job(ctx: aiospark.Context, corpus: Path, min_partitions: int | None) -> Any:
+    """The word count's lineage, built fresh (rerunning one shuffled RDD would reuse its map
+    outputs); returns (the text RDD, the counts' ``collect`` coroutine function)."""
+    lines = ctx.text_file(str(corpus), min_partitions=min_partitions)
+    counts = lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add)
+    return lines, counts.collect
+
+
 async def measure_word_count(
     ctx: aiospark.Context, cfg: Config, corpus: Path, results: Results, between: Hook
 ) -> Counter[str]:
     """Word count, serial and aiospark runs alternating; returns the serial Counter.
 
     aiospark: text_file -> flat_map(str.split) -> map((w, 1)) -> reduce_by_key(add) ->
-    collect, with fresh lineage each run (rerunning one shuffled RDD would reuse its
-    map outputs).  Alternating the runs exposes both to the same machine conditions.
+    collect.  Each round runs the serial Counter, aiospark with the default input splits
+    (or ``--text-partitions``), and, unless disabled, aiospark with ``min_partitions =
+    2 x workers`` (the "tuned" run: every worker gets the same number of splits).
     """
-    serial, mine = [], []
+    serial, mine, tuned = [], [], []
+    tuned_min = 2 * cfg.workers
     reference: Counter[str] = Counter()
     for _ in range(cfg.data_runs):
         between()
         seconds, reference = timed(lambda: word_count(corpus))
         serial.append(seconds)
-        lines = ctx.text_file(str(corpus), min_partitions=cfg.text_partitions)
-        counts = lines.flat_map(str.split).map(word_one).reduce_by_key(operator.add)
-        seconds, pairs = await atimed(counts.collect)
+        lines, collect = word_count_job(ctx, corpus, cfg.text_partitions)
+        seconds, pairs = await atimed(collect)
         check_word_counts(ENGINE, pairs, reference)
         mine.append(seconds)
+        if cfg.tuned_word_count:
+            tuned_lines, collect = word_count_job(ctx, corpus, tuned_min)
+            seconds, pairs = await atimed(collect)
+            check_word_counts(ENGINE, pairs, reference)
+            tuned.append(seconds)
     partitions = lines.get_num_partitions()
     results.put("serial", "wordcount_s", statistics.median(serial))
     results.put(ENGINE, "wordcount_s", statistics.median(mine))
     results.put(ENGINE, "wordcount_partitions", partitions)
     report("serial", f"word count: {median_text(serial)} ({len(reference):,} distinct words)")
+    how = "default" if cfg.text_partitions is None else f"min_partitions={cfg.text_partitions}"
     report(
         ENGINE,
-        f"word count: {median_text(mine)} ({partitions} input partitions; "
+        f"word count: {median_text(mine)} ({how}: {partitions} input partitions; "
         "counts equal the serial Counter)",
     )
+    if tuned:
+        results.put("serial", "wordcount_tuned_s", statistics.median(serial))
+        results.put(ENGINE, "wordcount_tuned_s", statistics.median(tuned))
+        results.put(ENGINE, "wordcount_tuned_partitions", tuned_lines.get_num_partitions())
+        report(
+            ENGINE,
+            f"word count, tuned: {median_text(tuned)} (min_partitions={tuned_min}: "
+            f"{tuned_lines.get_num_partitions()} input partitions)",
+        )
     return reference
 
 
@@ -144,6 +171,24 @@ async def measure_rbk(ctx: aiospark.Context, cfg: Config, results: Results, betw
     report(ENGINE, f"reduce_by_key + count: {median_text(mine)} ({keys:,} keys)")
 
 
+async def measure_sort(ctx: aiospark.Context, cfg: Config, results: Results, between: Hook) -> None:
+    """sort_by_key + count of the generated pairs, serial and aiospark runs alternating."""
+    serial, mine = [], []
+    for _ in range(cfg.data_runs):
+        between()
+        seconds, count = timed(lambda: sort_by_key_count(cfg.rbk_pairs))
+        assert count == cfg.rbk_pairs, f"serial sort counted {count}"
+        serial.append(seconds)
+        pairs = ctx.range(cfg.rbk_pairs, num_slices=cfg.rbk_slices).map(mod_pair)
+        seconds, count = await atimed(pairs.sort_by_key().count)
+        assert count == cfg.rbk_pairs, f"{ENGINE}: sort_by_key + count gave {count}"
+        mine.append(seconds)
+    results.put("serial", "sort_s", statistics.median(serial))
+    results.put(ENGINE, "sort_s", statistics.median(mine))
+    report("serial", f"sort_by_key + count: {median_text(serial)}")
+    report(ENGINE, f"sort_by_key + count: {median_text(mine)} ({count:,} pairs)")
+
+
 async def warm_up_shuffle(ctx: aiospark.Context) -> None:
     """One tiny shuffle, so the workers' first-shuffle imports are not timed as data work."""
     pairs = ctx.parallelize([(i % 3, i) for i in range(12)], 2)
@@ -161,19 +206,27 @@ async def run_workloads(
     reference = None
     if cfg.wants("startup"):
         await measure_startup(cfg, results)
-    if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk")):
+    if not any(cfg.wants(w) for w in WORKLOADS if w != "startup"):
         return reference
     async with aiospark.Context(workers=cfg.workers) as ctx:
         if cfg.wants("tiny"):
             await measure_tiny(ctx, cfg, results)
         if cfg.wants("tasks"):
             await measure_tasks(ctx, cfg, results)
-        if cfg.wants("wordcount") or cfg.wants("rbk"):
+        if any(cfg.wants(w) for w in DATA_WORKLOADS):
             await warm_up_shuffle(ctx)
         if cfg.wants("wordcount") and corpus is not None:
             reference = await measure_word_count(ctx, cfg, corpus, results, between)
         if cfg.wants("rbk"):
             await measure_rbk(ctx, cfg, results, between)
+        if cfg.wants("sort"):
+            await measure_sort(ctx, cfg, results, between)
+        if cfg.wants("pagerank"):
+            await measure_pagerank(ctx, cfg, results, between)
+        if cfg.wants("kmeans"):
+            await measure_kmeans(ctx, cfg, results, between)
+        if cfg.wants("broadcast"):
+            await measure_broadcast(ctx, cfg, results, between)
     return reference
 
 

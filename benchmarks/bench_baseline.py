@@ -25,3 +25,10 @@ def reduce_by_key_count(pairs: int) -> int:
     for key, value in map(mod_pair, range(pairs)):
         sums[key] = add(sums[key], value) if key in sums else value
     return len(sums)
+
+
+def sort_by_key_count(pairs: int) -> int:
+    """Sort the generated pairs by key (``itemgetter(0)``, as aiospark sorts a partition); count."""
+    records = list(map(mod_pair, range(pairs)))
+    records.sort(key=operator.itemgetter(0))
+    return len(records)

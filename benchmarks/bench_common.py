@@ -16,7 +16,20 @@ from pathlib import Path
 from typing import Any
 
 #: How the workloads are named on the command line (``--only``), in running order.
-WORKLOADS = ("startup", "tiny", "tasks", "wordcount", "rbk")
+WORKLOADS = (
+    "startup",
+    "tiny",
+    "tasks",
+    "wordcount",
+    "rbk",
+    "sort",
+    "pagerank",
+    "kmeans",
+    "broadcast",
+)
+
+#: The workloads timed against a serial run (next to which the machine is sampled).
+DATA_WORKLOADS = ("wordcount", "rbk", "sort", "pagerank", "kmeans", "broadcast")
 
 #: Number of distinct keys of the reduce_by_key workload.
 RBK_KEYS = 100_000
@@ -59,15 +72,39 @@ class Config:
     tasks: int = 1000
     tasks_runs: int = 3
     rbk_pairs: int = 2_000_000
-    data_runs: int = 5  # word count and reduce_by_key: the median of this many runs
+    data_runs: int = 5  # word count, reduce_by_key, sort, broadcast: the median of this many
     #: ``min_partitions`` of the word count's input (None: each engine's default, which for
     #: ~100 MB and 32 MiB blocks is 3 splits); a diagnostic knob, not part of the workload.
     text_partitions: int | None = None
+    #: Also time the word count with ``min_partitions = 2 x workers`` (the "tuned" row).
+    tuned_word_count: bool = True
     peers: bool = True
+    # -- PageRank (examples/pagerank.py): a generated graph, the median of ``pagerank_runs``
+    pagerank_nodes: int = 100_000
+    pagerank_edges: int = 1_000_000
+    pagerank_iterations: int = 5
+    pagerank_runs: int = 3
+    # -- k-means (examples/kmeans.py): the median of the iterations after the first
+    kmeans_points: int = 200_000
+    kmeans_dim: int = 32
+    kmeans_k: int = 8
+    kmeans_iterations: int = 5
+    # -- broadcast of a numpy array of this many MB (10^6 bytes)
+    broadcast_mb: int = 200
 
     def wants(self, workload: str) -> bool:
         """Whether ``workload`` is to be run."""
         return workload in self.only
+
+    def full_size(self, metric: str) -> bool:
+        """Whether ``metric``'s workload ran at the size its targets were set for."""
+        if self.quick:
+            return False
+        if metric.startswith("wordcount"):
+            return self.size_mb >= 100
+        if metric.startswith(("rbk", "sort")):
+            return self.rbk_pairs >= 2_000_000
+        return True  # the other sizes change only with --quick
 
     @property
     def rbk_slices(self) -> int:
@@ -117,10 +154,11 @@ def workers_text(workers: int) -> str:
 
 
 def median_text(samples: list[float]) -> str:
-    """``"median 1.23 s of 1.20, 1.23, 1.31"``."""
-    text = f"median {statistics.median(samples):.2f} s"
+    """``"median 1.23 s of 1.20, 1.23, 1.31"`` (three decimals when under 0.1 s)."""
+    digits = 3 if statistics.median(samples) < 0.1 else 2
+    text = f"median {statistics.median(samples):.{digits}f} s"
     if len(samples) > 1:
-        text += " of " + ", ".join(f"{s:.2f}" for s in samples)
+        text += " of " + ", ".join(f"{s:.{digits}f}" for s in samples)
     return text
 
 

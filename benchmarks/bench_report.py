@@ -39,54 +39,107 @@ class Target:
 
     def applies(self, cfg: Config) -> bool:
         """Whether the target was set for a run like ``cfg``."""
-        full_size = not cfg.quick and cfg.size_mb >= 100 and cfg.rbk_pairs >= 2_000_000
         two = cfg.workers == 2 or not self.needs_two_workers
-        return two and (full_size or not self.needs_full_size)
+        return two and (cfg.full_size(self.metric) or not self.needs_full_size)
 
 
-def rows(cfg: Config) -> list[Row]:
-    """The table's rows, in workload order."""
+def rows(cfg: Config, results: Results | None = None) -> list[Row]:
+    """The table's rows, in workload order (``results`` fills in the word count's splits)."""
+    got = results.get if results is not None else (lambda engine, metric: None)
+    splits = got("aiospark", "wordcount_partitions")
+    tuned_splits = got("aiospark", "wordcount_tuned_partitions")
+    default = "default" if cfg.text_partitions is None else f"min_partitions={cfg.text_partitions}"
+    if splits:
+        default += f": {splits:.0f} splits"
+    tuned = f"min_partitions = 2 x workers = {2 * cfg.workers}"
+    if tuned_splits:
+        tuned += f": {tuned_splits:.0f} splits"
+    kmeans = f"{cfg.kmeans_points:,} x {cfg.kmeans_dim}, k={cfg.kmeans_k}"
     return [
         Row("startup_s", "start-up", "s"),
         Row("tiny_p50_ms", "tiny job p50 (8 items, 2 partitions)", "ms"),
         Row("tiny_p90_ms", "tiny job p90", "ms"),
         Row("tasks_per_s", f"trivial tasks per second ({cfg.tasks:,} tasks)", "/s", True),
-        Row("wordcount_s", f"word count, {cfg.size_mb:g} MB", "s", has_serial=True),
+        Row("wordcount_s", f"word count, {cfg.size_mb:g} MB ({default})", "s", has_serial=True),
+        Row(
+            "wordcount_tuned_s",
+            f"word count, {cfg.size_mb:g} MB, tuned ({tuned})",
+            "s",
+            has_serial=True,
+        ),
         Row(
             "rbk_s", f"reduce_by_key + count, {cfg.rbk_pairs / 1e6:g} M pairs", "s", has_serial=True
         ),
+        Row(
+            "sort_s", f"sort_by_key + count, {cfg.rbk_pairs / 1e6:g} M pairs", "s", has_serial=True
+        ),
+        Row(
+            "pagerank_s",
+            f"PageRank, {cfg.pagerank_edges / 1e6:g} M edges, {cfg.pagerank_iterations} iterations",
+            "s",
+            has_serial=True,
+        ),
+        Row("kmeans_pr_s", f"k-means later iteration, per-record ({kmeans})", "s", has_serial=True),
+        Row("kmeans_np_s", f"k-means later iteration, vectorised ({kmeans})", "s", has_serial=True),
+        Row(
+            "broadcast_s",
+            f"broadcast {cfg.broadcast_mb} MB until every worker used it",
+            "s",
+        ),
+        Row("broadcast_mb_per_s", "broadcast throughput (MB x workers / s)", "MB/s", True),
     ]
 
 
 def targets(cfg: Config) -> list[Target]:
     """The goals: DESIGN.md §8 (2 workers) and the acceptance bar."""
     speedup = 0.8 * cfg.workers  # 80 % parallel efficiency: 1.6x with 2 workers
+    faster = lambda r: r > 1.0  # §8's aim: beat one core of plain Python on every row
+    found = []
+    for metric in ("wordcount_s", "wordcount_tuned_s"):
+        found += [
+            Target(
+                metric,
+                f"≥ {speedup:g}x",
+                "bar",
+                lambda r: r >= speedup,
+                on_ratio=True,
+                needs_full_size=True,
+                needs_two_workers=False,
+            ),
+            Target(metric, "≤ 3.0 s", "§8", lambda v: v <= 3.0, needs_full_size=True),
+        ]
+    for metric, limit in (("rbk_s", 0.8), ("sort_s", 1.5), ("pagerank_s", 4.0)):
+        found += [
+            Target(
+                metric,
+                "> 1x",
+                "§8",
+                faster,
+                on_ratio=True,
+                needs_full_size=True,
+                needs_two_workers=False,
+            ),
+            Target(
+                metric, f"≤ {limit:g} s", "§8", lambda v, lim=limit: v <= lim, needs_full_size=True
+            ),
+        ]
     return [
         Target("startup_s", "≤ 0.5 s", "§8", lambda v: v <= 0.5),
         Target("startup_s", "≤ 1.5 s", "bar", lambda v: v <= 1.5),
         Target("tiny_p50_ms", "≤ 3 ms", "§8", lambda v: v <= 3.0),
         Target("tiny_p50_ms", "≤ 5 ms", "bar", lambda v: v <= 5.0),
         Target("tasks_per_s", "≥ 2,000/s", "§8, bar", lambda v: v >= 2000),
+        *found,
         Target(
-            "wordcount_s",
-            f"≥ {speedup:g}x",
-            "bar",
-            lambda r: r >= speedup,
-            on_ratio=True,
-            needs_full_size=True,
-            needs_two_workers=False,
-        ),
-        Target("wordcount_s", "≤ 3.0 s", "§8", lambda v: v <= 3.0, needs_full_size=True),
-        Target(
-            "rbk_s",
+            "kmeans_pr_s",
             "> 1x",
             "§8",
-            lambda r: r > 1.0,
+            faster,
             on_ratio=True,
             needs_full_size=True,
             needs_two_workers=False,
         ),
-        Target("rbk_s", "≤ 0.8 s", "§8", lambda v: v <= 0.8, needs_full_size=True),
+        Target("kmeans_pr_s", "≤ 5.2 s", "§8", lambda v: v <= 5.2, needs_full_size=True),
     ]
 
 
@@ -100,7 +153,7 @@ def ratio(results: Results, engine: str, row: Row) -> float | None:
 
 def evaluate(cfg: Config, results: Results) -> list[dict[str, Any]]:
     """Each target with aiospark's value and a status: met, missed or n/a."""
-    by_metric = {row.metric: row for row in rows(cfg)}
+    by_metric = {row.metric: row for row in rows(cfg, results)}
     evaluated = []
     for target in targets(cfg):
         row = by_metric[target.metric]
@@ -131,9 +184,11 @@ def fmt_value(value: float | None, unit: str) -> str:
         return "—"
     if unit == "/s":
         return f"{value:,.0f}/s"
+    if unit == "MB/s":
+        return f"{value:,.0f} MB/s"
     if unit == "ms":
         return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
-    return f"{value:.2f} s"
+    return f"{value:.3f} s" if value < 0.1 else f"{value:.2f} s"
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -149,7 +204,7 @@ def table_lines(cfg: Config, results: Results, peers: list[str]) -> list[str]:
     header += ["aiospark target", "status"]
     body = [header, ["---"] * len(header)]
     evaluated = evaluate(cfg, results)
-    for row in rows(cfg):
+    for row in rows(cfg, results):
         if all(results.get(e, row.metric) is None for e in ENGINES):
             continue
         cells = [row.label, fmt_value(results.get("serial", row.metric), row.unit)]
@@ -183,6 +238,20 @@ def summary_lines(cfg: Config, results: Results) -> list[str]:
         if capacity:
             line += f"; {wc / capacity:.0%} of the {capacity:.2f}x this machine delivered"
         lines.append(line)
+    tuned = ratio(results, "aiospark", Row("wordcount_tuned_s", "", "s", has_serial=True))
+    if tuned is not None:
+        lines.append(
+            f"word count speedup with min_partitions = {2 * cfg.workers} (tuned, not the "
+            f"default): {tuned:.2f}x, parallel efficiency {tuned / cfg.workers:.0%}"
+        )
+    for metric, label in (("kmeans_pr", "per-record"), ("kmeans_np", "vectorised")):
+        serial = results.get("serial", f"{metric}_first_s")
+        mine = results.get("aiospark", f"{metric}_first_s")
+        if serial is not None and mine is not None:
+            lines.append(
+                f"k-means {label} first iteration, including producing the points: serial "
+                f"{serial:.2f} s, aiospark {mine:.2f} s (generating, caching on the workers)"
+            )
     evaluated = evaluate(cfg, results)
     missed = [f"{t['metric']} {t['target']}" for t in evaluated if t["status"] == "missed"]
     met = sum(t["status"] == "met" for t in evaluated)

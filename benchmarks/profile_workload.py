@@ -2,6 +2,7 @@
 
     python benchmarks/profile_workload.py wordcount          # py-spy over all processes
     python benchmarks/profile_workload.py rbk --pyinstrument # plus pyinstrument on the driver
+    python benchmarks/profile_workload.py kmeans             # later iterations (per-record)
 
 Runs the workload as ``run.py`` does while ``py-spy record --subprocesses`` samples
 this process and its children (master, shuffle service, workers; needs root or
@@ -28,7 +29,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
+import numpy as np
 from bench_aiospark import tiny_job
+from bench_apps import example, use_broadcast
 from bench_common import WORKLOADS, inc, mod_pair, word_one
 from bench_corpus import ensure_corpus
 
@@ -50,6 +54,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="min_partitions of the word-count input (default: aiospark's)",
     )
+    parser.add_argument(
+        "--vectorised",
+        action="store_true",
+        help="kmeans: profile the vectorised variant instead of the per-record one",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="runs to sample (default: per workload)"
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="no py-spy: print the CPU seconds each role used per run (from /proc), unslowed",
+    )
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=15, help="functions listed per role")
     parser.add_argument(
@@ -64,33 +81,140 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- the workloads, repeated enough to collect samples -----------------------------------------
 
 
-def workload_job(
-    name: str, ctx: aiospark.Context, corpus: Path | None, text_partitions: int | None
+async def prepare_job(
+    name: str, ctx: aiospark.Context, corpus: Path | None, args: argparse.Namespace
 ) -> Callable[[], Awaitable]:
-    """One run of ``name`` on ``ctx`` (start-up is handled separately).
+    """One run of ``name`` on ``ctx`` (start-up is handled separately), after any set-up.
 
     Each call builds fresh lineage: rerunning the same shuffled RDD would reuse
-    its map outputs and measure nothing.
+    its map outputs and measure nothing.  k-means caches its points first (not
+    sampled), so the runs are later iterations.
     """
+    slices = ctx.default_parallelism * 2
     if name == "tiny":
         return lambda: tiny_job(ctx)
     if name == "tasks":
         return lambda: ctx.parallelize(range(1000), 1000).map(inc).count()
     if name == "wordcount":
         return lambda: (
-            ctx.text_file(str(corpus), text_partitions)
+            ctx.text_file(str(corpus), args.text_partitions)
             .flat_map(str.split)
             .map(word_one)
             .reduce_by_key(operator.add)
             .collect()
         )
-    slices = ctx.default_parallelism * 2
+    if name == "sort":
+        return lambda: ctx.range(2_000_000, num_slices=slices).map(mod_pair).sort_by_key().count()
+    if name == "pagerank":
+        pr = example("pagerank")
+
+        async def pagerank() -> None:
+            seed = pr.parse_args([]).seed
+            links = pr.cached_links(pr.cluster_edges(ctx, 100_000, 1_000_000, seed), slices)
+            await pr.pagerank(links, 5, slices).collect()
+            links.unpersist()
+
+        return pagerank
+    if name == "kmeans":
+        km = example("kmeans")
+        per_record = not args.vectorised
+        sizes = {"seed": km.parse_args([]).seed, "points": 200_000, "dim": 32, "k": 8}
+        points = km.cached_points(ctx, **sizes, partitions=slices, per_record=per_record)
+        centres = km.initial_centres(**sizes)
+        await km.iterate(ctx, points, centres, per_record)  # generates and caches the points
+        return lambda: km.iterate(ctx, points, centres, per_record)
+    if name == "broadcast":
+        array = np.arange(200_000_000 // 8, dtype=np.int64)
+        cores = ctx.default_parallelism
+
+        async def broadcast() -> None:
+            shared = ctx.broadcast(array)
+            await ctx.parallelize(range(cores), cores).map(use_broadcast(shared)).collect()
+            shared.destroy()
+
+        return broadcast
     return lambda: (
         ctx.range(2_000_000, num_slices=slices).map(mod_pair).reduce_by_key(operator.add).count()
     )
 
 
-REPEATS = {"tiny": 200, "tasks": 3, "wordcount": 1, "rbk": 3, "startup": 3}
+REPEATS = {
+    "tiny": 200,
+    "tasks": 3,
+    "wordcount": 1,
+    "rbk": 3,
+    "startup": 3,
+    "sort": 3,
+    "pagerank": 1,
+    "kmeans": 3,
+    "broadcast": 3,
+}
+
+
+async def run_cpu_accounting(args: argparse.Namespace, corpus: Path | None) -> list[float]:
+    """Run the workload without a profiler; print each run's wall time and CPU time by role."""
+    times = []
+    async with aiospark.Context(workers=args.workers) as ctx:
+        job = await prepare_job(args.workload, ctx, corpus, args)
+        for _ in range(args.repeats or REPEATS[args.workload]):
+            before = cpu_by_role()
+            start = time.perf_counter()
+            await job()
+            times.append(time.perf_counter() - start)
+            after = cpu_by_role()
+            used = {role: after[role] - before.get(role, 0.0) for role in after}
+            total = sum(used.values())
+            parts = ", ".join(f"{role} {seconds:.2f}" for role, seconds in sorted(used.items()))
+            print(
+                f"run: {times[-1]:.3f} s wall, {total:.2f} CPU-s in all ({parts}); "
+                f"CPU / wall {total / times[-1]:.2f}",
+                flush=True,
+            )
+    return times
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process and its descendants, by role.
+
+    Workers are listed one by one (``worker 1``, ``worker 2`` ...), in pid order.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    mine = {os.getpid()}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    used: dict[str, float] = {}
+    workers = 0
+    for pid in sorted(mine):
+        if pid not in stats:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        role = "driver" if pid == os.getpid() else role_of(cmdline)
+        if role == "driver" and pid != os.getpid():
+            role = "other"  # e.g. py-spy, or a helper process
+        if role == "worker":
+            workers += 1
+            role = f"worker {workers}"
+        used[role] = used.get(role, 0.0) + stats[pid][1]
+    return used
 
 
 async def run_workload(args: argparse.Namespace, corpus: Path | None, raw: Path) -> list[float]:
@@ -101,17 +225,18 @@ async def run_workload(args: argparse.Namespace, corpus: Path | None, raw: Path)
     """
     times = []
     context = aiospark.Context  # import the driver's modules before sampling
+    repeats = args.repeats or REPEATS[args.workload]
     if args.workload == "startup":
         with sampling(raw, args.rate):
-            for _ in range(REPEATS["startup"]):
+            for _ in range(repeats):
                 start = time.perf_counter()
                 async with context(workers=args.workers):
                     times.append(time.perf_counter() - start)
         return times
     async with context(workers=args.workers) as ctx:
-        job = workload_job(args.workload, ctx, corpus, args.text_partitions)
+        job = await prepare_job(args.workload, ctx, corpus, args)
         with sampling(raw, args.rate):
-            for _ in range(REPEATS[args.workload]):
+            for _ in range(repeats):
                 start = time.perf_counter()
                 await job()
                 times.append(time.perf_counter() - start)
@@ -210,13 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload == "wordcount":
         corpus, _ = ensure_corpus(HERE / "data", args.size_mb, 20261121)
     args.out.mkdir(parents=True, exist_ok=True)
-    raw = args.out / f"{args.workload}-{args.workers}w.raw.txt"
+    variant = "-vectorised" if args.workload == "kmeans" and args.vectorised else ""
+    raw = args.out / f"{args.workload}{variant}-{args.workers}w.raw.txt"
     profiler = None
     if args.pyinstrument:
         from pyinstrument import Profiler
 
         profiler = Profiler(async_mode="enabled")
         profiler.start()
+    if args.cpu:
+        times = asyncio.run(run_cpu_accounting(args, corpus))
+        print(f"{args.workload}: {len(times)} run(s), median {statistics.median(times):.3f} s")
+        return 0
     try:
         times = asyncio.run(run_workload(args, corpus, raw))
     finally:

@@ -1,14 +1,19 @@
 """aiospark's benchmark suite: the embedded cluster against plain single-process Python.
 
-    python benchmarks/run.py                       # the full run (~40 s; ~5 min with peers)
-    python benchmarks/run.py --quick               # a small smoke run (seconds)
+    python benchmarks/run.py                       # the full run (~4 min; more with peers)
+    python benchmarks/run.py --quick               # a small smoke run (~15 s)
     python benchmarks/run.py --only tiny,tasks --workers 4 --json results.json
 
 Workloads: ``startup`` (fresh contexts until ready), ``tiny`` (an 8-item job's
 latency), ``tasks`` (trivial tasks per second), ``wordcount`` (a generated ~100 MB
-text) and ``rbk`` (reduce_by_key + count of 2 M generated pairs).  Data workloads
-are checked against the serial results (a mismatch fails the run).  PySpark
-``local[N]`` and a Dask ``LocalCluster`` run the same workloads when importable.
+text, with the default input splits and with ``min_partitions = 2 x workers``),
+``rbk`` (reduce_by_key + count of 2 M generated pairs), ``sort`` (sort_by_key +
+count of the same pairs), ``pagerank`` (examples/pagerank.py: 1 M edges, 5
+iterations), ``kmeans`` (examples/kmeans.py: later iterations on 200,000 x 32
+points, per-record and vectorised) and ``broadcast`` (a 200 MB numpy array until
+every worker has used it).  Data workloads are checked against the serial results
+(a mismatch fails the run).  PySpark ``local[N]`` and a Dask ``LocalCluster`` run
+the first five workloads when importable.
 """
 
 from __future__ import annotations
@@ -18,8 +23,16 @@ import os
 import sys
 from pathlib import Path
 
+import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
 from bench_aiospark import run_aiospark
-from bench_common import WORKLOADS, Config, Results, warm_page_cache, workers_text
+from bench_common import (
+    DATA_WORKLOADS,
+    WORKLOADS,
+    Config,
+    Results,
+    warm_page_cache,
+    workers_text,
+)
 from bench_corpus import ensure_corpus
 from bench_machine import CapacityProbe, machine, machine_line
 from bench_peers import run_peers
@@ -53,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-peers", action="store_true", help="skip PySpark and Dask")
+    parser.add_argument(
+        "--no-tuned",
+        action="store_true",
+        help="skip the word count's second run with min_partitions = 2 x workers",
+    )
     parser.add_argument(
         "--text-partitions",
         type=int,
@@ -97,6 +115,7 @@ def make_config(args: argparse.Namespace) -> Config:
         "data_dir": args.data_dir,
         "peers": not (args.quick or args.no_peers),
         "text_partitions": args.text_partitions,
+        "tuned_word_count": not args.no_tuned,
     }
     if not args.quick:
         return Config(size_mb=args.size_mb or 100.0, **common)
@@ -108,6 +127,12 @@ def make_config(args: argparse.Namespace) -> Config:
         tasks_runs=1,
         rbk_pairs=200_000,
         data_runs=1,
+        pagerank_nodes=10_000,
+        pagerank_edges=100_000,
+        pagerank_runs=1,
+        kmeans_points=20_000,
+        kmeans_iterations=3,
+        broadcast_mb=20,
         **common,
     )
 
@@ -172,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "one process; runs alternate with aiospark's):",
         flush=True,
     )
-    if cfg.wants("wordcount") or cfg.wants("rbk"):  # sample the machine next to data runs
+    if any(cfg.wants(w) for w in DATA_WORKLOADS):  # sample the machine next to data runs
         with CapacityProbe(cfg.workers) as probe:
             reference = run_aiospark(cfg, corpus, results, probe.sample)
         report_capacity(cfg, probe, results)

@@ -20,6 +20,9 @@ from aiospark.protocol.frames import decode_frame
 
 #: How long a peer waits for a broadcast this worker is still fetching.
 PEER_WAIT_SECONDS = 120.0
+#: How long a peer waits for a broadcast this worker has not heard of yet (its launch
+#: message, carrying or announcing it, may still be on the way).
+ARRIVAL_WAIT_SECONDS = 30.0
 
 
 class _Entry:
@@ -37,6 +40,9 @@ class BroadcastStore:
 
     def __init__(self, session_getter: Any) -> None:
         self._entries: dict[tuple[str, int], _Entry] = {}
+        #: Notified whenever an entry appears: a peer may ask for a broadcast before the
+        #: launch message that brings it here has been read.
+        self._arrived = asyncio.Condition()
         self._session = session_getter
         self._tasks: set[asyncio.Task] = set()
         #: how this worker got its broadcasts: {"inline": n, "peer": n}
@@ -50,6 +56,7 @@ class BroadcastStore:
             entry.error = None
             entry.ready.set()
             self.received["inline"] += 1
+        self._notify()
 
     def ensure(self, app_id: str, bid: int, sources: list[str]) -> None:
         """Start fetching a broadcast from ``sources`` unless it is here or on its way."""
@@ -58,6 +65,7 @@ class BroadcastStore:
         if entry is not None and (entry.blob is not None or not entry.ready.is_set()):
             return
         entry = self._entries[key] = _Entry()
+        self._notify()
         task = asyncio.create_task(self._fetch(app_id, bid, sources, entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -81,15 +89,27 @@ class BroadcastStore:
         entry.ready.set()
 
     async def serve(self, app_id: str, bid: int) -> bytearray | None:
-        """The bytes of a broadcast for a peer, waiting while it is still being fetched."""
-        entry = self._entries.get((app_id, bid))
-        if entry is None:
-            return None
+        """The bytes of a broadcast for a peer, waiting while it is on its way here."""
+        key = (app_id, bid)
         try:
-            await asyncio.wait_for(entry.ready.wait(), PEER_WAIT_SECONDS)
-        except TimeoutError:
+            async with asyncio.timeout(ARRIVAL_WAIT_SECONDS):
+                async with self._arrived:
+                    await self._arrived.wait_for(lambda: key in self._entries)
+            entry = self._entries[key]
+            async with asyncio.timeout(PEER_WAIT_SECONDS):
+                await entry.ready.wait()
+        except (TimeoutError, KeyError):
             return None
         return entry.blob
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._arrived:
+                self._arrived.notify_all()
+
+        task = asyncio.create_task(notify())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def value(self, loop: asyncio.AbstractEventLoop, app_id: str, bid: int) -> Any:
         """The decoded value, for a task thread; waits for a fetch in progress."""
