@@ -83,6 +83,9 @@ class EmbeddedCluster:
             "PYTHONHASHSEED": "0",
             "PYTHONPATH": driver_python_path(),
         }
+        # One core per worker: keep numpy's BLAS from starting a thread per core in each.
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(variable, "1")
         proc = await asyncio.create_subprocess_exec(
             *argv,
             env=env,

@@ -628,7 +628,12 @@ def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:
     return list(it)
 
 
+_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))))
+
+
 def _count_partition(_: int, it: Iterator[Any]) -> int:
+    if type(it) in _SIZED_ITERATORS:  # e.g. a cached split: no need to walk it
+        return operator.length_hint(it)
     n = 0
     for n, _record in enumerate(it, 1):  # noqa: B007 - counting is the point
         pass

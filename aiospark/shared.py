@@ -214,12 +214,14 @@ class Broadcast:
         """
         if self._destroyed:
             raise AiosparkError(f"broadcast {self.bid} was destroyed")
-        if self._registry is not None:  # in the driver
+        if self._registry is not None or self._value is not None:  # driver, or fetched
             return self._value
         context = _task.context
         if context is None:
             raise AiosparkError(f"broadcast {self.bid} is read outside of a task")
-        return context.broadcast_value(self.bid)
+        # Kept on this copy, which lives as long as the worker keeps the stage.
+        self._value = context.broadcast_value(self.bid)
+        return self._value
 
     def unpersist(self, blocking: bool = False) -> None:
         """Drop the workers' copies; they fetch it again if a later task reads it.
