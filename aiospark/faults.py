@@ -16,6 +16,8 @@ With nothing set, nothing is injected and the cost is one attribute check.
 >>> plan = FaultPlan.parse("fail=0.5,seed=1")
 >>> sorted({plan.roll("request") for _ in range(100)} - {None})
 ['fail']
+>>> plan.injected["request_total"]
+100
 >>> FaultPlan.parse("fail=2")
 Traceback (most recent call last):
 ...
@@ -81,6 +83,7 @@ class FaultPlan:
         Tasks fail with ``task_fail``; other kinds than ``"request"`` never hang.
         """
         draw = self._random.random()
+        self.injected[f"{kind}_total"] += 1
         if kind == "task":
             outcome = "fail" if draw < self.task_fail else None
         elif kind != "request":

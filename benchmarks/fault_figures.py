@@ -29,7 +29,7 @@ from bench_corpus import ensure_corpus
 import aiospark
 
 DATA = Path(__file__).resolve().parent / "data"
-FAULTS = "fail=0.05,hang=0.02,hang_seconds=0.5,task_fail=0.05,seed=7"
+FAULTS = "fail=0.2,hang=0.05,hang_seconds=0.5,task_fail=0.2,seed=7"
 
 
 def word_count(ctx: aiospark.Context, path: Path, partitions: int) -> aiospark.RDD:
@@ -93,7 +93,12 @@ async def fault_injected(path: Path, workers: int, partitions: int, truth: Count
     finally:
         del os.environ["AIOSPARK_FAULTS"], os.environ["AIOSPARK_SHUFFLE_LOCAL_READS"]
     del launched_ok
-    print(f"fault injection ({FAULTS}): {seconds:.2f}s; injected {dict(injected)}; "
+    requests = injected["request_total"] or 1
+    failed = injected["request_fail"] / requests
+    hung = injected["request_hang"] / requests
+    print(f"fault injection ({FAULTS}): {seconds:.2f}s; {injected['request_total']} requests, "
+          f"{failed:.1%} failed, {hung:.1%} hung; {injected['shuffle_read_total']} shuffle reads; "
+          f"{injected['task_fail']} of {injected['task_total']} task runs failed on purpose; "
           f"tasks retried {retried}; result exact: {'yes' if counts == truth else 'NO'}")
 
 
@@ -102,12 +107,14 @@ async def main() -> None:
     parser.add_argument("--size-mb", type=float, default=100)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only-faults", action="store_true", help="skip the kill-halfway run")
     args = parser.parse_args()
     path, _ = ensure_corpus(DATA, args.size_mb, args.seed)
     with open(path, encoding="utf-8") as f:
         truth = Counter(w for line in f for w in line.split())
     partitions = args.workers * 4
-    await kill_halfway(path, args.workers, partitions, truth)
+    if not args.only_faults:
+        await kill_halfway(path, args.workers, partitions, truth)
     await fault_injected(path, args.workers, partitions, truth)
 
 
