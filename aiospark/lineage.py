@@ -9,7 +9,10 @@ value types those are made of; ``aiospark.rdd`` holds the RDDs themselves.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+import itertools
+import operator
+from collections import _count_elements  # type: ignore[attr-defined]
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aiospark.hashing import portable_hash, unhashable_key_error
@@ -135,8 +138,17 @@ class Aggregator:
     identity_create: bool = False
 
     def combine_values(self, records: Iterator[tuple]) -> dict:
-        """Combine ``(key, value)`` records into ``{key: combiner}``."""
-        combined: dict = {}
+        """Combine ``(key, value)`` records into ``{key: combiner}``.
+
+        >>> counting = Aggregator(lambda v: v, operator.add, operator.add, identity_create=True)
+        >>> counting.combine_values(iter([("a", 1), ("b", 1), ("a", 1), ("a", 2.5)]))
+        {'a': 4.5, 'b': 1}
+        """
+        if self.identity_create and self.merge_value is operator.add:
+            return _sum_by_key(records, self)
+        return self._combine_values(records, {})
+
+    def _combine_values(self, records: Iterable[tuple], combined: dict) -> dict:
         merge = self.merge_value
         key = None
         # try/except beats a membership test when most keys repeat (the common case).
@@ -159,7 +171,9 @@ class Aggregator:
             raise
         return combined
 
-    def combine_combiners(self, records: Iterator[tuple], into: dict | None = None) -> dict:
+    def combine_combiners(
+        self, records: Iterable[tuple], into: dict | None = None
+    ) -> dict:
         """Merge ``(key, combiner)`` records into ``{key: combiner}``."""
         combined: dict = {} if into is None else into
         merge = self.merge_combiners
@@ -174,6 +188,32 @@ class Aggregator:
             _raise_if_unhashable(key, exc)
             raise
         return combined
+
+
+def _sum_by_key(records: Iterator[tuple], aggregator: Aggregator) -> dict:
+    """``reduce_by_key(operator.add)``'s map side, counting in C where it can.
+
+    Batches whose values are all the int 1 (counting, as in word count) go
+    through ``collections``' C counting loop: ``d.get(k, 0) + 1`` is exactly
+    ``operator.add`` there.  Any other batch takes the general loop.  (A
+    failure in the middle of a batch fails the task, so a half-counted batch
+    is never kept.)
+    """
+    combined: dict = {}
+    keys_of, values_of = operator.itemgetter(0), operator.itemgetter(1)
+    it = iter(records)
+    while batch := list(itertools.islice(it, 1024)):
+        values = list(map(values_of, batch))
+        if values.count(1) == len(values) and set(map(type, values)) == {int}:
+            try:
+                _count_elements(combined, map(keys_of, batch))
+            except TypeError as exc:  # name an unhashable key, as the general loop does
+                for key in map(keys_of, batch):
+                    _raise_if_unhashable(key, exc)
+                raise
+        else:
+            aggregator._combine_values(batch, combined)
+    return combined
 
 
 def _raise_if_unhashable(key: Any, exc: TypeError) -> None:
