@@ -78,6 +78,25 @@ def shuffle_dependencies(rdd: Any) -> list[ShuffleDependency]:
     return found
 
 
+def cached_blocks(rdd: Any, partition: int) -> list[tuple[int, int]]:
+    """The persisted ``(rdd_id, split)`` blocks a task for ``partition`` of ``rdd`` may read."""
+    found = []
+    stack = [(rdd, partition)]
+    seen = set()
+    while stack:
+        node, index = stack.pop()
+        if (node.id, index) in seen:
+            continue
+        seen.add((node.id, index))
+        if node.storage_level is not None:
+            found.append((node.id, index))
+            continue  # a cached block hides what is below it
+        for dep in node.deps:
+            if isinstance(dep, NarrowDependency):
+                stack.extend((dep.rdd, parent) for parent in dep.parents(index))
+    return found
+
+
 def preferred_locations(rdd: Any, partition: int, cache: CacheLookup) -> list[str]:
     """Spark's rule: cached copies first, then the RDD's own preference, then narrow parents'."""
     stack = [(rdd, partition)]

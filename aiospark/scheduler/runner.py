@@ -24,7 +24,7 @@ from aiospark.errors import ClusterError, FetchFailed, JobCancelled, JobFailed, 
 from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
-from aiospark.scheduler.dag import Stage, StageBuilder
+from aiospark.scheduler.dag import Stage, StageBuilder, cached_blocks
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
@@ -288,6 +288,10 @@ class Scheduler:
         placed = self._task_partitions.pop(task_id, None)
         if self.progress.active and placed is not None and task_id in self.state.tasks:
             self._publish_task(kind, task_id, placed, link, header)
+        for rdd_id, split, url in header.get("blocks_missing", []):
+            for worker_id, other in self.links.items():
+                if other.info.url == url:
+                    self.state.cache.get((rdd_id, split), set()).discard(worker_id)
         if kind == "success":
             cached = [tuple(k) for k in header.get("cached", [])]
             if "acc_blob" in header and placed is not None and task_id in self.state.tasks:
@@ -480,8 +484,21 @@ class Scheduler:
             header["stage_included"] = True
             blobs.append(self._stage_blob(stage))
         blobs.extend(self._broadcast_parts(link, stage, header))
+        remote = self._remote_blocks(stage, command.partition, link)
+        if remote:
+            header["blocks"] = remote
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(pack(header, *blobs))
+
+    def _remote_blocks(self, stage: Stage, partition: int, link: WorkerLink) -> dict[str, list]:
+        """``{"rdd:split": [worker urls]}`` for cached blocks the task may read elsewhere."""
+        remote: dict[str, list] = {}
+        for rdd_id, split in cached_blocks(stage.rdd, partition):
+            holders = self.state.cached_on(rdd_id, split) - {link.info.worker_id}
+            urls = [self.links[w].info.url for w in sorted(holders) if w in self.links]
+            if urls and link.info.worker_id not in self.state.cached_on(rdd_id, split):
+                remote[f"{rdd_id}:{split}"] = urls
+        return remote
 
     def _stage_blob(self, stage: Stage) -> bytes:
         blob = self._stage_blobs.get(stage.id)

@@ -29,6 +29,7 @@ from aiospark import faults
 from aiospark.files import check_name
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
+from aiospark.protocol.frames import decode_frame, encode_records, split_frames
 from aiospark.protocol.messages import Heartbeat, RegisterWorker
 from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
@@ -48,6 +49,7 @@ log = logging.getLogger("aiospark.worker")
 #: Results larger than this are kept on the worker and fetched over HTTP.
 INLINE_RESULT_LIMIT = 8 << 20
 MAX_REQUEST_BYTES = 64 << 20
+BLOCK_FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 #: Read map outputs of this host straight from disk (AIOSPARK_SHUFFLE_LOCAL_READS=0 makes
 #: every read go through the shuffle service, as between hosts; used by tests).
 LOCAL_SHUFFLE_READS = os.environ.get("AIOSPARK_SHUFFLE_LOCAL_READS", "1") != "0"
@@ -102,6 +104,8 @@ class Worker:
         self.blocks = BlockStore(work_dir)
         self.stages = StageCache()
         self.broadcasts = BroadcastStore(lambda: self._session)
+        #: cached splits this worker read from other workers instead of recomputing
+        self.blocks_fetched = 0
         self.pool = ThreadPoolExecutor(cores, thread_name_prefix="aiospark-task")
         self.sessions: set[DriverSession] = set()
         self.results: dict[tuple[str, int], bytes] = {}
@@ -124,6 +128,7 @@ class Worker:
                 web.get("/v1/driver", self.driver_socket),
                 web.get("/v1/results/{app}/{task}", self.get_result),
                 web.get("/v1/broadcast/{app}/{bid}", self.get_broadcast),
+                web.get("/v1/blocks/{app}/{rdd}/{split}", self.get_block),
             ]
         )
         return app
@@ -213,6 +218,7 @@ class Worker:
                 "registered": self._registered.is_set(),
                 "running_tasks": self.running_tasks(),
                 "blocks": self.blocks.summary(),
+                "blocks_fetched": self.blocks_fetched,
                 "broadcasts": self.broadcasts.summary(),
                 "faults": dict(faults.PLAN.injected),
             }
@@ -227,6 +233,24 @@ class Worker:
         if data is None:
             raise web.HTTPNotFound(text=f"no result for task {key[1]}")
         return web.Response(body=data, content_type="application/octet-stream")
+
+    async def get_block(self, request: web.Request) -> web.StreamResponse:
+        """A cached split, streamed as frames; 404 when this worker no longer has it."""
+        try:
+            app_id = check_app_id(request.match_info["app"])
+            rdd_id, split = int(request.match_info["rdd"]), int(request.match_info["split"])
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        records = self.blocks.get(app_id, rdd_id, split)
+        if records is None:
+            return web.json_response({"missing": True}, status=404)
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        for pieces in encode_records(records):
+            for piece in pieces:
+                await response.write(piece)
+        await response.write_eof()
+        return response
 
     async def get_broadcast(self, request: web.Request) -> web.StreamResponse:
         """A broadcast value's bytes, for a peer worker (waits while still fetching it)."""
@@ -337,14 +361,50 @@ class Worker:
             split_blob=bytes(blobs[0]),
             shuffle_inputs=header.get("inputs") or {},
             broadcasts=broadcast_ids + [int(b) for b in header.get("broadcast_held", [])],
+            remote_blocks=header.get("blocks") or {},
         )
         fetch = functools.partial(self._fetch, app_id)
         assert self._loop is not None
         broadcast = functools.partial(self.broadcasts.value, self._loop, app_id)
-        tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast)
+        fetch_block = functools.partial(self._fetch_block, app_id)
+        tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast, fetch_block)
         tctx.files_dir = self.files_dir(app_id)
         task = asyncio.create_task(self._execute(session, spec, tctx))
         session.tasks[spec.task_id] = (task, tctx)
+
+    def _fetch_block(
+        self, app_id: str, rdd_id: int, split: int, urls: list[str]
+    ) -> tuple[list | None, list[str]]:
+        """From a task thread: a cached block from the workers holding it, and who lacked it."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(
+            self._get_remote_block(app_id, rdd_id, split, urls), self._loop
+        )
+        return future.result()
+
+    async def _get_remote_block(
+        self, app_id: str, rdd_id: int, split: int, urls: list[str]
+    ) -> tuple[list | None, list[str]]:
+        assert self._session is not None
+        missing = []
+        for url in urls:
+            try:
+                async with self._session.get(
+                    f"{url}/v1/blocks/{app_id}/{rdd_id}/{split}", timeout=BLOCK_FETCH_TIMEOUT
+                ) as resp:
+                    if resp.status != 200:
+                        missing.append(url)
+                        continue
+                    data = bytearray(await resp.read())
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                missing.append(url)
+                continue
+            records: list = []
+            for frame in split_frames(data):
+                records.extend(decode_frame(frame))
+            self.blocks_fetched += 1
+            return records, missing
+        return None, missing
 
     def _fetch(self, app_id: str, url: str, shuffle_id: int, reduce_id: int, map_ids: list):
         if url == self.shuffle_url and self.shuffle_root and LOCAL_SHUFFLE_READS:
@@ -370,6 +430,8 @@ class Worker:
             "task_id": spec.task_id,
             "seconds": round(time.perf_counter() - started, 6),
         }
+        if tctx.blocks_missing:
+            header["blocks_missing"] = tctx.blocks_missing
         blobs: list[bytes] = []
         if outcome.ok:
             header["type"] = "success"

@@ -41,6 +41,8 @@ class TaskSpec:
     shuffle_inputs: dict[str, list]
     #: ids of the broadcasts the task's stage references
     broadcasts: list[int] = dataclasses.field(default_factory=list)
+    #: "rdd:split" -> urls of workers holding that cached block (when this one does not)
+    remote_blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -103,6 +105,7 @@ class WorkerTaskContext:
         blocks: BlockStore,
         fetch: Callable[[str, int, int, list], Iterator[list]],
         broadcast: Callable[[int], Any] | None = None,
+        fetch_block: Callable[[int, int, list[str]], tuple[list | None, list[str]]] | None = None,
     ) -> None:
         self.app_id = spec.app_id
         self.stage_id = spec.stage_id
@@ -115,6 +118,10 @@ class WorkerTaskContext:
         self._fetch = fetch
         self._inputs = spec.shuffle_inputs
         self._broadcast = broadcast
+        self._fetch_block = fetch_block
+        self._remote_blocks = spec.remote_blocks
+        #: (rdd_id, split, url) of blocks a holder said it no longer has
+        self.blocks_missing: list[tuple[int, int, str]] = []
 
     def broadcast_value(self, bid: int) -> Any:
         if self._broadcast is None:
@@ -126,7 +133,16 @@ class WorkerTaskContext:
             raise TaskCancelled("task cancelled")
 
     def get_block(self, rdd_id: int, split: int) -> list | None:
-        return self._blocks.get(self.app_id, rdd_id, split)
+        local = self._blocks.get(self.app_id, rdd_id, split)
+        if local is not None or self._fetch_block is None:
+            return local
+        urls = self._remote_blocks.get(f"{rdd_id}:{split}")
+        if not urls:
+            return None
+        # Another worker holds it: fetch it rather than recompute (None: recompute).
+        records, missing_at = self._fetch_block(rdd_id, split, urls)
+        self.blocks_missing.extend((rdd_id, split, url) for url in missing_at)
+        return records
 
     def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
         self._blocks.put(self.app_id, rdd_id, split, records, level)

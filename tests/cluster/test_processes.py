@@ -208,3 +208,29 @@ async def test_lost_cached_splits_are_recomputed_from_lineage(tmp_path):
         assert sorted(await cached.collect()) == [3 * x for x in range(400)]
         recomputed = len(os.listdir(tmp_path)) - 400
         assert recomputed == 50 * len(holders), "exactly the lost splits were recomputed"
+
+
+async def test_cached_splits_are_fetched_from_their_worker_not_recomputed(tmp_path):
+    from tests.conftest import worker_health
+
+    def mark(x):
+        (tmp_path / f"{x}-{os.urandom(3).hex()}").touch()
+        return x + 1
+
+    # No locality wait: tasks often land on the worker that does not hold their split.
+    async with aiospark.Context(workers=2, locality_wait=0) as ctx:
+        cached = ctx.parallelize(range(2000), 16).map(mark).cache()
+        assert await cached.count() == 2000
+        for _ in range(5):
+            assert await cached.map(lambda x: (x % 3, 1)).reduce_by_key(operator.add).count() == 3
+        assert sorted(await cached.collect()) == list(range(1, 2001))
+        assert len(os.listdir(tmp_path)) == 2000, "a cached split was recomputed"
+        fetched = sum(h["blocks_fetched"] for h in await worker_health(ctx))
+        assert fetched > 0, "no task ran away from its cached split: the test proved nothing"
+        # A holder that lost its copy answers "missing": the split is recomputed once.
+        from aiospark.protocol.envelope import pack
+
+        for link in ctx._scheduler.links.values():
+            link.send(pack({"type": "unpersist", "rdd_id": cached.id}))
+        assert await cached.sum() == sum(range(1, 2001))
+        assert len(os.listdir(tmp_path)) == 4000
