@@ -149,14 +149,7 @@ def pagerank(links: aiospark.RDD, iterations: int, partitions: int) -> aiospark.
 
 def pagerank_serial(edges: Iterable[tuple[Any, Any]], iterations: int) -> dict[Any, float]:
     """Dict-based PageRank in one process, with the cluster version's semantics."""
-    table: dict[Any, set] = {}
-    for src, dst in edges:
-        targets = table.get(src)
-        if targets is None:
-            table[src] = {dst}
-        else:
-            targets.add(dst)
-    links = {src: list(targets) for src, targets in table.items()}
+    links = dict(group_links(edges))
     ranks = dict.fromkeys(links, 1.0)
     for _ in range(iterations):
         sums: dict[Any, float] = {}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,10 +22,20 @@ async def ctx():
         yield context
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+async def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, what: str = ""
+) -> None:
+    """Poll ``condition`` (a function, or a coroutine function) until it holds.
+
+    Fails the test after ``timeout`` seconds: the one bounded wait the tests use.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
         await asyncio.sleep(0.02)
@@ -55,8 +67,7 @@ async def worker_health(ctx) -> list[dict]:
 
 async def wait_for_idle(ctx, timeout: float = 5.0) -> None:
     """Wait until no worker runs a task (cancelled tasks have stopped), or fail."""
-    deadline = time.monotonic() + timeout
-    while sum(h["running_tasks"] for h in await worker_health(ctx)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"workers still running tasks after {timeout}s")
-        await asyncio.sleep(0.05)
+    async def idle() -> bool:
+        return not sum(h["running_tasks"] for h in await worker_health(ctx))
+
+    await wait_until(idle, timeout, "workers to stop running tasks")

@@ -149,14 +149,8 @@ class PairOps:
         >>> sorted(await rdd.fold_by_key(0, operator.add).collect())
         [('a', 4), ('b', 2)]
         """
-        _check_callable(func=func, partition_func=partition_func)
-        zero = _zero_factory(zero_value)
-
-        def create(value: Any) -> Any:
-            return func(zero(), value)
-
-        aggregator = Aggregator(create, func, func)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+        _check_callable(func=func)
+        return self.aggregate_by_key(zero_value, func, func, num_partitions, partition_func)
 
     def group_by(
         self: RDD,

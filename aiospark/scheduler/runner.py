@@ -225,6 +225,9 @@ class Scheduler:
         if link is not None:
             self._spawn(self._close_link(link))
         self._apply(self.state.worker_lost(worker_id, JobFailed(reason)))
+        # Tasks that were running there will never answer: forget where they ran.
+        for task_id in [t for t in self._task_partitions if t not in self.state.tasks]:
+            del self._task_partitions[task_id]
         self._members_changed.set()
 
     def _spawn(self, coro: Any) -> None:

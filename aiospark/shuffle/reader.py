@@ -19,7 +19,6 @@ import aiohttp
 
 from aiospark import faults
 from aiospark.errors import FetchFailed
-from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.frames import decode_frame, iter_file_frames, read_frames
 from aiospark.shuffle.files import map_paths, read_segment_range, shuffle_dir
 
@@ -98,7 +97,6 @@ def read_local(
 
 async def _stream_remote(
     session: aiohttp.ClientSession,
-    secret: str,
     url: str,
     app_id: str,
     shuffle_id: int,
@@ -114,7 +112,7 @@ async def _stream_remote(
         for attempt in range(FETCH_ATTEMPTS):
             try:
                 async with session.get(
-                    target, params=params, headers=auth_headers(secret), timeout=FETCH_TIMEOUT
+                    target, params=params, timeout=FETCH_TIMEOUT
                 ) as r:
                     if r.status != 200:
                         body = await r.text()
@@ -146,17 +144,19 @@ async def _stream_remote(
 def read_remote(
     loop: asyncio.AbstractEventLoop,
     session: aiohttp.ClientSession,
-    secret: str,
     url: str,
     app_id: str,
     shuffle_id: int,
     reduce_id: int,
     map_ids: list[int],
 ) -> Iterator[list[Any]]:
-    """Batches fetched from a remote shuffle service (call from a worker thread)."""
+    """Batches fetched from a remote shuffle service (call from a worker thread).
+
+    ``session`` must carry the cluster secret in its default headers.
+    """
     frames: queue.Queue = queue.Queue(_PREFETCH_FRAMES)
     future = asyncio.run_coroutine_threadsafe(
-        _stream_remote(session, secret, url, app_id, shuffle_id, reduce_id, map_ids, frames),
+        _stream_remote(session, url, app_id, shuffle_id, reduce_id, map_ids, frames),
         loop,
     )
     try:

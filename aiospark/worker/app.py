@@ -411,7 +411,7 @@ class Worker:
             return read_local(self.shuffle_root, app_id, shuffle_id, reduce_id, map_ids, url)
         assert self._session is not None and self._loop is not None
         return read_remote(
-            self._loop, self._session, self.secret, url, app_id, shuffle_id, reduce_id, map_ids
+            self._loop, self._session, url, app_id, shuffle_id, reduce_id, map_ids
         )
 
     async def _execute(self, session: DriverSession, spec: TaskSpec, tctx: WorkerTaskContext):

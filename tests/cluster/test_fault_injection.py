@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 import aiospark
-from tests.conftest import worker_health
+from tests.conftest import wait_until, worker_health
 
 pytestmark = pytest.mark.cluster
 
@@ -77,12 +77,10 @@ async def test_remote_shuffle_reads_survive_faults_and_a_killed_shuffle_service(
         regrouped = summed.map(slow_values).map(lambda kv: (kv[0] % 5, kv[1]))
         job = asyncio.ensure_future(regrouped.reduce_by_key(operator.add, 6).collect())
         service = ctx._cluster.processes["shuffle-service"]
-        deadline = time.monotonic() + 30
-        while not job.done() and time.monotonic() < deadline:
-            health = await _health(ctx, ctx._cluster.shuffle_url)
-            if health["faults"]:
-                break
-            await asyncio.sleep(0.02)
+        async def serving_or_done() -> bool:
+            return job.done() or bool((await _health(ctx, ctx._cluster.shuffle_url))["faults"])
+
+        await wait_until(serving_or_done, 30, "the shuffle service to serve requests")
         os.kill(service.pid, signal.SIGKILL)
         result = await asyncio.wait_for(job, 120)
         want: dict[int, int] = {}

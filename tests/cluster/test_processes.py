@@ -156,10 +156,7 @@ async def test_master_and_shuffle_service_are_restarted_on_the_same_address():
             async with ctx._session.get(f"{ctx._cluster.master_url}/v1/status") as resp:
                 return len((await resp.json())["workers"]) == 2
 
-        deadline = time.monotonic() + 20
-        while not await master_knows_both():
-            assert time.monotonic() < deadline, "workers did not re-register"
-            await asyncio.sleep(0.1)
+        await wait_until(master_knows_both, 20, "workers to re-register")
         assert len(ctx._scheduler.links) == 2
         assert sorted(await pairs.reduce_by_key(operator.add, 3).collect()) == [
             (k, 100) for k in range(5)
