@@ -53,6 +53,8 @@ def _check(value: Any, kind: Any, where: str) -> Any:
             raise MessageError(f"{where}: expected object, got {type(value).__name__}")
         _, item = typing.get_args(kind) or (str, Any)
         return {str(k): _check(v, item, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(kind, type) and issubclass(kind, Message):
+        return kind.from_json(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, bool):
@@ -164,13 +166,3 @@ class ClusterEvent(Message):
 
     kind: str
     workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, data: Any) -> ClusterEvent:
-        event = super().from_json({**data, "workers": []}) if isinstance(data, dict) else None
-        if event is None:
-            raise MessageError("ClusterEvent: expected a JSON object")
-        workers = data.get("workers", [])
-        if not isinstance(workers, list):
-            raise MessageError("ClusterEvent.workers: expected list")
-        return cls(kind=event.kind, workers=[WorkerInfo.from_json(w) for w in workers])

@@ -186,7 +186,7 @@ class Scheduler:
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        await self._on_cluster_event(ClusterEvent.from_json(msg.json()))
+                        self._on_cluster_event(ClusterEvent.from_json(msg.json()))
             except (aiohttp.ClientError, OSError, MessageError) as exc:
                 failures += 1
                 if not self._snapshot.is_set() and failures >= 50:
@@ -197,7 +197,7 @@ class Scheduler:
             if not self._closing:
                 await asyncio.sleep(min(0.05 * 2**failures, 1.0))
 
-    async def _on_cluster_event(self, event: ClusterEvent) -> None:
+    def _on_cluster_event(self, event: ClusterEvent) -> None:
         if event.kind == "snapshot":
             # A restarted master starts empty and learns workers again as they
             # re-register: only workers we have no live connection to are gone.
