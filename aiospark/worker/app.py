@@ -357,7 +357,6 @@ class Worker:
             stage_id=stage_id,
             partition=int(header["partition"]),
             attempt=int(header["attempt"]),
-            stage_blob=None,
             split_blob=bytes(blobs[0]),
             shuffle_inputs=header.get("inputs") or {},
             broadcasts=broadcast_ids + [int(b) for b in header.get("broadcast_held", [])],

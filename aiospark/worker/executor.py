@@ -35,7 +35,6 @@ class TaskSpec:
     stage_id: int
     partition: int
     attempt: int
-    stage_blob: Any  # the (rdd, func-or-dependency) pair, still pickled
     split_blob: bytes | memoryview
     #: shuffle_id -> [[shuffle_url, [map ids]], ...] for the shuffles this task reads
     shuffle_inputs: dict[str, list]
@@ -160,6 +159,18 @@ def run_task(
     """Compute one task.  Never raises: failures become a failed outcome."""
     begin_task(tctx)
     try:
+        outcome = _compute(spec, stages, tctx, shuffle_root)
+    finally:
+        updates = end_task()
+    if outcome.ok and updates:  # a failed attempt's updates are dropped
+        outcome.accumulators = cloudpickle.dumps(updates)
+    return outcome
+
+
+def _compute(
+    spec: TaskSpec, stages: StageCache, tctx: WorkerTaskContext, shuffle_root: str
+) -> TaskOutcome:
+    try:
         faults.maybe_fail("task")
         rdd, action = stages.load(spec.app_id, spec.stage_id)
         split = pickle.loads(spec.split_blob)
@@ -167,23 +178,16 @@ def run_task(
         if callable(action):
             value = action(spec.partition, records)
             tctx.check()
-            outcome = TaskOutcome(True, result=frames.dumps(value), cached=tctx.cached)
-        else:
-            directory = shuffle_dir(shuffle_root, spec.app_id, action.shuffle_id)
-            sizes = write_map_output(records, action, directory, spec.partition)
-            outcome = TaskOutcome(True, map_sizes=sizes, cached=tctx.cached)
-        updates = end_task()
-        if updates:
-            outcome.accumulators = cloudpickle.dumps(updates)
-        return outcome
+            return TaskOutcome(True, result=frames.dumps(value), cached=tctx.cached)
+        directory = shuffle_dir(shuffle_root, spec.app_id, action.shuffle_id)
+        sizes = write_map_output(records, action, directory, spec.partition)
+        return TaskOutcome(True, map_sizes=sizes, cached=tctx.cached)
     except TaskCancelled:
         return TaskOutcome(False, cancelled=True)
     except FetchFailed as exc:
         return TaskOutcome(False, fetch_failed=exc, traceback=traceback.format_exc())
     except BaseException as exc:  # user code may raise anything
         return TaskOutcome(False, error=pickle_exception(exc), traceback=format_user_traceback(exc))
-    finally:
-        end_task()
 
 
 def format_user_traceback(exc: BaseException) -> str:
