@@ -245,6 +245,7 @@ class SchedulerState:
         commands: list[Command] = []
         if job_id in self.jobs:
             self._drop_job(job_id, commands)
+            self._schedule(commands)  # its cores are free for the jobs waiting behind it
         return commands
 
     # -- events: tasks -------------------------------------------------------------

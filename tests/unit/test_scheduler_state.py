@@ -1107,3 +1107,14 @@ def test_no_speculation_unless_enabled():
     sim.succeed(sim.task(1, 0).task_id)
     clock.now += 100
     assert of_type(sim.apply(sim.state.tick()), Launch) == []
+
+
+def test_cancelling_a_job_hands_its_cores_to_the_jobs_queued_behind_it():
+    sim = Sim()
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    sim.submit(1, make_stage(1, 2), [0, 1])
+    assert sim.submit(2, make_stage(2, 2), [0, 1]) == []  # every core is busy with job 1
+    out = sim.cancel(1)
+    assert len(of_type(out, Cancel)) == 2
+    assert sorted(c.partition for c in of_type(out, Launch) if c.stage.id == 2) == [0, 1]
