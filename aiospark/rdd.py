@@ -567,24 +567,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         2
         3
         """
-        return self._stream()
-
-    async def _stream(self) -> AsyncIterator[Any]:
-        total = self.get_num_partitions()
-        window = max(2, self.ctx.default_parallelism * 2)
-        handle = None
-        try:
-            for start in range(0, total, window):
-                handle = self.ctx._submit_job(
-                    self, _collect_partition, list(range(start, min(start + window, total)))
-                )
-                for future in handle.futures:
-                    for record in await future:
-                        yield record
-                await handle.done
-        finally:
-            if handle is not None and not handle.done.done():
-                handle.cancel()
+        return self.to_local_iterator(prefetch_partitions=2 * self.ctx.default_parallelism)
 
 
 _EMPTY = object()

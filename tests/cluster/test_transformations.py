@@ -299,3 +299,13 @@ async def test_unhashable_keys_fail_clearly_with_one_reducer(ctx):
         await ctx.parallelize([([1], 1)], 1).group_by_key(1).collect()
     with pytest.raises(ValueError, match="num_partitions"):
         ctx.parallelize([(1, 1)]).reduce_by_key(operator.add, True)
+
+
+async def test_an_abandoned_stream_does_not_stall_later_jobs(ctx):
+    stream = ctx.parallelize(range(1000), 100).map(lambda x: x)
+    async for x in stream:
+        if x == 25:
+            break  # the stream's prefetched jobs are cancelled when it is finalized
+    async with asyncio.timeout(20):
+        for n in (13, 7):
+            assert [x async for x in ctx.parallelize(range(500), n)] == list(range(500))
