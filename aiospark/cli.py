@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 
+from aiospark.memory import parse_size
 from aiospark.runtime import run
 
 
@@ -56,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the shuffle service's directory, when on this host")
     worker.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
     worker.add_argument("--cores", type=int, default=1, help="tasks run at once (default: 1)")
-    worker.add_argument("--memory", type=int, default=0, help="memory budget in bytes")
+    worker.add_argument(
+        "--memory", type=parse_size, default=0,
+        help="memory budget for cached blocks and task buffers, e.g. 2g "
+        "(default: the worker's share by cores of 60%% of the machine's memory)",
+    )
     worker.add_argument("--worker-id", default=None)
     worker.add_argument("--heartbeat-interval", type=float, default=1.0)
 

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from aiospark.errors import ClusterError
+from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
@@ -59,7 +60,11 @@ class Context:
     ``speculation`` (launch a second copy of a task running far longer than
     its stage's median, first result wins; default off, as in Spark),
     ``worker_timeout`` (seconds of silence before the embedded master declares
-    a worker lost, default 10), ``storage_options`` (passed to fsspec for
+    a worker lost, default 10), ``worker_memory`` (each embedded worker's
+    budget for cached blocks and task buffers, bytes or a size such as
+    ``"2g"``; past it blocks are evicted or spilled and shuffles spill to
+    disk; default: 60% of the machine's memory shared among the workers),
+    ``storage_options`` (passed to fsspec for
     every path), ``log_level`` (of the embedded cluster's processes),
     ``progress_bar`` (a status line on stderr for jobs running over half a
     second; default: on in interactive sessions, off in scripts and tests).
@@ -84,6 +89,7 @@ class Context:
         locality_wait: float = 1.0,
         speculation: bool = False,
         worker_timeout: float = 10.0,
+        worker_memory: int | str | None = None,
         storage_options: dict[str, Any] | None = None,
         log_level: str = "WARNING",
         progress_bar: bool | None = None,
@@ -103,6 +109,10 @@ class Context:
         self._locality_wait = locality_wait
         self._speculation = speculation
         self._worker_timeout = worker_timeout
+        if worker_memory is not None and master is not None:
+            raise ValueError("worker_memory= applies to the embedded cluster; give remote "
+                             "workers --memory instead")
+        self._worker_memory = None if worker_memory is None else parse_size(worker_memory)
         self._log_level = log_level
         self._cluster: Any = None
         self._session: aiohttp.ClientSession | None = None
@@ -133,7 +143,7 @@ class Context:
                 secret = self._secret or new_secret()
                 self._cluster = EmbeddedCluster(
                     self._workers, secret, worker_timeout=self._worker_timeout,
-                    log_level=self._log_level,
+                    log_level=self._log_level, worker_memory=self._worker_memory,
                 )
                 master_url = await self._cluster.start()
             else:

@@ -52,6 +52,7 @@ class EmbeddedCluster:
         cores_per_worker: int = 1,
         worker_timeout: float = 10.0,
         log_level: str = "WARNING",
+        worker_memory: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -60,6 +61,7 @@ class EmbeddedCluster:
         self.cores_per_worker = cores_per_worker
         self.worker_timeout = worker_timeout
         self.log_level = log_level
+        self.worker_memory = worker_memory
         self.root = ""
         self.master_url = ""
         self.shuffle_url = ""
@@ -161,6 +163,7 @@ class EmbeddedCluster:
             "--shuffle-dir", shuffle_dir,
             "--work-dir", os.path.join(self.root, f"worker-{index}"),
             "--cores", str(self.cores_per_worker),
+            *(["--memory", str(self.worker_memory)] if self.worker_memory else []),
             "--worker-id", f"worker-{index}-{os.urandom(3).hex()}",
         )
 

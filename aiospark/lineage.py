@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
+import tempfile
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aiospark.hashing import portable_hash, unhashable_key_error
+from aiospark.memory import UNLIMITED, TaskMemory
 
 if TYPE_CHECKING:
     from aiospark.rdd import RDD
@@ -270,6 +272,10 @@ class TaskContext(Protocol):
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         """Batches of records of one reduce partition, from every map output."""
 
+    #: The task's share of the worker's memory; buffers past it spill to ``spill_dir``.
+    memory: TaskMemory
+    spill_dir: str
+
 
 class LocalTaskContext:
     """A ``TaskContext`` for computing splits in the current process (tests, examples).
@@ -287,6 +293,8 @@ class LocalTaskContext:
         self.partition = partition
         self.attempt = attempt
         self.blocks: dict[tuple[int, int], list] = {}
+        self.memory = UNLIMITED
+        self.spill_dir = tempfile.gettempdir()
 
     def check(self) -> None:
         return None

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from aiospark import faults
 from aiospark.files import check_name
+from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.frames import decode_frame, encode_records, split_frames
@@ -94,14 +95,15 @@ class Worker:
         self.work_dir = work_dir
         self.host = host
         self.cores = cores
-        self.memory_bytes = memory_bytes
+        self.memory_bytes = memory_bytes or default_budget(cores)
+        self.memory = MemoryManager(self.memory_bytes, cores)
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.heartbeat_interval = heartbeat_interval
         #: A register or heartbeat request that takes longer is retried (a cut link must not
         #: leave the worker waiting out TCP's back-off).
         self._control_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * heartbeat_interval))
         self.url = ""
-        self.blocks = BlockStore(work_dir)
+        self.blocks = BlockStore(work_dir, self.memory)
         self.stages = StageCache()
         self.broadcasts = BroadcastStore(lambda: self._session)
         #: cached splits this worker read from other workers instead of recomputing
@@ -218,6 +220,7 @@ class Worker:
                 "registered": self._registered.is_set(),
                 "running_tasks": self.running_tasks(),
                 "blocks": self.blocks.summary(),
+                "memory": self.memory.snapshot(),
                 "blocks_fetched": self.blocks_fetched,
                 "broadcasts": self.broadcasts.summary(),
                 "faults": dict(faults.PLAN.injected),
@@ -368,6 +371,8 @@ class Worker:
         fetch_block = functools.partial(self._fetch_block, app_id)
         tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast, fetch_block)
         tctx.files_dir = self.files_dir(app_id)
+        tctx.memory = TaskMemory(self.memory, (app_id, spec.task_id))
+        tctx.spill_dir = os.path.join(self.work_dir, "spill")
         task = asyncio.create_task(self._execute(session, spec, tctx))
         session.tasks[spec.task_id] = (task, tctx)
 

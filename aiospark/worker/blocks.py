@@ -5,6 +5,7 @@ bytes; disk levels write the frames to a file in the worker's directory.  It is
 used from task threads, hence the lock.
 
 >>> from aiospark.lineage import StorageLevel
+from aiospark.memory import MemoryManager
 >>> store = BlockStore("/tmp")
 >>> store.put("app", 1, 0, [1, 2, 3], StorageLevel.MEMORY_ONLY_SER)
 >>> store.get("app", 1, 0)
@@ -24,6 +25,7 @@ import threading
 from typing import Any
 
 from aiospark.lineage import StorageLevel
+from aiospark.memory import MemoryManager
 from aiospark.protocol.frames import decode_frame, frame_bytes, split_frames
 
 Key = tuple[str, int, int]
@@ -32,8 +34,9 @@ Key = tuple[str, int, int]
 class BlockStore:
     """Cached splits keyed by ``(app_id, rdd_id, split)``."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, memory: MemoryManager | None = None) -> None:
         self.directory = directory
+        self.memory = memory
         self._lock = threading.Lock()
         self._memory: dict[Key, Any] = {}
         self._files: dict[Key, str] = {}

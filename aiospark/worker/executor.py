@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import cloudpickle
 from aiospark import faults
 from aiospark.errors import FetchFailed, TaskCancelled
 from aiospark.lineage import StorageLevel
+from aiospark.memory import UNLIMITED
 from aiospark.protocol import frames
 from aiospark.shared import begin_task, end_task
 from aiospark.shuffle.files import shuffle_dir
@@ -112,6 +114,9 @@ class WorkerTaskContext:
         self.attempt = spec.attempt
         self.cancelled = False
         self.files_dir: str | None = None
+        #: this task's share of the worker's memory budget, and where it spills
+        self.memory = UNLIMITED
+        self.spill_dir = tempfile.gettempdir()
         self.cached: list[tuple[int, int]] = []
         self._blocks = blocks
         self._fetch = fetch
@@ -162,6 +167,7 @@ def run_task(
         outcome = _compute(spec, stages, tctx, shuffle_root)
     finally:
         updates = end_task()
+        tctx.memory.release()
     if outcome.ok and updates:  # a failed attempt's updates are dropped
         outcome.accumulators = cloudpickle.dumps(updates)
     return outcome
