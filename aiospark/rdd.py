@@ -701,18 +701,9 @@ class ShuffledRDD(RDD):
         return [Split(i) for i in range(self.dep.partitioner.num_partitions)]
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        dep = self.dep
-        batches = tctx.fetch_shuffle(dep.shuffle_id, split.index)
-        aggregator = dep.aggregator
-        if aggregator is None:
-            return itertools.chain.from_iterable(batches)
-        combined: dict = {}
-        if dep.map_side_combine:
-            for batch in batches:
-                aggregator.combine_combiners(batch, combined)
-            return iter(combined.items())
-        records = itertools.chain.from_iterable(batches)
-        return iter(aggregator.combine_values(records).items())
+        from aiospark.shuffle.reduce import reduce_split
+
+        return reduce_split(self.dep, split.index, tctx)
 
 
 class TextFileRDD(RDD):
