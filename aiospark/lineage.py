@@ -139,16 +139,17 @@ class Aggregator:
     #: True when create_combiner is the identity (reduce_by_key): saves a call per key.
     identity_create: bool = False
 
-    def combine_values(self, records: Iterator[tuple]) -> dict:
-        """Combine ``(key, value)`` records into ``{key: combiner}``.
+    def combine_values(self, records: Iterable[tuple], into: dict | None = None) -> dict:
+        """Combine ``(key, value)`` records into ``{key: combiner}`` (``into``, when given).
 
         >>> counting = Aggregator(lambda v: v, operator.add, operator.add, identity_create=True)
         >>> counting.combine_values(iter([("a", 1), ("b", 1), ("a", 1), ("a", 2.5)]))
         {'a': 4.5, 'b': 1}
         """
+        combined: dict = {} if into is None else into
         if self.identity_create and self.merge_value is operator.add:
-            return _sum_by_key(records, self)
-        return self._combine_values(records, {})
+            return _sum_by_key(records, self, combined)
+        return self._combine_values(records, combined)
 
     def _combine_values(self, records: Iterable[tuple], combined: dict) -> dict:
         merge = self.merge_value
@@ -192,7 +193,7 @@ class Aggregator:
         return combined
 
 
-def _sum_by_key(records: Iterator[tuple], aggregator: Aggregator) -> dict:
+def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict) -> dict:
     """``reduce_by_key(operator.add)``'s map side, counting in C where it can.
 
     Batches whose values are all the int 1 (counting, as in word count) go
@@ -201,7 +202,6 @@ def _sum_by_key(records: Iterator[tuple], aggregator: Aggregator) -> dict:
     failure in the middle of a batch fails the task, so a half-counted batch
     is never kept.)
     """
-    combined: dict = {}
     keys_of, values_of = operator.itemgetter(0), operator.itemgetter(1)
     it = iter(records)
     while batch := list(itertools.islice(it, 1024)):

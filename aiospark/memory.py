@@ -210,9 +210,19 @@ class TaskMemory:
         return self.held >= nbytes
 
     def release(self) -> None:
-        """Give everything back (after spilling, and when the task ends)."""
+        """Give back what this reservation holds (after spilling, or when done)."""
         if self.manager is not None and self.held:
             self.manager.release_execution(self.key, self.held)
+        self.held = 0
+
+    def spawn(self) -> TaskMemory:
+        """A new, empty reservation of the same task (one per buffer: each spills on its own)."""
+        return TaskMemory(self.manager, self.key, self.step)
+
+    def release_task(self) -> None:
+        """Give back everything the task holds, through any of its reservations."""
+        if self.manager is not None:
+            self.manager.release_execution(self.key)
         self.held = 0
 
 

@@ -25,6 +25,7 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.rdd import RDD
+from aiospark.shuffle.spill import ExternalMap, join_external, merge_external
 
 _NO_KEY = object()
 
@@ -138,10 +139,22 @@ class CoGroupedRDD(RDD):
             return itertools.chain.from_iterable(tctx.fetch_shuffle(dep.shuffle_id, split.index))
         return dep.rdd.iterator(split.parent_splits[i], tctx)  # type: ignore[attr-defined]
 
+    def grouped(self, split: Split, i: int, tctx: TaskContext) -> ExternalMap:
+        """Parent ``i``'s values by key, spilling past the task's memory share."""
+        table = ExternalMap(_extend, tctx.memory, tctx.spill_dir)
+        records = iter(self.side(split, i, tctx))
+        while batch := list(itertools.islice(records, 4096)):
+            table.merge_values(batch, combine=group_values)
+        return table
+
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        n = len(self.deps)
-        tables = [group_values(self.side(split, i, tctx)) for i in range(n)]
-        return _merge_groups(tables)
+        tables = [self.grouped(split, i, tctx) for i in range(len(self.deps))]
+        return merge_external(tables, _merge_groups)
+
+
+def _extend(values: list, more: list) -> list:
+    values.extend(more)
+    return values
 
 
 def _keys_with_none(records: Iterator[tuple]) -> Iterator[tuple]:
@@ -183,15 +196,11 @@ class JoinedRDD(CoGroupedRDD):
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         how = self.how
         if how == "right":
-            table = group_values(self.side(split, 0, tctx))
-            return _right_join(table, self.side(split, 1, tctx))
-        table = group_values(self.side(split, 1, tctx))
-        stream = self.side(split, 0, tctx)
-        if how == "inner":
-            return _inner_join(table, stream)
-        if how == "left":
-            return _left_join(table, stream)
-        return _full_join(table, stream)
+            return join_external(
+                self.grouped(split, 0, tctx), self.side(split, 1, tctx), _right_join
+            )
+        join = {"inner": _inner_join, "left": _left_join, "full": _full_join}[how]
+        return join_external(self.grouped(split, 1, tctx), self.side(split, 0, tctx), join)
 
 
 def _inner_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
@@ -277,18 +286,23 @@ class SubtractedRDD(CoGroupedRDD):
         super().__init__([left, right], partitioner, keys_only=frozenset({1}))
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        seen: set = set()
-        add = seen.add
-        key = _NO_KEY
-        try:
-            for key, _ in self.side(split, 1, tctx):
-                add(key)
-        except TypeError as exc:
-            _reraise_for_key(exc, key)
-        return _without_keys(seen, self.side(split, 0, tctx))
+        seen = ExternalMap(_keep_first, tctx.memory, tctx.spill_dir)
+        records = iter(self.side(split, 1, tctx))
+        while batch := list(itertools.islice(records, 4096)):
+            seen.merge_values(batch, combine=_note_keys)
+        return join_external(seen, self.side(split, 0, tctx), _without_keys)
 
 
-def _without_keys(seen: set, stream: Iterator[tuple]) -> Iterator[tuple]:
+def _note_keys(batch: list, table: dict) -> None:
+    key = _NO_KEY
+    try:
+        for key, _ in batch:
+            table[key] = None
+    except TypeError as exc:
+        _reraise_for_key(exc, key)
+
+
+def _without_keys(seen: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
     key = _NO_KEY
     try:
         for kv in stream:

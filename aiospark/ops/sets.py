@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiospark.lineage import HashPartitioner
+from aiospark.shuffle.spill import ExternalMap, task_memory
+from aiospark.sizeof import SizeTracker
 
 if TYPE_CHECKING:
     from aiospark.rdd import RDD
@@ -256,18 +258,34 @@ def _hashable_error(op: str, exc: TypeError) -> TypeError:
     return TypeError(f"{op}() needs hashable records ({exc})")
 
 
-def _unique(op: str, records: Iterator[Any]) -> dict:
+def _unique(op: str, records: Iterator[Any]) -> Iterator[Any]:
+    """The distinct records, deduplicated in tables as big as the task's memory allows.
+
+    A full table is handed on and a new one started, so a record may come out
+    more than once; the reduce side deduplicates again.
+    """
+    memory = task_memory()[0].spawn()
+    tracker = SizeTracker()
+    seen: dict = {}
     try:
-        return dict.fromkeys(records)
+        while batch := list(itertools.islice(records, 4096)):
+            seen.update(dict.fromkeys(batch))
+            if not memory.ensure(tracker.estimate(seen, len(seen))):
+                yield from seen
+                seen = {}
+                memory.release()
     except TypeError as exc:
         if "unhashable" in str(exc):
             raise _hashable_error(op, exc) from None
         raise
+    finally:
+        memory.release()
+    yield from seen
 
 
 def _tagged_unique(tag: Any, op: str, _: int, records: Iterator[Any]) -> Iterator[tuple]:
     """The distinct records of a partition as ``(record, tag)`` (map-side deduplication)."""
-    return _lazily(lambda: zip(_unique(op, records), itertools.repeat(tag)))
+    return zip(_unique(op, records), itertools.repeat(tag))
 
 
 def _counted(_: int, records: Iterator[Any]) -> Iterator[tuple]:
@@ -284,31 +302,42 @@ def _counted(_: int, records: Iterator[Any]) -> Iterator[tuple]:
     return _lazily(count)
 
 
+def _table(
+    pairs: Iterator[tuple], merge: Callable[[Any, Any], Any], combine: Any = None
+) -> ExternalMap:
+    """``pairs`` folded into an ``ExternalMap`` (spilling past the task's memory share)."""
+    table = ExternalMap(merge, *task_memory())
+    while batch := list(itertools.islice(pairs, 4096)):
+        table.merge_values(batch, combine=combine)
+    return table
+
+
+def _keep_any(batch: list, table: dict) -> None:
+    table.update(batch)
+
+
 def _distinct_keys(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
-    return iter(dict.fromkeys(map(operator.itemgetter(0), pairs)))
+    return map(operator.itemgetter(0), _table(pairs, _first, _keep_any).items())
+
+
+def _first(a: Any, _b: Any) -> Any:
+    return a
 
 
 def _intersect_reduce(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
-    flags: dict = {}
-    get = flags.get
-    for record, tag in pairs:
-        flags[record] = get(record, 0) | tag
+    flags = _table(pairs, operator.or_)
     return (record for record, seen in flags.items() if seen == 3)
 
 
+def _add_unless_removed(a: int, b: int) -> int:
+    """Occurrence counts of ``subtract``: 0 marks a record of the other side, and sticks."""
+    return a + b if a and b else 0
+
+
 def _subtract_reduce(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
-    counts: dict = {}
-    removed = set()
-    get = counts.get
-    for record, count in pairs:
-        if count:
-            counts[record] = get(record, 0) + count
-        else:
-            removed.add(record)
+    counts = _table(pairs, _add_unless_removed)
     return itertools.chain.from_iterable(
-        itertools.repeat(record, count)
-        for record, count in counts.items()
-        if record not in removed
+        itertools.repeat(record, count) for record, count in counts.items() if count
     )
 
 

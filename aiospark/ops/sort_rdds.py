@@ -44,6 +44,7 @@ from aiospark.lineage import (
 from aiospark.ops.samplers import partition_random
 from aiospark.ops.sorting import identity as _identity
 from aiospark.rdd import RDD, MapPartitionsRDD, ShuffledRDD
+from aiospark.shuffle.spill import sort_external, task_memory
 
 #: PySpark samples the keys of a sort with this seed.
 SAMPLE_SEED = 1
@@ -61,6 +62,8 @@ def sort_partition(
 ) -> Iterator[tuple]:
     """Sort one partition of ``(key, value)`` records by ``key_func(key)`` (stable).
 
+    Runs past the task's memory share are sorted, spilled and merged from disk.
+
     >>> list(sort_partition(str.lower, False, 0, iter([("b", 1), ("A", 2), ("a", 3)])))
     [('A', 2), ('a', 3), ('b', 1)]
     """
@@ -71,8 +74,9 @@ def sort_partition(
         def key(record: tuple) -> Any:
             return key_func(record[0])
 
+    memory, spill_dir = task_memory()
     try:
-        return iter(sorted(records, key=key, reverse=reverse))
+        return sort_external(records, key, reverse, memory, spill_dir)
     except TypeError as exc:
         if not incomparable(exc):
             raise

@@ -108,11 +108,40 @@ def split_frames(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
 
 
 def iter_file_frames(path: str, start: int = 0, length: int | None = None) -> Iterator[Any]:
-    """Decode the batches stored in ``[start, start + length)`` of a file."""
+    """Decode the batches stored in ``[start, start + length)`` of a file, one frame at a time.
+
+    Only one frame is in memory at once, however long the range.
+    """
     with open(path, "rb") as f:
         f.seek(start)
-        data = bytearray(f.read() if length is None else f.read(length))
-    for frame in split_frames(data):
+        yield from read_file_frames(f, length, path)
+
+
+def read_file_frames(f: Any, length: int | None = None, name: str = "file") -> Iterator[Any]:
+    """Decode the frames of the next ``length`` bytes of a binary file (to EOF when None)."""
+    remaining = length
+    while remaining is None or remaining > 0:
+        head = f.read(_HEAD.size)
+        if not head and remaining is None:
+            return
+        if len(head) < _HEAD.size:
+            raise ValueError(f"truncated frame header in {name}")
+        pickle_len, nbuf = _HEAD.unpack(head)
+        lens = f.read(8 * nbuf)
+        if len(lens) < 8 * nbuf:
+            raise ValueError(f"truncated frame header in {name}")
+        body_len = pickle_len + sum(_LEN.unpack_from(lens, 8 * i)[0] for i in range(nbuf))
+        frame = bytearray(len(head) + len(lens) + body_len)
+        frame[: len(head)] = head
+        frame[len(head) : len(head) + len(lens)] = lens
+        view = memoryview(frame)[len(head) + len(lens) :]
+        got = f.readinto(view)
+        if got != body_len:
+            raise ValueError(f"truncated frame in {name}: {got} of {body_len} bytes")
+        if remaining is not None:
+            remaining -= len(frame)
+            if remaining < 0:
+                raise ValueError(f"frame overruns its segment in {name}")
         yield decode_frame(frame)
 
 

@@ -7,18 +7,21 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiospark.lineage import ShuffleDependency, TaskContext
+from aiospark.shuffle.spill import ExternalMap
 
 
 def reduce_split(dep: ShuffleDependency, reduce_id: int, tctx: TaskContext) -> Iterator[Any]:
-    """The records of reduce split ``reduce_id``: combined by key when ``dep`` aggregates."""
+    """The records of reduce split ``reduce_id``: combined by key when ``dep`` aggregates.
+
+    Combining goes through an ``ExternalMap``, so it spills to disk rather
+    than outgrow the task's share of the worker's memory.
+    """
     batches = tctx.fetch_shuffle(dep.shuffle_id, reduce_id)
     aggregator = dep.aggregator
     if aggregator is None:
         return itertools.chain.from_iterable(batches)
-    combined: dict = {}
-    if dep.map_side_combine:
-        for batch in batches:
-            aggregator.combine_combiners(batch, combined)
-        return iter(combined.items())
-    records = itertools.chain.from_iterable(batches)
-    return iter(aggregator.combine_values(records).items())
+    table = ExternalMap(aggregator.merge_combiners, tctx.memory, tctx.spill_dir)
+    combine = aggregator.combine_combiners if dep.map_side_combine else aggregator.combine_values
+    for batch in batches:
+        table.merge_values(batch, combine=combine)
+    return table.items()

@@ -1,27 +1,40 @@
-"""The map side of a shuffle: bucket (and pre-combine) records per reducer, write once."""
+"""The map side of a shuffle: bucket (and pre-combine) records per reducer, spilling past memory.
+
+A map task's output is one data file holding each reducer's segment in turn,
+plus an index (see ``files``).  Records are bucketed (or combined per key) in
+memory; when the buffer outgrows the task's memory share it is written to a
+spill file laid out the same way, and the final file concatenates, reducer by
+reducer, the spills' segments and what is left in memory.  Spilled combiners
+need no sorting: the reduce side merges combiners of one key from any number
+of segments.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from aiospark.lineage import HashPartitioner, ShuffleDependency
-from aiospark.protocol.frames import DEFAULT_BATCH, encode_frame
+from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
+from aiospark.memory import UNLIMITED, TaskMemory
+from aiospark.protocol.frames import DEFAULT_BATCH
 from aiospark.shuffle.files import encode_index, map_paths
+from aiospark.shuffle.spill import SpillError, _new_file, write_batches
+from aiospark.sizeof import SizeTracker
+
+#: Bytes copied at a time when concatenating spilled segments.
+_COPY_CHUNK = 1 << 20
 
 
-def bucket_records(records: Iterator[Any], dep: ShuffleDependency) -> list[list[Any]]:
-    """Split ``(key, value)`` records into one list per reducer, combining when asked."""
-    partitioner = dep.partitioner
-    n = partitioner.num_partitions
-    if dep.map_side_combine:
-        assert dep.aggregator is not None
-        records = iter(dep.aggregator.combine_values(records).items())
+def partition_into(records: Iterable[Any], partitioner: Partitioner, buckets: list[list]) -> None:
+    """Append each ``(key, value)`` record to its reducer's bucket."""
+    n = len(buckets)
     if n == 1:
-        return [list(records)]
-    buckets: list[list[Any]] = [[] for _ in range(n)]
+        buckets[0].extend(records)
+        return
     appenders = [b.append for b in buckets]
     hash_func = getattr(partitioner, "hash_func", None)
     if isinstance(partitioner, HashPartitioner) and hash_func is not None:
@@ -31,38 +44,137 @@ def bucket_records(records: Iterator[Any], dep: ShuffleDependency) -> list[list[
         part = partitioner.partition
         for record in records:
             appenders[part(record[0])](record)
+
+
+def buckets_of(records: Iterable[Any], partitioner: Partitioner) -> list[list[Any]]:
+    """``(key, value)`` records split into one list per reducer.
+
+    >>> buckets_of([(1, "a"), (2, "b"), (3, "c")], HashPartitioner(2))
+    [[(2, 'b')], [(1, 'a'), (3, 'c')]]
+    """
+    buckets: list[list[Any]] = [[] for _ in range(partitioner.num_partitions)]
+    partition_into(records, partitioner, buckets)
     return buckets
 
 
+class _Spill:
+    """One spill file: every reducer's segment, one after another."""
+
+    def __init__(self, buckets: list[list], spill_dir: str) -> None:
+        out, self.path = _new_file(spill_dir, "mapout-")
+        self.offsets = [0]
+        with out:
+            for bucket in buckets:
+                self.offsets.append(self.offsets[-1] + write_batches(out, bucket, self.path))
+
+    def copy_segment(self, reduce_id: int, src: Any, out: Any) -> int:
+        start, end = self.offsets[reduce_id], self.offsets[reduce_id + 1]
+        src.seek(start)
+        left = end - start
+        while left:
+            chunk = src.read(min(left, _COPY_CHUNK))
+            if not chunk:
+                raise SpillError(0, f"spill file {self.path} is shorter than its index")
+            out.write(chunk)
+            left -= len(chunk)
+        return end - start
+
+
 def write_map_output(
-    records: Iterator[Any], dep: ShuffleDependency, directory: str, map_id: int
+    records: Iterator[Any],
+    dep: ShuffleDependency,
+    directory: str,
+    map_id: int,
+    memory: TaskMemory = UNLIMITED,
+    spill_dir: str | None = None,
 ) -> list[int]:
     """Write one map task's output; returns the byte size of each reducer's segment.
 
     Files are written under temporary names and renamed into place, so a
     reducer never sees a partial output and a retried task simply replaces it.
     """
+    spills: list[_Spill] = []
+    memory = memory.spawn()
     try:
-        buckets = bucket_records(records, dep)
-    except TypeError as exc:
-        if "unhashable" in str(exc) and "must be hashable" not in str(exc):
-            raise TypeError(f"shuffle keys must be hashable: {exc}") from exc
-        raise
+        try:
+            buckets = _buffer(records, dep, memory, spill_dir or directory, spills)
+        except TypeError as exc:
+            if "unhashable" in str(exc) and "must be hashable" not in str(exc):
+                raise TypeError(f"shuffle keys must be hashable: {exc}") from exc
+            raise
+        return _write_final(buckets, spills, directory, map_id)
+    finally:
+        memory.release()
+        for spill in spills:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(spill.path)
+
+
+def _buffer(
+    records: Iterator[Any],
+    dep: ShuffleDependency,
+    memory: TaskMemory,
+    spill_dir: str,
+    spills: list[_Spill],
+) -> list[list]:
+    """Bucket (or combine) everything, spilling whenever the buffer outgrows ``memory``."""
+    n = dep.partitioner.num_partitions
+    tracker = SizeTracker()
+    it = iter(records)
+    if dep.map_side_combine:
+        aggregator = dep.aggregator
+        assert aggregator is not None
+        table: dict = {}
+        while batch := list(itertools.islice(it, DEFAULT_BATCH)):
+            aggregator.combine_values(batch, table)
+            if not memory.ensure(tracker.estimate(table, len(table))):
+                spills.append(_Spill(buckets_of(table.items(), dep.partitioner), spill_dir))
+                table = {}
+                memory.release()
+        return buckets_of(table.items(), dep.partitioner)
+    buckets: list[list] = [[] for _ in range(n)]
+    held = 0
+    while batch := list(itertools.islice(it, DEFAULT_BATCH)):
+        partition_into(batch, dep.partitioner, buckets)
+        held += len(batch)
+        if not memory.ensure(tracker.estimate(buckets if n > 1 else buckets[0], held)):
+            spills.append(_Spill(buckets, spill_dir))
+            buckets = [[] for _ in range(n)]
+            held = 0
+            memory.release()
+    return buckets
+
+
+def _write_final(
+    buckets: list[list], spills: list[_Spill], directory: str, map_id: int
+) -> list[int]:
     os.makedirs(directory, exist_ok=True)
     data_path, index_path = map_paths(directory, map_id)
     tag = f".tmp-{uuid.uuid4().hex}"
     offsets = [0]
     sizes = []
-    with open(data_path + tag, "wb") as out:
-        for bucket in buckets:
-            written = 0
-            for start in range(0, len(bucket), DEFAULT_BATCH):
-                for piece in encode_frame(bucket[start : start + DEFAULT_BATCH]):
-                    written += out.write(piece)
-            sizes.append(written)
-            offsets.append(offsets[-1] + written)
-    with open(index_path + tag, "wb") as out:
-        out.write(encode_index(offsets))
+    sources = [open(spill.path, "rb") for spill in spills]  # noqa: SIM115 (closed below)
+    try:
+        with open(data_path + tag, "wb") as out:
+            for reduce_id, bucket in enumerate(buckets):
+                written = sum(
+                    spill.copy_segment(reduce_id, src, out)
+                    for spill, src in zip(spills, sources, strict=True)
+                )
+                written += write_batches(out, bucket, data_path)
+                bucket.clear()
+                sizes.append(written)
+                offsets.append(offsets[-1] + written)
+        with open(index_path + tag, "wb") as out:
+            out.write(encode_index(offsets))
+    except BaseException:
+        for path in (data_path + tag, index_path + tag):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        raise
+    finally:
+        for src in sources:
+            src.close()
     os.replace(data_path + tag, data_path)
     os.replace(index_path + tag, index_path)
     return sizes

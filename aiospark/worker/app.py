@@ -372,7 +372,7 @@ class Worker:
         tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast, fetch_block)
         tctx.files_dir = self.files_dir(app_id)
         tctx.memory = TaskMemory(self.memory, (app_id, spec.task_id))
-        tctx.spill_dir = os.path.join(self.work_dir, "spill")
+        tctx.spill_dir = os.path.join(self.work_dir, "spill", f"{app_id}-{spec.task_id}")
         task = asyncio.create_task(self._execute(session, spec, tctx))
         session.tasks[spec.task_id] = (task, tctx)
 

@@ -8,10 +8,13 @@ stay responsive while a CPU-bound task holds the GIL between switch intervals.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
+import shutil
 import tempfile
 import threading
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -116,7 +119,8 @@ class WorkerTaskContext:
         self.files_dir: str | None = None
         #: this task's share of the worker's memory budget, and where it spills
         self.memory = UNLIMITED
-        self.spill_dir = tempfile.gettempdir()
+        #: made when first needed; removed with everything in it when the task ends
+        self.spill_dir = os.path.join(tempfile.gettempdir(), f"aiospark-spill-{uuid.uuid4().hex}")
         self.cached: list[tuple[int, int]] = []
         self._blocks = blocks
         self._fetch = fetch
@@ -167,7 +171,8 @@ def run_task(
         outcome = _compute(spec, stages, tctx, shuffle_root)
     finally:
         updates = end_task()
-        tctx.memory.release()
+        tctx.memory.release_task()
+        shutil.rmtree(tctx.spill_dir, ignore_errors=True)
     if outcome.ok and updates:  # a failed attempt's updates are dropped
         outcome.accumulators = cloudpickle.dumps(updates)
     return outcome
@@ -186,7 +191,9 @@ def _compute(
             tctx.check()
             return TaskOutcome(True, result=frames.dumps(value), cached=tctx.cached)
         directory = shuffle_dir(shuffle_root, spec.app_id, action.shuffle_id)
-        sizes = write_map_output(records, action, directory, spec.partition)
+        sizes = write_map_output(
+            records, action, directory, spec.partition, tctx.memory, tctx.spill_dir
+        )
         return TaskOutcome(True, map_sizes=sizes, cached=tctx.cached)
     except TaskCancelled:
         return TaskOutcome(False, cancelled=True)

@@ -1,0 +1,342 @@
+"""Collections that spill to disk past their task's memory share: a combining map and a sort.
+
+``ExternalMap`` is a ``{key: combiner}`` table.  When its estimated size passes
+what the task may hold, it writes its entries to ``FANOUT`` files, the file
+chosen by a salted hash of the key, and starts empty again.  Reading it back
+merges one file at a time: every key lives in exactly one file, so each file's
+table is independent (and is itself an ``ExternalMap`` at the next level, with
+another salt, should one file still be too big).  ``sort_external`` sorts runs
+that fit, writes them, and merges the runs lazily.
+
+Spill files hold the same frames as shuffle files and live in the task's spill
+directory; they are removed once read (the worker also removes the whole
+directory when the task ends, whatever happened).
+
+>>> import operator
+>>> from aiospark.memory import MemoryManager, TaskMemory
+>>> memory = TaskMemory(MemoryManager(budget=20_000), "doctest", step=1000)
+>>> table = ExternalMap(operator.add, memory, spill_dir=tmp_dir)
+>>> for start in range(0, 20_000, 1000):
+...     table.merge_values([(i % 3000, 1) for i in range(start, start + 1000)])
+>>> merged = sorted(table.items())   # after a spill, items() can be read once
+>>> table.spills > 0, merged[:2], len(merged)
+(True, [(0, 7), (1, 7)], 3000)
+>>> runs = sort_external(iter(range(5000, 0, -1)), None, False, memory, tmp_dir)
+>>> list(runs)[:3]
+[1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from aiospark.memory import UNLIMITED, TaskMemory
+from aiospark.protocol.frames import DEFAULT_BATCH, encode_frame, read_file_frames
+from aiospark.sizeof import SizeTracker
+
+#: Files one spill is spread over (PySpark's ExternalMerger uses 59).
+FANOUT = 32
+#: Deepest re-partitioning of one spill file before giving up on splitting it further.
+MAX_LEVEL = 4
+
+
+def task_memory() -> tuple[TaskMemory, str]:
+    """The running task's memory reservation and spill directory (no limit outside tasks)."""
+    from aiospark.shared import current_task_context
+
+    tctx = current_task_context()
+    memory = getattr(tctx, "memory", None)
+    if memory is None:
+        return UNLIMITED, tempfile.gettempdir()
+    return memory, tctx.spill_dir
+
+
+class SpillError(OSError):
+    """Writing spill data failed (usually: the disk is full)."""
+
+
+def _new_file(spill_dir: str, prefix: str) -> tuple[Any, str]:
+    try:
+        os.makedirs(spill_dir, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=prefix, dir=spill_dir)
+        return os.fdopen(fd, "wb"), path
+    except OSError as exc:
+        raise SpillError(exc.errno, f"cannot create a spill file in {spill_dir}: {exc}") from exc
+
+
+def write_batches(out: Any, records: list, path: str) -> int:
+    """Write ``records`` as frames; returns the bytes written."""
+    written = 0
+    try:
+        for start in range(0, len(records), DEFAULT_BATCH):
+            for piece in encode_frame(records[start : start + DEFAULT_BATCH]):
+                written += out.write(piece)
+    except OSError as exc:
+        raise SpillError(exc.errno, f"spilling to {path} failed: {exc}") from exc
+    return written
+
+
+def read_spill(path: str, remove: bool = True) -> Iterator[Any]:
+    """The records of a spill file, streamed; the file is removed once read when asked."""
+    try:
+        with open(path, "rb") as f:
+            for batch in read_file_frames(f, None, path):
+                yield from batch
+    finally:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+
+class ExternalMap:
+    """``{key: combiner}`` that spills hash-partitioned files past its memory share.
+
+    ``merge_values(batch, create, merge)`` folds ``(key, value)`` records in;
+    ``merge_combiners(batch)`` folds ``(key, combiner)`` records in; ``items()``
+    yields every ``(key, combiner)`` once, merged across spills.
+    """
+
+    def __init__(
+        self,
+        merge_combiners: Callable[[Any, Any], Any],
+        memory: TaskMemory,
+        spill_dir: str,
+        level: int = 0,
+    ) -> None:
+        self.merge = merge_combiners
+        self.memory = memory.spawn()
+        self.spill_dir = spill_dir
+        self.level = level
+        self.table: dict = {}
+        self.spills = 0
+        self._files: list[tuple[Any, str]] | None = None
+        self._tracker = SizeTracker()
+
+    # -- filling ---------------------------------------------------------------------
+
+    def merge_values(
+        self,
+        batch: Iterable[tuple],
+        create: Callable[[Any], Any] | None = None,
+        merge: Callable[[Any, Any], Any] | None = None,
+        combine: Callable[[Iterable[tuple], dict], Any] | None = None,
+    ) -> None:
+        """Fold ``(key, value)`` records in: ``combine(batch, table)`` when given, else
+        ``table[key] = merge(table[key], value)`` or ``create(value)`` for a new key."""
+        if combine is not None:
+            combine(batch, self.table)
+        else:
+            table = self.table
+            merge = merge or self.merge
+            for key, value in batch:
+                if key in table:
+                    table[key] = merge(table[key], value)
+                else:
+                    table[key] = value if create is None else create(value)
+        self.maybe_spill()
+
+    def merge_combiners(self, batch: Iterable[tuple]) -> None:
+        """Fold ``(key, combiner)`` records in."""
+        self.merge_values(batch)
+
+    def maybe_spill(self) -> None:
+        """Spill when the table has outgrown what the task may hold."""
+        size = self._tracker.estimate(self.table, len(self.table))
+        if not self.memory.ensure(size):
+            self.spill()
+
+    @property
+    def spilled(self) -> bool:
+        return self._files is not None
+
+    def _salt(self, key: Any) -> int:
+        return hash((self.level, key)) % FANOUT
+
+    def spill(self) -> None:
+        """Write the table's entries to the fan-out files and empty it."""
+        if self._files is None:
+            self._files = [
+                _new_file(self.spill_dir, f"map{self.level}-{i}-") for i in range(FANOUT)
+            ]
+        parts: list[list] = [[] for _ in range(FANOUT)]
+        salt = self.level
+        for item in self.table.items():
+            parts[hash((salt, item[0])) % FANOUT].append(item)
+        self.table = {}
+        for (out, path), part in zip(self._files, parts, strict=True):
+            if part:
+                write_batches(out, part, path)
+        self.spills += 1
+        self.memory.release()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def items(self) -> Iterator[tuple]:
+        """Every ``(key, combiner)``, each key once."""
+        if self._files is None:
+            return iter(self.table.items())
+        return self._merged_items()
+
+    def parts(self) -> Iterator[ExternalMap]:
+        """After a spill: one table per fan-out file (each may itself have spilled)."""
+        if self.table:
+            self.spill()
+        assert self._files is not None
+        for out, _ in self._files:
+            out.close()
+        paths = [path for _, path in self._files]
+        try:
+            for index, path in enumerate(paths):
+                part = ExternalMap(self.merge, self.memory, self.spill_dir, self.level + 1)
+                records = read_spill(path)
+                paths[index] = ""
+                if self.level + 1 >= MAX_LEVEL:  # one key, or too skewed: keep it in memory
+                    part.table = _merge_all(records, self.merge)
+                else:
+                    for batch in _batched(records):
+                        part.merge_combiners(batch)
+                yield part
+                part.table = {}
+        finally:
+            for path in paths:
+                if path:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
+
+    def _merged_items(self) -> Iterator[tuple]:
+        for part in self.parts():
+            yield from part.items()
+
+    def partition_like(self, records: Iterable[tuple]) -> list[str]:
+        """Write ``(key, value)`` records to files split exactly as this map's spills.
+
+        Used by joins: the other side's records for fan-out file *i* only ever
+        meet keys of this map's part *i*.
+        """
+        files = [_new_file(self.spill_dir, f"side{self.level}-{i}-") for i in range(FANOUT)]
+        salt = self.level
+        try:
+            for batch in _batched(iter(records)):
+                parts: list[list] = [[] for _ in range(FANOUT)]
+                for record in batch:
+                    parts[hash((salt, record[0])) % FANOUT].append(record)
+                for (out, path), part in zip(files, parts, strict=True):
+                    if part:
+                        write_batches(out, part, path)
+        except BaseException:
+            for out, path in files:
+                out.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+            raise
+        for out, _ in files:
+            out.close()
+        return [path for _, path in files]
+
+
+def _merge_all(records: Iterable[tuple], merge: Callable[[Any, Any], Any]) -> dict:
+    table: dict = {}
+    for key, value in records:
+        table[key] = merge(table[key], value) if key in table else value
+    return table
+
+
+def _batched(records: Iterator[Any], size: int = DEFAULT_BATCH) -> Iterator[list]:
+    while batch := list(itertools.islice(records, size)):
+        yield batch
+
+
+def join_external(
+    table: ExternalMap,
+    stream: Iterable[tuple],
+    join: Callable[[dict, Iterator[tuple]], Iterator[Any]],
+) -> Iterator[Any]:
+    """``join(table_dict, stream)``, part by part when ``table`` has spilled (a grace hash join).
+
+    ``join`` must only pair stream records with table entries of the same key
+    (and may emit unmatched table entries at its end): each part is joined
+    on its own.
+    """
+    if not table.spilled:
+        yield from join(table.table, iter(stream))
+        return
+    side_paths = table.partition_like(stream)
+    try:
+        for index, part in enumerate(table.parts()):
+            path, side_paths[index] = side_paths[index], ""
+            yield from join_external(part, read_spill(path), join)
+    finally:
+        for path in side_paths:
+            if path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
+
+def merge_external(
+    tables: list[ExternalMap], merge: Callable[[list[dict]], Iterator[Any]]
+) -> Iterator[Any]:
+    """``merge([dict, ...])`` over several tables keyed alike, part by part if any spilled."""
+    if not any(t.spilled for t in tables):
+        yield from merge([t.table for t in tables])
+        return
+    for t in tables:
+        if not t.spilled:
+            t.spill()
+    for parts in zip(*(t.parts() for t in tables), strict=True):
+        yield from merge_external(list(parts), merge)
+
+
+def sort_external(
+    records: Iterator[Any],
+    key: Callable[[Any], Any] | None,
+    reverse: bool,
+    memory: TaskMemory,
+    spill_dir: str,
+) -> Iterator[Any]:
+    """``sorted(records, key=key, reverse=reverse)``, in sorted runs merged from disk if needed.
+
+    Stable, like ``sorted``: runs are cut in arrival order and ``heapq.merge``
+    prefers earlier runs on ties.
+    """
+    memory = memory.spawn()
+    buffer: list = []
+    runs: list[str] = []
+    tracker = SizeTracker()
+    try:
+        for batch in _batched(records, 4 * DEFAULT_BATCH):
+            buffer.extend(batch)
+            if not memory.ensure(tracker.estimate(buffer, len(buffer))):
+                buffer.sort(key=key, reverse=reverse)
+                out, path = _new_file(spill_dir, "run-")
+                runs.append(path)
+                with out:
+                    write_batches(out, buffer, path)
+                buffer = []
+                memory.release()
+        buffer.sort(key=key, reverse=reverse)
+    except BaseException:
+        _remove_all(runs)
+        raise
+    if not runs:
+        return iter(buffer)
+    return _merge_runs(runs, buffer, key, reverse)
+
+
+def _merge_runs(runs: list[str], last: list, key: Any, reverse: bool) -> Iterator[Any]:
+    try:
+        streams = [read_spill(path) for path in runs]
+        yield from heapq.merge(*streams, last, key=key, reverse=reverse)
+    finally:
+        _remove_all(runs)
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
