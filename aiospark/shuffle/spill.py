@@ -33,6 +33,7 @@ import heapq
 import itertools
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -61,13 +62,34 @@ class SpillError(OSError):
     """Writing spill data failed (usually: the disk is full)."""
 
 
-def _new_file(spill_dir: str, prefix: str) -> tuple[Any, str]:
+def new_spill_file(spill_dir: str, prefix: str) -> tuple[Any, str]:
     try:
         os.makedirs(spill_dir, exist_ok=True)
         fd, path = tempfile.mkstemp(prefix=prefix, dir=spill_dir)
         return os.fdopen(fd, "wb"), path
     except OSError as exc:
         raise SpillError(exc.errno, f"cannot create a spill file in {spill_dir}: {exc}") from exc
+
+
+class SpillStats:
+    """What this process spilled, for the worker's health report and the status page."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.spills = 0
+        self.bytes = 0
+
+    def add(self, nbytes: int) -> None:
+        with self._lock:
+            self.spills += 1
+            self.bytes += nbytes
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"spills": self.spills, "bytes": self.bytes}
+
+
+STATS = SpillStats()
 
 
 def write_batches(out: Any, records: list, path: str) -> int:
@@ -79,6 +101,13 @@ def write_batches(out: Any, records: list, path: str) -> int:
                 written += out.write(piece)
     except OSError as exc:
         raise SpillError(exc.errno, f"spilling to {path} failed: {exc}") from exc
+    return written
+
+
+def write_spill(out: Any, records: list, path: str) -> int:
+    """``write_batches`` to a spill file, counted in ``STATS``."""
+    written = write_batches(out, records, path)
+    STATS.add(written)
     return written
 
 
@@ -162,7 +191,7 @@ class ExternalMap:
         """Write the table's entries to the fan-out files and empty it."""
         if self._files is None:
             self._files = [
-                _new_file(self.spill_dir, f"map{self.level}-{i}-") for i in range(FANOUT)
+                new_spill_file(self.spill_dir, f"map{self.level}-{i}-") for i in range(FANOUT)
             ]
         parts: list[list] = [[] for _ in range(FANOUT)]
         salt = self.level
@@ -171,7 +200,7 @@ class ExternalMap:
         self.table = {}
         for (out, path), part in zip(self._files, parts, strict=True):
             if part:
-                write_batches(out, part, path)
+                write_spill(out, part, path)
         self.spills += 1
         self.memory.release()
 
@@ -219,7 +248,7 @@ class ExternalMap:
         Used by joins: the other side's records for fan-out file *i* only ever
         meet keys of this map's part *i*.
         """
-        files = [_new_file(self.spill_dir, f"side{self.level}-{i}-") for i in range(FANOUT)]
+        files = [new_spill_file(self.spill_dir, f"side{self.level}-{i}-") for i in range(FANOUT)]
         salt = self.level
         try:
             for batch in _batched(iter(records)):
@@ -228,7 +257,7 @@ class ExternalMap:
                     parts[hash((salt, record[0])) % FANOUT].append(record)
                 for (out, path), part in zip(files, parts, strict=True):
                     if part:
-                        write_batches(out, part, path)
+                        write_spill(out, part, path)
         except BaseException:
             for out, path in files:
                 out.close()
@@ -313,10 +342,10 @@ def sort_external(
             buffer.extend(batch)
             if not memory.ensure(tracker.estimate(buffer, len(buffer))):
                 buffer.sort(key=key, reverse=reverse)
-                out, path = _new_file(spill_dir, "run-")
+                out, path = new_spill_file(spill_dir, "run-")
                 runs.append(path)
                 with out:
-                    write_batches(out, buffer, path)
+                    write_spill(out, buffer, path)
                 buffer = []
                 memory.release()
         buffer.sort(key=key, reverse=reverse)

@@ -22,7 +22,7 @@ from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.protocol.frames import DEFAULT_BATCH
 from aiospark.shuffle.files import encode_index, map_paths
-from aiospark.shuffle.spill import SpillError, _new_file, write_batches
+from aiospark.shuffle.spill import SpillError, new_spill_file, write_batches, write_spill
 from aiospark.sizeof import SizeTracker
 
 #: Bytes copied at a time when concatenating spilled segments.
@@ -61,11 +61,11 @@ class _Spill:
     """One spill file: every reducer's segment, one after another."""
 
     def __init__(self, buckets: list[list], spill_dir: str) -> None:
-        out, self.path = _new_file(spill_dir, "mapout-")
+        out, self.path = new_spill_file(spill_dir, "mapout-")
         self.offsets = [0]
         with out:
             for bucket in buckets:
-                self.offsets.append(self.offsets[-1] + write_batches(out, bucket, self.path))
+                self.offsets.append(self.offsets[-1] + write_spill(out, bucket, self.path))
 
     def copy_segment(self, reduce_id: int, src: Any, out: Any) -> int:
         start, end = self.offsets[reduce_id], self.offsets[reduce_id + 1]

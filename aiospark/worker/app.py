@@ -32,6 +32,7 @@ from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.frames import decode_frame, encode_records, split_frames
 from aiospark.protocol.messages import Heartbeat, RegisterWorker
+from aiospark.shuffle import spill
 from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
@@ -221,6 +222,7 @@ class Worker:
                 "running_tasks": self.running_tasks(),
                 "blocks": self.blocks.summary(),
                 "memory": self.memory.snapshot(),
+                "spilled": spill.STATS.snapshot(),
                 "blocks_fetched": self.blocks_fetched,
                 "broadcasts": self.broadcasts.summary(),
                 "faults": dict(faults.PLAN.injected),
