@@ -263,11 +263,13 @@ class TaskContext(Protocol):
     def check(self) -> None:
         """Raise ``TaskCancelled`` if the task has been cancelled."""
 
-    def get_block(self, rdd_id: int, split: int) -> list | None:
-        """A cached split of an RDD, if this worker holds it."""
+    def get_block(self, rdd_id: int, split: int) -> Iterator[Any] | None:
+        """The records of a cached split of an RDD, or None when it must be computed."""
 
-    def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
-        """Keep a computed split of a persisted RDD."""
+    def put_block(
+        self, rdd_id: int, split: int, records: Iterable[Any], level: StorageLevel
+    ) -> Iterator[Any]:
+        """Keep a split of a persisted RDD as it is computed (if it fits); returns its records."""
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         """Batches of records of one reduce partition, from every map output."""
@@ -283,9 +285,10 @@ class LocalTaskContext:
     It keeps blocks in a dict, is never cancelled, and cannot read shuffles.
 
     >>> tctx = LocalTaskContext()
-    >>> tctx.put_block(1, 0, [1, 2], StorageLevel.MEMORY_ONLY)
-    >>> tctx.get_block(1, 0)
+    >>> list(tctx.put_block(1, 0, iter([1, 2]), StorageLevel.MEMORY_ONLY))
     [1, 2]
+    >>> list(tctx.get_block(1, 0)), tctx.get_block(2, 0)
+    ([1, 2], None)
     """
 
     def __init__(self, stage_id: int = 0, partition: int = 0, attempt: int = 0) -> None:
@@ -299,11 +302,15 @@ class LocalTaskContext:
     def check(self) -> None:
         return None
 
-    def get_block(self, rdd_id: int, split: int) -> list | None:
-        return self.blocks.get((rdd_id, split))
+    def get_block(self, rdd_id: int, split: int) -> Iterator[Any] | None:
+        records = self.blocks.get((rdd_id, split))
+        return None if records is None else iter(records)
 
-    def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
-        self.blocks[(rdd_id, split)] = records
+    def put_block(
+        self, rdd_id: int, split: int, records: Iterable[Any], level: StorageLevel
+    ) -> Iterator[Any]:
+        kept = self.blocks[(rdd_id, split)] = list(records)
+        return iter(kept)
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         raise NotImplementedError("LocalTaskContext cannot read shuffle outputs")

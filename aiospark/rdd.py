@@ -129,10 +129,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
     def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         """The records of ``split``, from the block store when the RDD is persisted.
 
+        A split not cached yet is computed and offered to the block store as it
+        is produced; when it does not fit in the worker's memory budget (and
+        the level has no disk), the records stream on uncached.
+
         >>> from aiospark.lineage import LocalTaskContext
         >>> tctx = LocalTaskContext()
         >>> rdd = ctx.parallelize([1, 2], 1).cache()
-        >>> list(rdd.iterator(rdd.splits()[0], tctx)), tctx.get_block(rdd.id, 0)
+        >>> list(rdd.iterator(rdd.splits()[0], tctx)), list(tctx.get_block(rdd.id, 0))
         ([1, 2], [1, 2])
         """
         checkpoint = self._checkpoint
@@ -143,10 +147,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
             return self.compute(split, tctx)
         cached = tctx.get_block(self.id, split.index)
         if cached is not None:
-            return iter(cached)
-        records = list(self.compute(split, tctx))
-        tctx.put_block(self.id, split.index, records, level)
-        return iter(records)
+            return cached
+        return tctx.put_block(self.id, split.index, self.compute(split, tctx), level)
 
     def __getstate__(self) -> dict:
         checkpoint = self._checkpoint

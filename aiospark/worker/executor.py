@@ -15,7 +15,7 @@ import tempfile
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import cloudpickle
@@ -140,7 +140,8 @@ class WorkerTaskContext:
         if self.cancelled:
             raise TaskCancelled("task cancelled")
 
-    def get_block(self, rdd_id: int, split: int) -> list | None:
+    def get_block(self, rdd_id: int, split: int) -> Iterator[Any] | None:
+        """A cached split: from this worker's store, else fetched from the worker holding it."""
         local = self._blocks.get(self.app_id, rdd_id, split)
         if local is not None or self._fetch_block is None:
             return local
@@ -150,11 +151,16 @@ class WorkerTaskContext:
         # Another worker holds it: fetch it rather than recompute (None: recompute).
         records, missing_at = self._fetch_block(rdd_id, split, urls)
         self.blocks_missing.extend((rdd_id, split, url) for url in missing_at)
-        return records
+        return None if records is None else iter(records)
 
-    def put_block(self, rdd_id: int, split: int, records: list, level: StorageLevel) -> None:
-        self._blocks.put(self.app_id, rdd_id, split, records, level)
-        self.cached.append((rdd_id, split))
+    def put_block(
+        self, rdd_id: int, split: int, records: Iterable[Any], level: StorageLevel
+    ) -> Iterator[Any]:
+        """Cache a split as it is computed, if the budget allows; returns its records."""
+        it, kept = self._blocks.put_iterator(self.app_id, rdd_id, split, records, level)
+        if kept:
+            self.cached.append((rdd_id, split))
+        return it
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         for url, map_ids in self._inputs.get(str(shuffle_id), []):
