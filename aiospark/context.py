@@ -284,21 +284,41 @@ class Context:
     ) -> RDD:
         """Lines of text files (a path, a directory, a glob, or a comma-separated list).
 
-        Large files are split into byte ranges; every line is read exactly
-        once, without its line terminator.  Compressed files are read whole.
+        Any fsspec URL works (``s3://bucket/logs/*.gz``, ``file://``, ``memory://``
+        ...), opened with the context's ``storage_options``; see
+        docs/data-sources.md.  Large files are split into byte ranges of at
+        most 32 MiB (at least ``min_partitions`` splits in all); every line is
+        read exactly once, without its ``\\n`` or ``\\r\\n``.  Compressed files
+        (``.gz``, ``.bz2``, ``.xz``, ``.zst`` with ``zstandard`` installed) are
+        decompressed and read whole.  ``encoding`` must keep ``\\n`` a single
+        byte (UTF-8, Latin-1 ...).
 
         >>> path = f"{tmp_dir}/doctest-lines.txt"
         >>> _ = open(path, "w").write("one\\ntwo\\nthree\\n")
         >>> await ctx.text_file(path).collect()
         ['one', 'two', 'three']
+        >>> ctx.text_file(f"{tmp_dir}/no-such-file.txt")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: [Errno 2] Input path does not exist: '.../no-such-file.txt'
         """
-        from aiospark.io.text import expand_paths, plan_text_splits
+        from aiospark.io.formats import check_min_partitions
+        from aiospark.io.text import check_encoding, plan_text_splits
 
+        check_min_partitions(min_partitions)
+        check_encoding(encoding)
         if min_partitions is None:
             min_partitions = self.default_min_partitions
-        fs, paths = expand_paths(path, self.storage_options)
+        fs, paths = self._input_files(path)
         splits = plan_text_splits(fs, paths, min_partitions)
         return TextFileRDD(self, fs, splits, encoding)
+
+    def _input_files(self, path: str | list[str]) -> tuple[Any, list[str]]:
+        """The filesystem tasks read through and the files ``path`` names (in the driver)."""
+        from aiospark.io.paths import expand_paths, for_workers
+
+        fs, paths = expand_paths(path, self.storage_options)
+        return for_workers(fs, paths), paths
 
     # -- application ---------------------------------------------------------------------
 
@@ -459,10 +479,9 @@ class Context:
         (3, [{'a': 1}, None, (2, [3])])
         """
         from aiospark.io.formats import PickleFileRDD, check_min_partitions
-        from aiospark.io.text import expand_paths
 
         check_min_partitions(min_partitions)
-        fs, paths = expand_paths(path, self.storage_options)
+        fs, paths = self._input_files(path)
         return PickleFileRDD(self, fs, paths)
 
     def whole_text_files(
@@ -485,10 +504,9 @@ class Context:
         [('a.txt', 'alpha\\n'), ('b.txt', 'beta')]
         """
         from aiospark.io.formats import WholeFileRDD, check_min_partitions
-        from aiospark.io.text import expand_paths
 
         check_min_partitions(min_partitions)
-        fs, paths = expand_paths(path, self.storage_options)
+        fs, paths = self._input_files(path)
         mode = "text" if use_unicode else "text-bytes"
         return WholeFileRDD(self, fs, paths, min_partitions or self.default_min_partitions, mode)
 
@@ -503,10 +521,9 @@ class Context:
         [('doctest-blob.bin', b'\\x00\\xff\\x07')]
         """
         from aiospark.io.formats import WholeFileRDD, check_min_partitions
-        from aiospark.io.text import expand_paths
 
         check_min_partitions(min_partitions)
-        fs, paths = expand_paths(path, self.storage_options)
+        fs, paths = self._input_files(path)
         return WholeFileRDD(
             self, fs, paths, min_partitions or self.default_min_partitions, "binary"
         )

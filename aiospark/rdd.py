@@ -720,6 +720,15 @@ class TextFileRDD(RDD):
     def _compute_splits(self) -> list[Split]:
         return [DataSplit(i, s) for i, s in enumerate(self._text_splits)]
 
+    def preferred_locations(self, split: Split) -> list[str]:
+        """The hosts the filesystem reports for the split's bytes (``aiospark.io.locations``).
+
+        >>> rdd = ctx.text_file(__file__)
+        >>> rdd.preferred_locations(rdd.splits()[0])  # the local filesystem reports none
+        []
+        """
+        return list(split.data.hosts)  # type: ignore[attr-defined]
+
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         from aiospark.io.text import read_text_lines
 

@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import fsspec
-from fsspec.utils import infer_compression
 
+from aiospark.io.locations import hosts_for_files, reports_locations
 from aiospark.io.output import OutputCommitter, write_part
-from aiospark.io.text import open_input
+from aiospark.io.paths import compression_of, open_input, protocols
 from aiospark.lineage import DataSplit, Split, TaskContext
 from aiospark.protocol.frames import _HEAD, _LEN, decode_frame, encode_records
 from aiospark.rdd import RDD
@@ -82,9 +82,11 @@ def write_pickle_part(
     compression: str | None,
     index: int,
     records: Iterator[Any],
-) -> None:
-    """Task side: write one partition as framed pickle batches, then commit it by renaming."""
-    write_part(committer, compression, index, lambda out: write_frames(out, records, batch_size))
+) -> str:
+    """Task side: write one partition as framed pickle batches; return the file written."""
+    return write_part(
+        committer, compression, index, lambda out: write_frames(out, records, batch_size)
+    )
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def read_pickle_records(
     extension) is decompressed on the fly.  ``check`` is called before each
     frame and may raise to stop the reading.
     """
-    with open_input(fs, path, infer_compression(path)) as f:
+    with open_input(fs, path, compression_of(path)) as f:
         while True:
             if check is not None:
                 check()
@@ -186,9 +188,17 @@ class PickleFileRDD(RDD):
         super().__init__(ctx, [])
         self.fs = fs
         self._paths = sorted(paths, key=_natural_key)
+        self._hosts: list[tuple[str, ...]] = [
+            hosts_for_files(fs, [(p, int(fs.size(p)))]) if reports_locations(fs) else ()
+            for p in self._paths
+        ]
 
     def _compute_splits(self) -> list[Split]:
         return [DataSplit(i, p) for i, p in enumerate(self._paths)]
+
+    def preferred_locations(self, split: Split) -> list[str]:
+        """The hosts the filesystem reports for the split's file (see ``aiospark.io.locations``)."""
+        return list(self._hosts[split.index])
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         return read_pickle_records(self.fs, split.data, tctx.check)  # type: ignore[attr-defined]
@@ -196,6 +206,7 @@ class PickleFileRDD(RDD):
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state["_paths"] = None  # each task carries its own path in its split
+        state["_hosts"] = None
         return state
 
 
@@ -218,10 +229,10 @@ class WholeFileRDD(RDD):
         self.fs = fs
         self.mode = mode
         sizes = [int(fs.size(p)) for p in paths]
-        self._groups = [tuple(paths[i] for i in g) for g in group_files(sizes, min_partitions)]
-        if not self._groups:
-            self._groups = [()]  # no files: one empty split
-        local = "file" in _protocols(fs)
+        groups = group_files(sizes, min_partitions) or [[]]  # no files: one empty split
+        self._groups = [tuple(paths[i] for i in g) for g in groups]
+        self._hosts = [hosts_for_files(fs, [(paths[i], sizes[i]) for i in g]) for g in groups]
+        local = "file" in protocols(fs)
         self._shown = {p: (p if local else fs.unstrip_protocol(p)) for p in paths}
 
     def _compute_splits(self) -> list[Split]:
@@ -229,6 +240,10 @@ class WholeFileRDD(RDD):
             DataSplit(i, tuple((p, self._shown[p]) for p in group))
             for i, group in enumerate(self._groups)
         ]
+
+    def preferred_locations(self, split: Split) -> list[str]:
+        """The hosts the filesystem reports for most of the group's bytes."""
+        return list(self._hosts[split.index])
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         read = functools.partial(_read_whole_file, self.fs, self.mode)
@@ -240,18 +255,14 @@ class WholeFileRDD(RDD):
         state = super().__getstate__()
         state["_groups"] = None
         state["_shown"] = None
+        state["_hosts"] = None
         return state
-
-
-def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
-    proto = fs.protocol
-    return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
 def _read_whole_file(
     fs: fsspec.AbstractFileSystem, mode: str, path: str, shown: str
 ) -> tuple[Any, Any]:
-    compression = None if mode == "binary" else infer_compression(path)
+    compression = None if mode == "binary" else compression_of(path)
     with open_input(fs, path, compression) as f:
         data = f.read()
     if mode == "binary":

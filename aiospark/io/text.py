@@ -25,21 +25,26 @@ split skips it. Over all the splits of a file, every line is produced exactly on
 from __future__ import annotations
 
 import codecs
-import errno
 import itertools
-import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import fsspec
-from fsspec.utils import infer_compression
 
-__all__ = ["TextSplit", "expand_paths", "plan_text_splits", "read_text_lines"]
+from aiospark.io.locations import block_locations, hosts_for_range
+from aiospark.io.paths import compression_of, expand_paths, open_input
+
+__all__ = [
+    "TextSplit",
+    "check_encoding",
+    "expand_paths",
+    "open_input",
+    "plan_text_splits",
+    "read_text_lines",
+]
 
 #: Hadoop's SPLIT_SLOP: the last split of a file may be up to 10% larger than the others.
 _SPLIT_SLOP = 1.1
-_GLOB_CHARS = frozenset("*?[")
 #: Each chunk read is decoded and split in windows of about this many bytes: small
 #: enough for the decoded text and its lines to stay in the CPU cache.
 _WINDOW = 1 << 16
@@ -51,9 +56,11 @@ class TextSplit:
 
     When ``compression`` is set (an fsspec compression name such as ``"gzip"``) the
     split is the whole file: ``start`` is 0 and ``length`` is the compressed size.
+    ``hosts`` are where the filesystem reports the range's bytes to be (see
+    ``aiospark.io.locations``); the scheduler prefers workers there.
 
     >>> TextSplit("/data/part-0.txt", 0, 1024)
-    TextSplit(path='/data/part-0.txt', start=0, length=1024, compression=None)
+    TextSplit(path='/data/part-0.txt', start=0, length=1024, compression=None, hosts=())
     >>> TextSplit("/data/big.txt.gz", 0, 999, "gzip").compression
     'gzip'
     """
@@ -62,112 +69,7 @@ class TextSplit:
     start: int
     length: int
     compression: str | None = None
-
-
-def _protocol(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
-    proto = fs.protocol
-    return (proto,) if isinstance(proto, str) else tuple(proto)
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(("_", "."))
-
-
-def _split_entries(path: str | list[str]) -> list[str]:
-    if isinstance(path, str):
-        entries = [p.strip() for p in path.split(",")]
-    else:
-        entries = [str(p).strip() for p in path]
-    entries = [p for p in entries if p]
-    if not entries:
-        raise ValueError(f"no input path given: {path!r}")
-    return entries
-
-
-def _files_under(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
-    """Files below directory ``root``, skipping any whose relative path has a hidden part."""
-    root = root.rstrip("/")
-    out = []
-    for name in fs.find(root, withdirs=False):
-        rel = name[len(root) :] if name.startswith(root) else posixpath.basename(name)
-        if not any(_is_hidden(part) for part in rel.split("/") if part):
-            out.append(name)
-    return out
-
-
-def _expand_one(fs: fsspec.AbstractFileSystem, entry: str, path: str) -> list[str]:
-    if _GLOB_CHARS.intersection(path):
-        matches = fs.glob(path, detail=True)
-        visible = {
-            name: info
-            for name, info in matches.items()
-            if not _is_hidden(posixpath.basename(name.rstrip("/")))
-        }
-        if not visible:
-            raise FileNotFoundError(errno.ENOENT, "Input pattern matches 0 files", entry)
-        out = []
-        for name, info in visible.items():
-            if info.get("type") == "directory":
-                out.extend(_files_under(fs, name))
-            else:
-                out.append(name)
-        return out
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "Input path does not exist", entry) from None
-    if info.get("type") == "directory":
-        return _files_under(fs, info.get("name", path))
-    return [info.get("name", path)]
-
-
-def expand_paths(
-    path: str | list[str], storage_options: dict | None = None
-) -> tuple[fsspec.AbstractFileSystem, list[str]]:
-    """Resolve input paths to a filesystem and the sorted list of the files they name.
-
-    ``path`` is one path or URL, a comma-separated string of them, or a list. Each entry
-    may be a file, a directory (every file below it, recursively, except those whose
-    name, or the name of a directory on the way, starts with ``_`` or ``.``, such as
-    ``_SUCCESS``), or a glob (``*``, ``?``, ``[...]``; hidden matches are skipped too, and
-    matched directories are expanded). A file named explicitly is taken even if hidden.
-
-    Raises ``FileNotFoundError`` (naming the entry) for an entry that matches nothing,
-    and ``ValueError`` if the entries are not all on the same filesystem (protocol).
-    The returned paths are in the filesystem's own form, ready for ``fs.open``.
-
-    >>> import fsspec
-    >>> fs = fsspec.filesystem("memory")
-    >>> for name in ["a.txt", "b.txt", "_SUCCESS", ".a.txt.crc"]:
-    ...     fs.pipe(f"/doctest-expand/{name}", b"x\\n")
-    >>> expand_paths("memory:///doctest-expand")[1]
-    ['/doctest-expand/a.txt', '/doctest-expand/b.txt']
-    >>> expand_paths("memory:///doctest-expand/b.txt,memory:///doctest-expand/a*")[1]
-    ['/doctest-expand/a.txt', '/doctest-expand/b.txt']
-    >>> expand_paths("memory:///doctest-expand/nope")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: [Errno 2] Input path does not exist: 'memory:///doctest-expand/nope'
-    >>> fs.rm("/doctest-expand", recursive=True)
-    """
-    entries = _split_entries(path)
-    options = storage_options or {}
-    first_fs: fsspec.AbstractFileSystem | None = None
-    first_entry = ""
-    files: set[str] = set()
-    for entry in entries:
-        fs, stripped = fsspec.core.url_to_fs(entry, **options)
-        if first_fs is None:
-            first_fs, first_entry = fs, entry
-        elif _protocol(fs) != _protocol(first_fs):
-            raise ValueError(
-                "all input paths must be on the same filesystem, but "
-                f"{first_entry!r} is on {_protocol(first_fs)[0]!r} and "
-                f"{entry!r} is on {_protocol(fs)[0]!r}"
-            )
-        files.update(_expand_one(fs, entry, stripped))
-    assert first_fs is not None
-    return first_fs, sorted(files)
+    hosts: tuple[str, ...] = ()
 
 
 def plan_text_splits(
@@ -182,8 +84,10 @@ def plan_text_splits(
     ``split_size = max(1, min(goal, block_size))``. Each file is cut into splits of
     ``split_size`` bytes while more than 1.1 split sizes remain; the rest is the last
     split. An empty file gives one split of length 0; a compressed file (by extension,
-    ``fsspec.utils.infer_compression``) gives one split covering the whole file, with
-    ``compression`` set. Splits come file by file, in the order of ``paths``.
+    see ``aiospark.io.paths.compression_of``) gives one split covering the whole file,
+    with ``compression`` set. Splits come file by file, in the order of ``paths``. When
+    the filesystem reports block locations, each split gets the hosts holding most of
+    its bytes (``aiospark.io.locations``).
 
     >>> import fsspec
     >>> fs = fsspec.filesystem("memory")
@@ -200,20 +104,40 @@ def plan_text_splits(
     split_size = max(1, min(goal, block_size))
     splits: list[TextSplit] = []
     for p, size in zip(paths, sizes, strict=True):
-        compression = infer_compression(p)
+        blocks = block_locations(fs, p, size)
+        compression = compression_of(p)
         if compression is not None:
-            splits.append(TextSplit(p, 0, size, compression))
-            continue
-        if size == 0:
-            splits.append(TextSplit(p, 0, 0))
-            continue
-        remaining = size
-        while remaining / split_size > _SPLIT_SLOP:
-            splits.append(TextSplit(p, size - remaining, split_size))
-            remaining -= split_size
-        if remaining > 0:
-            splits.append(TextSplit(p, size - remaining, remaining))
+            ranges = [(0, size)]
+        elif size == 0:
+            ranges = [(0, 0)]
+        else:
+            ranges = []
+            remaining = size
+            while remaining / split_size > _SPLIT_SLOP:
+                ranges.append((size - remaining, split_size))
+                remaining -= split_size
+            ranges.append((size - remaining, remaining))
+        splits.extend(
+            TextSplit(p, start, length, compression, hosts_for_range(blocks, start, length))
+            for start, length in ranges
+        )
     return splits
+
+
+def check_encoding(encoding: str) -> None:
+    r"""Refuse, in the driver, an encoding that text lines cannot be read in.
+
+    >>> check_encoding("latin-1")
+    >>> check_encoding("utf-16")
+    Traceback (most recent call last):
+    ...
+    ValueError: encoding 'utf-16' is not supported for text lines: ...
+    >>> check_encoding("no-such-codec")
+    Traceback (most recent call last):
+    ...
+    LookupError: unknown encoding: no-such-codec
+    """
+    _line_encodings(encoding)
 
 
 def _line_encodings(encoding: str) -> tuple[str, str]:
@@ -233,16 +157,6 @@ def _line_encodings(encoding: str) -> tuple[str, str]:
             "newline must be the single byte 0x0A"
         )
     return name, name
-
-
-def open_input(fs: fsspec.AbstractFileSystem, path: str, compression: str | None) -> Any:
-    """Open a file for reading, decompressing; a missing file's error names its path."""
-    try:
-        return fs.open(path, "rb", compression=compression)
-    except FileNotFoundError as exc:
-        if path in str(exc):
-            raise
-        raise FileNotFoundError(errno.ENOENT, "No such file", path) from exc
 
 
 def read_text_lines(

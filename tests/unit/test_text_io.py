@@ -421,3 +421,111 @@ def test_random_text_random_splits(pieces, cut_fracs, chunk_size, window):
             assert read_all(fs, splits, chunk_size=chunk_size) == truth(content)
     finally:
         fs.rm(path)
+
+
+def test_xz_and_zstd_read_whole(tmp_path):
+    import lzma
+
+    zstd = pytest.importorskip("zstandard")
+    content = "ünï\r\ncödé\n" * 500 + "tail"
+    (tmp_path / "a.txt.xz").write_bytes(lzma.compress(content.encode()))
+    (tmp_path / "b.txt.zst").write_bytes(zstd.ZstdCompressor().compress(content.encode()))
+    fs, paths = expand_paths(str(tmp_path))
+    splits = plan_text_splits(fs, paths, min_partitions=40, block_size=100)
+    assert [(s.path.rsplit("/", 1)[-1], s.start, s.compression) for s in splits] == [
+        ("a.txt.xz", 0, "xz"),
+        ("b.txt.zst", 0, "zstd"),
+    ]
+    for split in splits:
+        assert list(read_text_lines(fs, split, chunk_size=7)) == truth(content), split.path
+
+
+def test_missing_codec_is_named(tmp_path, monkeypatch):
+    # as if zstandard were not installed: fsspec then does not know the extension
+    monkeypatch.delitem(fsspec.utils.compressions, "zst", raising=False)
+    (tmp_path / "logs.txt.zst").write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    fs, paths = expand_paths(str(tmp_path))
+    with pytest.raises(ValueError, match=r"logs\.txt\.zst.*zstandard"):
+        plan_text_splits(fs, paths, 2)
+
+
+class LocatedMemoryFS(fsspec.implementations.memory.MemoryFileSystem):
+    """Reports blocks of ``BLOCK`` bytes, block i on hosts ``h<i>`` and ``h<i+1>``."""
+
+    BLOCK = 100
+    style = "tuple"
+
+    def get_file_block_locations(self, path, start, length):
+        assert (start, length) == (0, self.size(path))
+        blocks = []
+        for i, offset in enumerate(range(0, length, self.BLOCK)):
+            size = min(self.BLOCK, length - offset)
+            hosts = [f"h{i}", f"h{i + 1}"]
+            if self.style == "tuple":
+                blocks.append((offset, size, hosts))
+            elif self.style == "object":
+                attributes = {"offset": offset, "length": size, "hosts": hosts}
+                blocks.append(type("BlockLocation", (), attributes))
+            else:
+                raise NotImplementedError
+        return blocks
+
+
+@pytest.mark.parametrize("style", ["tuple", "object"])
+def test_splits_get_the_hosts_of_their_blocks(memfs, style, monkeypatch):
+    _, root = memfs
+    located = LocatedMemoryFS()
+    monkeypatch.setattr(located, "style", style)
+    located.pipe(f"{root}/a.txt", b"x" * 450)
+    located.pipe(f"{root}/b.txt", b"")
+    located.pipe(f"{root}/c.txt.gz", gzip.compress(b"y" * 1000))
+    paths = [f"{root}/a.txt", f"{root}/b.txt", f"{root}/c.txt.gz"]
+    splits = plan_text_splits(located, paths, 1, block_size=150)
+    # a.txt's blocks: [0,100) on h0 h1, [100,200) on h1 h2, ... [400,450) on h4 h5.
+    # Each split keeps two hosts (the replication), those holding most of its bytes.
+    assert [(s.path.rsplit("/")[-1], s.start, s.length, s.hosts) for s in splits] == [
+        ("a.txt", 0, 150, ("h1", "h0")),  # h1 holds 150 bytes of it, h0 100, h2 50
+        ("a.txt", 150, 150, ("h2", "h3")),  # h2 150, h3 100, h1 50
+        ("a.txt", 300, 150, ("h4", "h3")),  # h4 150, h3 100, h5 50
+        ("b.txt", 0, 0, ()),  # an empty file has no block
+        ("c.txt.gz", 0, located.size(paths[2]), ("h0", "h1")),  # one block, a tie
+    ]
+
+
+def test_no_locations_when_not_reported(memfs, monkeypatch):
+    fs, root = memfs
+    located = LocatedMemoryFS()
+    monkeypatch.setattr(located, "style", "unsupported")  # raises NotImplementedError
+    located.pipe(f"{root}/a.txt", b"x" * 450)
+    assert {s.hosts for s in plan_text_splits(located, [f"{root}/a.txt"], 3)} == {()}
+    fs.pipe(f"{root}/b.txt", b"x" * 450)  # the plain memory filesystem has no such method
+    assert {s.hosts for s in plan_text_splits(fs, [f"{root}/b.txt"], 3)} == {()}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    files=st.lists(st.lists(ALPHABET, max_size=40), min_size=1, max_size=4),
+    min_partitions=st.integers(1, 30),
+    block_size=st.integers(1, 64),
+    chunk_size=st.integers(1, 9),
+)
+def test_planned_splits_tile_files_and_read_each_line_once(
+    files, min_partitions, block_size, chunk_size
+):
+    fs = fsspec.filesystem("memory")
+    root = f"/test-text-io-plan-{uuid.uuid4().hex}"
+    contents = ["".join(pieces) for pieces in files]
+    paths = [f"{root}/f{i}.txt" for i in range(len(contents))]
+    for path, content in zip(paths, contents, strict=True):
+        fs.pipe(path, content.encode())
+    try:
+        splits = plan_text_splits(fs, paths, min_partitions, block_size=block_size)
+        for path, content in zip(paths, contents, strict=True):
+            mine = [s for s in splits if s.path == path]
+            size = len(content.encode())
+            # contiguous byte ranges covering the file exactly once, in order
+            assert [s.start for s in mine] == [0] + [s.start + s.length for s in mine[:-1]]
+            assert sum(s.length for s in mine) == size
+            assert read_all(fs, mine, chunk_size=chunk_size) == truth(content)
+    finally:
+        fs.rm(root, recursive=True)
