@@ -144,7 +144,7 @@ class ExternalMap:
         self.level = level
         self.table: dict = {}
         self.spills = 0
-        self._files: list[tuple[Any, str]] | None = None
+        self._fanout: _FanOut | None = None
         self._tracker = SizeTracker()
 
     # -- filling ---------------------------------------------------------------------
@@ -182,25 +182,14 @@ class ExternalMap:
 
     @property
     def spilled(self) -> bool:
-        return self._files is not None
-
-    def _salt(self, key: Any) -> int:
-        return hash((self.level, key)) % FANOUT
+        return self._fanout is not None
 
     def spill(self) -> None:
         """Write the table's entries to the fan-out files and empty it."""
-        if self._files is None:
-            self._files = [
-                new_spill_file(self.spill_dir, f"map{self.level}-{i}-") for i in range(FANOUT)
-            ]
-        parts: list[list] = [[] for _ in range(FANOUT)]
-        salt = self.level
-        for item in self.table.items():
-            parts[hash((salt, item[0])) % FANOUT].append(item)
+        if self._fanout is None:
+            self._fanout = _FanOut(self.spill_dir, f"map{self.level}-", self.level)
+        self._fanout.write(self.table.items())
         self.table = {}
-        for (out, path), part in zip(self._files, parts, strict=True):
-            if part:
-                write_spill(out, part, path)
         self.spills += 1
         self.memory.release()
 
@@ -208,7 +197,7 @@ class ExternalMap:
 
     def items(self) -> Iterator[tuple]:
         """Every ``(key, combiner)``, each key once."""
-        if self._files is None:
+        if self._fanout is None:
             return iter(self.table.items())
         return self._merged_items()
 
@@ -216,57 +205,77 @@ class ExternalMap:
         """After a spill: one table per fan-out file (each may itself have spilled)."""
         if self.table:
             self.spill()
-        assert self._files is not None
-        for out, _ in self._files:
-            out.close()
-        paths = [path for _, path in self._files]
+        assert self._fanout is not None
+        paths = self._fanout.close()
         try:
             for index, path in enumerate(paths):
                 part = ExternalMap(self.merge, self.memory, self.spill_dir, self.level + 1)
-                records = read_spill(path)
-                paths[index] = ""
-                if self.level + 1 >= MAX_LEVEL:  # one key, or too skewed: keep it in memory
-                    part.table = _merge_all(records, self.merge)
-                else:
-                    for batch in _batched(records):
-                        part.merge_combiners(batch)
+                if path:
+                    records = read_spill(path)
+                    paths[index] = None
+                    if self.level + 1 >= MAX_LEVEL:  # one huge key, or hopeless skew
+                        part.table = _merge_all(records, self.merge)
+                    else:
+                        for batch in _batched(records):
+                            part.merge_combiners(batch)
                 yield part
                 part.table = {}
+                part.memory.release()
         finally:
-            for path in paths:
-                if path:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(path)
+            _remove_all(paths)
 
     def _merged_items(self) -> Iterator[tuple]:
         for part in self.parts():
             yield from part.items()
 
-    def partition_like(self, records: Iterable[tuple]) -> list[str]:
+    def partition_like(self, records: Iterable[tuple]) -> list[str | None]:
         """Write ``(key, value)`` records to files split exactly as this map's spills.
 
         Used by joins: the other side's records for fan-out file *i* only ever
-        meet keys of this map's part *i*.
+        meet keys of this map's part *i*.  ``None`` stands for an empty file.
         """
-        files = [new_spill_file(self.spill_dir, f"side{self.level}-{i}-") for i in range(FANOUT)]
-        salt = self.level
+        fanout = _FanOut(self.spill_dir, f"side{self.level}-", self.level)
         try:
             for batch in _batched(iter(records)):
-                parts: list[list] = [[] for _ in range(FANOUT)]
-                for record in batch:
-                    parts[hash((salt, record[0])) % FANOUT].append(record)
-                for (out, path), part in zip(files, parts, strict=True):
-                    if part:
-                        write_spill(out, part, path)
+                fanout.write(batch)
         except BaseException:
-            for out, path in files:
-                out.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+            _remove_all(fanout.close())
             raise
-        for out, _ in files:
-            out.close()
-        return [path for _, path in files]
+        return fanout.close()
+
+
+class _FanOut:
+    """``FANOUT`` spill files filled by a salted hash of the key; each made when first needed."""
+
+    def __init__(self, spill_dir: str, prefix: str, salt: int) -> None:
+        self.spill_dir = spill_dir
+        self.prefix = prefix
+        self.salt = salt
+        self.files: list[tuple[Any, str] | None] = [None] * FANOUT
+
+    def write(self, items: Iterable[tuple]) -> None:
+        n = len(self.files)
+        parts: list[list] = [[] for _ in range(n)]
+        salt = self.salt
+        for item in items:
+            parts[hash((salt, item[0])) % n].append(item)
+        for index, part in enumerate(parts):
+            if part:
+                entry = self.files[index]
+                if entry is None:
+                    entry = self.files[index] = new_spill_file(
+                        self.spill_dir, f"{self.prefix}{index}-"
+                    )
+                write_spill(entry[0], part, entry[1])
+
+    def close(self) -> list[str | None]:
+        """Close the files; their paths (None where nothing was written)."""
+        paths: list[str | None] = []
+        for entry in self.files:
+            if entry is not None:
+                entry[0].close()
+            paths.append(None if entry is None else entry[1])
+        return paths
 
 
 def _merge_all(records: Iterable[tuple], merge: Callable[[Any, Any], Any]) -> dict:
@@ -298,13 +307,10 @@ def join_external(
     side_paths = table.partition_like(stream)
     try:
         for index, part in enumerate(table.parts()):
-            path, side_paths[index] = side_paths[index], ""
-            yield from join_external(part, read_spill(path), join)
+            path, side_paths[index] = side_paths[index], None
+            yield from join_external(part, read_spill(path) if path else iter(()), join)
     finally:
-        for path in side_paths:
-            if path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+        _remove_all(side_paths)
 
 
 def merge_external(
@@ -365,7 +371,8 @@ def _merge_runs(runs: list[str], last: list, key: Any, reverse: bool) -> Iterato
         _remove_all(runs)
 
 
-def _remove_all(paths: list[str]) -> None:
+def _remove_all(paths: list[str | None] | list[str]) -> None:
     for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+        if path:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)

@@ -1,0 +1,175 @@
+"""Spilling collections and the spilling map-output writer, against plain Python."""
+
+from __future__ import annotations
+
+import collections
+import operator
+import os
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiospark.lineage import Aggregator, HashPartitioner, ShuffleDependency
+from aiospark.memory import MemoryManager, TaskMemory
+from aiospark.ops.pair_rdds import _extend, _full_join, _inner_join, _merge_groups, group_values
+from aiospark.protocol.frames import iter_file_frames
+from aiospark.shuffle import spill
+from aiospark.shuffle.files import map_paths, read_segment_range
+from aiospark.shuffle.spill import ExternalMap, join_external, merge_external, sort_external
+from aiospark.shuffle.writer import write_map_output
+
+
+def tiny(budget: int = 50_000) -> TaskMemory:
+    """A reservation so small that a few thousand records spill."""
+    return TaskMemory(MemoryManager(budget=budget), "task", step=4096)
+
+
+def batches(records, size=500):
+    for start in range(0, len(records), size):
+        yield records[start : start + size]
+
+
+def test_external_map_spills_and_merges_like_a_dict(tmp_path):
+    pairs = [(random.randrange(5000), 1) for _ in range(40_000)]
+    table = ExternalMap(operator.add, tiny(), str(tmp_path))
+    counting = Aggregator(lambda v: v, operator.add, operator.add, identity_create=True)
+    for batch in batches(pairs):
+        table.merge_values(batch, combine=counting.combine_values)
+    assert table.spills > 1
+    assert dict(table.items()) == collections.Counter(k for k, _ in pairs)
+    assert os.listdir(tmp_path) == []  # every spill file was removed once read
+
+
+def test_external_map_without_spilling_keeps_its_table(tmp_path):
+    table = ExternalMap(operator.add, tiny(10**9), str(tmp_path))
+    table.merge_values([("a", 1), ("b", 2), ("a", 3)])
+    assert not table.spilled and dict(table.items()) == {"a": 4, "b": 2}
+
+
+def test_skewed_part_recurses_with_another_salt(tmp_path, monkeypatch):
+    # Two fan-out files only: every part is still too big, so parts spill again.
+    monkeypatch.setattr(spill, "FANOUT", 2)
+    levels = []
+    original = ExternalMap.spill
+
+    def spill_and_note_level(self):
+        levels.append(self.level)
+        original(self)
+
+    monkeypatch.setattr(ExternalMap, "spill", spill_and_note_level)
+    pairs = [(i % 3000, i) for i in range(12_000)]
+    table = ExternalMap(_extend, tiny(30_000), str(tmp_path))
+    for batch in batches(pairs):
+        table.merge_values(batch, combine=group_values)
+    expected = collections.defaultdict(list)
+    for k, v in pairs:
+        expected[k].append(v)
+    got = dict(table.items())
+    assert {k: sorted(v) for k, v in got.items()} == dict(expected)
+    assert max(levels) >= 1  # a part was still too big and spilled again
+
+
+def test_grace_join_matches_a_plain_join(tmp_path):
+    left = [(random.randrange(3000), f"l{i}") for i in range(8000)]
+    right = [(random.randrange(3000), f"r{i}") for i in range(8000)]
+    table = ExternalMap(_extend, tiny(), str(tmp_path))
+    for batch in batches(right):
+        table.merge_values(batch, combine=group_values)
+    assert table.spilled
+    joined = sorted(join_external(table, iter(left), _full_join), key=repr)
+    plain = sorted(_full_join(group_values(right), iter(left)), key=repr)
+    assert joined == plain
+    assert os.listdir(tmp_path) == []
+
+
+def test_cogroup_of_a_spilled_and_an_unspilled_table(tmp_path):
+    big = [(i % 4000, i) for i in range(20_000)]
+    small = [(7, "x"), (4001, "y")]
+    tables = []
+    for records, budget in ((big, 40_000), (small, 10**9)):
+        table = ExternalMap(_extend, tiny(budget), str(tmp_path))
+        table.merge_values(records, combine=group_values)
+        tables.append(table)
+    assert tables[0].spilled and not tables[1].spilled
+    merged = {k: (sorted(a), b) for k, (a, b) in merge_external(tables, _merge_groups)}
+    plain = {k: (sorted(a), b) for k, (a, b) in _merge_groups([group_values(big),
+                                                                group_values(small)])}
+    assert merged == plain
+
+
+def test_join_stream_errors_do_not_leave_files(tmp_path):
+    table = ExternalMap(_extend, tiny(), str(tmp_path))
+    for batch in batches([(i, i) for i in range(10_000)]):
+        table.merge_values(batch, combine=group_values)
+
+    def broken():
+        yield (1, 1)
+        raise RuntimeError("user code failed")
+
+    with pytest.raises(RuntimeError, match="user code failed"):
+        list(join_external(table, broken(), _inner_join))
+    table_files = [f for f in os.listdir(tmp_path) if f.startswith("side")]
+    assert table_files == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.integers()), max_size=3000),
+       st.booleans())
+def test_external_sort_is_sorted_and_stable(tmp_path_factory, records, reverse):
+    directory = str(tmp_path_factory.mktemp("runs"))
+    key = operator.itemgetter(0)
+    got = list(sort_external(iter(records), key, reverse, tiny(20_000), directory))
+    assert got == sorted(records, key=key, reverse=reverse)
+    assert os.listdir(directory) == []
+
+
+def test_external_sort_really_spills(tmp_path):
+    before = spill.STATS.snapshot()["spills"]
+    records = [random.random() for _ in range(50_000)]
+    assert list(sort_external(iter(records), None, False, tiny(), str(tmp_path))) == sorted(
+        records
+    )
+    assert spill.STATS.snapshot()["spills"] > before
+
+
+def _segments(directory: str, map_id: int, reducers: int) -> list[list]:
+    data, index = map_paths(directory, map_id)
+    out = []
+    for r in range(reducers):
+        start, length = read_segment_range(index, r)
+        out.append([x for batch in iter_file_frames(data, start, length) for x in batch])
+    return out
+
+
+@pytest.mark.parametrize("combine", [False, True])
+def test_map_output_spills_but_reducers_see_the_same_data(tmp_path, combine):
+    records = [(random.randrange(2000), 1) for _ in range(30_000)]
+    aggregator = Aggregator(lambda v: v, operator.add, operator.add, identity_create=True)
+    dep = ShuffleDependency(None, 0, HashPartitioner(3), aggregator if combine else None,
+                            map_side_combine=combine)
+    before = spill.STATS.snapshot()["spills"]
+    sizes = write_map_output(iter(records), dep, str(tmp_path / "out"), 0, tiny(),
+                             str(tmp_path / "spill"))
+    assert spill.STATS.snapshot()["spills"] > before
+    segments = _segments(str(tmp_path / "out"), 0, 3)
+    assert len(sizes) == 3 and all(sizes)
+    for r, segment in enumerate(segments):
+        expected = [kv for kv in records if kv[0] % 3 == r]
+        if combine:  # partial combiners from several spills: merge them
+            assert Aggregator.combine_combiners(aggregator, segment) == collections.Counter(
+                k for k, _ in expected
+            )
+        else:
+            assert sorted(segment) == sorted(expected)
+    assert os.listdir(tmp_path / "spill") == []
+
+
+def test_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    def no_space(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spill.tempfile, "mkstemp", no_space)
+    with pytest.raises(spill.SpillError, match=r"cannot create a spill file .*No space left"):
+        list(sort_external(iter(range(50_000, 0, -1)), None, False, tiny(), str(tmp_path)))
