@@ -1,0 +1,126 @@
+"""Shuffles several times larger than the workers' memory budgets spill and still come out exact."""
+
+from __future__ import annotations
+
+import collections
+import operator
+import random
+
+import pytest
+import pytest_asyncio
+
+import aiospark
+from tests.conftest import worker_health
+
+pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
+
+#: Each worker may hold this much; the data below take several times more in memory.
+BUDGET = "4m"
+N = 300_000
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def small_ctx():
+    async with aiospark.Context(workers=2, worker_memory=BUDGET) as ctx:
+        yield ctx
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    rng = random.Random(5)
+    return [(rng.randrange(N // 4), rng.randrange(10**9)) for _ in range(N)]
+
+
+async def spilled_bytes(ctx) -> int:
+    return sum(h["spilled"]["bytes"] for h in await worker_health(ctx))
+
+
+async def test_the_data_do_not_fit_in_the_budget(small_ctx, pairs):
+    from aiospark.sizeof import records_size
+
+    assert records_size(pairs) > 2 * 2 * aiospark.memory.parse_size(BUDGET)
+
+
+async def test_group_by_key_spills_and_is_exact(small_ctx, pairs):
+    before = await spilled_bytes(small_ctx)
+    got = await small_ctx.parallelize(pairs, 4).group_by_key(3).map_values(sorted).collect()
+    expected = collections.defaultdict(list)
+    for k, v in pairs:
+        expected[k].append(v)
+    assert dict(got) == {k: sorted(v) for k, v in expected.items()}
+    assert len(got) == len(expected)
+    assert await spilled_bytes(small_ctx) > before
+
+
+async def test_sort_by_key_spills_and_is_exact(small_ctx, pairs):
+    before = await spilled_bytes(small_ctx)
+    got = await small_ctx.parallelize(pairs, 4).sort_by_key(num_partitions=3).collect()
+    assert got == sorted(pairs, key=operator.itemgetter(0))
+    assert await spilled_bytes(small_ctx) > before
+
+
+async def test_descending_sort_with_key_function(small_ctx, pairs):
+    got = await small_ctx.parallelize(pairs, 4).sort_by_key(
+        ascending=False, num_partitions=2, key_func=lambda k: -k
+    ).keys().collect()
+    assert got == sorted((k for k, _ in pairs), key=lambda k: -k, reverse=True)
+
+
+async def test_join_spills_and_is_exact(small_ctx, pairs):
+    other = [(k, str(k)) for k in range(0, N // 4, 3)]
+    before = await spilled_bytes(small_ctx)
+    got = await small_ctx.parallelize(pairs, 4).join(small_ctx.parallelize(other, 2), 3).collect()
+    names = dict(other)
+    expected = [(k, (v, names[k])) for k, v in pairs if k in names]
+    assert sorted(got) == sorted(expected)
+    assert await spilled_bytes(small_ctx) > before
+
+
+async def test_left_outer_join_and_cogroup(small_ctx, pairs):
+    left = small_ctx.parallelize(pairs, 4)
+    right = small_ctx.parallelize([(k, -k) for k in range(0, N // 4, 7)], 2)
+    got = await left.left_outer_join(right).collect()
+    negs = {k: -k for k in range(0, N // 4, 7)}
+    assert sorted(got, key=repr) == sorted(
+        ((k, (v, negs.get(k))) for k, v in pairs), key=repr
+    )
+    grouped = await left.cogroup(right).map_values(
+        lambda sides: (len(sides[0]), list(sides[1]))
+    ).collect()
+    counts = collections.Counter(k for k, _ in pairs)
+    assert dict(grouped) == {
+        k: (counts.get(k, 0), [negs[k]] if k in negs else [])
+        for k in set(counts) | set(negs)
+    }
+
+
+async def test_distinct_and_reduce_by_key_spill_and_are_exact(small_ctx, pairs):
+    values = [v % 150_000 for _, v in pairs]
+    before = await spilled_bytes(small_ctx)
+    assert sorted(await small_ctx.parallelize(values, 4).distinct(3).collect()) == sorted(
+        set(values)
+    )
+    sums = await small_ctx.parallelize(pairs, 4).reduce_by_key(operator.add, 3).collect()
+    expected: dict = collections.defaultdict(int)
+    for k, v in pairs:
+        expected[k] += v
+    assert dict(sums) == expected
+    assert await spilled_bytes(small_ctx) > before
+
+
+async def test_subtract_and_intersection(small_ctx, pairs):
+    keys = [k for k, _ in pairs]
+    left = small_ctx.parallelize(keys, 4)
+    right = small_ctx.parallelize(range(0, N // 4, 2), 2)
+    assert sorted(await left.subtract(right).collect()) == sorted(k for k in keys if k % 2)
+    assert sorted(await left.intersection(right).collect()) == sorted(
+        {k for k in keys if k % 2 == 0}
+    )
+    assert sorted(await small_ctx.parallelize(pairs, 4).subtract_by_key(
+        right.map(lambda k: (k, None))
+    ).collect()) == sorted(kv for kv in pairs if kv[0] % 2)
+
+
+async def test_memory_is_given_back_after_the_jobs(small_ctx):
+    healths = await worker_health(small_ctx)
+    assert len(healths) == 2 and all(h["memory"]["execution"] == 0 for h in healths)
