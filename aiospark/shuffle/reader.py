@@ -3,14 +3,16 @@
 Map outputs on this worker's own host are read straight from disk; the others
 are fetched from their host's shuffle service as streamed HTTP bodies.  The
 reading runs on the task's thread; remote fetches run on the worker's event
-loop and hand frames over through a bounded queue, so memory in flight stays
-bounded and the loop never decodes.
+loop and hand frames over through a queue bounded in bytes
+(``MAX_BYTES_IN_FLIGHT``), so memory in flight stays bounded and the loop
+never decodes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
+import collections
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,9 +29,56 @@ FETCH_ATTEMPTS = 4
 FETCH_RETRY_WAIT = 0.05
 #: A fetch whose peer stops answering (host cut off) fails after this, then is retried.
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-#: Frames buffered between the event loop and the reducing thread.
-_PREFETCH_FRAMES = 16
+#: Bytes of fetched frames a reducer may have in flight (received, not yet decoded).
+MAX_BYTES_IN_FLIGHT = 32 << 20
 _DONE = object()
+
+
+class ByteBoundedQueue:
+    """A hand-off queue bounded by the bytes it holds (one item always fits, however big).
+
+    >>> q = ByteBoundedQueue(10)
+    >>> q.put(b"12345678"); q.put("end", 0)
+    >>> q.get(), q.get(), q.held
+    (b'12345678', 'end', 0)
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.held = 0
+        self._items: collections.deque = collections.deque()
+        self._changed = threading.Condition()
+        self.closed = False
+
+    def put(self, item: Any, nbytes: int | None = None) -> None:
+        """Add ``item`` (``len(item)`` bytes unless given), waiting while the queue is full."""
+        size = len(item) if nbytes is None else nbytes
+        with self._changed:
+            while self._items and self.held + size > self.max_bytes and not self.closed:
+                self._changed.wait()
+            if self.closed:  # the reader has gone: drop it rather than wait forever
+                return
+            self._items.append((item, size))
+            self.held += size
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """The reader stops: wake and release any writer still waiting for room."""
+        with self._changed:
+            self.closed = True
+            self._items.clear()
+            self.held = 0
+            self._changed.notify_all()
+
+    def get(self) -> Any:
+        """Take the oldest item, waiting for one."""
+        with self._changed:
+            while not self._items:
+                self._changed.wait()
+            item, size = self._items.popleft()
+            self.held -= size
+            self._changed.notify_all()
+            return item
 
 
 def format_map_ids(map_ids: list[int]) -> str:
@@ -102,7 +151,7 @@ async def _stream_remote(
     shuffle_id: int,
     reduce_id: int,
     map_ids: list[int],
-    out: queue.Queue,
+    out: ByteBoundedQueue,
 ) -> None:
     target = f"{url}/v1/shuffle/{app_id}/{shuffle_id}/{reduce_id}"
     params = {"maps": format_map_ids(map_ids)}
@@ -133,12 +182,12 @@ async def _stream_remote(
                     raise
                 await asyncio.sleep(FETCH_RETRY_WAIT * 2**attempt)
     except FetchFailed as exc:
-        await loop.run_in_executor(None, out.put, exc)
+        await loop.run_in_executor(None, out.put, exc, 0)
     except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
         failure = FetchFailed(shuffle_id, map_ids, url, f"{type(exc).__name__}: {exc}")
-        await loop.run_in_executor(None, out.put, failure)
+        await loop.run_in_executor(None, out.put, failure, 0)
     finally:
-        await loop.run_in_executor(None, out.put, _DONE)
+        await loop.run_in_executor(None, out.put, _DONE, 0)
 
 
 def read_remote(
@@ -154,7 +203,7 @@ def read_remote(
 
     ``session`` must carry the cluster secret in its default headers.
     """
-    frames: queue.Queue = queue.Queue(_PREFETCH_FRAMES)
+    frames = ByteBoundedQueue(MAX_BYTES_IN_FLIGHT)
     future = asyncio.run_coroutine_threadsafe(
         _stream_remote(session, url, app_id, shuffle_id, reduce_id, map_ids, frames),
         loop,
@@ -169,3 +218,4 @@ def read_remote(
             yield decode_frame(item)
     finally:
         future.cancel()
+        frames.close()
