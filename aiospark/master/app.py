@@ -112,15 +112,30 @@ class Master:
             info,
             running_tasks=msg.running_tasks,
             memory_used=msg.memory_used,
+            storage_used=msg.storage_used,
+            execution_used=msg.execution_used,
+            cached=msg.cached,
             last_heartbeat=time.time(),
         )
         return web.json_response({"ok": True})
 
     def snapshot(self) -> dict[str, Any]:
+        """The cluster for ``GET /v1/status``: workers (with their memory and cached RDDs).
+
+        Each worker reports ``memory_bytes`` (its budget), ``storage_used`` and
+        ``execution_used`` (charged against it) and ``cached``: per persisted
+        RDD, the splits it holds and their bytes in memory and on disk.
+        ``cached`` at the top sums those over the workers, per RDD.
+
+        >>> Master("secret").snapshot()["cached"]
+        []
+        """
+        workers = list(self.workers.values())
         return {
             "uptime": round(time.time() - self.started, 3),
-            "workers": [w.to_json() for w in self.workers.values()],
-            "cores": sum(w.cores for w in self.workers.values()),
+            "workers": [w.to_json() for w in workers],
+            "cores": sum(w.cores for w in workers),
+            "cached": cached_totals(workers),
         }
 
     async def status(self, request: web.Request) -> web.Response:
@@ -142,6 +157,31 @@ class Master:
         finally:
             self.watchers.discard(ws)
         return ws
+
+
+def cached_totals(workers: list[WorkerInfo]) -> list[dict[str, Any]]:
+    """Per persisted RDD, its blocks summed over ``workers`` (and how many workers hold some).
+
+    >>> from aiospark.protocol.messages import CachedRDD
+    >>> def worker(i, *cached):
+    ...     return WorkerInfo(f"w{i}", "", "", 1, 0, "", "alive", cached=list(cached))
+    >>> cached_totals([worker(1, CachedRDD("a", 3, 2, 100, 0)),
+    ...                worker(2, CachedRDD("a", 3, 1, 0, 40))])
+    [{'app_id': 'a', 'rdd_id': 3, 'splits': 3, 'memory_bytes': 100, 'disk_bytes': 40, 'workers': 2}]
+    """
+    totals: dict[tuple[str, int], dict[str, Any]] = {}
+    for info in workers:
+        for c in info.cached:
+            entry = totals.setdefault(
+                (c.app_id, c.rdd_id),
+                {"app_id": c.app_id, "rdd_id": c.rdd_id, "splits": 0,
+                 "memory_bytes": 0, "disk_bytes": 0, "workers": 0},
+            )
+            entry["splits"] += c.splits
+            entry["memory_bytes"] += c.memory_bytes
+            entry["disk_bytes"] += c.disk_bytes
+            entry["workers"] += 1
+    return [totals[key] for key in sorted(totals)]
 
 
 async def run_master(args: Any) -> None:

@@ -4,8 +4,8 @@ Every message is a frozen dataclass.  ``from_json`` refuses anything that is
 not exactly the declared shape, with an error naming the bad field, so HTTP
 handlers can answer 400 with a useful message.
 
->>> Heartbeat.from_json({"worker_id": "w1", "running_tasks": 2, "memory_used": 10})
-Heartbeat(worker_id='w1', running_tasks=2, memory_used=10)
+>>> Heartbeat.from_json({"worker_id": "w1", "running_tasks": 2, "memory_used": 10}).memory_used
+10
 >>> Heartbeat.from_json({"worker_id": "w1", "running_tasks": "two", "memory_used": 0})
 Traceback (most recent call last):
 ...
@@ -135,12 +135,39 @@ class RegisterWorker(Message):
 
 
 @dataclasses.dataclass(frozen=True)
+class CachedRDD(Message):
+    """The blocks of one persisted RDD that one worker holds.
+
+    >>> CachedRDD("app-1", 7, splits=3, memory_bytes=4096, disk_bytes=0).splits
+    3
+    """
+
+    app_id: str
+    rdd_id: int
+    splits: int
+    memory_bytes: int
+    disk_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Heartbeat(Message):
-    """A worker's periodic proof of life, with its load."""
+    """A worker's periodic proof of life, with its load and what it caches.
+
+    ``memory_used`` is storage plus execution memory, charged against the
+    worker's budget (``RegisterWorker.memory_bytes``).
+
+    >>> beat = Heartbeat("w1", 0, 300, storage_used=200, execution_used=100,
+    ...                  cached=[CachedRDD("app-1", 7, 2, 200, 0)])
+    >>> Heartbeat.from_json(beat.to_json()) == beat
+    True
+    """
 
     worker_id: str
     running_tasks: int
     memory_used: int
+    storage_used: int = 0
+    execution_used: int = 0
+    cached: list[CachedRDD] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +185,10 @@ class WorkerInfo(Message):
     memory_used: int = 0
     last_heartbeat: float = 0.0
     pid: int = 0
+    storage_used: int = 0
+    execution_used: int = 0
+    #: the persisted RDDs this worker holds blocks of (as of its last heartbeat)
+    cached: list[CachedRDD] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

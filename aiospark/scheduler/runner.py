@@ -24,7 +24,7 @@ from aiospark.errors import ClusterError, FetchFailed, JobCancelled, JobFailed, 
 from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
-from aiospark.scheduler.dag import Stage, StageBuilder, cached_blocks
+from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
@@ -127,6 +127,9 @@ class Scheduler:
         #: stage id -> [finished tasks, tasks], for progress events
         self._stage_counts: dict[int, list[int]] = {}
         self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
+        #: RDDs unpersisted (and not persisted again since): blocks of theirs that a task
+        #: still cached are not recorded, and the worker is told to drop them
+        self._unpersisted: set[int] = set()
         self._next_job = 0
         self._watch: asyncio.Task | None = None
         self._snapshot = asyncio.Event()
@@ -294,9 +297,11 @@ class Scheduler:
         for rdd_id, split, url in header.get("blocks_missing", []):
             for worker_id, other in self.links.items():
                 if other.info.url == url:
-                    self.state.cache.get((rdd_id, split), set()).discard(worker_id)
+                    self.state.blocks_evicted(worker_id, [(rdd_id, split)])
+        if "evicted" in header:
+            self.state.blocks_evicted(link.info.worker_id, header["evicted"])
+        cached = self._live_blocks(link, header.get("cached", []))
         if kind == "success":
-            cached = [tuple(k) for k in header.get("cached", [])]
             if "acc_blob" in header and placed is not None and task_id in self.state.tasks:
                 updates = cloudpickle.loads(blobs[header["acc_blob"]])
                 self.shared.apply_updates(placed[0], placed[1], updates)
@@ -321,6 +326,7 @@ class Scheduler:
                 return
             self._apply(self.state.task_succeeded(task_id, result=result, cached=cached))
         elif kind == "failure":
+            self.state.blocks_cached(link.info.worker_id, cached)
             link.broadcasts.difference_update(header.get("broadcast_failed", []))
             reason = header.get("reason")
             if reason == "cancelled":
@@ -339,6 +345,24 @@ class Scheduler:
                 self._apply(self.state.task_failed(task_id, error))
         elif kind == "error":
             log.error("worker %s refused a message: %s", link.info.worker_id, header.get("error"))
+        # kind == "blocks": only evictions, handled above
+
+    def _live_blocks(self, link: WorkerLink, keys: list) -> list[tuple[int, int]]:
+        """The reported blocks of RDDs still persisted; the worker drops the others.
+
+        A task that started before ``unpersist`` may cache a block after the
+        worker dropped the RDD's blocks.
+        """
+        live = []
+        stale = set()
+        for rdd_id, split in keys:
+            if rdd_id in self._unpersisted:
+                stale.add(rdd_id)
+            else:
+                live.append((rdd_id, split))
+        for rdd_id in sorted(stale):
+            link.send(pack({"type": "unpersist", "rdd_id": rdd_id}))
+        return live
 
     def _publish_task(
         self, kind: str, task_id: int, placed: tuple[int, int], link: WorkerLink, header: dict
@@ -373,6 +397,10 @@ class Scheduler:
         for p in partitions:
             if not 0 <= p < total:
                 raise IndexError(f"partition {p} out of range for {rdd!r} ({total} partitions)")
+        if self._unpersisted:  # persisted again since?
+            self._unpersisted.difference_update(
+                node.id for node in all_ancestors(rdd) if node.storage_level is not None
+            )
         stage = self.builder.result_stage(rdd, func)
         # Serialize up front, so an unpicklable closure fails here, naming the culprit.
         for s in self.builder.ancestors(stage):
@@ -404,6 +432,8 @@ class Scheduler:
             link.send(message)
 
     def unpersist(self, rdd_id: int) -> None:
+        """Forget where an RDD's blocks are, and tell every worker to drop them."""
+        self._unpersisted.add(rdd_id)
         self.state.forget_cached(rdd_id)
         message = pack({"type": "unpersist", "rdd_id": rdd_id})
         for link in self.links.values():

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # -- commands ------------------------------------------------------------------------
@@ -262,8 +262,7 @@ class SchedulerState:
         task = self._finish_task(task_id)
         if task is None:
             return commands
-        for key in cached:
-            self.cache.setdefault(tuple(key), set()).add(task.worker_id)  # type: ignore[arg-type]
+        self.blocks_cached(task.worker_id, cached)
         run = self.stages.get(task.stage_id)
         if run is not None:
             self._partition_done(run, task, result, map_output, commands)
@@ -365,6 +364,24 @@ class SchedulerState:
         """An RDD was unpersisted."""
         for key in [k for k in self.cache if k[0] == rdd_id]:
             del self.cache[key]
+
+    def blocks_cached(self, worker_id: str, keys: Iterable[tuple[int, int]]) -> None:
+        """A worker holds these ``(rdd_id, split)`` blocks (told with a task's outcome)."""
+        for key in keys:
+            self.cache.setdefault(tuple(key), set()).add(worker_id)  # type: ignore[arg-type]
+
+    def blocks_evicted(self, worker_id: str, keys: Iterable[tuple[int, int]]) -> None:
+        """A worker no longer holds these blocks (evicted, or it answered "missing").
+
+        Locality stops pointing at it; the next task needing one of them reads
+        another copy or recomputes it from lineage.
+        """
+        for key in keys:
+            holders = self.cache.get(tuple(key))  # type: ignore[arg-type]
+            if holders is not None:
+                holders.discard(worker_id)
+                if not holders:
+                    del self.cache[tuple(key)]  # type: ignore[arg-type]
 
     # -- internals -------------------------------------------------------------------
 

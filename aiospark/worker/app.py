@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,8 +31,8 @@ from aiospark.files import check_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
-from aiospark.protocol.frames import decode_frame, encode_records, split_frames
-from aiospark.protocol.messages import Heartbeat, RegisterWorker
+from aiospark.protocol.frames import decode_frame, split_frames
+from aiospark.protocol.messages import CachedRDD, Heartbeat, RegisterWorker
 from aiospark.shuffle import spill
 from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
@@ -66,8 +67,18 @@ class DriverSession:
         self.send_lock = asyncio.Lock()
         self.tasks: dict[int, tuple[asyncio.Task, WorkerTaskContext]] = {}
 
-    async def send(self, header: dict[str, Any], *blobs: Any) -> None:
+    async def send(
+        self,
+        header: dict[str, Any],
+        *blobs: Any,
+        prepare: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Send one envelope.  ``prepare(header)`` runs just before, in sending order
+        (so reports read from shared state reach the driver in the order they were
+        read); when it returns False nothing is sent."""
         async with self.send_lock:
+            if prepare is not None and not prepare(header):
+                return
             if not self.ws.closed:
                 await self.ws.send_bytes(pack(header, *blobs))
 
@@ -104,7 +115,11 @@ class Worker:
         #: leave the worker waiting out TCP's back-off).
         self._control_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * heartbeat_interval))
         self.url = ""
-        self.blocks = BlockStore(work_dir, self.memory)
+        self.blocks = BlockStore(work_dir, self.memory, on_evict=self._blocks_evicted)
+        #: apps whose drivers are about to hear of evicted blocks
+        self._eviction_notices: set[str] = set()
+        #: set to send a heartbeat now rather than at the next interval
+        self._beat_now = asyncio.Event()
         self.stages = StageCache()
         self.broadcasts = BroadcastStore(lambda: self._session)
         #: cached splits this worker read from other workers instead of recomputing
@@ -191,7 +206,7 @@ class Worker:
                     await self._register()
                     delay = 0.05
                 else:
-                    beat = Heartbeat(self.worker_id, self.running_tasks(), 0)
+                    beat = self.heartbeat_message()
                     url = f"{self.master_url}/v1/workers/{self.worker_id}/heartbeat"
                     async with self._session.post(
                         url, json=beat.to_json(), timeout=self._control_timeout
@@ -200,7 +215,9 @@ class Worker:
                             self._registered.clear()
                             continue
                         resp.raise_for_status()
-                await asyncio.sleep(self.heartbeat_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+                self._beat_now.clear()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -212,6 +229,18 @@ class Worker:
     def running_tasks(self) -> int:
         return sum(len(s.tasks) for s in self.sessions)
 
+    def heartbeat_message(self) -> Heartbeat:
+        """Proof of life with the load: tasks, memory against the budget, cached RDDs."""
+        memory = self.memory.snapshot()
+        return Heartbeat(
+            self.worker_id,
+            self.running_tasks(),
+            memory["storage"] + memory["execution"],
+            storage_used=memory["storage"],
+            execution_used=memory["execution"],
+            cached=[CachedRDD(**entry) for entry in self.blocks.rdds()],
+        )
+
     # -- HTTP ------------------------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
@@ -221,6 +250,7 @@ class Worker:
                 "registered": self._registered.is_set(),
                 "running_tasks": self.running_tasks(),
                 "blocks": self.blocks.summary(),
+                "cached": self.blocks.rdds(),
                 "memory": self.memory.snapshot(),
                 "spilled": spill.STATS.snapshot(),
                 "blocks_fetched": self.blocks_fetched,
@@ -246,14 +276,21 @@ class Worker:
             rdd_id, split = int(request.match_info["rdd"]), int(request.match_info["split"])
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        records = self.blocks.get(app_id, rdd_id, split)
-        if records is None:
+        frames = self.blocks.frames(app_id, rdd_id, split)
+        if frames is None:
             return web.json_response({"missing": True}, status=404)
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         await response.prepare(request)
-        for pieces in encode_records(records):
-            for piece in pieces:
-                await response.write(piece)
+        loop = asyncio.get_running_loop()
+        try:
+            # Encoding (memory blocks) or reading (disk blocks) runs off the loop, frame by frame.
+            while (pieces := await loop.run_in_executor(None, next, frames, None)) is not None:
+                for piece in pieces:
+                    await response.write(piece)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
         await response.write_eof()
         return response
 
@@ -314,6 +351,7 @@ class Worker:
                 entry[1].cancelled = True
         elif kind == "unpersist":
             self.blocks.drop_rdd(session.app_id, int(header["rdd_id"]))
+            self._beat_now.set()  # the master's status shows it soon
         elif kind == "forget_stages":
             self.stages.drop(session.app_id, [int(s) for s in header["stage_ids"]])
         elif kind == "add_file":
@@ -438,10 +476,11 @@ class Worker:
         }
         if tctx.blocks_missing:
             header["blocks_missing"] = tctx.blocks_missing
+        # Blocks this task cached (still held) and blocks evicted since the last report.
+        report = functools.partial(self._block_report, session.app_id, tctx.cached)
         blobs: list[bytes] = []
         if outcome.ok:
             header["type"] = "success"
-            header["cached"] = outcome.cached
             if outcome.map_sizes is not None:
                 header["map_sizes"] = outcome.map_sizes
             else:
@@ -455,7 +494,7 @@ class Worker:
             if outcome.accumulators is not None:
                 header["acc_blob"] = len(blobs)
                 blobs.append(outcome.accumulators)
-            await session.send(header, *blobs)
+            await session.send(header, *blobs, prepare=report)
             return
         header["type"] = "failure"
         header["traceback"] = outcome.traceback
@@ -466,7 +505,7 @@ class Worker:
                 self.broadcasts.drop(session.app_id, bid)
         if outcome.cancelled:
             header["reason"] = "cancelled"
-            await session.send(header)
+            await session.send(header, prepare=report)
         elif outcome.fetch_failed is not None:
             failure = outcome.fetch_failed
             header["reason"] = "fetch_failed"
@@ -476,10 +515,44 @@ class Worker:
                 "url": failure.url,
                 "message": failure.reason,
             }
-            await session.send(header)
+            await session.send(header, prepare=report)
         else:
             header["reason"] = "error"
-            await session.send(header, outcome.error or b"")
+            await session.send(header, outcome.error or b"", prepare=report)
+
+    def _block_report(self, app_id: str, cached: list[tuple[int, int]], header: dict) -> bool:
+        """Add to an outcome the blocks the task cached that are still here, and evictions."""
+        held, evicted = self.blocks.report(app_id, cached)
+        header["cached"] = held
+        if evicted:
+            header["evicted"] = evicted
+        return True
+
+    def _blocks_evicted(self, app_id: str) -> None:
+        """From any thread: blocks of ``app_id`` were evicted; tell its driver soon."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._notice_evictions, app_id)
+
+    def _notice_evictions(self, app_id: str) -> None:
+        if app_id not in self._eviction_notices:
+            self._eviction_notices.add(app_id)
+            task = asyncio.create_task(self._send_evictions(app_id))
+            self._background.append(task)
+            task.add_done_callback(self._background.remove)
+        self._beat_now.set()
+
+    async def _send_evictions(self, app_id: str) -> None:
+        """A ``blocks`` message with what was evicted, unless a task outcome said it first."""
+        self._eviction_notices.discard(app_id)
+
+        def add_evicted(header: dict) -> bool:
+            header["evicted"] = self.blocks.take_evicted(app_id)
+            return bool(header["evicted"])
+
+        for session in [s for s in self.sessions if s.app_id == app_id]:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await session.send({"type": "blocks"}, prepare=add_evicted)
 
     def _driver_gone(self, session: DriverSession) -> None:
         """A driver disconnected: stop its tasks, drop what it cached."""
@@ -490,6 +563,7 @@ class Worker:
         if not any(s.app_id == app_id for s in self.sessions):
             self.stages.drop(app_id)
             self.blocks.drop_app(app_id)
+            self._beat_now.set()
             self.broadcasts.drop(app_id)
             shutil.rmtree(self.files_dir(app_id), ignore_errors=True)
             if self.shuffle_root:  # the driver is gone: nobody will read its map outputs
