@@ -19,6 +19,7 @@ from aiospark.errors import ClusterError
 from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol.auth import auth_headers, new_secret
+from aiospark.protocol.frames import CODECS, available_codecs
 from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
 from aiospark.scheduler.runner import JobHandle, Scheduler
 from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
@@ -64,6 +65,9 @@ class Context:
     budget for cached blocks and task buffers, bytes or a size such as
     ``"2g"``; past it blocks are evicted or spilled and shuffles spill to
     disk; default: 60% of the machine's memory shared among the workers),
+    ``shuffle_compression`` (``"lz4"`` or ``"zlib"`` to compress shuffle
+    data, ``None`` not to; default ``"auto"``: lz4, when installed, for
+    clusters spanning several hosts, else none),
     ``storage_options`` (passed to fsspec for
     every path), ``log_level`` (of the embedded cluster's processes),
     ``progress_bar`` (a status line on stderr for jobs running over half a
@@ -90,6 +94,7 @@ class Context:
         speculation: bool = False,
         worker_timeout: float = 10.0,
         worker_memory: int | str | None = None,
+        shuffle_compression: str | None = "auto",
         storage_options: dict[str, Any] | None = None,
         log_level: str = "WARNING",
         progress_bar: bool | None = None,
@@ -113,6 +118,14 @@ class Context:
             raise ValueError("worker_memory= applies to the embedded cluster; give remote "
                              "workers --memory instead")
         self._worker_memory = None if worker_memory is None else parse_size(worker_memory)
+        choices = ("auto", None, *CODECS)
+        if shuffle_compression not in choices:
+            raise ValueError(f"shuffle_compression must be one of {choices}, "
+                             f"got {shuffle_compression!r}")
+        if shuffle_compression not in ("auto", None, *available_codecs()):
+            raise ValueError(f"shuffle_compression={shuffle_compression!r} needs the "
+                             f"{shuffle_compression} package: pip install {shuffle_compression}")
+        self._shuffle_compression = shuffle_compression
         self._log_level = log_level
         self._cluster: Any = None
         self._session: aiohttp.ClientSession | None = None
@@ -537,6 +550,20 @@ class Context:
     def _new_shuffle_id(self) -> int:
         self._next_shuffle += 1
         return self._next_shuffle
+
+    def _shuffle_codec(self) -> str | None:
+        """The codec for a new shuffle's data: ``auto`` compresses (lz4) only across hosts.
+
+        On one host shuffle data never leave the page cache, and compressing
+        them costs more CPU than it saves (docs/benchmarks.md has the figures).
+        """
+        mode = self._shuffle_compression
+        if mode != "auto":
+            return mode
+        if "lz4" not in available_codecs() or self._scheduler is None:
+            return None
+        hosts = {w.host for w in self._scheduler.state.workers.values()}
+        return "lz4" if len(hosts) > 1 else None
 
     def _submit_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None

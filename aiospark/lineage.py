@@ -79,6 +79,8 @@ class ShuffleDependency(Dependency):
         self.partitioner = partitioner
         self.aggregator = aggregator
         self.map_side_combine = map_side_combine and aggregator is not None
+        #: how map outputs compress their frames (chosen by the Context; None: not at all)
+        self.codec: str | None = rdd.ctx._shuffle_codec() if rdd is not None else None
 
 
 class Partitioner:

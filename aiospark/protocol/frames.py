@@ -5,6 +5,9 @@ A frame is::
     u64 pickle_length | u32 buffer_count | u64 buffer_length * buffer_count
     | pickle bytes | buffer bytes ...
 
+The top four bits of ``buffer_count`` name the codec of the pickle bytes, if
+they are compressed (``CODECS``); buffers are never compressed.
+
 Frames concatenate: a partition on the wire or on disk is just a sequence of
 frames, each holding one batch (a list) of records.  Large contiguous buffers
 (numpy arrays) are written as they are, never copied into the pickle stream.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -45,12 +49,69 @@ def dumps(obj: Any, buffers: list | None = None) -> bytes:
         return cloudpickle.dumps(obj, protocol=5, buffer_callback=callback)
 
 
-def encode_frame(batch: Any) -> list[bytes | memoryview]:
-    """Encode one batch as frame pieces, ready for ``writelines``."""
+def _lz4() -> Any:
+    try:
+        import lz4.block
+    except ImportError:
+        return None
+    return lz4.block
+
+
+#: Codecs for a frame's pickle payload, by the id kept in the top bits of its buffer count.
+#: numpy buffers travel out of band and are never compressed (nor re-encoded).
+CODECS: dict[str, int] = {"zlib": 1, "lz4": 2}
+_CODEC_SHIFT = 28
+_COUNT_MASK = (1 << _CODEC_SHIFT) - 1
+#: A compressed payload is kept only when it saves at least this fraction.
+MIN_SAVING = 0.1
+
+
+def available_codecs() -> list[str]:
+    """The payload codecs this process can use (``lz4`` needs the lz4 package).
+
+    >>> "zlib" in available_codecs()
+    True
+    """
+    return [name for name in CODECS if name != "lz4" or _lz4() is not None]
+
+
+def _compress(codec: str, payload: bytes) -> bytes:
+    if codec == "zlib":
+        return zlib.compress(payload, 1)
+    return _lz4().compress(payload, store_size=True)
+
+
+def _decompress(codec_id: int, payload: Any) -> bytes:
+    if codec_id == CODECS["zlib"]:
+        return zlib.decompress(payload)
+    if codec_id == CODECS["lz4"]:
+        module = _lz4()
+        if module is None:
+            raise ValueError("frame is lz4-compressed but the lz4 package is not installed")
+        return module.decompress(payload)
+    raise ValueError(f"unknown frame codec id {codec_id}")
+
+
+def encode_frame(batch: Any, codec: str | None = None) -> list[bytes | memoryview]:
+    """Encode one batch as frame pieces, ready for ``writelines``.
+
+    With ``codec`` (see ``CODECS``) the pickle payload is compressed when that
+    saves at least ``MIN_SAVING`` of it.
+
+    >>> plain = b"".join(encode_frame(["spam"] * 1000))
+    >>> packed = b"".join(encode_frame(["spam"] * 1000, "zlib"))
+    >>> len(packed) < len(plain) // 10, decode_frame(packed) == ["spam"] * 1000
+    (True, True)
+    """
     buffers: list[pickle.PickleBuffer] = []
     payload = dumps(batch, buffers)
     views = [b.raw() for b in buffers]
-    head = [_HEAD.pack(len(payload), len(views))]
+    flags = 0
+    if codec is not None and len(payload) > 256:
+        packed = _compress(codec, payload)
+        if len(packed) <= len(payload) * (1 - MIN_SAVING):
+            payload, flags = packed, CODECS[codec] << _CODEC_SHIFT
+    head = [_HEAD.pack(len(payload), len(views) | flags)]
     head.extend(_LEN.pack(v.nbytes) for v in views)
     return [b"".join(head), payload, *views]
 
@@ -70,11 +131,14 @@ def frame_bytes(batch: Any) -> bytes:
 def decode_frame(frame: bytes | bytearray | memoryview) -> Any:
     """Decode one whole frame (as produced by ``encode_frame``)."""
     view = memoryview(frame)
-    pickle_len, nbuf = _HEAD.unpack_from(view, 0)
+    pickle_len, count = _HEAD.unpack_from(view, 0)
+    nbuf, codec_id = count & _COUNT_MASK, count >> _CODEC_SHIFT
     pos = _HEAD.size
     lengths = [_LEN.unpack_from(view, pos + 8 * i)[0] for i in range(nbuf)]
     pos += 8 * nbuf
-    payload = view[pos : pos + pickle_len]
+    payload: Any = view[pos : pos + pickle_len]
+    if codec_id:
+        payload = _decompress(codec_id, payload)
     pos += pickle_len
     buffers = []
     for n in lengths:
@@ -87,7 +151,8 @@ def _frame_length(view: memoryview, pos: int) -> int | None:
     """Total length of the frame starting at ``pos``, or None if the header is incomplete."""
     if len(view) - pos < _HEAD.size:
         return None
-    pickle_len, nbuf = _HEAD.unpack_from(view, pos)
+    pickle_len, count = _HEAD.unpack_from(view, pos)
+    nbuf = count & _COUNT_MASK
     head_len = _HEAD.size + 8 * nbuf
     if len(view) - pos < head_len:
         return None
@@ -126,7 +191,8 @@ def read_file_frames(f: Any, length: int | None = None, name: str = "file") -> I
             return
         if len(head) < _HEAD.size:
             raise ValueError(f"truncated frame header in {name}")
-        pickle_len, nbuf = _HEAD.unpack(head)
+        pickle_len, count = _HEAD.unpack(head)
+        nbuf = count & _COUNT_MASK
         lens = f.read(8 * nbuf)
         if len(lens) < 8 * nbuf:
             raise ValueError(f"truncated frame header in {name}")
@@ -159,7 +225,8 @@ async def read_frames(stream: Any) -> AsyncIterator[bytearray]:
             if partial == b"":
                 return
             raise
-        pickle_len, nbuf = _HEAD.unpack(head)
+        pickle_len, count = _HEAD.unpack(head)
+        nbuf = count & _COUNT_MASK
         lens = await stream.readexactly(8 * nbuf) if nbuf else b""
         body = pickle_len + sum(_LEN.unpack_from(lens, 8 * i)[0] for i in range(nbuf))
         frame = bytearray(head)

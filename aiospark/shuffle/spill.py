@@ -92,21 +92,21 @@ class SpillStats:
 STATS = SpillStats()
 
 
-def write_batches(out: Any, records: list, path: str) -> int:
-    """Write ``records`` as frames; returns the bytes written."""
+def write_batches(out: Any, records: list, path: str, codec: str | None = None) -> int:
+    """Write ``records`` as frames (compressed with ``codec``); returns the bytes written."""
     written = 0
     try:
         for start in range(0, len(records), DEFAULT_BATCH):
-            for piece in encode_frame(records[start : start + DEFAULT_BATCH]):
+            for piece in encode_frame(records[start : start + DEFAULT_BATCH], codec):
                 written += out.write(piece)
     except OSError as exc:
         raise SpillError(exc.errno, f"spilling to {path} failed: {exc}") from exc
     return written
 
 
-def write_spill(out: Any, records: list, path: str) -> int:
+def write_spill(out: Any, records: list, path: str, codec: str | None = None) -> int:
     """``write_batches`` to a spill file, counted in ``STATS``."""
-    written = write_batches(out, records, path)
+    written = write_batches(out, records, path, codec)
     STATS.add(written)
     return written
 

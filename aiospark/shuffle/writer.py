@@ -60,12 +60,13 @@ def buckets_of(records: Iterable[Any], partitioner: Partitioner) -> list[list[An
 class _Spill:
     """One spill file: every reducer's segment, one after another."""
 
-    def __init__(self, buckets: list[list], spill_dir: str) -> None:
+    def __init__(self, buckets: list[list], spill_dir: str, codec: str | None) -> None:
         out, self.path = new_spill_file(spill_dir, "mapout-")
         self.offsets = [0]
         with out:
             for bucket in buckets:
-                self.offsets.append(self.offsets[-1] + write_spill(out, bucket, self.path))
+                written = write_spill(out, bucket, self.path, codec)
+                self.offsets.append(self.offsets[-1] + written)
 
     def copy_segment(self, reduce_id: int, src: Any, out: Any) -> int:
         start, end = self.offsets[reduce_id], self.offsets[reduce_id + 1]
@@ -102,7 +103,7 @@ def write_map_output(
             if "unhashable" in str(exc) and "must be hashable" not in str(exc):
                 raise TypeError(f"shuffle keys must be hashable: {exc}") from exc
             raise
-        return _write_final(buckets, spills, directory, map_id)
+        return _write_final(buckets, spills, directory, map_id, dep.codec)
     finally:
         memory.release()
         for spill in spills:
@@ -128,7 +129,8 @@ def _buffer(
         while batch := list(itertools.islice(it, DEFAULT_BATCH)):
             aggregator.combine_values(batch, table)
             if not memory.ensure(tracker.estimate(table, len(table))):
-                spills.append(_Spill(buckets_of(table.items(), dep.partitioner), spill_dir))
+                buckets = buckets_of(table.items(), dep.partitioner)
+                spills.append(_Spill(buckets, spill_dir, dep.codec))
                 table = {}
                 memory.release()
         return buckets_of(table.items(), dep.partitioner)
@@ -138,7 +140,7 @@ def _buffer(
         partition_into(batch, dep.partitioner, buckets)
         held += len(batch)
         if not memory.ensure(tracker.estimate(buckets if n > 1 else buckets[0], held)):
-            spills.append(_Spill(buckets, spill_dir))
+            spills.append(_Spill(buckets, spill_dir, dep.codec))
             buckets = [[] for _ in range(n)]
             held = 0
             memory.release()
@@ -146,7 +148,7 @@ def _buffer(
 
 
 def _write_final(
-    buckets: list[list], spills: list[_Spill], directory: str, map_id: int
+    buckets: list[list], spills: list[_Spill], directory: str, map_id: int, codec: str | None
 ) -> list[int]:
     os.makedirs(directory, exist_ok=True)
     data_path, index_path = map_paths(directory, map_id)
@@ -161,7 +163,7 @@ def _write_final(
                     spill.copy_segment(reduce_id, src, out)
                     for spill, src in zip(spills, sources, strict=True)
                 )
-                written += write_batches(out, bucket, data_path)
+                written += write_batches(out, bucket, data_path, codec)
                 bucket.clear()
                 sizes.append(written)
                 offsets.append(offsets[-1] + written)

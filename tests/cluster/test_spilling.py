@@ -124,3 +124,25 @@ async def test_subtract_and_intersection(small_ctx, pairs):
 async def test_memory_is_given_back_after_the_jobs(small_ctx):
     healths = await worker_health(small_ctx)
     assert len(healths) == 2 and all(h["memory"]["execution"] == 0 for h in healths)
+
+
+async def test_compressed_shuffle_is_exact_and_really_compressed():
+    import glob
+    import os
+    import struct
+
+    words = [f"word{i % 5000}" for i in range(100_000)]
+    async with aiospark.Context(workers=2, shuffle_compression="zlib") as ctx:
+        counts = await ctx.parallelize(words, 4).map(lambda w: (w, 1)).group_by_key(2) \
+            .map_values(len).collect()
+        assert dict(counts) == collections.Counter(words)
+        data_files = glob.glob(os.path.join(ctx._cluster.root, "shuffle", "*", "*", "*.data"))
+        assert data_files
+        with open(data_files[0], "rb") as f:
+            _, count = struct.unpack("<QI", f.read(12))
+        assert count >> 28 == aiospark.protocol.frames.CODECS["zlib"]
+
+
+async def test_bad_compression_setting_is_refused():
+    with pytest.raises(ValueError, match="shuffle_compression must be one of"):
+        aiospark.Context(shuffle_compression="snappy")
