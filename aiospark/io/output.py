@@ -82,7 +82,7 @@ class OutputCommitter:
                 "run in the workers' processes; save to a local directory or shared storage"
             )
         root = root.rstrip("/")
-        fs.invalidate_cache(root)
+        fs.invalidate_cache()
         if fs.exists(root):
             if not overwrite:
                 raise FileExistsError(f"output directory {path} already exists")
@@ -136,7 +136,7 @@ class OutputCommitter:
         self._remove_staging()
 
     def _remove_staging(self) -> None:
-        self.fs.invalidate_cache(self.root)
+        self.fs.invalidate_cache()
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(f"{self.root}/_temporary", recursive=True)
 

@@ -181,6 +181,7 @@ def expand_paths(
                 f"{first_entry!r} is on {protocols(first_fs)[0]!r} and "
                 f"{entry!r} is on {protocols(fs)[0]!r}"
             )
+        fs.invalidate_cache()  # see files other processes (the workers) wrote since
         files.update(_expand_one(fs, entry, stripped))
     assert first_fs is not None
     return first_fs, sorted(files)
