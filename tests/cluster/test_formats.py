@@ -206,3 +206,22 @@ async def test_binary_files_are_raw_bytes(ctx, tmp_path):
     sizes = await ctx.binary_files(str(folder), 3).map(lambda kv: len(kv[1])).glom().collect()
     totals = [sum(s) for s in sizes]
     assert len(totals) == 3 and max(totals) <= 2 * sum(totals) / 3  # grouped by size
+
+
+async def test_pickle_and_binary_files_from_memory_urls(ctx):
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    root = f"/cluster-formats-memory-{os.getpid()}"
+    for index, records in [(0, [1, "two"]), (1, [(3, None)])]:
+        with mem.open(f"{root}/pickled/part-{index:05d}", "wb") as f:
+            write_frames(f, iter(records), batch_size=1)
+    mem.pipe(f"{root}/pickled/_SUCCESS", b"")
+    mem.pipe(f"{root}/blob.bin", b"\x00\xff")
+    try:
+        assert await ctx.pickle_file(f"memory://{root}/pickled").collect() == [1, "two", (3, None)]
+        assert await ctx.binary_files(f"memory://{root}/*.bin").collect() == [
+            (f"memory://{root}/blob.bin", b"\x00\xff")
+        ]
+    finally:
+        mem.rm(root, recursive=True)

@@ -8,6 +8,7 @@ import os
 import random
 from collections import Counter
 
+import fsspec
 import pytest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -109,3 +110,57 @@ async def test_save_compressed_and_failed_job_leaves_no_parts(ctx, tmp_path):
     assert "_SUCCESS" not in os.listdir(broken)
     assert "part-00001" not in os.listdir(broken)
     assert "_temporary" not in os.listdir(broken)
+
+
+async def test_every_codec_is_read_whole_on_the_cluster(ctx, tmp_path):
+    import bz2
+    import lzma
+
+    zstd = pytest.importorskip("zstandard")
+    lines = [f"line {i} ✓" for i in range(3000)]
+    data = ("\n".join(lines) + "\n").encode()
+    compressors = {
+        "a.txt.gz": gzip.compress,
+        "b.txt.bz2": bz2.compress,
+        "c.txt.xz": lzma.compress,
+        "d.txt.zst": zstd.ZstdCompressor().compress,
+    }
+    for name, compress in compressors.items():
+        (tmp_path / name).write_bytes(compress(data))
+    rdd = ctx.text_file(str(tmp_path), min_partitions=40)
+    assert rdd.get_num_partitions() == 4  # compressed files are not split
+    assert await rdd.collect() == lines * 4
+
+
+async def test_memory_urls_are_shipped_to_the_workers(ctx):
+    mem = fsspec.filesystem("memory")
+    root = f"/cluster-memory-{os.getpid()}-{random.random()}"
+    mem.pipe(f"{root}/a.txt", "é\nè\n".encode())
+    mem.pipe(f"{root}/b.txt.gz", gzip.compress(b"zipped\n"))
+    try:
+        rdd = ctx.text_file(f"memory://{root}", 3)
+        assert await rdd.collect() == ["é", "è", "zipped"]
+        whole = await ctx.whole_text_files(f"memory://{root}/*.txt").collect()
+        assert whole == [(f"memory://{root}/a.txt", "é\nè\n")]
+        with pytest.raises(ValueError, match="memory://"):
+            await ctx.parallelize([1]).save_as_text_file(f"memory://{root}/out")
+    finally:
+        mem.rm(root, recursive=True)
+
+
+async def test_bad_arguments_fail_in_the_driver(ctx, tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("x\n")
+    with pytest.raises(ValueError, match="utf-16"):
+        ctx.text_file(str(path), encoding="utf-16")
+    with pytest.raises(LookupError, match="no-such-codec"):
+        ctx.text_file(str(path), encoding="no-such-codec")
+    with pytest.raises(ValueError, match="min_partitions"):
+        ctx.text_file(str(path), 0)
+    (tmp_path / "b.txt.lz4").write_bytes(b"\x04\x22\x4d\x18")
+    if "lz4" not in fsspec.compression.compr:
+        with pytest.raises(ValueError, match=r"b\.txt\.lz4.*pip install lz4"):
+            ctx.text_file(str(tmp_path / "b.txt.lz4"))
+    with pytest.raises(ValueError, match="unknown compression 'snappyish'"):
+        await ctx.parallelize([1]).save_as_text_file(str(tmp_path / "o"), compression="snappyish")
+    assert not (tmp_path / "o").exists()
