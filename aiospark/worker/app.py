@@ -540,7 +540,6 @@ class Worker:
             task = asyncio.create_task(self._send_evictions(app_id))
             self._background.append(task)
             task.add_done_callback(self._background.remove)
-        self._beat_now.set()
 
     async def _send_evictions(self, app_id: str) -> None:
         """A ``blocks`` message with what was evicted, unless a task outcome said it first."""
