@@ -126,13 +126,14 @@ async def test_memory_is_given_back_after_the_jobs(small_ctx):
     assert len(healths) == 2 and all(h["memory"]["execution"] == 0 for h in healths)
 
 
-async def test_compressed_shuffle_is_exact_and_really_compressed():
+@pytest.mark.parametrize("codec", ["zlib", "lz4"])
+async def test_compressed_shuffle_is_exact_and_really_compressed(codec):
     import glob
     import os
     import struct
 
     words = [f"word{i % 5000}" for i in range(100_000)]
-    async with aiospark.Context(workers=2, shuffle_compression="zlib") as ctx:
+    async with aiospark.Context(workers=2, shuffle_compression=codec) as ctx:
         counts = await ctx.parallelize(words, 4).map(lambda w: (w, 1)).group_by_key(2) \
             .map_values(len).collect()
         assert dict(counts) == collections.Counter(words)
@@ -140,7 +141,7 @@ async def test_compressed_shuffle_is_exact_and_really_compressed():
         assert data_files
         with open(data_files[0], "rb") as f:
             _, count = struct.unpack("<QI", f.read(12))
-        assert count >> 28 == aiospark.protocol.frames.CODECS["zlib"]
+        assert count >> 28 == aiospark.protocol.frames.CODECS[codec]
 
 
 async def test_bad_compression_setting_is_refused():
