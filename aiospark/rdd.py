@@ -541,10 +541,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
     ) -> None:
         """Write ``str(record)`` lines as ``path/part-00000``... plus ``_SUCCESS``.
 
-        Every part is written to a temporary name and renamed when its task
-        succeeds, so failed or retried tasks never leave partial files.
-        ``compression`` is any fsspec codec name (``"gzip"``, ``"bz2"`` ...).
-        An existing ``path`` is an error unless ``overwrite`` is true.
+        ``path`` is any fsspec path or URL (``s3://...``) that the driver and
+        the workers can all reach.  Each task attempt writes under
+        ``path/_temporary``; when the job has succeeded the driver moves the
+        accepted attempts' files into place, then writes ``_SUCCESS``, so
+        failed, retried or speculative attempts never leave partial or
+        duplicate parts (see docs/data-sources.md).  ``compression`` is any
+        fsspec codec name (``"gzip"``, ``"bz2"`` ...).  An existing ``path``
+        is an error unless ``overwrite`` is true.
 
         >>> out = f"{tmp_dir}/doctest-save"
         >>> await ctx.parallelize(["x", "y", "z"], 2).save_as_text_file(out)
