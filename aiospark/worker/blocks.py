@@ -56,7 +56,7 @@ from typing import Any
 from aiospark.lineage import StorageLevel
 from aiospark.memory import MemoryManager
 from aiospark.protocol.frames import DEFAULT_BATCH, decode_frame, encode_frame, frame_bytes
-from aiospark.sizeof import records_size
+from aiospark.sizeof import SizeTracker, records_size
 
 Key = tuple[str, int, int]
 
@@ -273,6 +273,7 @@ class BlockStore:
         memory = self.memory
         serialized = not level.deserialized
         step = max(1, min(UNROLL_STEP, memory.budget // 32))
+        tracker = SizeTracker()
         values: list = []
         reserved = size = count = 0
         period = FIRST_CHECK
@@ -285,10 +286,12 @@ class BlockStore:
                     size += len(frame)
                 else:
                     values.extend(batch)
-                    size = records_size(values)
+                    size = tracker.estimate(values, count)
                 if size > reserved:
-                    if size > memory.budget - memory.execution_used - self._held_by(protect):
-                        # It cannot fit even if every other block went: evict nothing for it.
+                    short = size - reserved - (memory.budget - memory.storage_used)
+                    if short + memory.execution_used > 0 and size > (
+                        memory.budget - memory.execution_used - self._held_by(protect)
+                    ):  # it cannot fit even if every other block went: evict nothing for it
                         memory.release_storage(reserved)
                         return values, 0, it
                     # Reserve a little ahead, so the next checks need not ask again.
@@ -301,6 +304,12 @@ class BlockStore:
                         memory.release_storage(reserved)
                         return values, 0, it
                 period = check_period(step, count, size)
+            if not serialized and count:
+                size = records_size(values)  # a fresh estimate of the whole
+                if size > reserved and not memory.acquire_storage(size - reserved, protect):
+                    memory.release_storage(reserved)
+                    return values, 0, iter(())
+                reserved = max(reserved, size)
         except BaseException:
             memory.release_storage(reserved)
             raise
