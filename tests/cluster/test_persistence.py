@@ -6,7 +6,9 @@ per worker, so an RDD of a few megabytes cannot be held in memory whole.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
 from collections import Counter
 
@@ -195,3 +197,39 @@ async def test_unpersist_empties_every_worker_and_the_status_shows_it(tmp_path):
         assert await rdd.count() == N
         assert computed(tmp_path) - before == Counter(range(SPLITS))
         assert await blocks_total(ctx, "disk") == 0
+
+
+async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again(tmp_path):
+    gate = tmp_path / "open"
+
+    def wait_for_gate(index, records):
+        deadline = time.monotonic() + 60
+        while not gate.exists():  # the test opens it once unpersist was sent
+            if time.monotonic() > deadline:
+                raise TimeoutError("the test never opened the gate")
+            time.sleep(0.005)
+        return records
+
+    async with aiospark.Context(workers=2) as ctx:
+        rdd = ctx.parallelize(range(100), 2).map_partitions_with_index(wait_for_gate).cache()
+        job = asyncio.ensure_future(rdd.count())
+
+        async def both_running() -> bool:
+            return sum(h["running_tasks"] for h in await worker_health(ctx)) == 2
+
+        await wait_until(both_running, 10, "both tasks to start")
+        rdd.unpersist()  # reaches the workers before the tasks cache anything
+        gate.touch()
+        assert await job == 100
+        assert ctx._scheduler.state.cache == {}, "the driver recorded blocks of an unpersisted RDD"
+
+        async def nothing_cached() -> bool:
+            return all(not h["cached"] for h in await worker_health(ctx))
+
+        await wait_until(nothing_cached, 10, "the workers to drop the late blocks")
+        # Persisted again, it is cached and recorded again.
+        rdd.cache()
+        assert await rdd.count() == 100
+        assert {split for (rdd_id, split) in ctx._scheduler.state.cache if rdd_id == rdd.id} == {
+            0, 1,
+        }
