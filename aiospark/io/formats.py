@@ -83,7 +83,13 @@ def write_pickle_part(
     index: int,
     records: Iterator[Any],
 ) -> str:
-    """Task side: write one partition as framed pickle batches; return the file written."""
+    """Task side: write one partition as framed pickle batches; return the file written.
+
+    >>> committer = OutputCommitter.create(f"{tmp_dir}/doctest-pickle-part")
+    >>> written = write_pickle_part(10, committer, None, 0, iter([1, (2, "x")]))
+    >>> list(read_pickle_records(committer.fs, written))
+    [1, (2, 'x')]
+    """
     return write_part(
         committer, compression, index, lambda out: write_frames(out, records, batch_size)
     )
@@ -197,7 +203,14 @@ class PickleFileRDD(RDD):
         return [DataSplit(i, p) for i, p in enumerate(self._paths)]
 
     def preferred_locations(self, split: Split) -> list[str]:
-        """The hosts the filesystem reports for the split's file (see ``aiospark.io.locations``)."""
+        """The hosts the filesystem reports for the split's file (see ``aiospark.io.locations``).
+
+        >>> out = f"{tmp_dir}/doctest-pickle-hosts"
+        >>> await ctx.parallelize([1, 2], 2).save_as_pickle_file(out)
+        >>> rdd = ctx.pickle_file(out)
+        >>> rdd.preferred_locations(rdd.splits()[0])  # the local filesystem reports none
+        []
+        """
         return list(self._hosts[split.index])
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
@@ -242,7 +255,12 @@ class WholeFileRDD(RDD):
         ]
 
     def preferred_locations(self, split: Split) -> list[str]:
-        """The hosts the filesystem reports for most of the group's bytes."""
+        """The hosts the filesystem reports for most of the group's bytes.
+
+        >>> rdd = ctx.binary_files(__file__)
+        >>> rdd.preferred_locations(rdd.splits()[0])  # the local filesystem reports none
+        []
+        """
         return list(self._hosts[split.index])
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:

@@ -74,7 +74,16 @@ class OutputCommitter:
     def create(
         cls, path: str, storage_options: dict | None = None, overwrite: bool = False
     ) -> OutputCommitter:
-        """Prepare ``path`` for a new job; ``FileExistsError`` if it exists and not overwriting."""
+        """Prepare ``path`` for a new job; ``FileExistsError`` if it exists and not overwriting.
+
+        >>> committer = OutputCommitter.create(f"{tmp_dir}/doctest-create")
+        >>> OutputCommitter.create(f"{tmp_dir}/doctest-create")
+        Traceback (most recent call last):
+        ...
+        FileExistsError: output directory .../doctest-create already exists
+        >>> OutputCommitter.create(f"{tmp_dir}/doctest-create", overwrite=True).job != committer.job
+        True
+        """
         fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
         if is_process_local(fs):
             raise ValueError(
@@ -93,12 +102,20 @@ class OutputCommitter:
 
     @property
     def staging(self) -> str:
-        """The directory where this job's task attempts write."""
+        """The directory where this job's task attempts write.
+
+        >>> OutputCommitter(None, "s3://bucket/out", "j1").staging
+        's3://bucket/out/_temporary/j1'
+        """
         return f"{self.root}/_temporary/{self.job}"
 
     @property
     def success_marker(self) -> str:
-        """``_SUCCESS``: written last, when every part is in place."""
+        """``_SUCCESS``: written last, when every part is in place.
+
+        >>> OutputCommitter(None, "/out", "j1").success_marker
+        '/out/_SUCCESS'
+        """
         return f"{self.root}/_SUCCESS"
 
     def final_name(self, written: str) -> str:
@@ -115,6 +132,12 @@ class OutputCommitter:
 
         If a move fails, the staging area is removed and the error raised: the
         parts already moved stay, without ``_SUCCESS``.
+
+        >>> committer = OutputCommitter.create(f"{tmp_dir}/doctest-commit")
+        >>> parts = [write_text_part(committer, None, i, iter([i])) for i in range(2)]
+        >>> committer.commit_job(parts)
+        >>> sorted(os.listdir(f"{tmp_dir}/doctest-commit"))
+        ['_SUCCESS', 'part-00000', 'part-00001']
         """
         fs = self.fs
         moves = [(path, self.final_name(path)) for path in written]
@@ -132,7 +155,14 @@ class OutputCommitter:
             pass
 
     def abort_job(self) -> None:
-        """The job failed: remove the staging area (no part was committed, no _SUCCESS)."""
+        """The job failed: remove the staging area (no part was committed, no _SUCCESS).
+
+        >>> committer = OutputCommitter.create(f"{tmp_dir}/doctest-abort")
+        >>> _ = write_text_part(committer, None, 0, iter(["never committed"]))
+        >>> committer.abort_job()
+        >>> os.listdir(f"{tmp_dir}/doctest-abort")
+        []
+        """
         self._remove_staging()
 
     def _remove_staging(self) -> None:
@@ -236,6 +266,11 @@ async def save_partitions(
     ``write(committer, compression, index, records)`` runs in each task and
     returns the file it wrote (see :func:`write_part`).  Filesystem calls run
     in a thread, so a slow store never blocks the driver's event loop.
+
+    >>> out = f"{tmp_dir}/doctest-save-partitions"
+    >>> await save_partitions(ctx.parallelize(["a", "b"], 2), out, None, False, write_text_part)
+    >>> sorted(os.listdir(out))
+    ['_SUCCESS', 'part-00000', 'part-00001']
     """
     check_compression(compression)
     committer = await asyncio.to_thread(

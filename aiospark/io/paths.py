@@ -209,6 +209,11 @@ class ShippedFiles(MemoryFileSystem):
 
     What :func:`for_workers` gives tasks instead of the driver's ``memory://``
     filesystem, whose files exist in the driver's process only.
+
+    >>> import pickle
+    >>> shipped = pickle.loads(pickle.dumps(ShippedFiles({"/doctest/a.txt": b"one"})))
+    >>> shipped.cat_file("/doctest/a.txt"), fsspec.filesystem("memory").exists("/doctest/a.txt")
+    (b'one', False)
     """
 
     cachable = False  # each instance has its own files
