@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
-from bench_common import median_text, report, warm_page_cache
+from bench_common import median_text, report, warm_page_cache, workers_text
 from bench_corpus import ensure_corpus
 from bench_machine import CapacityProbe, machine, machine_line
 
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     serial, mine = runs["serial_s"], runs["aiospark_s"]
     report("serial", f"{runs['lines']:,} lines: {median_text(serial)} "
                      f"({size / 1e6 / statistics.median(serial):,.0f} MB/s)")
-    report("aiospark", f"{args.workers} workers, {runs['splits']} splits: {median_text(mine)} "
-                       f"({size / 1e6 / statistics.median(mine):,.0f} MB/s)")
+    report("aiospark", f"{workers_text(args.workers)}, {runs['splits']} splits: "
+                       f"{median_text(mine)} ({size / 1e6 / statistics.median(mine):,.0f} MB/s)")
     ratios = [per_core(s, a, args.workers) for s, a in zip(serial, mine, strict=True)]
     ratio = per_core(statistics.median(serial), statistics.median(mine), args.workers)
     capacity = statistics.median(runs["capacity"])
