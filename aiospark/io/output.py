@@ -222,6 +222,7 @@ def write_part(
     except BaseException:
         _remove_quietly(fs, written)
         raise
+    fs.invalidate_cache(committer.root)  # a cached listing would hide a new _SUCCESS
     if fs.exists(committer.success_marker):
         # A straggler (say, a speculative copy that lost) finishing after the job
         # committed: the driver will not use this file, so do not leave it behind.
