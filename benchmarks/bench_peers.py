@@ -59,6 +59,7 @@ class PeerEngine(Protocol):
     def tasks(self, n: int) -> int: ...
     def word_count(self, path: Path, min_partitions: int | None) -> list[tuple[str, int]]: ...
     def rbk(self, pairs: int, slices: int) -> int: ...
+    def sort(self, pairs: int, slices: int) -> int: ...
     def close(self) -> None: ...
 
 
@@ -123,6 +124,9 @@ class SparkEngine:
         rdd = self.sc.range(pairs, numSlices=slices).map(mod_pair)
         return rdd.reduceByKey(operator.add).count()
 
+    def sort(self, pairs: int, slices: int) -> int:
+        return self.sc.range(pairs, numSlices=slices).map(mod_pair).sortByKey().count()
+
     def close(self) -> None:
         self.sc.stop()
 
@@ -184,6 +188,15 @@ class DaskEngine:
         generated = db.range(pairs, npartitions=slices).map(mod_pair)
         return generated.foldby(first_of, add_value, 0, operator.add, 0).count().compute()
 
+    def sort(self, pairs: int, slices: int) -> int:
+        # dask.bag cannot sort: go through a dask DataFrame, as a Dask user would.
+        import dask.bag as db
+
+        frame = db.range(pairs, npartitions=slices).map(mod_pair).to_dataframe(
+            columns=["key", "value"]
+        )
+        return int(frame.sort_values("key").map_partitions(len).compute().sum())
+
     def close(self) -> None:
         self.client.close()
         self.cluster.close()
@@ -235,6 +248,18 @@ def measure_engine(
         )
         results.put(name, "rbk_s", statistics.median(samples))
         report(name, f"reduce_by_key + count: {median_text(samples)}")
+    if cfg.wants("sort"):
+        samples = repeat(
+            lambda: engine.sort(cfg.rbk_pairs, cfg.rbk_slices),
+            lambda count: _check_count(name, count, cfg.rbk_pairs),
+            cfg.data_runs,
+        )
+        results.put(name, "sort_s", statistics.median(samples))
+        report(name, f"sort_by_key + count: {median_text(samples)}")
+
+
+def _check_count(name: str, count: int, expected: int) -> None:
+    assert count == expected, f"{name}: sort_by_key + count gave {count}, not {expected}"
 
 
 def repeat(job: Callable[[], Any], check: Callable[[Any], None], runs: int) -> list[float]:
@@ -263,7 +288,7 @@ def run_peer(name: str, cfg: Config, corpus: Path | None, reference: Any, result
         samples = [startup(cfg.workers) for _ in range(cfg.startup_runs)]
         results.put(name, "startup_s", statistics.median(samples))
         report(name, f"start-up: median {statistics.median(samples):.2f} s")
-    if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk")):
+    if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk", "sort")):
         return
     engine = engine_type(cfg.workers)
     try:

@@ -13,7 +13,7 @@ iterations), ``kmeans`` (examples/kmeans.py: later iterations on 200,000 x 32
 points, per-record and vectorised) and ``broadcast`` (a 200 MB numpy array until
 every worker has used it).  Data workloads are checked against the serial results
 (a mismatch fails the run).  PySpark ``local[N]`` and a Dask ``LocalCluster`` run
-the first five workloads when importable.
+the first six workloads when importable (Dask sorts through a dask DataFrame).
 """
 
 from __future__ import annotations
