@@ -348,19 +348,20 @@ class BlockStore:
         app_id, rdd_id, split = key
         folder = os.path.join(self.directory, "blocks", app_id)
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"rdd_{rdd_id}_{split}")
-        tmp = f"{path}.{os.getpid()}-{next(self._tmp_counter)}.tmp"
+        # One file per write: two tasks caching the same split (or a drop and a
+        # new put) never replace a file another thread is reading.  The block
+        # is only registered once its file is complete.
+        path = os.path.join(folder, f"rdd_{rdd_id}_{split}.{next(self._tmp_counter)}")
         lengths: list[int] = []
         try:
-            with open(tmp, "wb") as f:
+            with open(path, "wb") as f:
                 for pieces in frames:
                     n = 0
                     for piece in pieces:
                         n += f.write(piece)
                     lengths.append(n)
-            os.replace(tmp, path)
         except BaseException:
-            _remove(tmp)
+            _remove(path)
             raise
         return path, lengths
 
