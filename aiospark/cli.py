@@ -32,6 +32,9 @@ def _secret(args: argparse.Namespace) -> str:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    p.add_argument("--advertise-host", default=None,
+                   help="address other machines use to reach this process (default: the "
+                   "bound address; this machine's host name when bound to 0.0.0.0)")
     p.add_argument("--secret-file", help="file holding the cluster secret "
                    "(default: the AIOSPARK_SECRET environment variable)")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)

@@ -25,9 +25,18 @@ def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 
 
 async def serve(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0, fd: int | None = None
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    fd: int | None = None,
+    advertise: str | None = None,
 ) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on ``host:port`` (or an inherited listening socket); returns its URL."""
+    """Serve ``app`` on ``host:port`` (or an inherited listening socket); returns its URL.
+
+    The URL names ``advertise`` when given (the address other machines use to
+    reach this process), else the bound address, or this machine's host name
+    when bound to every interface.
+    """
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     if fd is not None:
@@ -41,6 +50,10 @@ async def serve(
         site = web.SockSite(runner, sock)
     await site.start()
     bound_host, bound_port = sock.getsockname()[:2]
+    if advertise:
+        bound_host = advertise
+    elif bound_host in ("0.0.0.0", "::"):
+        bound_host = socket.gethostname()
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     return runner, f"http://{shown}:{bound_port}"
 

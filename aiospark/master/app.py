@@ -189,7 +189,9 @@ async def run_master(args: Any) -> None:
     from aiospark.runtime import serve, wait_for_stop
 
     master = Master(args.secret, worker_timeout=args.worker_timeout)
-    runner, url = await serve(master.make_app(), args.host, args.port, fd=args.fd)
+    runner, url = await serve(
+        master.make_app(), args.host, args.port, fd=args.fd, advertise=args.advertise_host
+    )
     log.info("master serving at %s", url)
     try:
         await wait_for_stop(args.parent_pid)

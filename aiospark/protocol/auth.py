@@ -43,13 +43,29 @@ def is_authorized(header_value: str | None, secret: str) -> bool:
     return hmac.compare_digest(header_value[len(_SCHEME) :].encode(), secret.encode())
 
 
-def auth_middleware(secret: str) -> Callable:
-    """aiohttp middleware refusing (401) any request that lacks the secret."""
+#: Probes answered without the secret (Kubernetes cannot send it); they reveal nothing.
+LIVE_PATH = "/v1/live"
+READY_PATH = "/v1/ready"
+
+
+def auth_middleware(secret: str, ready: Callable[[], bool] | None = None) -> Callable:
+    """aiohttp middleware refusing (401) any request that lacks the secret.
+
+    Two probe paths are answered here, before the check: ``/v1/live`` (200
+    while the process serves) and ``/v1/ready`` (200 when ``ready()`` is true,
+    else 503: a worker not yet registered, or draining).  Both answer only
+    ``{"live": ...}`` / ``{"ready": ...}``.
+    """
 
     @web.middleware
     async def check(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.method == "GET" and request.path == LIVE_PATH:
+            return web.json_response({"live": True})
+        if request.method == "GET" and request.path == READY_PATH:
+            is_ready = ready is None or bool(ready())
+            return web.json_response({"ready": is_ready}, status=200 if is_ready else 503)
         if not is_authorized(request.headers.get(HEADER), secret):
             return web.json_response(
                 {"error": "missing or wrong cluster secret"}, status=401

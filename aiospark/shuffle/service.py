@@ -116,7 +116,7 @@ async def run_shuffle_service(args) -> None:
         middlewares=[auth_middleware(args.secret), faults.middleware()], client_max_size=1 << 20
     )
     app.add_routes(service.routes())
-    runner, url = await serve(app, args.host, args.port, fd=args.fd)
+    runner, url = await serve(app, args.host, args.port, fd=args.fd, advertise=args.advertise_host)
     logging.getLogger("aiospark.shuffle").info("shuffle service serving %s at %s", args.dir, url)
     try:
         await wait_for_stop(args.parent_pid)

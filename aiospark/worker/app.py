@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,7 @@ class Worker:
         shuffle_root: str | None,
         work_dir: str,
         host: str = "127.0.0.1",
+        advertise_host: str | None = None,
         cores: int = 1,
         memory_bytes: int = 0,
         worker_id: str | None = None,
@@ -106,6 +108,7 @@ class Worker:
         self.shuffle_root = shuffle_root
         self.work_dir = work_dir
         self.host = host
+        self.advertise_host = advertise_host
         self.cores = cores
         self.memory_bytes = memory_bytes or default_budget(cores)
         self.memory = MemoryManager(self.memory_bytes, cores)
@@ -137,7 +140,8 @@ class Worker:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[auth_middleware(self.secret), faults.middleware()],
+            middlewares=[auth_middleware(self.secret, ready=self._registered.is_set),
+                         faults.middleware()],
             client_max_size=MAX_REQUEST_BYTES,
         )
         app.add_routes(
@@ -160,7 +164,10 @@ class Worker:
             headers=auth_headers(self.secret),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         )
-        self._runner, self.url = await serve(self.make_app(), self.host, port)
+        self._runner, self.url = await serve(
+            self.make_app(), self.host, port, advertise=self.advertise_host
+        )
+        self.host = urllib.parse.urlsplit(self.url).hostname or self.host
         self._background.append(asyncio.create_task(self._heartbeat_loop()))
 
     async def stop(self) -> None:
@@ -582,6 +589,7 @@ async def run_worker(args: Any) -> None:
         shuffle_root=args.shuffle_dir,
         work_dir=args.work_dir,
         host=args.host,
+        advertise_host=args.advertise_host,
         cores=args.cores,
         memory_bytes=args.memory,
         worker_id=args.worker_id,

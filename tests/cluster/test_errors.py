@@ -103,6 +103,18 @@ async def test_requests_without_the_secret_are_refused(ctx):
             assert resp.status == 401
 
 
+async def test_probes_answer_without_the_secret_and_reveal_nothing(ctx):
+    link = next(iter(ctx._scheduler.links.values()))
+    async with aiohttp.ClientSession() as anonymous:
+        for base in (ctx._scheduler.master_url, link.info.url, link.info.shuffle_url):
+            async with anonymous.get(f"{base}/v1/live") as resp:
+                assert resp.status == 200 and await resp.json() == {"live": True}, base
+            async with anonymous.get(f"{base}/v1/ready") as resp:
+                assert resp.status == 200 and await resp.json() == {"ready": True}, base
+            async with anonymous.post(f"{base}/v1/live") as resp:  # only GET is public
+                assert resp.status == 401, base
+
+
 async def test_malformed_control_messages_get_400_naming_the_field(ctx):
     master = ctx._scheduler.master_url
     async with ctx._session.post(f"{master}/v1/workers", data=b"{not json") as resp:
