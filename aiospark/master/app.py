@@ -29,6 +29,7 @@ from aiospark.protocol.messages import (
     WorkerInfo,
     read_message,
 )
+from aiospark.protocol.openapi import openapi_document
 
 log = logging.getLogger("aiospark.master")
 
@@ -44,6 +45,10 @@ class Master:
         self.started = time.time()
         self._reaper: asyncio.Task | None = None
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The master's API as an OpenAPI document (``aiospark.protocol.openapi``)."""
+        return web.json_response(openapi_document("master"))
+
     def make_app(self) -> web.Application:
         app = web.Application(
             middlewares=[auth_middleware(self.secret), faults.middleware()],
@@ -56,6 +61,7 @@ class Master:
                 web.get("/v1/status", self.status),
                 web.get("/v1/events", self.events),
                 web.get("/v1/health", self.health),
+                web.get("/v1/openapi.json", self.openapi),
             ]
         )
         app.on_startup.append(self._start_reaper)

@@ -308,6 +308,9 @@ class Worker:
             bid = int(request.match_info["bid"])
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
+        if not any(session.app_id == app_id for session in self.sessions):
+            # Waiting for a broadcast to arrive only makes sense for a driver we serve.
+            raise web.HTTPNotFound(text=f"no driver of {app_id} is connected to this worker")
         blob = await self.broadcasts.serve(app_id, bid)
         if blob is None:
             raise web.HTTPNotFound(text=f"broadcast {bid} is not on this worker")

@@ -1,0 +1,146 @@
+"""Fuzz every role's HTTP API from its OpenAPI document with schemathesis.
+
+A standalone master, shuffle service and worker are started with the CLI; every
+generated request (with the cluster secret) must get an answer below 500 within
+a bound, and every process must still be serving afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+from hypothesis import HealthCheck, settings
+
+from aiospark.master.app import Master
+from aiospark.protocol.auth import auth_headers
+from aiospark.protocol.openapi import NOT_DOCUMENTED, openapi_document
+
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the test extra")
+
+pytestmark = pytest.mark.cluster
+
+SECRET = "fuzz-test-secret"
+AUTH = auth_headers(SECRET)
+#: Cases generated per operation (13 operations).
+EXAMPLES = 40
+#: A request must be answered within this many seconds (a hang fails the test).
+ANSWER_WITHIN = 15
+TRIED: dict[str, int] = {}
+
+
+def _start(role: str, *args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiospark", role, "--log-level", "INFO", *args],
+        env={**os.environ, "AIOSPARK_SECRET": SECRET},
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:  # keep reading, so a chatty process never blocks on a full pipe
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        line = lines.get(timeout=30)
+        if not line:
+            raise AssertionError(f"{role} exited before serving")
+        found = re.search(r"serving (?:\S+ )?at (http://\S+)", line)
+        if found:
+            return proc, found.group(1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzz")
+    procs: list[subprocess.Popen] = []
+    try:
+        master, master_url = _start("master")
+        procs.append(master)
+        shuffle, shuffle_url = _start("shuffle-service", "--dir", str(root / "shuffle"))
+        procs.append(shuffle)
+        worker, worker_url = _start(
+            "worker", "--master", master_url, "--shuffle-url", shuffle_url,
+            "--shuffle-dir", str(root / "shuffle"), "--work-dir", str(root / "work"),
+        )
+        procs.append(worker)
+        yield {"master": master_url, "shuffle-service": shuffle_url, "worker": worker_url}
+        assert all(p.poll() is None for p in procs), "a process died while being fuzzed"
+        for url in (master_url, shuffle_url, worker_url):
+            assert requests.get(f"{url}/v1/health", headers=AUTH, timeout=10).ok, url
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _fuzz(role: str, case, cluster) -> None:
+    response = case.call(base_url=cluster[role], headers=AUTH, timeout=ANSWER_WITHIN)
+    TRIED[role] = TRIED.get(role, 0) + 1
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+    )
+
+
+_FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.filter_too_much],
+)
+master_api = schemathesis.openapi.from_dict(openapi_document("master"))
+worker_api = schemathesis.openapi.from_dict(openapi_document("worker"))
+shuffle_api = schemathesis.openapi.from_dict(openapi_document("shuffle-service"))
+
+
+@master_api.parametrize()
+@_FUZZ_SETTINGS
+def test_master_api_survives_fuzzing(case, cluster):
+    _fuzz("master", case, cluster)
+
+
+@worker_api.parametrize()
+@_FUZZ_SETTINGS
+def test_worker_api_survives_fuzzing(case, cluster):
+    _fuzz("worker", case, cluster)
+
+
+@shuffle_api.parametrize()
+@_FUZZ_SETTINGS
+def test_shuffle_service_api_survives_fuzzing(case, cluster):
+    _fuzz("shuffle-service", case, cluster)
+
+
+def test_fuzzing_tried_many_cases(cluster):
+    total = sum(TRIED.values())
+    print(f"\nschemathesis tried {total} requests: {TRIED}")
+    assert set(TRIED) == {"master", "worker", "shuffle-service"}
+    assert total >= 100
+
+
+def _registered_paths(app) -> set[str]:
+    return {route.resource.canonical for route in app.router.routes()}
+
+
+def test_the_document_lists_every_route_the_master_serves():
+    documented = set(openapi_document("master")["paths"])
+    served = _registered_paths(Master("s").make_app()) - NOT_DOCUMENTED
+    assert served == documented - {"/v1/openapi.json"} | (served & {"/v1/openapi.json"})
+    assert "/v1/openapi.json" in served, "the master does not serve its OpenAPI document"
+
+
+def test_the_master_serves_its_document(cluster):
+    response = requests.get(f"{cluster['master']}/v1/openapi.json", headers=AUTH, timeout=10)
+    assert response.ok and response.json() == openapi_document("master")
