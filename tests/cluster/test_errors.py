@@ -115,6 +115,41 @@ async def test_probes_answer_without_the_secret_and_reveal_nothing(ctx):
                 assert resp.status == 401, base
 
 
+async def test_path_traversal_is_refused_everywhere(ctx):
+    """Ids in URLs are checked before any path is built from them."""
+    link = next(iter(ctx._scheduler.links.values()))
+    worker, shuffle = link.info.url, link.info.shuffle_url
+    evil_ids = ["..", "..%2F..%2F..%2Fetc", "%2E%2E", "app%2F..%2F..", "a%00b", "." * 70]
+    attempts = []
+    for bad in evil_ids:
+        attempts += [
+            f"{shuffle}/v1/shuffle/{bad}/1/0?maps=0",
+            f"{worker}/v1/blocks/{bad}/1/0",
+            f"{worker}/v1/results/{bad}/1",
+            f"{worker}/v1/broadcast/{bad}/1",
+        ]
+    attempts += [
+        f"{shuffle}/v1/shuffle/{ctx.app_id}/..%2F..%2F..%2Fetc/0?maps=0",
+        f"{shuffle}/v1/shuffle/{ctx.app_id}/1/0?maps=..%2F..%2Fetc%2Fpasswd",
+        f"{shuffle}/v1/shuffle/{ctx.app_id}/-1/0?maps=0",
+    ]
+    for url in attempts:
+        async with ctx._session.get(url) as resp:
+            body = await resp.read()
+            assert resp.status in (400, 404), (url, resp.status)
+            assert b"root:" not in body, url
+    for bad in evil_ids:
+        async with ctx._session.delete(f"{shuffle}/v1/shuffle/{bad}") as resp:
+            assert resp.status in (400, 404, 405), (bad, resp.status)
+
+
+async def test_oversized_control_requests_get_413(ctx):
+    master = ctx._scheduler.master_url
+    huge = b'{"worker_id": "' + b"x" * (2 << 20) + b'"}'
+    async with ctx._session.post(f"{master}/v1/workers", data=huge) as resp:
+        assert resp.status == 413
+
+
 async def test_malformed_control_messages_get_400_naming_the_field(ctx):
     master = ctx._scheduler.master_url
     async with ctx._session.post(f"{master}/v1/workers", data=b"{not json") as resp:
