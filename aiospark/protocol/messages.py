@@ -168,6 +168,12 @@ class Heartbeat(Message):
     storage_used: int = 0
     execution_used: int = 0
     cached: list[CachedRDD] = dataclasses.field(default_factory=list)
+    #: tasks this worker process ended, by outcome, since it started (for ``/metrics``)
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+    tasks_cancelled: int = 0
+    #: bytes this worker process spilled to disk since it started
+    spilled_bytes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +195,10 @@ class WorkerInfo(Message):
     execution_used: int = 0
     #: the persisted RDDs this worker holds blocks of (as of its last heartbeat)
     cached: list[CachedRDD] = dataclasses.field(default_factory=list)
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+    tasks_cancelled: int = 0
+    spilled_bytes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,3 +207,119 @@ class ClusterEvent(Message):
 
     kind: str
     workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
+
+
+# -- driver -> master: job progress for the status page ------------------------
+
+#: A job's states: the first is live, the others final.
+JOB_STATES = ("running", "succeeded", "failed", "cancelled")
+#: A stage's states within a job (``skipped``: its map outputs existed already;
+#: ``stopped``: the job failed or was cancelled before the stage was done).
+STAGE_STATES = ("waiting", "running", "done", "skipped", "stopped")
+#: Longest job description, error or application name a driver may report.
+MAX_TEXT = 1000
+#: Most jobs in one report, and stages in one job.
+MAX_ITEMS = 1000
+
+
+def _require(ok: bool, where: str, problem: str) -> None:
+    if not ok:
+        raise MessageError(f"{where}: {problem}")
+
+
+def _counts_ok(message: Message, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(message, name)
+        _require(value >= 0, f"{type(message).__name__}.{name}", f"must be >= 0, got {value}")
+
+
+def _text_ok(message: Message, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(message, name)
+        _require(len(value) <= MAX_TEXT, f"{type(message).__name__}.{name}",
+                 f"longer than {MAX_TEXT} characters")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageReport(Message):
+    """One stage of a job as its driver sees it: tasks done and running out of ``tasks``.
+
+    >>> StageReport(3, "shuffle_map", tasks=8, done=5, running=2, state="running").done
+    5
+    >>> StageReport.from_json({"stage_id": 3, "kind": "map", "tasks": 8})
+    Traceback (most recent call last):
+    ...
+    aiospark.protocol.messages.MessageError: StageReport.kind: must be 'shuffle_map' or 'result'
+    """
+
+    stage_id: int
+    kind: str
+    tasks: int
+    done: int = 0
+    running: int = 0
+    state: str = "waiting"
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ("shuffle_map", "result"), "StageReport.kind",
+                 "must be 'shuffle_map' or 'result'")
+        _require(self.state in STAGE_STATES, "StageReport.state",
+                 f"must be one of {', '.join(STAGE_STATES)}")
+        _counts_ok(self, ("stage_id", "tasks", "done", "running"))
+        _require(self.done <= self.tasks, "StageReport.done", "more than tasks")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobReport(Message):
+    """One job of a driver: what it computes, its state and its stages.
+
+    ``description`` names the action and where the user's code called it;
+    ``submitted`` and ``completed`` are Unix times (``completed`` is null while
+    the job runs).
+
+    >>> job = JobReport(1, "count at app.py:12", "running", 1700000000.0, None, 4,
+    ...                 stages=[StageReport(1, "result", 4, done=1, running=2,
+    ...                                     state="running")])
+    >>> JobReport.from_json(job.to_json()) == job
+    True
+    >>> JobReport.from_json({**job.to_json(), "state": "done"})
+    Traceback (most recent call last):
+    ...
+    aiospark.protocol.messages.MessageError: JobReport.state: must be one of running, ...
+    """
+
+    job_id: int
+    description: str
+    state: str
+    submitted: float
+    completed: float | None
+    partitions: int
+    error: str = ""
+    stages: list[StageReport] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _require(self.state in JOB_STATES, "JobReport.state",
+                 f"must be one of {', '.join(JOB_STATES)}")
+        _counts_ok(self, ("job_id", "partitions"))
+        _text_ok(self, ("description", "error"))
+        _require(len(self.stages) <= MAX_ITEMS, "JobReport.stages",
+                 f"more than {MAX_ITEMS} stages")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsReport(Message):
+    """What a driver tells the master about its jobs (``POST /v1/apps/{app_id}/jobs``).
+
+    Only jobs that changed since the last report, unless the master asks for
+    everything again (it answers ``{"resync": true}`` when it did not know the
+    application, e.g. after a restart).
+
+    >>> JobsReport.from_json({"app_name": "etl", "jobs": []}).app_name
+    'etl'
+    """
+
+    app_name: str
+    jobs: list[JobReport]
+
+    def __post_init__(self) -> None:
+        _text_ok(self, ("app_name",))
+        _require(len(self.jobs) <= MAX_ITEMS, "JobsReport.jobs", f"more than {MAX_ITEMS} jobs")

@@ -127,6 +127,8 @@ class Worker:
         self.broadcasts = BroadcastStore(lambda: self._session)
         #: cached splits this worker read from other workers instead of recomputing
         self.blocks_fetched = 0
+        #: tasks ended since start, by outcome (reported in heartbeats, for ``/metrics``)
+        self.tasks_ended = {"succeeded": 0, "failed": 0, "cancelled": 0}
         self.pool = ThreadPoolExecutor(cores, thread_name_prefix="aiospark-task")
         self.sessions: set[DriverSession] = set()
         self.results: dict[tuple[str, int], bytes] = {}
@@ -246,6 +248,10 @@ class Worker:
             storage_used=memory["storage"],
             execution_used=memory["execution"],
             cached=[CachedRDD(**entry) for entry in self.blocks.rdds()],
+            tasks_succeeded=self.tasks_ended["succeeded"],
+            tasks_failed=self.tasks_ended["failed"],
+            tasks_cancelled=self.tasks_ended["cancelled"],
+            spilled_bytes=spill.STATS.snapshot()["bytes"],
         )
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -480,6 +486,8 @@ class Worker:
             raise
         finally:
             session.tasks.pop(spec.task_id, None)
+        outcome_name = "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
+        self.tasks_ended[outcome_name] += 1
         header: dict[str, Any] = {
             "task_id": spec.task_id,
             "seconds": round(time.perf_counter() - started, 6),
