@@ -18,6 +18,7 @@ import aiohttp
 from aiospark.errors import ClusterError
 from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
+from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.protocol.frames import CODECS, available_codecs
 from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
@@ -38,7 +39,8 @@ def _master_http_url(master: str) -> str:
     ...
     ValueError: master URL must look like aiospark://host:port, got 'ftp://x'
     """
-    for scheme, replacement in (("aiospark://", "http://"), ("http://", "http://"),
+    default = f"{tls.scheme()}://"  # aiospark:// is https:// when TLS is configured
+    for scheme, replacement in (("aiospark://", default), ("http://", "http://"),
                                 ("https://", "https://")):
         if master.startswith(scheme):
             return replacement + master[len(scheme):].rstrip("/")
@@ -165,7 +167,7 @@ class Context:
             self._session = aiohttp.ClientSession(
                 headers=auth_headers(secret),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=aiohttp.TCPConnector(limit=0, ssl=tls.client_context()),
             )
             self._scheduler = Scheduler(
                 self.app_id,

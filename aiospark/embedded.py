@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+from aiospark.protocol import tls
 from aiospark.runtime import listening_socket
 
 log = logging.getLogger("aiospark.embedded")
@@ -129,8 +130,9 @@ class EmbeddedCluster:
         self._sockets = [listening_socket(), listening_socket()]
         master_sock, shuffle_sock = self._sockets
         try:
-            self.master_url = "http://{}:{}".format(*master_sock.getsockname()[:2])
-            self.shuffle_url = "http://{}:{}".format(*shuffle_sock.getsockname()[:2])
+            scheme = tls.scheme()
+            self.master_url = "{}://{}:{}".format(scheme, *master_sock.getsockname()[:2])
+            self.shuffle_url = "{}://{}:{}".format(scheme, *shuffle_sock.getsockname()[:2])
             m_fd, s_fd = master_sock.fileno(), shuffle_sock.fileno()
             await self._spawn(
                 "master",

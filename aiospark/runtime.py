@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from aiospark.protocol import tls
+
 log = logging.getLogger("aiospark")
 
 
@@ -35,19 +37,21 @@ async def serve(
 
     The URL names ``advertise`` when given (the address other machines use to
     reach this process), else the bound address, or this machine's host name
-    when bound to every interface.
+    when bound to every interface.  With TLS configured (``protocol.tls``) it
+    serves HTTPS and the URL says so.
     """
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    ssl_context = tls.server_context()
     if fd is not None:
         sock = socket.socket(fileno=fd)
-        site: web.BaseSite = web.SockSite(runner, sock)
+        site: web.BaseSite = web.SockSite(runner, sock, ssl_context=ssl_context)
     else:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(512)
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
     await site.start()
     bound_host, bound_port = sock.getsockname()[:2]
     if advertise:
@@ -55,7 +59,7 @@ async def serve(
     elif bound_host in ("0.0.0.0", "::"):
         bound_host = socket.gethostname()
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return runner, f"http://{shown}:{bound_port}"
+    return runner, f"{tls.scheme()}://{shown}:{bound_port}"
 
 
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:

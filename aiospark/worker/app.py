@@ -30,6 +30,7 @@ from aiohttp import web
 from aiospark import faults
 from aiospark.files import check_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
+from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.frames import decode_frame, split_frames
@@ -165,6 +166,7 @@ class Worker:
         self._session = aiohttp.ClientSession(
             headers=auth_headers(self.secret),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            connector=aiohttp.TCPConnector(ssl=tls.client_context()),
         )
         self._runner, self.url = await serve(
             self.make_app(), self.host, port, advertise=self.advertise_host
