@@ -48,13 +48,21 @@ LIVE_PATH = "/v1/live"
 READY_PATH = "/v1/ready"
 
 
-def auth_middleware(secret: str, ready: Callable[[], bool] | None = None) -> Callable:
+def auth_middleware(
+    secret: str,
+    ready: Callable[[], bool] | None = None,
+    allow: Callable[[web.Request], bool] | None = None,
+) -> Callable:
     """aiohttp middleware refusing (401) any request that lacks the secret.
 
     Two probe paths are answered here, before the check: ``/v1/live`` (200
     while the process serves) and ``/v1/ready`` (200 when ``ready()`` is true,
     else 503: a worker not yet registered, or draining).  Both answer only
     ``{"live": ...}`` / ``{"ready": ...}``.
+
+    ``allow(request)``, when given, may let a request through without the
+    header: the master's status page lets a browser in with a session cookie
+    (``aiospark.master.ui``).
     """
 
     @web.middleware
@@ -66,7 +74,8 @@ def auth_middleware(secret: str, ready: Callable[[], bool] | None = None) -> Cal
         if request.method == "GET" and request.path == READY_PATH:
             is_ready = ready is None or bool(ready())
             return web.json_response({"ready": is_ready}, status=200 if is_ready else 503)
-        if not is_authorized(request.headers.get(HEADER), secret):
+        authorized = is_authorized(request.headers.get(HEADER), secret)
+        if not authorized and not (allow is not None and allow(request)):
             return web.json_response(
                 {"error": "missing or wrong cluster secret"}, status=401
             )
