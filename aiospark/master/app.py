@@ -5,7 +5,10 @@ keeps it alive (404 tells a forgotten worker to register again), and a worker
 silent for ``worker_timeout`` seconds is declared lost.  Drivers open the
 WebSocket ``/v1/events`` and are pushed a snapshot, then every change, so they
 hear of a lost worker at once instead of polling.  ``GET /v1/status`` is the
-cluster as JSON.
+cluster as JSON, ``GET /metrics`` the same in Prometheus' text format, and
+``/ui/`` a live page of it for browsers (``master.ui``).  Drivers name their
+application when they open ``/v1/events`` and report their jobs' progress with
+``POST /v1/apps/{app}/jobs`` (``master.jobs``).
 """
 
 from __future__ import annotations
@@ -13,25 +16,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import shutil
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import web
 
 from aiospark import faults
+from aiospark.master.jobs import JobBoard
+from aiospark.master.metrics import CONTENT_TYPE, render_metrics
+from aiospark.master.ui import Changes, StatusPage
 from aiospark.protocol.auth import auth_middleware
 from aiospark.protocol.messages import (
+    MAX_TEXT,
     ClusterEvent,
     Heartbeat,
+    JobsReport,
     RegisterWorker,
     WorkerInfo,
     read_message,
 )
 from aiospark.protocol.openapi import openapi_document
+from aiospark.shuffle.files import check_app_id
 
 log = logging.getLogger("aiospark.master")
+
+#: Lost workers the status shows (the most recent).
+KEEP_LOST = 20
+
+
+def _bad_request(error: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": error}), content_type="application/json")
 
 
 class Master:
@@ -44,6 +62,14 @@ class Master:
         self.watchers: set[web.WebSocketResponse] = set()
         self.started = time.time()
         self._reaper: asyncio.Task | None = None
+        #: workers declared lost (most recent first), and how many since start
+        self.lost: deque[WorkerInfo] = deque(maxlen=KEEP_LOST)
+        self.workers_lost = 0
+        #: the drivers and their jobs
+        self.board = JobBoard()
+        #: bumped on every change the status page should show
+        self.changes = Changes()
+        self.page = StatusPage(secret, self.snapshot, self.changes)
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The master's API as an OpenAPI document (``aiospark.protocol.openapi``)."""
@@ -51,19 +77,24 @@ class Master:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[auth_middleware(self.secret), faults.middleware()],
+            middlewares=[auth_middleware(self.secret, allow=self.page.allow),
+                         faults.middleware()],
             client_max_size=1 << 20,
         )
         app.add_routes(
             [
                 web.post("/v1/workers", self.register),
                 web.post("/v1/workers/{worker_id}/heartbeat", self.heartbeat),
+                web.delete("/v1/workers/{worker_id}", self.deregister),
                 web.get("/v1/status", self.status),
                 web.get("/v1/events", self.events),
                 web.get("/v1/health", self.health),
                 web.get("/v1/openapi.json", self.openapi),
+                web.post("/v1/apps/{app_id}/jobs", self.report_jobs),
+                web.get("/metrics", self.metrics),
             ]
         )
+        self.page.setup(app)
         app.on_startup.append(self._start_reaper)
         app.on_cleanup.append(self._stop_reaper)
         return app
@@ -86,6 +117,9 @@ class Master:
                     log.warning("worker %s lost: no heartbeat for %.1fs", info.worker_id,
                                 now - info.last_heartbeat)
                     del self.workers[info.worker_id]
+                    self.lost.appendleft(dataclasses.replace(info, state="lost"))
+                    self.workers_lost += 1
+                    self.changes.bump()
                     await self._push(ClusterEvent("worker_lost", [info]))
 
     async def _push(self, event: ClusterEvent) -> None:
@@ -101,10 +135,24 @@ class Master:
         )
         known = msg.worker_id in self.workers
         self.workers[msg.worker_id] = info
+        self.changes.bump()
         if not known:
+            for gone in [w for w in self.lost if w.worker_id == msg.worker_id]:
+                self.lost.remove(gone)  # it came back
             log.info("worker %s registered at %s", msg.worker_id, msg.url)
             await self._push(ClusterEvent("worker_added", [info]))
         return web.json_response({"worker_id": msg.worker_id})
+
+    async def deregister(self, request: web.Request) -> web.Response:
+        """A worker leaves the cluster (it drained): forget it and tell the drivers."""
+        worker_id = request.match_info["worker_id"]
+        info = self.workers.pop(worker_id, None)
+        if info is None:
+            return web.json_response({"error": f"unknown worker {worker_id}"}, status=404)
+        log.info("worker %s left the cluster", worker_id)
+        self.changes.bump()
+        await self._push(ClusterEvent("worker_left", [info]))
+        return web.json_response({"worker_id": worker_id, "left": True})
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         msg = await read_message(request, Heartbeat)
@@ -121,9 +169,25 @@ class Master:
             storage_used=msg.storage_used,
             execution_used=msg.execution_used,
             cached=msg.cached,
+            tasks_succeeded=msg.tasks_succeeded,
+            tasks_failed=msg.tasks_failed,
+            tasks_cancelled=msg.tasks_cancelled,
+            spilled_bytes=msg.spilled_bytes,
             last_heartbeat=time.time(),
         )
+        self.changes.bump()
         return web.json_response({"ok": True})
+
+    async def report_jobs(self, request: web.Request) -> web.Response:
+        """A driver's jobs (``JobsReport``); answers whether it should send them all again."""
+        try:
+            app_id = check_app_id(request.match_info["app_id"])
+        except ValueError as exc:
+            raise _bad_request(f"app_id: {exc}") from None
+        report = await read_message(request, JobsReport)
+        resync = self.board.report(app_id, report)
+        self.changes.bump()
+        return web.json_response({"ok": True, "resync": resync})
 
     def snapshot(self) -> dict[str, Any]:
         """The cluster for ``GET /v1/status``: workers (with their memory and cached RDDs).
@@ -131,21 +195,41 @@ class Master:
         Each worker reports ``memory_bytes`` (its budget), ``storage_used`` and
         ``execution_used`` (charged against it) and ``cached``: per persisted
         RDD, the splits it holds and their bytes in memory and on disk.
-        ``cached`` at the top sums those over the workers, per RDD.
+        ``cached`` at the top sums those over the workers, per RDD, and says
+        where its blocks are (``locations``).  ``lost_workers`` are the last
+        workers declared lost.  ``apps`` are the drivers (connected or lately
+        gone) and ``jobs`` their running jobs, then the most recently ended,
+        each with its stages' tasks done and running (``protocol.messages.JobReport``;
+        a job whose driver went away while it ran is ``lost``).  ``counters``
+        count lost workers and ended jobs since the master started; ``now`` is
+        the master's clock (Unix time), to age ``last_heartbeat`` against.
 
-        >>> Master("secret").snapshot()["cached"]
-        []
+        >>> status = Master("secret").snapshot()
+        >>> status["cached"], status["jobs"], status["counters"]["workers_lost"]
+        ([], [], 0)
         """
         workers = list(self.workers.values())
+        board = self.board.to_json()
         return {
+            "now": time.time(),
             "uptime": round(time.time() - self.started, 3),
             "workers": [w.to_json() for w in workers],
+            "lost_workers": [w.to_json() for w in self.lost],
             "cores": sum(w.cores for w in workers),
             "cached": cached_totals(workers),
+            "apps": board["apps"],
+            "jobs": board["jobs"],
+            "counters": {"workers_lost": self.workers_lost,
+                         "jobs_ended": dict(self.board.ended_jobs)},
         }
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """The snapshot in Prometheus' text format (``master.metrics``)."""
+        return web.Response(text=render_metrics(self.snapshot()),
+                            headers={"Content-Type": CONTENT_TYPE})
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -153,27 +237,48 @@ class Master:
         )
 
     async def events(self, request: web.Request) -> web.WebSocketResponse:
+        """Membership changes, pushed; a driver names itself with ``?app=<id>&name=<name>``."""
+        app_id = request.query.get("app")
+        name = request.query.get("name", "")
+        if app_id is not None:
+            try:
+                check_app_id(app_id)
+            except ValueError as exc:
+                raise _bad_request(f"app: {exc}") from None
+        if len(name) > MAX_TEXT:
+            raise _bad_request(f"name: longer than {MAX_TEXT} characters")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         await ws.send_json(ClusterEvent("snapshot", list(self.workers.values())).to_json())
         self.watchers.add(ws)
+        if app_id is not None:
+            self.board.connected(app_id, name)
+            self.changes.bump()
         try:
             async for _ in ws:
                 pass  # drivers only listen
         finally:
             self.watchers.discard(ws)
+            if app_id is not None:
+                self.board.disconnected(app_id)
+                self.changes.bump()
         return ws
 
 
 def cached_totals(workers: list[WorkerInfo]) -> list[dict[str, Any]]:
     """Per persisted RDD, its blocks summed over ``workers`` (and how many workers hold some).
 
+    ``locations`` lists the workers holding blocks of it, with theirs.
+
     >>> from aiospark.protocol.messages import CachedRDD
     >>> def worker(i, *cached):
-    ...     return WorkerInfo(f"w{i}", "", "", 1, 0, "", "alive", cached=list(cached))
-    >>> cached_totals([worker(1, CachedRDD("a", 3, 2, 100, 0)),
-    ...                worker(2, CachedRDD("a", 3, 1, 0, 40))])
-    [{'app_id': 'a', 'rdd_id': 3, 'splits': 3, 'memory_bytes': 100, 'disk_bytes': 40, 'workers': 2}]
+    ...     return WorkerInfo(f"w{i}", "", f"h{i}", 1, 0, "", "alive", cached=list(cached))
+    >>> [total] = cached_totals([worker(1, CachedRDD("a", 3, 2, 100, 0)),
+    ...                          worker(2, CachedRDD("a", 3, 1, 0, 40))])
+    >>> {k: v for k, v in total.items() if k != "locations"}
+    {'app_id': 'a', 'rdd_id': 3, 'splits': 3, 'memory_bytes': 100, 'disk_bytes': 40, 'workers': 2}
+    >>> total["locations"][1]
+    {'worker_id': 'w2', 'host': 'h2', 'splits': 1, 'memory_bytes': 0, 'disk_bytes': 40}
     """
     totals: dict[tuple[str, int], dict[str, Any]] = {}
     for info in workers:
@@ -181,7 +286,11 @@ def cached_totals(workers: list[WorkerInfo]) -> list[dict[str, Any]]:
             entry = totals.setdefault(
                 (c.app_id, c.rdd_id),
                 {"app_id": c.app_id, "rdd_id": c.rdd_id, "splits": 0,
-                 "memory_bytes": 0, "disk_bytes": 0, "workers": 0},
+                 "memory_bytes": 0, "disk_bytes": 0, "workers": 0, "locations": []},
+            )
+            entry["locations"].append(
+                {"worker_id": info.worker_id, "host": info.host, "splits": c.splits,
+                 "memory_bytes": c.memory_bytes, "disk_bytes": c.disk_bytes}
             )
             entry["splits"] += c.splits
             entry["memory_bytes"] += c.memory_bytes

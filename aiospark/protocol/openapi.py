@@ -7,7 +7,7 @@ every route each role registers and fuzz the API with schemathesis.
 
 >>> doc = openapi_document()
 >>> doc["openapi"], sorted(doc["paths"])[:2]
-('3.0.3', ['/v1/blocks/{app}/{rdd}/{split}', '/v1/broadcast/{app}/{bid}'])
+('3.0.3', ['/metrics', '/v1/apps/{app_id}/jobs'])
 >>> body = doc["paths"]["/v1/workers"]["post"]["requestBody"]["content"]["application/json"]
 >>> body["schema"]["$ref"]
 '#/components/schemas/RegisterWorker'
@@ -101,10 +101,19 @@ ROUTES: list[tuple[str, str, str, str, type[Message] | None, list[dict], dict]] 
      _JSON_OK),
     ("master", "post", "/v1/workers/{worker_id}/heartbeat", "A worker's heartbeat.",
      messages.Heartbeat, [_path_param("worker_id")], _JSON_OK),
+    ("master", "delete", "/v1/workers/{worker_id}", "A worker leaves the cluster (drained).",
+     None, [_path_param("worker_id")], _JSON_OK),
     ("master", "get", "/v1/status", "Cluster status: workers, memory, cached RDDs.", None, [],
      _JSON_OK),
     ("master", "get", "/v1/health", "The master's own health.", None, [], _JSON_OK),
     ("master", "get", "/v1/openapi.json", "This document.", None, [], _JSON_OK),
+    ("master", "post", "/v1/apps/{app_id}/jobs",
+     "A driver reports its jobs' progress; answers whether to send them all again.",
+     messages.JobsReport, [_path_param("app_id")], _JSON_OK),
+    ("master", "post", "/v1/ui/tokens", "A one-time login link for the status page.", None, [],
+     _JSON_OK),
+    ("master", "get", "/metrics", "The status in Prometheus' text format 0.0.4.", None, [],
+     {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}),
     ("worker", "get", "/v1/health", "A worker's load, memory, blocks and spills.", None, [],
      _JSON_OK),
     ("worker", "get", "/v1/results/{app}/{task}", "A large task result, once.", None,
@@ -127,7 +136,8 @@ ROUTES: list[tuple[str, str, str, str, type[Message] | None, list[dict], dict]] 
 ]
 
 #: Routes left out of the document: WebSocket endpoints, the probes, the status page.
-NOT_DOCUMENTED = frozenset({"/v1/events", "/v1/driver", "/v1/live", "/v1/ready"})
+NOT_DOCUMENTED = frozenset({"/v1/events", "/v1/driver", "/v1/live", "/v1/ready", "/", "/ui/",
+                            "/ui/login", "/ui/logout", "/ui/events", "/ui/static/{name}"})
 
 
 def openapi_document(role: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,188 @@
+"""The driver's jobs as the master's status page shows them.
+
+``JobTable`` records each job the scheduler submits and how it ends.  Stage
+progress is not counted task by task: it is read from the scheduler's state
+(map outputs present, result partitions remaining, partitions running) when a
+report is made, so a job costs the scheduler two calls however many tasks it
+runs.  ``changes()`` gives the jobs that changed since the last report, as the
+JSON of ``protocol.messages.JobReport``; ``aiospark.scheduler.reporter`` sends
+them to the master.
+
+>>> from aiospark.scheduler.dag import Stage
+>>> from aiospark.scheduler.state import SchedulerState
+>>> table = JobTable(SchedulerState(), clock=lambda: 100.0)
+>>> table.submitted(1, "count at app.py:3", [Stage(1, None, 2, [])], partitions=2)
+>>> [(j["state"], j["stages"][0]["done"]) for j in table.changes()]
+[('running', 0)]
+>>> table.ended(1, "succeeded")
+>>> [(j["state"], j["completed"], j["stages"][0]["done"]) for j in table.changes()]
+[('succeeded', 100.0, 2)]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiospark.protocol.messages import MAX_TEXT
+
+#: Ended jobs a driver remembers, to tell a master that restarted.
+KEEP_ENDED = 50
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
+
+
+def call_site(frame: Any = None) -> str:
+    """``"count at app.py:12"``: the aiospark method the user called, and from where.
+
+    Walks out of the aiospark frames on the stack: the outermost public one
+    names the action; the first frame outside aiospark (unless it is asyncio's
+    own) gives the file and line.
+
+    >>> call_site()   # called from no aiospark method: a plain "job"
+    'job at <doctest aiospark.scheduler.jobs.call_site[0]>:1'
+    """
+    frame = frame or sys._getframe(1)
+    action = ""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR):
+            break
+        if not frame.f_code.co_name.startswith("_"):
+            action = frame.f_code.co_name
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+        return action or "job"
+    where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    return f"{action or 'job'} at {where}"
+
+
+@dataclasses.dataclass
+class _Job:
+    job_id: int
+    description: str
+    submitted: float
+    partitions: int
+    stages: list[Any]
+    #: map stages whose outputs all existed when the job was submitted
+    skipped: set[int]
+    state: str = "running"
+    completed: float | None = None
+    error: str = ""
+    #: result partitions computed, as last seen in the scheduler's state
+    result_done: int = 0
+
+
+class JobTable:
+    """Running and recently ended jobs of one driver, read against its scheduler state."""
+
+    def __init__(
+        self, state: Any, clock: Callable[[], float] = time.time, keep: int = KEEP_ENDED
+    ) -> None:
+        self._state = state
+        self._clock = clock
+        self._running: dict[int, _Job] = {}
+        self._ended: deque[_Job] = deque(maxlen=keep)
+        #: the last report sent per job id (only jobs still in the table)
+        self._sent: dict[int, dict[str, Any]] = {}
+        #: called on every job start and end (the reporter's wake-up)
+        self.on_change: Callable[[], None] = lambda: None
+
+    @property
+    def running(self) -> int:
+        """How many jobs are running."""
+        return len(self._running)
+
+    def submitted(
+        self, job_id: int, description: str, stages: list[Any], partitions: int
+    ) -> None:
+        """A job was submitted: ``stages`` are its result stage and all its ancestors.
+
+        Call it before the scheduler's state hears of the job, so map stages
+        already computed by earlier jobs are told apart (shown as skipped).
+        """
+        outputs = self._state.map_outputs
+        skipped = {
+            s.id for s in stages
+            if s.shuffle_id is not None
+            and (found := outputs.get(s.shuffle_id)) is not None
+            and len(found) == s.num_partitions and all(o is not None for o in found)
+        }
+        self._running[job_id] = _Job(
+            job_id, description[:MAX_TEXT], self._clock(), partitions,
+            sorted(stages, key=lambda s: s.id), skipped,
+        )
+        self.on_change()
+
+    def ended(self, job_id: int, state: str, error: str = "") -> None:
+        """A job ended: ``state`` is ``succeeded``, ``failed`` or ``cancelled``."""
+        job = self._running.pop(job_id, None)
+        if job is None:
+            return
+        job.state, job.error, job.completed = state, error[:MAX_TEXT], self._clock()
+        if len(self._ended) == self._ended.maxlen:
+            self._sent.pop(self._ended[0].job_id, None)
+        self._ended.append(job)
+        self.on_change()
+
+    def changes(self, everything: bool = False) -> list[dict[str, Any]]:
+        """Reports of the jobs that changed since ``sent`` was last called (or all of them)."""
+        reports = []
+        for job in [*self._ended, *self._running.values()]:
+            report = self._report(job)
+            if everything or self._sent.get(job.job_id) != report:
+                reports.append(report)
+        return reports
+
+    def sent(self, reports: list[dict[str, Any]]) -> None:
+        """The master has these reports."""
+        known = {job.job_id for job in self._ended} | set(self._running)
+        for report in reports:
+            if report["job_id"] in known:
+                self._sent[report["job_id"]] = report
+
+    # -- reading the scheduler state -----------------------------------------------------
+
+    def _report(self, job: _Job) -> dict[str, Any]:
+        live = self._state.jobs.get(job.job_id) if job.state == "running" else None
+        if live is not None:
+            job.result_done = job.partitions - len(live.remaining)
+        return {
+            "job_id": job.job_id,
+            "description": job.description,
+            "state": job.state,
+            "submitted": job.submitted,
+            "completed": job.completed,
+            "partitions": job.partitions,
+            "error": job.error,
+            "stages": [self._stage(job, stage) for stage in job.stages],
+        }
+
+    def _stage(self, job: _Job, stage: Any) -> dict[str, Any]:
+        if stage.shuffle_id is None:
+            kind, tasks, done = "result", job.partitions, job.result_done
+        else:
+            outputs = self._state.map_outputs.get(stage.shuffle_id) or ()
+            kind, tasks = "shuffle_map", stage.num_partitions
+            done = sum(o is not None for o in outputs)
+        run = self._state.stages.get(stage.id)
+        running = len(run.running) if run is not None and job.state == "running" else 0
+        if stage.id in job.skipped:
+            state = "skipped"
+        elif job.state == "succeeded" or done >= tasks:
+            state, done = "done", tasks
+        elif job.state != "running":
+            state = "stopped"
+        elif run is not None and not run.waiting:
+            state = "running"
+        else:
+            state = "waiting"
+        return {"stage_id": stage.id, "kind": kind, "tasks": tasks, "done": done,
+                "running": running, "state": state}
