@@ -15,6 +15,7 @@ aiospark.protocol.messages.MessageError: Heartbeat.running_tasks: expected int, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -64,6 +65,12 @@ def _check(value: Any, kind: Any, where: str) -> Any:
     return value
 
 
+@functools.cache
+def _shape(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """A message class's field types and fields (resolving the types is slow: once per class)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Message:
     """Base of all control messages."""
@@ -76,8 +83,7 @@ class Message:
         name = cls.__name__
         if not isinstance(data, dict):
             raise MessageError(f"{name}: expected a JSON object, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints, fields = _shape(cls)
         unknown = set(data) - set(fields)
         if unknown:
             raise MessageError(f"{name}: unknown field {sorted(unknown)[0]!r}")
