@@ -1,107 +1,160 @@
-"""``aiospark`` / ``python -m aiospark``: run one role of the cluster.
+"""``aiospark`` / ``python -m aiospark``: run one role of a cluster, or use one.
 
 Each role is one process with one event loop; its command line names the role,
-so ``ps`` shows what every process is.
+so ``ps`` shows what every process is.  Settings come from flags, then
+``AIOSPARK_*`` environment variables, then a TOML file, then defaults
+(``aiospark.config``; docs/configuration.md lists them all).  A bad setting
+stops the command with exit code 2 and one line naming it:
+
+>>> main(["worker", "--master", "aiospark://127.0.0.1:7077", "--memory", "lots"])
+Traceback (most recent call last):
+...
+SystemExit: 2
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
+import importlib
 import sys
-import tempfile
+from typing import NoReturn
 
-from aiospark.memory import parse_size
-from aiospark.runtime import run
+from aiospark import config, logs
+from aiospark.commands.errors import CommandFailed
+from aiospark.config import ConfigError, Option
+
+#: command -> (one-line summary, what it does, "module:function" running it)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "master": (
+        "run the cluster's master",
+        "Run the master: workers register with it, drivers connect to it.",
+        "roles:master",
+    ),
+    "worker": (
+        "run a worker",
+        "Run a worker that registers with the master at --master and runs tasks. "
+        "Workers may join and leave at any time; on SIGTERM a worker drains: it takes "
+        "no new tasks, lets running ones finish (up to --drain-timeout), leaves the "
+        "cluster and exits 0.",
+        "roles:worker",
+    ),
+    "shuffle-service": (
+        "run this host's shuffle service",
+        "Serve the map outputs the workers of this host write to --dir, so that they "
+        "outlive the workers.",
+        "roles:shuffle_service",
+    ),
+    "local": (
+        "run an embedded cluster in the foreground",
+        "Run a master, a shuffle service and --workers workers on this machine until "
+        "Ctrl-C or SIGTERM, printing the master's URL and how to connect to it.",
+        "local:local",
+    ),
+    "submit": (
+        "run a driver program against a cluster",
+        "Run the Python program APP (with ARGS) so that its aiospark.Context() connects "
+        "to --master with the cluster secret; without --master it starts an embedded "
+        "cluster as usual. Options go before APP.",
+        "submit:submit",
+    ),
+    "status": (
+        "show the cluster's workers and applications",
+        "Print the status of the master at --master as a table, or its JSON with --json.",
+        "status:status",
+    ),
+    "shell": (
+        "the asyncio REPL with a connected ctx",
+        "Start Python's asyncio REPL (top-level await) with `ctx`, an aiospark.Context "
+        "connected to --master, or to an embedded cluster without --master.",
+        "shell:shell",
+    ),
+}
+
+EPILOG = ("Settings: flags win over AIOSPARK_* environment variables, which win over "
+          "the TOML file given by --config or AIOSPARK_CONFIG, which wins over defaults. "
+          "See docs/configuration.md.")
 
 
-def _secret(args: argparse.Namespace) -> str:
-    if getattr(args, "secret_file", None):
-        with open(args.secret_file, encoding="utf-8") as f:
-            secret = f.read().strip()
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _help(option: Option) -> str:
+    if option.internal:
+        return argparse.SUPPRESS
+    if option.shown_default is not None:
+        shown = option.shown_default
+    elif option.switch:
+        shown = "off"
+    elif option.default is None:
+        shown = "none"
     else:
-        secret = os.environ.get("AIOSPARK_SECRET", "")
-    if not secret:
-        raise SystemExit(
-            "aiospark: no cluster secret: set AIOSPARK_SECRET or pass --secret-file"
-        )
-    return secret
+        shown = str(option.default).lower() if option.key == "log_level" else str(option.default)
+    where = [f"default: {shown}"]
+    if option.env:
+        where.append(f"env {option.env}")
+    if option.key != "config":
+        where.append(f"config key {option.key}")
+    return f"{option.help} [{'; '.join(where)}]".replace("%", "%%")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    p.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
-    p.add_argument("--advertise-host", default=None,
-                   help="address other machines use to reach this process (default: the "
-                   "bound address; this machine's host name when bound to 0.0.0.0)")
-    p.add_argument("--secret-file", help="file holding the cluster secret "
-                   "(default: the AIOSPARK_SECRET environment variable)")
-    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+def build_parser() -> Parser:
+    """The parser of every command, built from ``aiospark.config.OPTIONS``.
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aiospark", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="role", required=True)
-
-    master = sub.add_parser("master", help="run the cluster master")
-    _common(master)
-    master.add_argument("--worker-timeout", type=float, default=10.0,
-                        help="seconds without heartbeat before a worker is lost (default: 10)")
-    master.add_argument("--session-dir", default=None, help=argparse.SUPPRESS)
-
-    worker = sub.add_parser("worker", help="run a worker")
-    _common(worker)
-    worker.add_argument("--master", required=True, help="master URL, http://host:port")
-    worker.add_argument("--shuffle-url", required=True, help="this host's shuffle service URL")
-    worker.add_argument("--shuffle-dir", default=None,
-                        help="the shuffle service's directory, when on this host")
-    worker.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
-    worker.add_argument("--cores", type=int, default=1, help="tasks run at once (default: 1)")
-    worker.add_argument(
-        "--memory", type=parse_size, default=0,
-        help="memory budget for cached blocks and task buffers, e.g. 2g "
-        "(default: the worker's share by cores of 60%% of the machine's memory)",
-    )
-    worker.add_argument("--worker-id", default=None)
-    worker.add_argument("--heartbeat-interval", type=float, default=1.0)
-
-    shuffle = sub.add_parser("shuffle-service", help="run this host's shuffle service")
-    _common(shuffle)
-    shuffle.add_argument("--dir", required=True, help="directory holding map outputs")
-    shuffle.add_argument("--cleanup", action="store_true", help="remove --dir on exit")
+    >>> parser = build_parser()
+    >>> vars(parser.parse_args(["worker", "--cores", "2"]))["cores"]
+    '2'
+    """
+    parser = Parser(prog="aiospark", description="Run one role of an aiospark cluster, "
+                    "or use one.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=Parser)
+    for name, (summary, description, _) in COMMANDS.items():
+        command = sub.add_parser(name, help=summary, description=description, epilog=EPILOG)
+        for option in config.options_for(name):
+            if option.switch:
+                command.add_argument(option.flag, dest=option.attr, action="store_true",
+                                     default=None, help=_help(option))
+            else:
+                command.add_argument(option.flag, dest=option.attr, default=None,
+                                     metavar=option.metavar, help=_help(option))
+        if name == "submit":
+            command.add_argument("app", metavar="APP", help="the program to run (a .py file)")
+            command.add_argument("app_args", metavar="ARGS", nargs=argparse.REMAINDER,
+                                 help="its arguments")
     return parser
 
 
+def _fail(command: str, message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"aiospark {command}: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the command ``argv`` names (default: this process's arguments); exits."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"%(asctime)s {args.role} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    args.secret = _secret(args)
-    if args.role == "master":
-        from aiospark.master.app import run_master
-
-        run(lambda: run_master(args))
-    elif args.role == "worker":
-        from aiospark.worker.app import run_worker
-
-        # Pin str/bytes hashing so user classes hash alike on every worker.
-        if os.environ.get("PYTHONHASHSEED") != "0":
-            os.environ["PYTHONHASHSEED"] = "0"
-            os.execv(sys.executable, [sys.executable, "-m", "aiospark", *sys.argv[1:]])
-        if args.work_dir is None:
-            args.work_dir = tempfile.mkdtemp(prefix="aiospark-worker-")
-        run(lambda: run_worker(args))
-        # Do not wait for user code still running on task threads (it was cancelled).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    elif args.role == "shuffle-service":
-        from aiospark.shuffle.service import run_shuffle_service
-
-        run(lambda: run_shuffle_service(args))
+    command = args.command
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "app", "app_args")}
+    try:
+        settings = config.resolve(command, flags)
+    except ConfigError as exc:
+        _fail(command, str(exc), 2)
+    settings.argv = argv
+    settings.app = getattr(args, "app", None)
+    settings.app_args = getattr(args, "app_args", [])
+    role = command if command in config.ROLES or command == "local" else "driver"
+    logs.configure(role, settings.log_level, settings.log_format)
+    module, function = COMMANDS[command][2].split(":")
+    run = getattr(importlib.import_module(f"aiospark.commands.{module}"), function)
+    try:
+        code = run(settings)
+    except ConfigError as exc:
+        _fail(command, str(exc), 2)
+    except CommandFailed as exc:
+        _fail(command, str(exc), 1)
+    raise SystemExit(code)

@@ -54,6 +54,7 @@ class EmbeddedCluster:
         worker_timeout: float = 10.0,
         log_level: str = "WARNING",
         worker_memory: int | None = None,
+        master_port: int = 0,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -63,6 +64,7 @@ class EmbeddedCluster:
         self.worker_timeout = worker_timeout
         self.log_level = log_level
         self.worker_memory = worker_memory
+        self.master_port = master_port
         self.root = ""
         self.master_url = ""
         self.shuffle_url = ""
@@ -75,13 +77,14 @@ class EmbeddedCluster:
 
     def _command(self, role: str, *args: str) -> list[str]:
         return [
-            sys.executable, "-m", "aiospark", role,
+            sys.executable, "-m", "aiospark", role, "--host", "127.0.0.1",
             "--parent-pid", str(os.getpid()), "--log-level", self.log_level, *args,
         ]
 
     async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         env = {
-            **os.environ,
+            # Everything is given on the command line: not the user's settings file.
+            **{k: v for k, v in os.environ.items() if k != "AIOSPARK_CONFIG"},
             "AIOSPARK_SECRET": self.secret,
             "PYTHONHASHSEED": "0",
             "PYTHONPATH": driver_python_path(),
@@ -127,7 +130,7 @@ class EmbeddedCluster:
         shuffle_dir = os.path.join(self.root, "shuffle")
         # Kept open while the cluster runs, so a restarted master or shuffle
         # service serves on the same address.
-        self._sockets = [listening_socket(), listening_socket()]
+        self._sockets = [listening_socket(port=self.master_port), listening_socket()]
         master_sock, shuffle_sock = self._sockets
         try:
             scheme = tls.scheme()
@@ -167,6 +170,7 @@ class EmbeddedCluster:
             "--cores", str(self.cores_per_worker),
             *(["--memory", str(self.worker_memory)] if self.worker_memory else []),
             "--worker-id", f"worker-{index}-{os.urandom(3).hex()}",
+            "--drain-timeout", "0",  # the driver is stopping: no one waits for its tasks
         )
 
     async def start_worker(self, index: int) -> None:

@@ -113,10 +113,12 @@ class _Worker:
     host: str
     cores: int
     running: set[int] = dataclasses.field(default_factory=set)
+    #: leaving the cluster: finishes its tasks, takes no new ones
+    draining: bool = False
 
     @property
     def free(self) -> int:
-        return self.cores - len(self.running)
+        return 0 if self.draining else self.cores - len(self.running)
 
 
 @dataclasses.dataclass
@@ -327,8 +329,25 @@ class SchedulerState:
         self._schedule(commands)
         return commands
 
+    def worker_draining(self, worker_id: str) -> list[Command]:
+        """A worker is leaving: it takes no new tasks; the running ones may finish.
+
+        >>> state = SchedulerState()
+        >>> _ = state.worker_added("w1", "host-a", 2)
+        >>> _ = state.worker_draining("w1")
+        >>> state.workers["w1"].free
+        0
+        """
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.draining = True
+        return []
+
     def worker_lost(self, worker_id: str, error: Any = "worker lost") -> list[Command]:
-        """A worker died or was cut off: rerun its tasks elsewhere, forget its cached splits."""
+        """A worker died or was cut off: rerun its tasks elsewhere, forget its cached splits.
+
+        Tasks a draining worker hands back do not count as failed attempts.
+        """
         commands: list[Command] = []
         worker = self.workers.pop(worker_id, None)
         if worker is None:
@@ -336,7 +355,8 @@ class SchedulerState:
         for holders in self.cache.values():
             holders.discard(worker_id)
         for task_id in sorted(worker.running):
-            commands.extend(self.task_failed(task_id, error, blame_worker=False))
+            commands.extend(self.task_failed(task_id, error, blame_worker=False,
+                                             counts=not worker.draining))
         self._schedule(commands)
         return commands
 

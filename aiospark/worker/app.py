@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from aiospark import faults
+from aiospark import faults, logs
 from aiospark.files import check_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
@@ -93,7 +93,7 @@ class Worker:
         *,
         master_url: str,
         secret: str,
-        shuffle_url: str,
+        shuffle_url: str | None,
         shuffle_root: str | None,
         work_dir: str,
         host: str = "127.0.0.1",
@@ -105,7 +105,11 @@ class Worker:
     ) -> None:
         self.master_url = master_url.rstrip("/")
         self.secret = secret
-        self.shuffle_url = shuffle_url.rstrip("/")
+        #: without a shuffle service, the worker serves its own map outputs
+        self.serves_shuffle = shuffle_url is None
+        self.shuffle_url = (shuffle_url or "").rstrip("/")
+        if self.serves_shuffle:
+            shuffle_root = os.path.join(work_dir, "shuffle")
         self.shuffle_root = shuffle_root
         self.work_dir = work_dir
         self.host = host
@@ -138,13 +142,18 @@ class Worker:
         self._background: list[asyncio.Task] = []
         self._registered = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._heartbeats: asyncio.Task | None = None
+        self._leaving = False
+        #: leaving the cluster: no new tasks (``worker.drain``)
+        self.draining = False
+        #: set whenever a task ends or a result is fetched (the drain waits on it)
+        self.changed = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[auth_middleware(self.secret, ready=self._registered.is_set),
-                         faults.middleware()],
+            middlewares=[auth_middleware(self.secret, ready=self.ready), faults.middleware()],
             client_max_size=MAX_REQUEST_BYTES,
         )
         app.add_routes(
@@ -156,7 +165,17 @@ class Worker:
                 web.get("/v1/blocks/{app}/{rdd}/{split}", self.get_block),
             ]
         )
+        if self.serves_shuffle:
+            from aiospark.shuffle.service import ShuffleService
+
+            assert self.shuffle_root is not None
+            service = ShuffleService(self.shuffle_root)
+            app.add_routes(r for r in service.routes() if r.path != "/v1/health")
         return app
+
+    def ready(self) -> bool:
+        """Whether the worker takes tasks: registered, and not draining."""
+        return self._registered.is_set() and not self.draining
 
     async def start(self, port: int = 0) -> None:
         from aiospark.runtime import serve
@@ -172,7 +191,17 @@ class Worker:
             self.make_app(), self.host, port, advertise=self.advertise_host
         )
         self.host = urllib.parse.urlsplit(self.url).hostname or self.host
-        self._background.append(asyncio.create_task(self._heartbeat_loop()))
+        if self.serves_shuffle:
+            self.shuffle_url = self.url
+        self._heartbeats = asyncio.create_task(self._heartbeat_loop())
+        self._background.append(self._heartbeats)
+
+    async def stop_heartbeats(self) -> None:
+        """Stop registering and heartbeating for good (before leaving the cluster)."""
+        self._leaving = True
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            await asyncio.wait([self._heartbeats])
 
     async def stop(self) -> None:
         for task in self._background:
@@ -211,7 +240,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         assert self._session is not None
         delay = 0.05
-        while True:
+        while not self._leaving:
             try:
                 if not self._registered.is_set():
                     await self._register()
@@ -232,6 +261,9 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
+                    log.error("the master at %s refused this worker's cluster secret (401)",
+                              self.master_url)
                 log.debug("master unreachable (%s); retrying in %.2fs", exc, delay)
                 self._registered.clear()
                 await asyncio.sleep(delay)
@@ -280,6 +312,7 @@ class Worker:
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         data = self.results.pop(key, None)
+        self.changed.set()
         if data is None:
             raise web.HTTPNotFound(text=f"no result for task {key[1]}")
         return web.Response(body=data, content_type="application/octet-stream")
@@ -334,6 +367,8 @@ class Worker:
         session = DriverSession(app_id, ws)
         self.sessions.add(session)
         try:
+            if self.draining:
+                await session.send({"type": "draining"})
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     await ws.close(code=1003, message=b"binary envelopes only")
@@ -341,6 +376,11 @@ class Worker:
                 header: dict[str, Any] = {}
                 try:
                     header, blobs = unpack(msg.data)
+                    if self.draining and header.get("type") == "launch":
+                        # Sent before the driver heard we drain: it runs the task elsewhere.
+                        await session.send({"type": "failure", "task_id": header["task_id"],
+                                            "reason": "draining", "traceback": ""})
+                        continue
                     self._dispatch(session, header, blobs)
                 except (EnvelopeError, KeyError, TypeError, ValueError) as exc:
                     reply: dict[str, Any] = {"type": "error", "error": f"bad message: {exc}"}
@@ -488,8 +528,14 @@ class Worker:
             raise
         finally:
             session.tasks.pop(spec.task_id, None)
+            self.changed.set()
         outcome_name = "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
         self.tasks_ended[outcome_name] += 1
+        if log.isEnabledFor(logging.INFO):
+            log.info("task %s", outcome_name, extra=logs.fields(
+                app_id=session.app_id, stage_id=spec.stage_id, task_id=spec.task_id,
+                partition=spec.partition, attempt=spec.attempt,
+                seconds=round(time.perf_counter() - started, 6)))
         header: dict[str, Any] = {
             "task_id": spec.task_id,
             "seconds": round(time.perf_counter() - started, 6),
@@ -585,15 +631,19 @@ class Worker:
             self._beat_now.set()
             self.broadcasts.drop(app_id)
             shutil.rmtree(self.files_dir(app_id), ignore_errors=True)
-            if self.shuffle_root:  # the driver is gone: nobody will read its map outputs
+            if self.shuffle_root and not self.draining:
+                # The driver is gone (not just our link to it, closed as we drain):
+                # nobody will read its map outputs.
                 shutil.rmtree(os.path.join(self.shuffle_root, app_id), ignore_errors=True)
             for key in [k for k in self.results if k[0] == app_id]:
                 del self.results[key]
 
 
 async def run_worker(args: Any) -> None:
-    """Entry point of ``aiospark worker``."""
+    """Entry point of ``aiospark worker``: serve until a stop signal, then drain
+    (``worker.drain``) unless ``args.drain_timeout`` is 0 or the parent died."""
     from aiospark.runtime import wait_for_stop
+    from aiospark.worker.drain import drain
 
     worker = Worker(
         master_url=args.master,
@@ -608,11 +658,21 @@ async def run_worker(args: Any) -> None:
         worker_id=args.worker_id,
         heartbeat_interval=args.heartbeat_interval,
     )
+    logs.bind(worker_id=worker.worker_id)
     await worker.start(args.port)
-    log.info("worker %s serving at %s", worker.worker_id, worker.url)
+    log.info("worker %s serving at %s", worker.worker_id, worker.url,
+             extra=logs.fields(url=worker.url, shuffle_url=worker.shuffle_url))
     try:
         reason = await wait_for_stop(args.parent_pid)
         log.info("worker %s stopping: %s", worker.worker_id, reason)
+        timeout = getattr(args, "drain_timeout", 0.0)
+        if timeout > 0 and reason != "parent exited":
+            # A second signal stops at once.
+            draining = asyncio.create_task(drain(worker, timeout))
+            stop = asyncio.create_task(wait_for_stop())
+            await asyncio.wait([draining, stop], return_when=asyncio.FIRST_COMPLETED)
+            for task in (draining, stop):
+                task.cancel()
     finally:
         with contextlib.suppress(Exception):
             await worker.stop()

@@ -53,7 +53,7 @@ def _start(role: str, *args: str) -> tuple[subprocess.Popen, str]:
         line = lines.get(timeout=30)
         if not line:
             raise AssertionError(f"{role} exited before serving")
-        found = re.search(r"serving (?:\S+ )?at (http://\S+)", line)
+        found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
         if found:
             return proc, found.group(1)
 
@@ -63,9 +63,11 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     procs: list[subprocess.Popen] = []
     try:
-        master, master_url = _start("master")
+        master, master_url = _start("master", "--port", "0")
         procs.append(master)
-        shuffle, shuffle_url = _start("shuffle-service", "--dir", str(root / "shuffle"))
+        shuffle, shuffle_url = _start(
+            "shuffle-service", "--port", "0", "--dir", str(root / "shuffle")
+        )
         procs.append(shuffle)
         worker, worker_url = _start(
             "worker", "--master", master_url, "--shuffle-url", shuffle_url,

@@ -33,7 +33,7 @@ async def _start(role: str, *args: str) -> tuple[asyncio.subprocess.Process, str
             line = (await proc.stderr.readline()).decode()
             if not line:
                 raise AssertionError(f"{role} exited before serving")
-            found = re.search(r"serving (?:\S+ )?at (http://\S+)", line)
+            found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
             if found:
                 return proc, found.group(1)
 
@@ -42,9 +42,11 @@ async def _start(role: str, *args: str) -> tuple[asyncio.subprocess.Process, str
 async def standalone_cluster(tmp_path, workers: int = 2):
     procs = []
     try:
-        master, master_url = await _start("master", "--worker-timeout", "5")
+        master, master_url = await _start("master", "--port", "0", "--worker-timeout", "5")
         procs.append(master)
-        shuffle, shuffle_url = await _start("shuffle-service", "--dir", str(tmp_path / "shuffle"))
+        shuffle, shuffle_url = await _start(
+            "shuffle-service", "--port", "0", "--dir", str(tmp_path / "shuffle")
+        )
         procs.append(shuffle)
         for i in range(workers):
             worker, _ = await _start(

@@ -1,0 +1,74 @@
+"""``aiospark local``: the embedded cluster in the foreground, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from aiospark import security
+from aiospark.commands import http
+from aiospark.commands.errors import CommandFailed
+from aiospark.config import Settings
+from aiospark.runtime import run, wait_for_stop
+
+log = logging.getLogger("aiospark.cli")
+
+#: How long the workers may take to register before ``local`` gives up.
+START_TIMEOUT = 60.0
+
+
+def connect_hint(url: str, workers: int, secret: security.Secret) -> str:
+    """What ``aiospark local`` prints once its cluster is up.
+
+    >>> print(connect_hint("aiospark://127.0.0.1:7077", 2,
+    ...                    security.Secret("s", "local secret", "/home/me/secret")))
+    aiospark local: 2 workers ready, master at aiospark://127.0.0.1:7077
+      aiospark shell --master aiospark://127.0.0.1:7077
+      aiospark submit --master aiospark://127.0.0.1:7077 app.py
+      AIOSPARK_MASTER=aiospark://127.0.0.1:7077 AIOSPARK_SECRET_FILE=/home/me/secret python app.py
+    Press Ctrl-C to stop.
+    """
+    if secret.file:
+        python = f"AIOSPARK_MASTER={url} AIOSPARK_SECRET_FILE={secret.file} python app.py"
+    else:
+        python = f"AIOSPARK_MASTER={url} python app.py  (with {secret.source} as set here)"
+    return "\n".join([
+        f"aiospark local: {workers} workers ready, master at {url}",
+        f"  aiospark shell --master {url}",
+        f"  aiospark submit --master {url} app.py",
+        f"  {python}",
+        "Press Ctrl-C to stop.",
+    ])
+
+
+def local(settings: Settings) -> int:
+    """Run the embedded cluster until a stop signal; exit 0."""
+    secret = security.server_secret(settings, "127.0.0.1")
+    try:
+        run(lambda: _local(settings, secret))
+    except OSError as exc:
+        if exc.errno is None or exc.filename is not None:
+            raise
+        raise CommandFailed(f"cannot listen on 127.0.0.1:{settings.port}: {exc.strerror}"
+                            ) from None
+    return 0
+
+
+async def _local(settings: Settings, secret: security.Secret) -> None:
+    from aiospark.embedded import EmbeddedCluster
+
+    workers = settings.workers or os.cpu_count() or 1
+    cluster = EmbeddedCluster(
+        workers, secret.value, worker_timeout=settings.worker_timeout,
+        log_level=settings.log_level, worker_memory=settings.memory or None,
+        master_port=settings.port,
+    )
+    try:
+        master = await cluster.start()
+        async with http.session(secret.value) as client:
+            await http.wait_for_workers(client, master, workers, START_TIMEOUT)
+        print(connect_hint(http.aiospark_url(master), workers, secret), flush=True)
+        reason = await wait_for_stop()
+        log.info("stopping: %s", reason)
+    finally:
+        await cluster.stop()
