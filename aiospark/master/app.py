@@ -308,6 +308,8 @@ async def run_master(args: Any) -> None:
         master.make_app(), args.host, args.port, fd=args.fd, advertise=args.advertise_host
     )
     log.info("master serving at %s", url)
+    log.info("status page at %s/ui/ (log in with the cluster secret, or a link from "
+             "Context.status_page_link())", url)
     try:
         await wait_for_stop(args.parent_pid)
     finally:
