@@ -288,14 +288,14 @@ class Option:
 
 
 ALL = COMMANDS
-SERVERS = (*ROLES, "local")
 
 OPTIONS: tuple[Option, ...] = (
     Option("config", "--config", "TOML file with settings", ALL, env="AIOSPARK_CONFIG",
            parse=path, metavar="FILE"),
-    Option("log_level", "--log-level", "log level: debug, info, warning, error", SERVERS,
+    Option("log_level", "--log-level", "log level: debug, info, warning, error", ROLES,
            default="INFO", parse=level, env="AIOSPARK_LOG_LEVEL", metavar="LEVEL"),
-    Option("log_level", "--log-level", "log level: debug, info, warning, error", CLIENTS,
+    Option("log_level", "--log-level", "log level: debug, info, warning, error",
+           ("local", *CLIENTS),
            default="WARNING", parse=level, env="AIOSPARK_LOG_LEVEL", metavar="LEVEL"),
     Option("log_format", "--log-format", "log line format: logfmt or json", ALL,
            default="logfmt", parse=log_format, env="AIOSPARK_LOG_FORMAT", metavar="FORMAT"),
@@ -359,7 +359,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "--workers", "worker processes of the embedded cluster", ("local",),
            parse=integer(1), env="AIOSPARK_WORKERS", metavar="N", shown_default="one per CPU"),
     Option("workers", "--workers", "worker processes when no --master is given",
-           ("shell", "submit"), parse=integer(1), env="AIOSPARK_WORKERS", metavar="N",
+           ("shell",), parse=integer(1), env="AIOSPARK_WORKERS", metavar="N",
            shown_default="one per CPU"),
     Option("json", "--json", "print the master's status JSON instead of a table", ("status",),
            default=False, switch=True),
@@ -414,20 +414,20 @@ class Settings(argparse.Namespace):
         return self._sources[attr][1]
 
 
-def load_file(file: str, command: str) -> dict[str, tuple[Any, str]]:
+def load_file(file: str, command: str, where: str = "--config") -> dict[str, tuple[Any, str]]:
     """The keys of a TOML settings file that apply to ``command``: key -> (value, label).
 
     Unknown keys and tables are errors (a typo must not pass unnoticed); a top-level
     key of an option that ``command`` does not take is ignored, as the file may be
-    shared by every role of a machine.
+    shared by every role of a machine.  ``where`` names the option that gave ``file``.
     """
     try:
         with open(file, "rb") as f:
             data = tomllib.load(f)
     except OSError as exc:
-        raise ConfigError("--config", f"cannot read {file}: {exc.strerror or exc}") from None
+        raise ConfigError(where, f"cannot read {file}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("--config", f"{file} is not valid TOML: {exc}") from None
+        raise ConfigError(where, f"{file} is not valid TOML: {exc}") from None
     known = {o.key for o in OPTIONS if not o.internal and o.key != "config"}
     mine = {o.key for o in options_for(command) if not o.internal and o.key != "config"}
     found: dict[str, tuple[Any, str]] = {}
@@ -481,7 +481,7 @@ def resolve(
         except ValueError as exc:
             raise ConfigError(found[2], str(exc)) from None
         settings._set(config, file, found[1], found[2])
-        file_values = load_file(file, command)
+        file_values = load_file(file, command, found[2])
     for option in options[1:]:
         found = _first(option, flags, environ, file_values)
         if found is None:

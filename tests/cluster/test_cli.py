@@ -13,6 +13,8 @@ import json
 import operator
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -221,3 +223,31 @@ async def test_logs_are_one_structured_line_per_event_with_role_and_ids(tmp_path
     for event in master.events():
         assert event["role"] == "master" and event["level"] in ("debug", "info"), event
     assert any("log-a" in e["msg"] for e in master.events())
+
+
+async def test_listening_beyond_loopback_is_refused_at_start_up_without_a_secret(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOSPARK_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    for role in (["master"], ["shuffle-service"], ["worker", "--master", "aiospark://127.0.0.1"]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiospark", *role, "--host", "0.0.0.0", "--port", "0",
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 2 and out == b""
+        [line] = err.decode().splitlines()
+        assert line.startswith(f"aiospark {role[0]}: error: --host: refusing to listen on "
+                               "0.0.0.0"), line
+        assert "secret" in line
+    assert not (tmp_path / "aiospark").exists()  # no local secret made either
+
+    # With a secret (and a file only its owner reads), it serves on every interface.
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    secret_file.chmod(0o600)
+    async with roles() as cluster:
+        master = await cluster.start("master", "--host", "0.0.0.0", "--port", "0",
+                                     "--secret-file", str(secret_file),
+                                     env={"AIOSPARK_SECRET": ""})
+        assert not master.url.startswith("http://0.0.0.0")  # it advertises a reachable name
+        assert not any("can be read by every user" in line for line in master.lines)

@@ -674,6 +674,48 @@ def test_losing_workers_repeatedly_aborts_after_max_attempts():
     assert sim.finished(2) == 1 and sim.finished(1) == 0
 
 
+def test_a_draining_worker_finishes_its_tasks_and_gets_no_new_ones():
+    sim = Sim()
+    sim.add_worker("w1", cores=2)
+    sim.add_worker("w2", cores=1)
+    sim.submit(1, make_stage(1, 6), range(6))
+    on_w1 = [t for t, launch in sim.running.items() if launch.worker_id == "w1"]
+    assert len(on_w1) == 2
+    assert sim.apply(sim.state.worker_draining("w1")) == []
+    for task_id in on_w1:  # its running tasks may still finish, and count
+        assert not of_type(sim.succeed(task_id), Launch)
+    sim.run()
+    assert sim.finished(1) == 1 and len(sim.results(1)) == 6
+    assert [c.worker_id for c in sim.launches()[3:]] == ["w2"] * 3
+
+
+def test_tasks_a_draining_worker_hands_back_do_not_count_as_attempts():
+    sim = Sim(max_attempts=1)
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    sim.apply(sim.state.worker_draining("w1"))
+    sim.add_worker("w2")
+    assert not sim.aborted(1) and sim.task(1, 0).worker_id == "w1"
+    out = sim.lose_worker("w1", error="left")  # drain timeout: the task is handed back
+    assert not of_type(out, JobAborted)
+    assert [c.worker_id for c in of_type(out, Launch)] == ["w2"]
+    sim.run()
+    assert sim.finished(1) == 1
+
+
+def test_a_task_refused_by_a_draining_worker_runs_elsewhere_without_counting():
+    sim = Sim(max_attempts=1)
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    refused = sim.task(1, 0).task_id
+    sim.apply(sim.state.worker_draining("w1"))
+    assert not of_type(sim.fail(refused, "draining", counts=False), Launch)  # nowhere to go
+    sim.add_worker("w2")
+    assert sim.task(1, 0).worker_id == "w2"
+    sim.run()
+    assert sim.finished(1) == 1 and not sim.aborted(1)
+
+
 # -- fetch failures -----------------------------------------------------------------------
 
 

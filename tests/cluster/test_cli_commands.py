@@ -1,0 +1,197 @@
+"""``aiospark local``, ``status``, ``submit`` and ``shell``, as a user runs them: real
+processes, no secret configured (they share the user's local secret), a fresh home."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import aiospark
+from tests.conftest import pid_alive, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
+
+AIOSPARK = [sys.executable, "-m", "aiospark"]
+
+
+def user_env(home: Path) -> dict[str, str]:
+    """This process's environment with a fresh home and no aiospark settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOSPARK_")}
+    env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))
+    return env
+
+
+class Foreground:
+    """A long-running command whose output lines are read as they come."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out: queue.Queue[str] = queue.Queue()
+        self.err: list[str] = []
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.out.put),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.err.append),
+                         daemon=True).start()
+
+    @staticmethod
+    def _pump(stream, put) -> None:
+        for line in stream:
+            put(line.rstrip("\n"))
+
+    def read_until(self, marker: str, timeout: float = 60) -> list[str]:
+        lines = []
+        while not lines or marker not in lines[-1]:
+            try:
+                lines.append(self.out.get(timeout=timeout))
+            except queue.Empty:
+                raise AssertionError(f"no {marker!r} within {timeout}s; got {lines}\n"
+                                     + "\n".join(self.err[-20:])) from None
+        return lines
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """``aiospark local --workers 2`` running for the module's tests."""
+    home = tmp_path_factory.mktemp("home")
+    env = user_env(home)
+    running = Foreground([*AIOSPARK, "local", "--workers", "2", "--port", "0"], env)
+    try:
+        hint = running.read_until("Press Ctrl-C")
+        url = re.search(r"master at (aiospark://\S+)", hint[0]).group(1)
+        yield SimpleNamespace(url=url, env=env, hint=hint, home=home, process=running)
+    finally:
+        running.stop(signal.SIGINT)
+
+
+def run(argv: list[str], env: dict[str, str], stdin: str = "", timeout: float = 90
+        ) -> subprocess.CompletedProcess:
+    return subprocess.run([*AIOSPARK, *argv], env=env, input=stdin, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+async def test_local_prints_how_to_connect_with_a_private_local_secret(local):
+    secret_file = local.home / "config" / "aiospark" / "secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert any(f"aiospark shell --master {local.url}" in line for line in local.hint)
+    assert any(f"AIOSPARK_SECRET_FILE={secret_file}" in line for line in local.hint)
+    async with aiospark.Context(local.url, secret=secret_file.read_text().strip()) as ctx:
+        await wait_until(lambda: len(ctx._scheduler.links) == 2, 20, "both workers")
+        assert await ctx.parallelize(range(100), 4).map(lambda x: x * x).sum() == 328350
+
+
+def test_status_prints_the_workers_as_a_table_or_json(local):
+    table = run(["status", "--master", local.url], local.env)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith(f"master {local.url}") and "2 workers" in lines[0]
+    header = next(line for line in lines if line.startswith("WORKER"))
+    rows = lines[lines.index(header) + 1:][:2]
+    assert all(row.startswith("worker-") and "alive" in row for row in rows), lines
+
+    as_json = run(["status", "--json"], {**local.env, "AIOSPARK_MASTER": local.url})
+    assert as_json.returncode == 0, as_json.stderr
+    status = json.loads(as_json.stdout)
+    assert len(status["workers"]) == 2 and status["cores"] == 2
+
+    refused = run(["status", "--master", local.url], {**local.env, "AIOSPARK_SECRET": "wrong"})
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("--secret-file"), refused.stderr
+    assert "refused the cluster secret" in refused.stderr and refused.stdout == ""
+
+
+def test_submit_runs_an_app_whose_context_connects_to_the_master(local, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent("""
+        import asyncio, sys
+        import aiospark
+
+        async def main():
+            async with aiospark.Context() as ctx:
+                print("master", ctx.master)
+                print("args", sys.argv[1:])
+                print("sum", await ctx.range(int(sys.argv[1])).sum())
+            if "--fail" in sys.argv:
+                sys.exit(3)
+
+        asyncio.run(main())
+    """))
+    done = run(["submit", "--master", local.url, str(app), "100", "--verbose"], local.env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"master {local.url}", "args ['100', '--verbose']",
+                                        "sum 4950"]
+    failed = run(["submit", "--master", local.url, str(app), "10", "--fail"], local.env)
+    assert failed.returncode == 3 and "sum 45" in failed.stdout
+    missing = run(["submit", "--master", local.url, str(tmp_path / "nope.py")], local.env)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_shell_has_a_connected_ctx_and_top_level_await(local):
+    script = "\n".join([
+        "print('parallelism', ctx.default_parallelism)",
+        "total = await ctx.parallelize(range(10), 2).map(lambda x: x * 2).sum()",
+        "print('total', total)",
+        "1 / 0",
+        "print('still here', await asyncio.sleep(0, result=7))",
+        "",
+    ])
+    done = run(["shell", "--master", local.url], local.env, stdin=script)
+    assert done.returncode == 0, done.stderr
+    assert "parallelism 2" in done.stdout and "total 90" in done.stdout, done.stdout
+    assert "ZeroDivisionError" in done.stderr and "still here 7" in done.stdout
+    assert f"ctx is connected to {local.url}" in done.stderr
+
+
+def test_shell_without_master_starts_an_embedded_cluster(tmp_path):
+    done = run(["shell", "--workers", "1"], user_env(tmp_path),
+               stdin="print('sum', await ctx.range(10).sum())\n")
+    assert done.returncode == 0, done.stderr
+    assert "sum 45" in done.stdout and "an embedded cluster" in done.stderr
+
+
+def test_local_stops_every_process_on_sigterm(tmp_path):
+    running = Foreground([*AIOSPARK, "local", "--workers", "1", "--port", "0"],
+                         user_env(tmp_path))
+    try:
+        running.read_until("Press Ctrl-C")
+        children = children_of(running.proc.pid)
+        assert len(children) == 3  # master, shuffle service, worker
+    finally:
+        code = running.stop(signal.SIGTERM)
+    assert code == 0, "\n".join(running.err)
+    assert not [pid for pid in children if pid_alive(pid)]
