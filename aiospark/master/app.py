@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aiospark import faults
+from aiospark import faults, logs
 from aiospark.master.jobs import JobBoard
 from aiospark.master.metrics import CONTENT_TYPE, render_metrics
 from aiospark.master.ui import Changes, StatusPage
@@ -115,7 +115,8 @@ class Master:
             for info in list(self.workers.values()):
                 if now - info.last_heartbeat > self.worker_timeout:
                     log.warning("worker %s lost: no heartbeat for %.1fs", info.worker_id,
-                                now - info.last_heartbeat)
+                                now - info.last_heartbeat,
+                                extra=logs.fields(worker_id=info.worker_id))
                     del self.workers[info.worker_id]
                     self.lost.appendleft(dataclasses.replace(info, state="lost"))
                     self.workers_lost += 1
@@ -139,7 +140,8 @@ class Master:
         if not known:
             for gone in [w for w in self.lost if w.worker_id == msg.worker_id]:
                 self.lost.remove(gone)  # it came back
-            log.info("worker %s registered at %s", msg.worker_id, msg.url)
+            log.info("worker %s registered at %s", msg.worker_id, msg.url,
+                     extra=logs.fields(worker_id=msg.worker_id, url=msg.url, cores=msg.cores))
             await self._push(ClusterEvent("worker_added", [info]))
         return web.json_response({"worker_id": msg.worker_id})
 
@@ -149,7 +151,8 @@ class Master:
         info = self.workers.pop(worker_id, None)
         if info is None:
             return web.json_response({"error": f"unknown worker {worker_id}"}, status=404)
-        log.info("worker %s left the cluster", worker_id)
+        log.info("worker %s left the cluster", worker_id,
+                 extra=logs.fields(worker_id=worker_id))
         self.changes.bump()
         await self._push(ClusterEvent("worker_left", [info]))
         return web.json_response({"worker_id": worker_id, "left": True})
@@ -307,7 +310,7 @@ async def run_master(args: Any) -> None:
     runner, url = await serve(
         master.make_app(), args.host, args.port, fd=args.fd, advertise=args.advertise_host
     )
-    log.info("master serving at %s", url)
+    log.info("master serving at %s", url, extra=logs.fields(url=url))
     log.info("status page at %s/ui/ (log in with the cluster secret, or a link from "
              "Context.status_page_link())", url)
     try:

@@ -222,7 +222,8 @@ async def test_logs_are_one_structured_line_per_event_with_role_and_ids(tmp_path
     assert len({e["task_id"] for e in tasks}) == len(tasks)
     for event in master.events():
         assert event["role"] == "master" and event["level"] in ("debug", "info"), event
-    assert any("log-a" in e["msg"] for e in master.events())
+    registered = [e for e in master.events() if e["msg"].startswith("worker log-a registered")]
+    assert registered and registered[0]["worker_id"] == "log-a"
 
 
 async def test_listening_beyond_loopback_is_refused_at_start_up_without_a_secret(tmp_path):
