@@ -8,6 +8,7 @@ import os
 from aiospark import security
 from aiospark.commands import http
 from aiospark.commands.errors import CommandFailed
+from aiospark.commands.roles import BIND_ERRORS
 from aiospark.config import Settings
 from aiospark.runtime import run, wait_for_stop
 
@@ -47,7 +48,7 @@ def local(settings: Settings) -> int:
     try:
         run(lambda: _local(settings, secret))
     except OSError as exc:
-        if exc.errno is None or exc.filename is not None:
+        if exc.errno not in BIND_ERRORS:
             raise
         raise CommandFailed(f"cannot listen on 127.0.0.1:{settings.port}: {exc.strerror}"
                             ) from None

@@ -234,7 +234,12 @@ async def test_listening_beyond_loopback_is_refused_at_start_up_without_a_secret
             sys.executable, "-m", "aiospark", *role, "--host", "0.0.0.0", "--port", "0",
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         assert proc.returncode == 2 and out == b""
         [line] = err.decode().splitlines()
         assert line.startswith(f"aiospark {role[0]}: error: --host: refusing to listen on "

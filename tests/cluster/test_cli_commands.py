@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -195,3 +196,16 @@ def test_local_stops_every_process_on_sigterm(tmp_path):
         code = running.stop(signal.SIGTERM)
     assert code == 0, "\n".join(running.err)
     assert not [pid for pid in children if pid_alive(pid)]
+
+
+def test_a_port_in_use_is_one_line_and_exit_code_1(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for argv in (["master", "--port", port], ["local", "--workers", "1", "--port", port]):
+            done = run(argv, user_env(tmp_path))
+            assert done.returncode == 1, done.stderr
+            line = done.stderr.splitlines()[-1]  # after the master's log lines
+            assert line == (f"aiospark {argv[0]}: error: cannot listen on 127.0.0.1:{port}: "
+                            "Address already in use")
