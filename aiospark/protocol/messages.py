@@ -209,7 +209,8 @@ class WorkerInfo(Message):
 
 @dataclasses.dataclass(frozen=True)
 class ClusterEvent(Message):
-    """Pushed by the master to drivers: ``snapshot``, ``worker_added`` or ``worker_lost``."""
+    """Pushed by the master to drivers: ``snapshot``, ``worker_added``, ``worker_lost``
+    (no heartbeat) or ``worker_left`` (deregistered after draining)."""
 
     kind: str
     workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
