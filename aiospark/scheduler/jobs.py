@@ -92,6 +92,8 @@ class JobTable:
         self._ended: deque[_Job] = deque(maxlen=keep)
         #: the last report sent per job id (only jobs still in the table)
         self._sent: dict[int, dict[str, Any]] = {}
+        #: ended jobs pushed out of ``_ended`` before the master heard how they ended
+        self._unsent: dict[int, _Job] = {}
         #: called on every job start and end (the reporter's wake-up)
         self.on_change: Callable[[], None] = lambda: None
 
@@ -128,14 +130,17 @@ class JobTable:
             return
         job.state, job.error, job.completed = state, error[:MAX_TEXT], self._clock()
         if len(self._ended) == self._ended.maxlen:
-            self._sent.pop(self._ended[0].job_id, None)
+            oldest = self._ended[0]
+            last = self._sent.pop(oldest.job_id, None)
+            if last is not None and last["state"] == "running":
+                self._unsent[oldest.job_id] = oldest  # the master must still hear it ended
         self._ended.append(job)
         self.on_change()
 
     def changes(self, everything: bool = False) -> list[dict[str, Any]]:
         """Reports of the jobs that changed since ``sent`` was last called (or all of them)."""
         reports = []
-        for job in [*self._ended, *self._running.values()]:
+        for job in [*self._unsent.values(), *self._ended, *self._running.values()]:
             report = self._report(job)
             if everything or self._sent.get(job.job_id) != report:
                 reports.append(report)
@@ -147,6 +152,8 @@ class JobTable:
         for report in reports:
             if report["job_id"] in known:
                 self._sent[report["job_id"]] = report
+            elif report["state"] != "running":
+                self._unsent.pop(report["job_id"], None)
 
     # -- reading the scheduler state -----------------------------------------------------
 

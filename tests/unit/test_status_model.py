@@ -117,6 +117,21 @@ def test_ended_jobs_are_kept_up_to_a_bound():
     assert [r["job_id"] for r in table.changes()] == [3, 4, 5]
 
 
+def test_a_job_the_master_saw_running_is_reported_ended_even_past_the_bound():
+    table = JobTable(SchedulerState(), keep=2)
+    table.submitted(1, "watched", [stage(1, 1)], 1)
+    table.sent(table.changes())  # the master has job 1 as running
+    table.ended(1, "succeeded")
+    for job_id in range(2, 6):  # more jobs end than the table keeps, before the next report
+        table.submitted(job_id, "x", [stage(job_id, 1)], 1)
+        table.ended(job_id, "succeeded")
+    reports = table.changes()
+    assert [(r["job_id"], r["state"]) for r in reports] == [
+        (1, "succeeded"), (4, "succeeded"), (5, "succeeded")]
+    table.sent(reports)
+    assert table.changes() == []
+
+
 def test_call_site_names_the_action_and_the_callers_line():
     # A function compiled as if it lived in aiospark's own files stands for an action.
     namespace = {"call_site": call_site}
