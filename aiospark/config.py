@@ -406,11 +406,19 @@ class Settings(argparse.Namespace):
         self._sources[option.attr] = (kind, label)
 
     def source(self, attr: str) -> str:
-        """``flag``, ``env``, ``file`` or ``default``: where ``attr``'s value came from."""
+        """``flag``, ``env``, ``file`` or ``default``: where ``attr``'s value came from.
+
+        >>> resolve("worker", {"cores": "2"}, {}).source("cores")
+        'flag'
+        """
         return self._sources[attr][0]
 
     def label(self, attr: str) -> str:
-        """The flag, variable or file key ``attr`` came from, for error messages."""
+        """The flag, variable or file key ``attr`` came from, for error messages.
+
+        >>> resolve("master", {}, {"AIOSPARK_HOST": "0.0.0.0"}).label("host")
+        'AIOSPARK_HOST'
+        """
         return self._sources[attr][1]
 
 
@@ -420,6 +428,12 @@ def load_file(file: str, command: str, where: str = "--config") -> dict[str, tup
     Unknown keys and tables are errors (a typo must not pass unnoticed); a top-level
     key of an option that ``command`` does not take is ignored, as the file may be
     shared by every role of a machine.  ``where`` names the option that gave ``file``.
+
+    >>> file = os.path.join(tmp_dir, "aiospark.toml")
+    >>> with open(file, "w") as f:
+    ...     _ = f.write('cores = 2\\nport = 9\\n[worker]\\nport = 7000\\n')
+    >>> load_file(file, "worker")["port"][0], load_file(file, "status")
+    (7000, {})
     """
     try:
         with open(file, "rb") as f:

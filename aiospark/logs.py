@@ -46,7 +46,12 @@ def fields(**values: Any) -> dict[str, Any]:
 
 
 def bind(**values: Any) -> None:
-    """Add ``values`` to every later line of this process (e.g. ``worker_id``)."""
+    """Add ``values`` to every later line of this process (e.g. ``worker_id``).
+
+    >>> bind(worker_id="worker-3"); CONTEXT["worker_id"]
+    'worker-3'
+    >>> reset()
+    """
     CONTEXT.update(values)
 
 
@@ -135,7 +140,17 @@ _level_before = logging.WARNING
 def configure(role: str, level: str = "WARNING", fmt: str = "logfmt",
               stream: TextIO | None = None) -> None:
     """Log this process's events at ``level`` and above to ``stream`` (stderr), one
-    line each, tagged with ``role``; replaces a previous ``configure``."""
+    line each, tagged with ``role``; replaces a previous ``configure``.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> configure("master", "INFO", "json", stream=out)
+    >>> logging.getLogger("aiospark.master").info("up", extra=fields(url="http://h:7077"))
+    >>> line = json.loads(out.getvalue())
+    >>> line["role"], line["msg"], line["url"]
+    ('master', 'up', 'http://h:7077')
+    >>> reset()
+    """
     global _handler, _level_before
     root = logging.getLogger()
     if _handler is not None:
@@ -153,7 +168,11 @@ def configure(role: str, level: str = "WARNING", fmt: str = "logfmt",
 
 
 def reset() -> None:
-    """Undo ``configure`` (for tests)."""
+    """Undo ``configure`` (for tests).
+
+    >>> configure("worker"); reset(); CONTEXT
+    {}
+    """
     global _handler
     if _handler is not None:
         logging.getLogger().removeHandler(_handler)

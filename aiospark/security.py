@@ -109,6 +109,11 @@ def local_secret(environ: Mapping[str, str] | None = None) -> Secret:
     """This user's local secret, made (mode 600) when there is none yet.
 
     Safe when several processes start at once: the file appears whole or not at all.
+
+    >>> env = {"XDG_CONFIG_HOME": tmp_dir}
+    >>> first = local_secret(env)
+    >>> first == local_secret(env), first.configured, oct(os.stat(first.file).st_mode & 0o777)
+    (True, False, '0o600')
     """
     file = local_secret_file(environ)
     if not os.path.exists(file):
@@ -129,7 +134,14 @@ def local_secret(environ: Mapping[str, str] | None = None) -> Secret:
 
 def configured_secret(settings: Settings, environ: Mapping[str, str] | None = None
                       ) -> Secret | None:
-    """The secret the settings or the environment give, if any."""
+    """The secret the settings or the environment give, if any.
+
+    >>> from aiospark.config import resolve
+    >>> configured_secret(resolve("master", {}, {}), {"AIOSPARK_SECRET": "s3cr3t"})
+    Secret(value='s3cr3t', source='AIOSPARK_SECRET', file=None)
+    >>> configured_secret(resolve("master", {}, {}), {}) is None
+    True
+    """
     environ = os.environ if environ is None else environ
     given_file = settings.secret_file
     if given_file and settings.source("secret_file") == "flag":
@@ -145,7 +157,17 @@ def configured_secret(settings: Settings, environ: Mapping[str, str] | None = No
 def server_secret(settings: Settings, host: str, environ: Mapping[str, str] | None = None
                   ) -> Secret:
     """The secret of a process listening on ``host``: the configured one, or the local
-    one on loopback; listening elsewhere without a configured secret is refused."""
+    one on loopback; listening elsewhere without a configured secret is refused.
+
+    >>> from aiospark.config import resolve
+    >>> env = {"XDG_CONFIG_HOME": tmp_dir}
+    >>> server_secret(resolve("master", {}, env), "127.0.0.1", env).source
+    'local secret'
+    >>> server_secret(resolve("master", {}, env), "0.0.0.0", env)
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: --host: refusing to listen on 0.0.0.0, which is not a ...
+    """
     secret = configured_secret(settings, environ)
     if secret is not None:
         return secret
@@ -161,7 +183,15 @@ def server_secret(settings: Settings, host: str, environ: Mapping[str, str] | No
 def client_secret(settings: Settings, url: str, environ: Mapping[str, str] | None = None
                   ) -> Secret:
     """The secret for talking to the process at ``url``: the configured one, or the
-    local one when ``url`` is on loopback."""
+    local one when ``url`` is on loopback.
+
+    >>> from aiospark.config import resolve
+    >>> env = {"XDG_CONFIG_HOME": tmp_dir}
+    >>> client_secret(resolve("status", {}, env), "http://10.0.0.5:7077", env)
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: --secret-file: talking to http://10.0.0.5:7077 needs the ...
+    """
     secret = configured_secret(settings, environ)
     if secret is not None:
         return secret

@@ -34,7 +34,12 @@ def aiospark_url(url: str) -> str:
 
 
 def session(secret: str) -> aiohttp.ClientSession:
-    """A client session that proves ``secret`` on every request."""
+    """A client session that proves ``secret`` on every request.
+
+    >>> async with session("s3cr3t") as client:
+    ...     client.headers["Authorization"]
+    'Bearer s3cr3t'
+    """
     return aiohttp.ClientSession(
         headers=auth_headers(secret), timeout=aiohttp.ClientTimeout(total=10),
         connector=aiohttp.TCPConnector(ssl=tls.client_context()),
@@ -42,7 +47,14 @@ def session(secret: str) -> aiohttp.ClientSession:
 
 
 async def fetch_status(client: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    """``GET /v1/status`` of the master at ``url``; ``CommandFailed`` saying why not."""
+    """``GET /v1/status`` of the master at ``url``; ``CommandFailed`` saying why not.
+
+    >>> async with session("wrong") as client:
+    ...     await fetch_status(client, ctx._scheduler.master_url)
+    Traceback (most recent call last):
+    ...
+    aiospark.commands.errors.CommandFailed: the master at http://... refused the cluster secret ...
+    """
     try:
         async with client.get(f"{url}/v1/status") as resp:
             if resp.status == 401:
@@ -60,7 +72,13 @@ async def fetch_status(client: aiohttp.ClientSession, url: str) -> dict[str, Any
 async def wait_for_workers(
     client: aiohttp.ClientSession, url: str, count: int, timeout: float
 ) -> dict[str, Any]:
-    """Poll the master's status until ``count`` workers are registered; returns it."""
+    """Poll the master's status until ``count`` workers are registered; returns it.
+
+    >>> async with session(ctx._cluster.secret) as client:
+    ...     status = await wait_for_workers(client, ctx._cluster.master_url, 2, 30)
+    >>> len(status["workers"])
+    2
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -43,7 +43,22 @@ def connect_hint(url: str, workers: int, secret: security.Secret) -> str:
 
 
 def local(settings: Settings) -> int:
-    """Run the embedded cluster until a stop signal; exit 0."""
+    """Run the embedded cluster until a stop signal; exit 0.
+
+    >>> import socket
+    >>> from aiospark.config import resolve
+    >>> secret = os.path.join(tmp_dir, "local-secret")
+    >>> with open(secret, "w") as f:
+    ...     _ = f.write("s3cr3t")
+    >>> os.chmod(secret, 0o600)
+    >>> with socket.socket() as taken:
+    ...     taken.bind(("127.0.0.1", 0))
+    ...     port = str(taken.getsockname()[1])
+    ...     local(resolve("local", {"port": port, "secret_file": secret}, {}))
+    Traceback (most recent call last):
+    ...
+    aiospark.commands.errors.CommandFailed: cannot listen on 127.0.0.1:...: Address already in use
+    """
     secret = security.server_secret(settings, "127.0.0.1")
     try:
         run(lambda: _local(settings, secret))

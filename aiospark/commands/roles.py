@@ -27,7 +27,16 @@ BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 def serve_role(settings: Settings, main: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-    """Run a role's ``main``; a port that cannot be bound is a ``CommandFailed``."""
+    """Run a role's ``main``; a port that cannot be bound is a ``CommandFailed``.
+
+    >>> from aiospark.config import resolve
+    >>> async def taken():
+    ...     raise OSError(errno.EADDRINUSE, "Address already in use")
+    >>> serve_role(resolve("master", {"port": "7077"}, {}), taken)
+    Traceback (most recent call last):
+    ...
+    aiospark.commands.errors.CommandFailed: cannot listen on 127.0.0.1:7077: Address already in use
+    """
     try:
         run(main)
     except OSError as exc:
@@ -45,7 +54,14 @@ def _use_secret(settings: Settings, secret: security.Secret) -> None:
 
 
 def master(settings: Settings) -> int:
-    """``aiospark master``: cluster membership, status and events."""
+    """``aiospark master``: cluster membership, status and events (until SIGTERM).
+
+    >>> from aiospark.config import resolve
+    >>> master(resolve("master", {"secret_file": "/nonexistent/secret"}, {}))
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: --secret-file: cannot read the secret file /nonexistent/secret...
+    """
     from aiospark.master.app import run_master
 
     _use_secret(settings, security.server_secret(settings, settings.host))
@@ -54,7 +70,14 @@ def master(settings: Settings) -> int:
 
 
 def shuffle_service(settings: Settings) -> int:
-    """``aiospark shuffle-service``: serves the map outputs of this host's workers."""
+    """``aiospark shuffle-service``: serves the map outputs of this host's workers.
+
+    >>> from aiospark.config import resolve
+    >>> shuffle_service(resolve("shuffle-service", {"secret_file": "/nonexistent/s"}, {}))
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: --secret-file: cannot read the secret file /nonexistent/s: ...
+    """
     from aiospark.shuffle.service import run_shuffle_service
 
     _use_secret(settings, security.server_secret(settings, settings.host))
@@ -65,7 +88,14 @@ def shuffle_service(settings: Settings) -> int:
 
 
 def worker(settings: Settings) -> int:
-    """``aiospark worker``: runs tasks for the drivers of the cluster at ``--master``."""
+    """``aiospark worker``: runs tasks for the drivers of the cluster at ``--master``.
+
+    >>> from aiospark.config import resolve
+    >>> worker(resolve("worker", {}, {}))
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: --master: required: the master's URL, aiospark://host:port ...
+    """
     if settings.master is None:
         raise ConfigError("--master", "required: the master's URL, aiospark://host:port "
                           "(or set AIOSPARK_MASTER, or master_url in the config file)")

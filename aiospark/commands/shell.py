@@ -101,7 +101,11 @@ class AsyncConsole(code.InteractiveConsole):
         task.add_done_callback(finished)
 
     def interrupt(self) -> bool:
-        """Cancel the running line (Ctrl-C); False when none runs."""
+        """Cancel the running line (Ctrl-C); False when none runs.
+
+        >>> AsyncConsole({}, asyncio.new_event_loop()).interrupt()
+        False
+        """
         task = self.running
         if task is None or task.done():
             return False
@@ -117,7 +121,11 @@ def _make_context(settings: Settings) -> aiospark.Context:
 
 
 def banner(ctx: aiospark.Context) -> str:
-    """The first lines the shell prints."""
+    """The first lines the shell prints.
+
+    >>> print(banner(ctx).splitlines()[1])
+    Top-level await works, e.g.  await ctx.range(1000).sum()
+    """
     where = ctx.master or "an embedded cluster"
     return (f"aiospark shell on Python {sys.version.split()[0]}: ctx is connected to {where} "
             f"(default parallelism {ctx.default_parallelism}).\n"
@@ -125,7 +133,14 @@ def banner(ctx: aiospark.Context) -> str:
 
 
 def shell(settings: Settings) -> int:
-    """Run the REPL until Ctrl-D or ``exit()``; exit 0."""
+    """Run the REPL until Ctrl-D or ``exit()``; exit 0.
+
+    >>> from aiospark.config import resolve
+    >>> shell(resolve("shell", {"master": "aiospark://127.0.0.1", "workers": "2"}, {}))
+    Traceback (most recent call last):
+    ...
+    aiospark.commands.errors.CommandFailed: --workers applies to an embedded cluster, not to ...
+    """
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
 

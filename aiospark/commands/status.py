@@ -83,7 +83,14 @@ def render(status: dict[str, Any], master: str) -> str:
 
 
 def status(settings: Settings) -> int:
-    """Print the status of the master at ``--master``."""
+    """Print the status of the master at ``--master``.
+
+    >>> from aiospark.config import resolve
+    >>> status(resolve("status", {"secret_file": "/nonexistent/secret"}, {}))
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: --secret-file: cannot read the secret file /nonexistent/secret...
+    """
     url = http.http_url(settings.master)
     secret = security.client_secret(settings, url)
 

@@ -34,7 +34,16 @@ def driver_environment(settings: Settings) -> dict[str, str]:
 
 
 def submit(settings: Settings) -> int:
-    """Run ``settings.app`` as ``__main__``; its exit status is this command's."""
+    """Run ``settings.app`` as ``__main__``; its exit status is this command's.
+
+    >>> from aiospark.config import resolve
+    >>> settings = resolve("submit", {}, {})
+    >>> settings.app, settings.app_args = "no-such-app.py", []
+    >>> submit(settings)
+    Traceback (most recent call last):
+    ...
+    aiospark.config.ConfigError: APP: no such file: no-such-app.py
+    """
     app = settings.app
     if not os.path.isfile(app):
         raise ConfigError("APP", f"no such file: {app}")

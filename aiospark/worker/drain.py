@@ -39,13 +39,30 @@ DEREGISTER_TIMEOUT = 3.0
 
 
 def busy(worker: Worker) -> int:
-    """Tasks still running on ``worker``, plus results no driver fetched yet."""
+    """Tasks still running on ``worker``, plus results no driver fetched yet.
+
+    >>> from aiospark.worker.app import Worker
+    >>> idle = Worker(master_url="http://127.0.0.1:9", secret="s", shuffle_url=None,
+    ...               shuffle_root=None, work_dir=os.path.join(tmp_dir, "drained"))
+    >>> busy(idle)
+    0
+    """
     return worker.running_tasks() + len(worker.results)
 
 
 async def wait_idle(worker: Worker, timeout: float) -> bool:
     """Wait until ``worker`` has no task running and no result waiting, for at most
-    ``timeout`` seconds; True when it got there."""
+    ``timeout`` seconds; True when it got there.
+
+    >>> from aiospark.worker.app import Worker
+    >>> idle = Worker(master_url="http://127.0.0.1:9", secret="s", shuffle_url=None,
+    ...               shuffle_root=None, work_dir=os.path.join(tmp_dir, "drained"))
+    >>> idle.results[("app-1", 7)] = b"a result no driver fetched"
+    >>> await wait_idle(idle, 0.01)
+    False
+    >>> idle.results.clear(); await wait_idle(idle, 0.01)
+    True
+    """
     try:
         async with asyncio.timeout(timeout):
             while busy(worker):
@@ -57,7 +74,14 @@ async def wait_idle(worker: Worker, timeout: float) -> bool:
 
 
 async def deregister(worker: Worker) -> bool:
-    """Leave the master's membership now (heartbeats stop first); True when it answered."""
+    """Leave the master's membership now (heartbeats stop first); True when it answered.
+
+    >>> from aiospark.worker.app import Worker
+    >>> unstarted = Worker(master_url="http://127.0.0.1:9", secret="s", shuffle_url=None,
+    ...                    shuffle_root=None, work_dir=os.path.join(tmp_dir, "drained"))
+    >>> await deregister(unstarted)  # it never connected to a master
+    False
+    """
     await worker.stop_heartbeats()
     if worker._session is None:
         return False
@@ -74,7 +98,14 @@ async def deregister(worker: Worker) -> bool:
 
 async def drain(worker: Worker, timeout: float) -> bool:
     """Stop taking tasks, let running ones finish (at most ``timeout`` s), close the
-    drivers' connections and deregister; True when every task finished in time."""
+    drivers' connections and deregister; True when every task finished in time.
+
+    >>> from aiospark.worker.app import Worker
+    >>> idle = Worker(master_url="http://127.0.0.1:9", secret="s", shuffle_url=None,
+    ...               shuffle_root=None, work_dir=os.path.join(tmp_dir, "drained"))
+    >>> await drain(idle, 1.0), idle.ready()
+    (True, False)
+    """
     worker.draining = True
     running = worker.running_tasks()
     log.info("draining: taking no new tasks, %d running", running,
