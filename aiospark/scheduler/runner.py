@@ -216,6 +216,9 @@ class Scheduler:
         elif event.kind == "worker_lost":
             for info in event.workers:
                 self._worker_gone(info.worker_id, f"worker {info.worker_id} lost (no heartbeat)")
+        elif event.kind == "worker_left":  # deregistered, after draining
+            for info in event.workers:
+                self._worker_gone(info.worker_id, f"worker {info.worker_id} left the cluster")
 
     def _worker_seen(self, info: WorkerInfo) -> None:
         self.known[info.worker_id] = info
@@ -329,7 +332,7 @@ class Scheduler:
             self.state.blocks_cached(link.info.worker_id, cached)
             link.broadcasts.difference_update(header.get("broadcast_failed", []))
             reason = header.get("reason")
-            if reason == "cancelled":
+            if reason in ("cancelled", "draining"):  # draining: refused by a worker leaving
                 self._apply(self.state.task_failed(task_id, JobCancelled(), counts=False))
             elif reason == "fetch_failed":
                 f = header["fetch"]
@@ -343,6 +346,9 @@ class Scheduler:
                 error = _user_error(bytes(blobs[0]), header.get("traceback", ""))
                 log.info("task %s failed on %s: %r", task_id, link.info.worker_id, error)
                 self._apply(self.state.task_failed(task_id, error))
+        elif kind == "draining":
+            log.info("worker %s is draining: no new tasks go there", link.info.worker_id)
+            self._apply(self.state.worker_draining(link.info.worker_id))
         elif kind == "error":
             log.error("worker %s refused a message: %s", link.info.worker_id, header.get("error"))
         # kind == "blocks": only evictions, handled above
