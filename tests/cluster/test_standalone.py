@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import operator
 import os
-import re
 import subprocess
 import sys
 
@@ -14,58 +13,18 @@ import pytest
 
 import aiospark
 from aiospark.errors import ClusterError
+from tests.cluster.cli_processes import SECRET, roles
 from tests.conftest import pid_alive, wait_until
 
 pytestmark = pytest.mark.cluster
 
-SECRET = "standalone-test-secret"
-
-
-async def _start(role: str, *args: str) -> tuple[asyncio.subprocess.Process, str]:
-    """Start one role with the CLI and return it with the URL it logged."""
-    env = {**os.environ, "AIOSPARK_SECRET": SECRET}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aiospark", role, "--log-level", "INFO", *args,
-        env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        while True:
-            line = (await proc.stderr.readline()).decode()
-            if not line:
-                raise AssertionError(f"{role} exited before serving")
-            found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
-            if found:
-                return proc, found.group(1)
-
-
 @contextlib.asynccontextmanager
 async def standalone_cluster(tmp_path, workers: int = 2):
-    procs = []
-    try:
-        master, master_url = await _start("master", "--port", "0", "--worker-timeout", "5")
-        procs.append(master)
-        shuffle, shuffle_url = await _start(
-            "shuffle-service", "--port", "0", "--dir", str(tmp_path / "shuffle")
-        )
-        procs.append(shuffle)
-        for i in range(workers):
-            worker, _ = await _start(
-                "worker", "--master", master_url, "--shuffle-url", shuffle_url,
-                "--shuffle-dir", str(tmp_path / "shuffle"), "--work-dir", str(tmp_path / f"w{i}"),
-            )
-            procs.append(worker)
-        yield master_url.replace("http://", "aiospark://"), procs
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    """A master, a shuffle service and ``workers`` workers started with the CLI (all
+    stopped on the way out); yields the master's URL and the processes."""
+    async with roles() as cluster:
+        url, _ = await cluster.cluster(tmp_path, workers)
+        yield url, [role.proc for role in cluster.started]
 
 
 async def test_context_connects_to_a_running_master(tmp_path, monkeypatch):
