@@ -176,6 +176,7 @@ class Context:
                 max_attempts=self._max_attempts,
                 locality_wait=self._locality_wait,
                 speculation=self._speculation,
+                app_name=self.app_name,
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await self._scheduler.start()
@@ -354,6 +355,24 @@ class Context:
         True
         """
         return None if self._scheduler is None else self._scheduler.master_url
+
+    async def status_page_link(self) -> str:
+        """A link that opens the master's live status page in a browser, once.
+
+        The link carries a one-time token (valid 10 minutes) that the page
+        trades for a session cookie; it never contains the cluster secret.
+        See docs/status-page.md.
+
+        >>> link = await ctx.status_page_link()
+        >>> link.startswith(ctx.ui_web_url + "/ui/login?token=")
+        True
+        """
+        scheduler = self._require_started()
+        assert self._session is not None
+        async with self._session.post(f"{scheduler.master_url}/v1/ui/tokens") as resp:
+            resp.raise_for_status()
+            answer = await resp.json()
+        return scheduler.master_url + answer["path"]
 
     def set_checkpoint_dir(self, path: str) -> None:
         """Where ``rdd.checkpoint()`` writes; any fsspec path the workers can reach.

@@ -25,6 +25,8 @@ from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
 from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
 from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_blocks
+from aiospark.scheduler.jobs import JobTable, call_site
+from aiospark.scheduler.reporter import JobReporter
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
@@ -103,8 +105,10 @@ class Scheduler:
         max_attempts: int = 4,
         locality_wait: float = 1.0,
         speculation: bool = False,
+        app_name: str = "aiospark",
     ) -> None:
         self.app_id = app_id
+        self.app_name = app_name
         self.master_url = master_url.rstrip("/")
         self.session = session
         self.state = SchedulerState(
@@ -124,6 +128,9 @@ class Scheduler:
         #: files shipped to every worker: name -> (data, is python code)
         self.files: dict[str, tuple[bytes, bool]] = {}
         self.progress = ProgressHub()
+        #: this driver's jobs, reported to the master for its status page
+        self.jobs = JobTable(self.state)
+        self.reporter = JobReporter(self.jobs, session, self.master_url, app_id, app_name)
         #: stage id -> [finished tasks, tasks], for progress events
         self._stage_counts: dict[int, list[int]] = {}
         self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
@@ -142,6 +149,7 @@ class Scheduler:
     async def start(self) -> None:
         self._watch = asyncio.create_task(self._watch_master())
         await self._snapshot.wait()
+        self.reporter.start()
 
     async def wait_for_workers(self, count: int, timeout: float) -> None:
         """Wait until ``count`` workers are connected, or raise ``ClusterError``."""
@@ -164,7 +172,9 @@ class Scheduler:
             self._timer.cancel()
         for handle in list(self.handles.values()):
             handle._fail(JobCancelled("the context was stopped"))
+            self.jobs.ended(handle.job_id, "cancelled", "the context was stopped")
         self.handles.clear()
+        await self.reporter.stop()
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(BaseException):
@@ -181,10 +191,14 @@ class Scheduler:
 
     async def _watch_master(self) -> None:
         url = f"{self.master_url}/v1/events"
+        # Naming the application lets the master tell when this driver goes away.
+        params = {"app": self.app_id, "name": self.app_name}
         failures = 0
         while not self._closing:
             try:
-                async with self.session.ws_connect(url, heartbeat=None, timeout=_WS_TIMEOUT) as ws:
+                async with self.session.ws_connect(
+                    url, params=params, heartbeat=None, timeout=_WS_TIMEOUT
+                ) as ws:
                     failures = 0
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
@@ -408,12 +422,14 @@ class Scheduler:
                 node.id for node in all_ancestors(rdd) if node.storage_level is not None
             )
         stage = self.builder.result_stage(rdd, func)
+        stages = self.builder.ancestors(stage)
         # Serialize up front, so an unpicklable closure fails here, naming the culprit.
-        for s in self.builder.ancestors(stage):
+        for s in stages:
             self._stage_blob(s)
         self._next_job += 1
         handle = JobHandle(self._next_job, len(partitions), self)
         self.handles[handle.job_id] = handle
+        self.jobs.submitted(handle.job_id, call_site(), stages, len(partitions))
         if self.progress.active:
             self.progress.publish({"event": "job_started", "job_id": handle.job_id,
                                    "rdd": repr(rdd), "partitions": len(partitions)})
@@ -424,6 +440,7 @@ class Scheduler:
         handle = self.handles.pop(job_id, None)
         if handle is None:
             return
+        self.jobs.ended(job_id, "cancelled")
         if self.progress.active:
             self.progress.publish({"event": "job_cancelled", "job_id": job_id})
         for future in (*handle.futures, handle.done):
@@ -469,12 +486,14 @@ class Scheduler:
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None and not handle.done.done():
                     handle.done.set_result(None)
+                self.jobs.ended(command.job_id, "succeeded")
                 if publish:
                     publish({"event": "job_finished", "job_id": command.job_id})
             elif isinstance(command, JobAborted):
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None:
                     handle._fail(command.error)
+                self.jobs.ended(command.job_id, "failed", repr(command.error))
                 if publish:
                     publish({"event": "job_failed", "job_id": command.job_id,
                              "error": repr(command.error)})
