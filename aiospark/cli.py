@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aiospark import config, logs
 from aiospark.commands.errors import CommandFailed
 from aiospark.config import ConfigError, Option
+from aiospark.protocol import tls
 
 #: command -> (one-line summary, what it does, "module:function" running it)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -134,6 +136,16 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+def _use_tls(settings: Any) -> None:
+    """Export the TLS settings for ``protocol.tls`` (and child processes); check they load."""
+    for key, variable in (("tls_cert", tls.CERT), ("tls_key", tls.KEY), ("tls_ca", tls.CA)):
+        value = getattr(settings, key, None)
+        if value:
+            os.environ[variable] = str(value)
+    tls.server_context()
+    tls.client_context()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command ``argv`` names (default: this process's arguments); exits."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -147,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     settings.argv = argv
     settings.app = getattr(args, "app", None)
     settings.app_args = getattr(args, "app_args", [])
+    try:
+        _use_tls(settings)
+    except ValueError as exc:
+        _fail(command, str(exc), 2)
     role = command if command in config.ROLES or command == "local" else "driver"
     logs.configure(role, settings.log_level, settings.log_format)
     module, function = COMMANDS[command][2].split(":")

@@ -363,7 +363,14 @@ OPTIONS: tuple[Option, ...] = (
            shown_default="one per CPU"),
     Option("json", "--json", "print the master's status JSON instead of a table", ("status",),
            default=False, switch=True),
-    # TLS (--tls-cert, --tls-key, --tls-ca) goes here.
+    # TLS for every HTTP connection (aiospark.protocol.tls reads the variables).
+    Option("tls_cert", "--tls-cert", "PEM certificate chain: serve HTTPS only (with --tls-key)",
+           ALL, parse=path, env="AIOSPARK_TLS_CERT", metavar="FILE", shown_default="no TLS"),
+    Option("tls_key", "--tls-key", "PEM private key of --tls-cert", ALL, parse=path,
+           env="AIOSPARK_TLS_KEY", metavar="FILE", shown_default="no TLS"),
+    Option("tls_ca", "--tls-ca", "PEM authority the cluster's certificates are signed by "
+           "(what clients trust)", ALL, parse=path, env="AIOSPARK_TLS_CA", metavar="FILE",
+           shown_default="the system's trust store"),
     # Set by the embedded cluster for its children.
     Option("parent_pid", "--parent-pid", "", ROLES, parse=integer(1), internal=True),
     Option("fd", "--fd", "", ("master", "shuffle-service"), parse=integer(0), internal=True),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
+import json
 import operator
+import os
 import ssl
+import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -100,3 +105,33 @@ async def test_half_a_configuration_is_an_error():
         tls.server_context({tls.CERT: "/nonexistent.pem"})
     with pytest.raises(ValueError, match="cannot load the TLS certificate"):
         tls.server_context({tls.CERT: "/nonexistent.pem", tls.KEY: "/nonexistent.key"})
+
+
+async def test_standalone_roles_take_tls_flags(certificates, tmp_path):
+    from tests.cluster.cli_processes import SECRET, roles
+
+    flags = ["--tls-cert", certificates[tls.CERT], "--tls-key", certificates[tls.KEY],
+             "--tls-ca", certificates[tls.CA]]
+    async with roles() as started:
+        master = await started.start("master", "--port", "0", *flags)
+        assert master.url.startswith("https://127.0.0.1:")
+        shuffle = await started.start("shuffle-service", "--port", "0", "--dir",
+                                      str(tmp_path / "shuffle"), *flags)
+        assert shuffle.url.startswith("https://")
+        worker = await started.worker(master.url, shuffle.url, tmp_path, "w0", *flags)
+        assert worker.url.startswith("https://")
+        status = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiospark", "status", "--master", master.url, "--json",
+            "--tls-ca", certificates[tls.CA], env={**os.environ, "AIOSPARK_SECRET": SECRET},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(status.communicate(), 60)
+        assert status.returncode == 0, err.decode()
+        assert [w["worker_id"] for w in json.loads(out)["workers"]] == ["w0"]
+        untrusting = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiospark", "status", "--master", master.url,
+            env={**os.environ, "AIOSPARK_SECRET": SECRET},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(untrusting.communicate(), 60)
+        assert untrusting.returncode != 0 and b"certificate" in err.lower()
