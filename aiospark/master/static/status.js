@@ -130,7 +130,7 @@ function renderCached(s) {
     el("td", {class: "num"}, bytes(c.memory_bytes)),
     el("td", {class: "num"}, bytes(c.disk_bytes)),
     el("td", {}, ...c.locations.map((l) => el("div", {class: "mono"},
-      l.worker_id + " (" + l.host + "): " + l.splits + " splits, " +
+      l.worker_id + " (" + l.host + "): " + l.splits + (l.splits === 1 ? " split, " : " splits, ") +
       bytes(l.memory_bytes + l.disk_bytes))))));
   fill("cached", rows, 6, "nothing cached");
 }
