@@ -302,6 +302,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("secret_file", "--secret-file", "file holding the cluster secret (AIOSPARK_SECRET "
            "gives the secret itself)", ALL, parse=path, env="AIOSPARK_SECRET_FILE",
            metavar="FILE", shown_default="the local secret, on loopback only"),
+    # TLS for every HTTP connection (aiospark.protocol.tls reads the variables).
+    Option("tls_cert", "--tls-cert", "PEM certificate chain: serve HTTPS only (with --tls-key)",
+           ALL, parse=path, env="AIOSPARK_TLS_CERT", metavar="FILE", shown_default="no TLS"),
+    Option("tls_key", "--tls-key", "PEM private key of --tls-cert", ALL, parse=path,
+           env="AIOSPARK_TLS_KEY", metavar="FILE", shown_default="no TLS"),
+    Option("tls_ca", "--tls-ca", "PEM authority the cluster's certificates are signed by "
+           "(what clients trust)", ALL, parse=path, env="AIOSPARK_TLS_CA", metavar="FILE",
+           shown_default="the system's trust store"),
     # Where the roles listen.
     Option("host", "--host", "address to listen on", ROLES, default="127.0.0.1", parse=host,
            env="AIOSPARK_HOST"),
@@ -363,14 +371,6 @@ OPTIONS: tuple[Option, ...] = (
            shown_default="one per CPU"),
     Option("json", "--json", "print the master's status JSON instead of a table", ("status",),
            default=False, switch=True),
-    # TLS for every HTTP connection (aiospark.protocol.tls reads the variables).
-    Option("tls_cert", "--tls-cert", "PEM certificate chain: serve HTTPS only (with --tls-key)",
-           ALL, parse=path, env="AIOSPARK_TLS_CERT", metavar="FILE", shown_default="no TLS"),
-    Option("tls_key", "--tls-key", "PEM private key of --tls-cert", ALL, parse=path,
-           env="AIOSPARK_TLS_KEY", metavar="FILE", shown_default="no TLS"),
-    Option("tls_ca", "--tls-ca", "PEM authority the cluster's certificates are signed by "
-           "(what clients trust)", ALL, parse=path, env="AIOSPARK_TLS_CA", metavar="FILE",
-           shown_default="the system's trust store"),
     # Set by the embedded cluster for its children.
     Option("parent_pid", "--parent-pid", "", ROLES, parse=integer(1), internal=True),
     Option("fd", "--fd", "", ("master", "shuffle-service"), parse=integer(0), internal=True),
@@ -381,8 +381,9 @@ OPTIONS: tuple[Option, ...] = (
 def options_for(command: str) -> list[Option]:
     """The options ``command`` takes, in ``--help`` order.
 
-    >>> [o.flag for o in options_for("status")]
-    ['--config', '--log-level', '--log-format', '--secret-file', '--master', '--json']
+    >>> [o.flag for o in options_for("status")]  # doctest: +NORMALIZE_WHITESPACE
+    ['--config', '--log-level', '--log-format', '--secret-file',
+     '--tls-cert', '--tls-key', '--tls-ca', '--master', '--json']
     """
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}")
