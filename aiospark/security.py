@@ -119,8 +119,9 @@ def local_secret(environ: Mapping[str, str] | None = None) -> Secret:
     if not os.path.exists(file):
         folder = os.path.dirname(file)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        draft = f"{file}.{os.getpid()}.tmp"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A draft of our own (threads of one process race too), made exclusively.
+        draft = f"{file}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(secrets.token_urlsafe(32) + "\n")
         try:

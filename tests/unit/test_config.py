@@ -179,6 +179,7 @@ def test_listening_beyond_loopback_needs_a_configured_secret(tmp_path):
                                   env).value == local.value
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_the_local_secret_is_private_and_the_same_for_processes_racing_to_make_it(tmp_path):
     env = {"XDG_CONFIG_HOME": str(tmp_path)}
     found: list[str] = []
