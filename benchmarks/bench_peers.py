@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import bench_peer_apps
+import numpy as np
+from bench_apps import example
 from bench_common import (
     Config,
     Results,
@@ -60,6 +63,10 @@ class PeerEngine(Protocol):
     def word_count(self, path: Path, min_partitions: int | None) -> list[tuple[str, int]]: ...
     def rbk(self, pairs: int, slices: int) -> int: ...
     def sort(self, pairs: int, slices: int) -> int: ...
+    def pagerank(self, nodes: int, edges: int, seed: int, iterations: int,
+                 partitions: int) -> dict: ...
+    def kmeans(self, seed: int, points: int, dim: int, k: int, iterations: int,
+               partitions: int) -> tuple[list[float], Any]: ...
     def close(self) -> None: ...
 
 
@@ -126,6 +133,12 @@ class SparkEngine:
 
     def sort(self, pairs: int, slices: int) -> int:
         return self.sc.range(pairs, numSlices=slices).map(mod_pair).sortByKey().count()
+
+    def pagerank(self, *args: int) -> dict:
+        return bench_peer_apps.spark_pagerank(self.sc, *args)
+
+    def kmeans(self, *args: int) -> tuple[list[float], Any]:
+        return bench_peer_apps.spark_kmeans(self.sc, *args)
 
     def close(self) -> None:
         self.sc.stop()
@@ -197,6 +210,12 @@ class DaskEngine:
         )
         return int(frame.sort_values("key").map_partitions(len).compute().sum())
 
+    def pagerank(self, *args: int) -> dict:
+        return bench_peer_apps.dask_pagerank(self.client, *args)
+
+    def kmeans(self, *args: int) -> tuple[list[float], Any]:
+        return bench_peer_apps.dask_kmeans(self.client, *args)
+
     def close(self) -> None:
         self.client.close()
         self.cluster.close()
@@ -256,6 +275,40 @@ def measure_engine(
         )
         results.put(name, "sort_s", statistics.median(samples))
         report(name, f"sort_by_key + count: {median_text(samples)}")
+    if cfg.wants("pagerank"):
+        measure_pagerank(name, engine, cfg, results)
+    if cfg.wants("kmeans"):
+        measure_kmeans(name, engine, cfg, results)
+
+
+def measure_pagerank(name: str, engine: PeerEngine, cfg: Config, results: Results) -> None:
+    """PageRank of the benchmark's graph, checked against the serial ranks."""
+    pr = example("pagerank")
+    seed = pr.parse_args([]).seed
+    graph = (cfg.pagerank_nodes, cfg.pagerank_edges, seed)
+    expected = pr.pagerank_serial(pr.generated_edges(*graph), cfg.pagerank_iterations)
+    samples = repeat(
+        lambda: engine.pagerank(*graph, cfg.pagerank_iterations, 2 * cfg.workers),
+        lambda ranks: bench_peer_apps.check_ranks(name, expected, ranks),
+        cfg.pagerank_runs,
+    )
+    results.put(name, "pagerank_s", statistics.median(samples))
+    report(name, f"PageRank: {median_text(samples)} (ranks equal the serial ones)")
+
+
+def measure_kmeans(name: str, engine: PeerEngine, cfg: Config, results: Results) -> None:
+    """Per-record k-means on cached points: first and later iterations, checked centres."""
+    km = example("kmeans")
+    sizes = (km.parse_args([]).seed, cfg.kmeans_points, cfg.kmeans_dim, cfg.kmeans_k)
+    seconds, centres = engine.kmeans(*sizes, cfg.kmeans_iterations, 2 * cfg.workers)
+    expected = km.kmeans_serial(*sizes, cfg.kmeans_iterations, per_record=False)
+    np.testing.assert_allclose(centres, expected, rtol=1e-6, atol=1e-9,
+                               err_msg=f"{name}: k-means centres differ from serial")
+    later = seconds[1:] or seconds
+    results.put(name, "kmeans_pr_s", statistics.median(later))
+    results.put(name, "kmeans_pr_first_s", seconds[0])
+    report(name, f"k-means per-record: later iterations {median_text(later)}; "
+                 f"first {seconds[0]:.2f} s (generates and caches the points)")
 
 
 def _check_count(name: str, count: int, expected: int) -> None:
@@ -288,7 +341,8 @@ def run_peer(name: str, cfg: Config, corpus: Path | None, reference: Any, result
         samples = [startup(cfg.workers) for _ in range(cfg.startup_runs)]
         results.put(name, "startup_s", statistics.median(samples))
         report(name, f"start-up: median {statistics.median(samples):.2f} s")
-    if not any(cfg.wants(w) for w in ("tiny", "tasks", "wordcount", "rbk", "sort")):
+    if not any(cfg.wants(w) for w in
+               ("tiny", "tasks", "wordcount", "rbk", "sort", "pagerank", "kmeans")):
         return
     engine = engine_type(cfg.workers)
     try:

@@ -3,6 +3,9 @@
     python benchmarks/run.py                       # the full run (~4 min; more with peers)
     python benchmarks/run.py --quick               # a small smoke run (~15 s)
     python benchmarks/run.py --only tiny,tasks --workers 4 --json results.json
+    python benchmarks/run.py --json results.json --charts docs/images   # and the PNG charts
+
+``pip install -e '.[bench]'`` adds PySpark, Dask and matplotlib.
 
 Workloads: ``startup`` (fresh contexts until ready), ``tiny`` (an 8-item job's
 latency), ``tasks`` (trivial tasks per second), ``wordcount`` (a generated ~100 MB
@@ -24,6 +27,7 @@ import sys
 from pathlib import Path
 
 import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
+import charts
 from bench_aiospark import run_aiospark
 from bench_common import (
     DATA_WORKLOADS,
@@ -65,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--charts", type=Path, default=None,
+        help="also draw the charts (times.png, speedup.png) into this directory (matplotlib)",
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip PySpark and Dask")
     parser.add_argument(
         "--no-tuned",
@@ -209,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         write_json(args.json, cfg, results, peers)
         print(f"results written to {args.json}")
+    if args.charts is not None:
+        for path in charts.draw(results.figures, args.charts):
+            print(f"chart written to {path}")
     return 0
 
 
