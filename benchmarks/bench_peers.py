@@ -112,6 +112,7 @@ class SparkEngine:
             .setMaster(f"local[{workers}]")
             .setAppName("aiospark-benchmarks")
             .set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false")  # no progress bars in the report
         )
         self.sc = SparkContext(conf=conf)
         self.sc.setLogLevel("ERROR")
