@@ -11,7 +11,12 @@ ranks reads both split by split in one task: only the contributions are shuffled
 never the links again.  The semantics are those of Spark's classic example:
 duplicate edges count once, a node without out-links keeps its rank to itself
 (it contributes nothing), and a node nobody links to drops out after the first
-iteration.
+iteration.  It prints the time taken, then the nodes of highest rank (``--quick``):
+
+    PageRank of 2,000 nodes, 20,000 generated edges: 5 iterations, 4 partitions, 0.24 s
+      1. node 7: rank 34.381861
+      2. node 1768: rank 18.569682
+    ...
 """
 
 from __future__ import annotations
@@ -212,12 +217,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    top = asyncio.run(run(args))
-    for place, (node, rank) in enumerate(top, 1):
+async def main(argv: list[str] | None = None) -> None:
+    for place, (node, rank) in enumerate(await run(parse_args(argv)), 1):
         print(f"{place:3d}. node {node}: rank {rank:.6f}")
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())
