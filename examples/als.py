@@ -3,17 +3,20 @@
     python examples/als.py            # 2,000 users x 1,000 movies, 10 factors, 5 iterations
     python examples/als.py --quick    # 300 users x 200 movies, 5 factors
 
-The ratings ``R`` (users x movies, NaN where a user rated nothing) are
-generated from hidden factors plus noise, with a fifth of them known.  ``R`` is
-broadcast once: every worker gets one copy, whatever the number of tasks.
+The ratings ``R`` (users x movies, NaN where a rating is unknown) are
+generated from hidden factors plus noise, with a fifth of them known.  ``R``
+(and its transpose, for the movies' steps) is broadcast once: every worker
+gets one copy, however many tasks read it.
 Each iteration broadcasts the movie factors ``M`` and solves, in parallel, one
 small regularised least-squares problem per user for that user's row of the
 user factors ``U``; then it broadcasts ``U`` and does the same per movie for
 ``M``.  It prints the root mean square error on the known ratings after each
-iteration:
+iteration (the first one includes broadcasting ``R``):
 
-    iteration 1: RMSE 0.9473 (0.44 s)
-    iteration 2: RMSE 0.3216 (0.21 s)
+    2,000 users x 1,000 movies, 399,211 ratings known
+    iteration 1: RMSE 2.7577 (0.29 s)
+    iteration 2: RMSE 1.0435 (0.09 s)
+    iteration 3: RMSE 0.2183 (0.09 s)
     ...
 """
 
@@ -128,6 +131,8 @@ async def main(argv: list[str] | None = None) -> None:
         args.users, args.movies, args.factors = 300, 200, 5
 
     R = ratings(args.seed, args.users, args.movies, args.factors)
+    known = int(np.count_nonzero(~np.isnan(R)))
+    print(f"{args.users:,} users x {args.movies:,} movies, {known:,} ratings known")
     async with aiospark.Context(workers=args.workers) as ctx:
         history = await als(ctx, R, args.factors, args.iterations, args.seed)
     for i, (U, M, seconds) in enumerate(history):

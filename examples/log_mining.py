@@ -3,9 +3,10 @@
     python examples/log_mining.py              # writes a sample log (50,000 lines) and mines it
     python examples/log_mining.py app.log db   # your log, and a word to look for (default 'db')
 
-It prints how many ERROR lines there are (the first query reads the log and
-caches them), how many mention the word and when, per hour, each later query
-answered from the cache:
+A log line is ``date time LEVEL service: message``, as in the sample
+(``2024-05-14 14:03:59 ERROR db: connection refused by db-2``).  It prints how
+many ERROR lines there are (the first query reads the log and caches them), then
+how many mention the word, by service and by hour, each answered from the cache:
 
     sample log: /tmp/aiospark-sample-50000-1.log
     ERROR lines: 3,178 (reads the log, caches them: 130 ms)
@@ -137,10 +138,11 @@ def hour_of(line: str) -> int | None:
 def service_of(line: str) -> str:
     """The service a line is from: the word after the level, before its colon.
 
-    >>> service_of("2024-05-14 09:00:42 ERROR billing: timeout")
-    'billing'
+    >>> service_of("2024-05-14 09:00:42 ERROR billing: timeout"), service_of("ERROR")
+    ('billing', '?')
     """
-    return line.split(" ", 4)[3].rstrip(":")
+    fields = line.split(" ", 4)
+    return fields[3].rstrip(":") if len(fields) > 3 else "?"
 
 
 # -- on the cluster --------------------------------------------------------------------------
@@ -171,6 +173,7 @@ async def errors_by_service(errors: aiospark.RDD) -> dict[str, int]:
 
 
 def bar(count: int, most: int, width: int = 26) -> str:
+    """A bar of ``#`` as long as ``count`` is against ``most``."""
     return "#" * max(1, round(width * count / most)) if count else ""
 
 

@@ -7,17 +7,18 @@ It prints where it listens:
 
     serving 200,000 orders on http://127.0.0.1:8080 (try: curl http://127.0.0.1:8080/customers/7)
 
-The application starts one ``Context`` when it starts (its ``cleanup_ctx``
-hook), generates a table of orders on the workers and caches it there, and
-stops the cluster when it stops.  Every request runs its own jobs on that one
-cluster: as actions are coroutines, the cluster works on the jobs of many
-requests at once while the event loop goes on serving.  Rows are streamed to
-the client as newline-delimited JSON while the job's partitions arrive
-(``async for row in rdd``), so a large answer never sits whole in the service:
+The application's ``cleanup_ctx`` hook starts one ``Context`` when the
+application starts and stops it when the application stops; in between, a
+table of orders generated on the workers stays cached there.  Every request
+runs its own jobs on that one cluster: as actions are coroutines, the cluster
+works on the jobs of many requests at once while the event loop goes on
+serving.  Rows are streamed to the client as newline-delimited JSON as the
+job's partitions arrive (``async for row in rdd``), so a large answer never
+sits whole in the service:
 
-    GET /customers/{customer}   that customer's orders, by id: {"id": ..., "product": ...}
-    GET /products               per product: {"product": ..., "orders": ..., "revenue": ...}
-    GET /stats                  {"orders": ..., "customers": ..., "revenue": ...}
+    GET /customers/{customer}  that customer's orders by id: {"id", "product", "amount", ...}
+    GET /products              per product, by name: {"product", "orders", "revenue"}
+    GET /stats                 {"orders", "customers", "revenue"}
 
 Amounts are in cents.
 """
