@@ -290,13 +290,20 @@ def test_log_mining_command_line_prints_the_answers(tmp_path):
     assert {int(h): int(n) for h, n in hours} == expected["by_hour"]
 
 
-def test_log_mining_docstring_session_runs_in_the_asyncio_repl(tmp_path):
-    """The interactive session of the docstring, typed into ``python -m asyncio``."""
+@pytest.mark.parametrize("repl", ["python -m asyncio", "aiospark shell"])
+def test_log_mining_docstring_session_runs_in_the_repl(repl, tmp_path):
+    """The interactive session of the docstring, typed into the asyncio REPL or the shell."""
     examples = doctest.DocTestParser().get_examples(log_mining.__doc__)
     assert any("error_lines" in e.source for e in examples) and examples[-1].want == ""
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where sample_log() writes
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOSPARK_")}
+    env.update(TMPDIR=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    if repl == "python -m asyncio":
+        argv = [sys.executable, "-m", "asyncio"]
+    else:  # the shell has its own ctx, which it stops on leaving
+        argv = [sys.executable, "-m", "aiospark", "shell", "--workers", "2"]
+        examples = [e for e in examples if "ctx = " not in e.source and "stop()" not in e.source]
     done = subprocess.run(
-        [sys.executable, "-m", "asyncio"],
+        argv,
         cwd=EXAMPLES,  # as the docstring says: cd examples && python -m asyncio
         input="".join(e.source for e in examples),
         capture_output=True,
@@ -313,7 +320,7 @@ def test_log_mining_docstring_session_runs_in_the_asyncio_repl(tmp_path):
     expected = plain_log_answers(log_mining.sample_lines(), "db")
     assert wanted[:2] == [str(expected["errors"]), str(expected["mentioning"])]
     assert f"{expected['by_hour']}" in wanted and f"{expected['by_service']}" in wanted
-    assert list(tmp_path.glob("aiospark-sample-*.log"))
+    assert list(tmp_path.glob("aiospark-sample-*.log"))  # sample_log() wrote in TMPDIR
 
 
 # -- logistic regression ---------------------------------------------------------------------------
