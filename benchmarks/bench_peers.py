@@ -252,34 +252,40 @@ def measure_engine(
         rate = best_rate(lambda: engine.tasks(cfg.tasks), cfg.tasks, cfg.tasks_runs)
         results.put(name, "tasks_per_s", rate)
         report(name, f"{cfg.tasks} trivial tasks: best {rate:,.0f} tasks/s")
-    if cfg.wants("wordcount") and corpus is not None:
-        samples = repeat(
-            lambda: engine.word_count(corpus, cfg.text_partitions),
-            lambda pairs: check_word_counts(name, pairs, reference),
-            cfg.data_runs,
-        )
-        results.put(name, "wordcount_s", statistics.median(samples))
-        report(name, f"word count: {median_text(samples)} (counts equal the serial Counter)")
-    if cfg.wants("rbk"):
-        samples = repeat(
-            lambda: engine.rbk(cfg.rbk_pairs, cfg.rbk_slices),
-            lambda keys: check_rbk_keys(name, keys, cfg.rbk_pairs),
-            cfg.data_runs,
-        )
-        results.put(name, "rbk_s", statistics.median(samples))
-        report(name, f"reduce_by_key + count: {median_text(samples)}")
-    if cfg.wants("sort"):
-        samples = repeat(
-            lambda: engine.sort(cfg.rbk_pairs, cfg.rbk_slices),
-            lambda count: _check_count(name, count, cfg.rbk_pairs),
-            cfg.data_runs,
-        )
-        results.put(name, "sort_s", statistics.median(samples))
-        report(name, f"sort_by_key + count: {median_text(samples)}")
-    if cfg.wants("pagerank"):
-        measure_pagerank(name, engine, cfg, results)
-    if cfg.wants("kmeans"):
-        measure_kmeans(name, engine, cfg, results)
+    repeated = [
+        ("wordcount", "wordcount_s", "word count (counts equal the serial Counter)",
+         lambda: engine.word_count(corpus, cfg.text_partitions),
+         lambda pairs: check_word_counts(name, pairs, reference)),
+        ("rbk", "rbk_s", "reduce_by_key + count",
+         lambda: engine.rbk(cfg.rbk_pairs, cfg.rbk_slices),
+         lambda keys: check_rbk_keys(name, keys, cfg.rbk_pairs)),
+        ("sort", "sort_s", "sort_by_key + count",
+         lambda: engine.sort(cfg.rbk_pairs, cfg.rbk_slices),
+         lambda count: _check_count(name, count, cfg.rbk_pairs)),
+    ]
+    for workload, metric, label, job, check in repeated:
+        if cfg.wants(workload) and (workload != "wordcount" or corpus is not None):
+            _guarded(name, workload, results, lambda job=job, check=check, metric=metric,
+                     label=label: _measure_repeated(name, metric, label, job, check, cfg, results))
+    for workload, measure in (("pagerank", measure_pagerank), ("kmeans", measure_kmeans)):
+        if cfg.wants(workload):
+            _guarded(name, workload, results,
+                     lambda measure=measure: measure(name, engine, cfg, results))
+
+
+def _measure_repeated(name: str, metric: str, label: str, job: Callable[[], Any],
+                      check: Callable[[Any], None], cfg: Config, results: Results) -> None:
+    samples = repeat(job, check, cfg.data_runs)
+    results.put(name, metric, statistics.median(samples))
+    report(name, f"{label}: {median_text(samples)}")
+
+
+def _guarded(name: str, workload: str, results: Results, measure: Callable[[], None]) -> None:
+    """Run one workload; a failure (a missing optional package, say) leaves only it out."""
+    try:
+        measure()
+    except Exception as exc:
+        results.note(f"{name}: {workload} failed and was left out: {type(exc).__name__}: {exc}")
 
 
 def measure_pagerank(name: str, engine: PeerEngine, cfg: Config, results: Results) -> None:
