@@ -59,7 +59,8 @@ class Context:
 
     Options: ``max_task_attempts`` (tries per task before the job fails,
     default 4), ``locality_wait`` (seconds a task waits for the busy worker
-    holding its cached data before running elsewhere, default 1),
+    holding its cached data before running elsewhere, default 3 as in Spark:
+    fetching a cached split from another worker costs more than a short wait),
     ``speculation`` (launch a second copy of a task running far longer than
     its stage's median, first result wins; default off, as in Spark),
     ``worker_timeout`` (seconds of silence before the embedded master declares
@@ -92,7 +93,7 @@ class Context:
         secret: str | None = None,
         app_name: str = "aiospark",
         max_task_attempts: int = 4,
-        locality_wait: float = 1.0,
+        locality_wait: float = 3.0,
         speculation: bool = False,
         worker_timeout: float = 10.0,
         worker_memory: int | str | None = None,
