@@ -261,12 +261,56 @@ def summary_lines(cfg: Config, results: Results) -> list[str]:
     return lines
 
 
+def advantage(results: Results, peer: str, row: Row) -> float | None:
+    """How many times faster aiospark is than ``peer`` on ``row`` (below 1: slower).
+
+    >>> r = Results()
+    >>> r.put("aiospark", "rbk_s", 0.5); r.put("dask", "rbk_s", 5.0)
+    >>> advantage(r, "dask", Row("rbk_s", "", "s"))
+    10.0
+    """
+    mine, theirs = results.get("aiospark", row.metric), results.get(peer, row.metric)
+    if not mine or not theirs:
+        return None
+    return mine / theirs if row.higher_is_better else theirs / mine
+
+
+def comparison_lines(cfg: Config, results: Results, peers: list[str]) -> list[str]:
+    """aiospark against each peer, and each engine's parallel efficiency, as Markdown."""
+    header = ["workload", *(f"aiospark vs {p}" for p in peers),
+              *(f"efficiency {e}" for e in ("aiospark", *peers))]
+    body = [header]
+    for row in rows(cfg, results):
+        cells = [row.label]
+        cells += [fmt_ratio(advantage(results, peer, row)) for peer in peers]
+        cells += [
+            "—" if (r := ratio(results, engine, row)) is None else f"{r / cfg.workers:.0%}"
+            for engine in ("aiospark", *peers)
+        ]
+        if any(c != "—" for c in cells[1:]):
+            body.append(cells)
+    widths = [max(len(line[i]) for line in body) for i in range(len(header))]
+    body.insert(1, ["-" * w for w in widths])
+    return [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in body
+    ]
+
+
 def print_report(cfg: Config, results: Results, peers: list[str]) -> None:
-    """Print the table, then the summary lines."""
+    """Print the table, aiospark against the peers, then the summary lines."""
     print()
     for line in table_lines(cfg, results, peers):
         print(line)
     print()
+    if peers:
+        for line in comparison_lines(cfg, results, peers):
+            print(line)
+        print(
+            "aiospark vs a peer = how many times faster aiospark is (below 1x: slower); "
+            f"efficiency = speed-up over one-core Python / {cfg.workers} workers"
+        )
+        print()
     for line in summary_lines(cfg, results):
         print(line)
     print(
