@@ -32,7 +32,7 @@ from aiospark.io.locations import hosts_for_files, reports_locations
 from aiospark.io.output import OutputCommitter, write_part
 from aiospark.io.paths import compression_of, open_input, protocols
 from aiospark.lineage import DataSplit, Split, TaskContext
-from aiospark.protocol.frames import _HEAD, _LEN, decode_frame, encode_records
+from aiospark.protocol.frames import encode_records, read_file_frames
 from aiospark.rdd import RDD
 
 if TYPE_CHECKING:
@@ -98,16 +98,6 @@ def write_pickle_part(
 # -- reading ------------------------------------------------------------------------------
 
 
-def _read_exactly(f: Any, n: int, path: str, what: str) -> bytes:
-    data = f.read(n)
-    while len(data) < n:
-        more = f.read(n - len(data))
-        if not more:
-            raise ValueError(f"{path} is truncated: it ends inside a {what}")
-        data += more
-    return data
-
-
 def read_pickle_records(
     fs: fsspec.AbstractFileSystem,
     path: str,
@@ -120,27 +110,17 @@ def read_pickle_records(
     frame and may raise to stop the reading.
     """
     with open_input(fs, path, compression_of(path)) as f:
+        frames = read_file_frames(f, None, path)
         while True:
             if check is not None:
                 check()
-            head = f.read(_HEAD.size)
-            if not head:
-                return
-            if len(head) < _HEAD.size:
-                head += _read_exactly(f, _HEAD.size - len(head), path, "frame header")
-            pickle_len, nbuf = _HEAD.unpack(head)
-            lengths = _read_exactly(f, _LEN.size * nbuf, path, "frame header") if nbuf else b""
-            body = pickle_len + sum(
-                _LEN.unpack_from(lengths, _LEN.size * i)[0] for i in range(nbuf)
-            )
-            frame = bytearray(head)
-            frame += lengths
-            frame += _read_exactly(f, body, path, "frame")
             try:
-                batch = decode_frame(frame)
+                batch = next(frames, None)
             except Exception as exc:
                 exc.add_note(f"while reading a pickled batch of {path}")
                 raise
+            if batch is None:
+                return
             yield from batch
 
 

@@ -25,7 +25,7 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.rdd import RDD
-from aiospark.shuffle.spill import ExternalMap, join_external, merge_external
+from aiospark.shuffle.spill import ExternalMap, batched, join_external, merge_external
 
 _NO_KEY = object()
 
@@ -142,8 +142,7 @@ class CoGroupedRDD(RDD):
     def grouped(self, split: Split, i: int, tctx: TaskContext) -> ExternalMap:
         """Parent ``i``'s values by key, spilling past the task's memory share."""
         table = ExternalMap(_extend, tctx.memory, tctx.spill_dir)
-        records = iter(self.side(split, i, tctx))
-        while batch := list(itertools.islice(records, 4096)):
+        for batch in batched(self.side(split, i, tctx), 4096):
             table.merge_values(batch, combine=group_values)
         return table
 
@@ -287,8 +286,7 @@ class SubtractedRDD(CoGroupedRDD):
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         seen = ExternalMap(_keep_first, tctx.memory, tctx.spill_dir)
-        records = iter(self.side(split, 1, tctx))
-        while batch := list(itertools.islice(records, 4096)):
+        for batch in batched(self.side(split, 1, tctx), 4096):
             seen.merge_values(batch, combine=_note_keys)
         return join_external(seen, self.side(split, 0, tctx), _without_keys)
 

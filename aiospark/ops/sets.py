@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiospark.lineage import HashPartitioner
-from aiospark.shuffle.spill import ExternalMap, task_memory
+from aiospark.shuffle.spill import ExternalMap, batched, task_memory
 from aiospark.sizeof import SizeTracker
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def _unique(op: str, records: Iterator[Any]) -> Iterator[Any]:
     tracker = SizeTracker()
     seen: dict = {}
     try:
-        while batch := list(itertools.islice(records, 4096)):
+        for batch in batched(records, 4096):
             seen.update(dict.fromkeys(batch))
             if not memory.ensure(tracker.estimate(seen, len(seen))):
                 yield from seen
@@ -307,7 +307,7 @@ def _table(
 ) -> ExternalMap:
     """``pairs`` folded into an ``ExternalMap`` (spilling past the task's memory share)."""
     table = ExternalMap(merge, *task_memory())
-    while batch := list(itertools.islice(pairs, 4096)):
+    for batch in batched(pairs, 4096):
         table.merge_values(batch, combine=combine)
     return table
 

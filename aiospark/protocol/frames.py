@@ -182,28 +182,43 @@ def iter_file_frames(path: str, start: int = 0, length: int | None = None) -> It
         yield from read_file_frames(f, length, path)
 
 
+def _fill(f: Any, buffer: memoryview, name: str, what: str) -> None:
+    """Fill ``buffer`` from ``f``, however many reads it takes (compressed streams read short)."""
+    readinto = getattr(f, "readinto", None)
+    while buffer:
+        if readinto is not None:
+            got = readinto(buffer)
+        else:
+            chunk = f.read(len(buffer))
+            got = len(chunk)
+            buffer[:got] = chunk
+        if not got:
+            raise ValueError(f"{name} is truncated: it ends inside a {what}")
+        buffer = buffer[got:]
+
+
 def read_file_frames(f: Any, length: int | None = None, name: str = "file") -> Iterator[Any]:
-    """Decode the frames of the next ``length`` bytes of a binary file (to EOF when None)."""
+    """Decode the frames of the next ``length`` bytes of a binary file (to EOF when None).
+
+    One frame is in memory at a time, read straight into its own buffer.
+    """
     remaining = length
     while remaining is None or remaining > 0:
-        head = f.read(_HEAD.size)
-        if not head and remaining is None:
+        start = f.read(_HEAD.size)
+        if not start and remaining is None:
             return
-        if len(head) < _HEAD.size:
-            raise ValueError(f"truncated frame header in {name}")
+        head = bytearray(_HEAD.size)
+        head[: len(start)] = start
+        _fill(f, memoryview(head)[len(start) :], name, "frame header")
         pickle_len, count = _HEAD.unpack(head)
         nbuf = count & _COUNT_MASK
-        lens = f.read(8 * nbuf)
-        if len(lens) < 8 * nbuf:
-            raise ValueError(f"truncated frame header in {name}")
+        lens = bytearray(8 * nbuf)
+        _fill(f, memoryview(lens), name, "frame header")
         body_len = pickle_len + sum(_LEN.unpack_from(lens, 8 * i)[0] for i in range(nbuf))
         frame = bytearray(len(head) + len(lens) + body_len)
         frame[: len(head)] = head
         frame[len(head) : len(head) + len(lens)] = lens
-        view = memoryview(frame)[len(head) + len(lens) :]
-        got = f.readinto(view)
-        if got != body_len:
-            raise ValueError(f"truncated frame in {name}: {got} of {body_len} bytes")
+        _fill(f, memoryview(frame)[len(head) + len(lens) :], name, "frame")
         if remaining is not None:
             remaining -= len(frame)
             if remaining < 0:

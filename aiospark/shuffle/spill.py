@@ -59,7 +59,7 @@ def task_memory() -> tuple[TaskMemory, str]:
 
 
 class SpillError(OSError):
-    """Writing spill data failed (usually: the disk is full)."""
+    """Writing shuffle or spill data failed (usually: the disk is full)."""
 
 
 def new_spill_file(spill_dir: str, prefix: str) -> tuple[Any, str]:
@@ -100,7 +100,7 @@ def write_batches(out: Any, records: list, path: str, codec: str | None = None) 
             for piece in encode_frame(records[start : start + DEFAULT_BATCH], codec):
                 written += out.write(piece)
     except OSError as exc:
-        raise SpillError(exc.errno, f"spilling to {path} failed: {exc}") from exc
+        raise SpillError(exc.errno, f"writing {path} failed: {exc}") from exc
     return written
 
 
@@ -111,24 +111,21 @@ def write_spill(out: Any, records: list, path: str, codec: str | None = None) ->
     return written
 
 
-def read_spill(path: str, remove: bool = True) -> Iterator[Any]:
-    """The records of a spill file, streamed; the file is removed once read when asked."""
+def read_spill(path: str) -> Iterator[Any]:
+    """The records of a spill file, streamed; the file is removed once read (or abandoned)."""
     try:
         with open(path, "rb") as f:
             for batch in read_file_frames(f, None, path):
                 yield from batch
     finally:
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        remove_files([path])
 
 
 class ExternalMap:
     """``{key: combiner}`` that spills hash-partitioned files past its memory share.
 
-    ``merge_values(batch, create, merge)`` folds ``(key, value)`` records in;
-    ``merge_combiners(batch)`` folds ``(key, combiner)`` records in; ``items()``
-    yields every ``(key, combiner)`` once, merged across spills.
+    ``merge_values(batch, combine)`` folds records in; ``items()`` yields every
+    ``(key, combiner)`` once, merged across spills.
     """
 
     def __init__(
@@ -150,29 +147,15 @@ class ExternalMap:
     # -- filling ---------------------------------------------------------------------
 
     def merge_values(
-        self,
-        batch: Iterable[tuple],
-        create: Callable[[Any], Any] | None = None,
-        merge: Callable[[Any, Any], Any] | None = None,
-        combine: Callable[[Iterable[tuple], dict], Any] | None = None,
+        self, batch: Iterable[tuple], combine: Callable[[Iterable[tuple], dict], Any] | None = None
     ) -> None:
-        """Fold ``(key, value)`` records in: ``combine(batch, table)`` when given, else
-        ``table[key] = merge(table[key], value)`` or ``create(value)`` for a new key."""
+        """Fold ``(key, value)`` records in with ``combine(batch, table)``; by default
+        they are combiners, merged with ``merge_combiners``."""
         if combine is not None:
             combine(batch, self.table)
         else:
-            table = self.table
-            merge = merge or self.merge
-            for key, value in batch:
-                if key in table:
-                    table[key] = merge(table[key], value)
-                else:
-                    table[key] = value if create is None else create(value)
+            merge_into(self.table, batch, self.merge)
         self.maybe_spill()
-
-    def merge_combiners(self, batch: Iterable[tuple]) -> None:
-        """Fold ``(key, combiner)`` records in."""
-        self.merge_values(batch)
 
     def maybe_spill(self) -> None:
         """Spill when the table has outgrown what the task may hold."""
@@ -214,15 +197,15 @@ class ExternalMap:
                     records = read_spill(path)
                     paths[index] = None
                     if self.level + 1 >= MAX_LEVEL:  # one huge key, or hopeless skew
-                        part.table = _merge_all(records, self.merge)
+                        merge_into(part.table, records, self.merge)
                     else:
-                        for batch in _batched(records):
-                            part.merge_combiners(batch)
+                        for batch in batched(records):
+                            part.merge_values(batch)
                 yield part
                 part.table = {}
                 part.memory.release()
         finally:
-            _remove_all(paths)
+            remove_files(paths)
 
     def _merged_items(self) -> Iterator[tuple]:
         for part in self.parts():
@@ -236,10 +219,10 @@ class ExternalMap:
         """
         fanout = _FanOut(self.spill_dir, f"side{self.level}-", self.level)
         try:
-            for batch in _batched(iter(records)):
+            for batch in batched(iter(records)):
                 fanout.write(batch)
         except BaseException:
-            _remove_all(fanout.close())
+            remove_files(fanout.close())
             raise
         return fanout.close()
 
@@ -278,15 +261,25 @@ class _FanOut:
         return paths
 
 
-def _merge_all(records: Iterable[tuple], merge: Callable[[Any, Any], Any]) -> dict:
-    table: dict = {}
+def merge_into(table: dict, records: Iterable[tuple], merge: Callable[[Any, Any], Any]) -> None:
+    """``table[key] = merge(table[key], value)`` for each record (``value`` for a new key).
+
+    >>> table = {"a": 1}
+    >>> merge_into(table, [("a", 2), ("b", 5)], operator.add); table
+    {'a': 3, 'b': 5}
+    """
     for key, value in records:
         table[key] = merge(table[key], value) if key in table else value
-    return table
 
 
-def _batched(records: Iterator[Any], size: int = DEFAULT_BATCH) -> Iterator[list]:
-    while batch := list(itertools.islice(records, size)):
+def batched(records: Iterable[Any], size: int = DEFAULT_BATCH) -> Iterator[list]:
+    """Lists of up to ``size`` records (``itertools.batched`` before Python 3.12).
+
+    >>> list(batched(range(5), 2))
+    [[0, 1], [2, 3], [4]]
+    """
+    it = iter(records)
+    while batch := list(itertools.islice(it, size)):
         yield batch
 
 
@@ -310,7 +303,7 @@ def join_external(
             path, side_paths[index] = side_paths[index], None
             yield from join_external(part, read_spill(path) if path else iter(()), join)
     finally:
-        _remove_all(side_paths)
+        remove_files(side_paths)
 
 
 def merge_external(
@@ -344,7 +337,7 @@ def sort_external(
     runs: list[str] = []
     tracker = SizeTracker()
     try:
-        for batch in _batched(records, 4 * DEFAULT_BATCH):
+        for batch in batched(records, 4 * DEFAULT_BATCH):
             buffer.extend(batch)
             if not memory.ensure(tracker.estimate(buffer, len(buffer))):
                 buffer.sort(key=key, reverse=reverse)
@@ -356,7 +349,7 @@ def sort_external(
                 memory.release()
         buffer.sort(key=key, reverse=reverse)
     except BaseException:
-        _remove_all(runs)
+        remove_files(runs)
         raise
     if not runs:
         return iter(buffer)
@@ -368,10 +361,11 @@ def _merge_runs(runs: list[str], last: list, key: Any, reverse: bool) -> Iterato
         streams = [read_spill(path) for path in runs]
         yield from heapq.merge(*streams, last, key=key, reverse=reverse)
     finally:
-        _remove_all(runs)
+        remove_files(runs)
 
 
-def _remove_all(paths: list[str | None] | list[str]) -> None:
+def remove_files(paths: Iterable[str | None]) -> None:
+    """Remove the files that exist (None entries are skipped)."""
     for path in paths:
         if path:
             with contextlib.suppress(FileNotFoundError):

@@ -11,8 +11,6 @@ of segments.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -20,9 +18,15 @@ from typing import Any
 
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
-from aiospark.protocol.frames import DEFAULT_BATCH
 from aiospark.shuffle.files import encode_index, map_paths
-from aiospark.shuffle.spill import SpillError, new_spill_file, write_batches, write_spill
+from aiospark.shuffle.spill import (
+    SpillError,
+    batched,
+    new_spill_file,
+    remove_files,
+    write_batches,
+    write_spill,
+)
 from aiospark.sizeof import SizeTracker
 
 #: Bytes copied at a time when concatenating spilled segments.
@@ -106,9 +110,7 @@ def write_map_output(
         return _write_final(buckets, spills, directory, map_id, dep.codec)
     finally:
         memory.release()
-        for spill in spills:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(spill.path)
+        remove_files(spill.path for spill in spills)
 
 
 def _buffer(
@@ -121,12 +123,11 @@ def _buffer(
     """Bucket (or combine) everything, spilling whenever the buffer outgrows ``memory``."""
     n = dep.partitioner.num_partitions
     tracker = SizeTracker()
-    it = iter(records)
     if dep.map_side_combine:
         aggregator = dep.aggregator
         assert aggregator is not None
         table: dict = {}
-        while batch := list(itertools.islice(it, DEFAULT_BATCH)):
+        for batch in batched(records):
             aggregator.combine_values(batch, table)
             if not memory.ensure(tracker.estimate(table, len(table))):
                 buckets = buckets_of(table.items(), dep.partitioner)
@@ -136,7 +137,7 @@ def _buffer(
         return buckets_of(table.items(), dep.partitioner)
     buckets: list[list] = [[] for _ in range(n)]
     held = 0
-    while batch := list(itertools.islice(it, DEFAULT_BATCH)):
+    for batch in batched(records):
         partition_into(batch, dep.partitioner, buckets)
         held += len(batch)
         if not memory.ensure(tracker.estimate(buckets if n > 1 else buckets[0], held)):
@@ -170,9 +171,7 @@ def _write_final(
         with open(index_path + tag, "wb") as out:
             out.write(encode_index(offsets))
     except BaseException:
-        for path in (data_path + tag, index_path + tag):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        remove_files([data_path + tag, index_path + tag])
         raise
     finally:
         for src in sources:
