@@ -41,6 +41,20 @@ async def wait_until(
         await asyncio.sleep(0.02)
 
 
+def hold_until(path: str | os.PathLike, limit: float = 60.0) -> bool:
+    """In a task on a worker: hold until the test creates ``path``; False after ``limit`` s.
+
+    A file is the one signal a test can send to a task running in another
+    process; the bound keeps a test that never opens the gate from hanging.
+    """
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:

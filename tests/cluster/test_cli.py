@@ -15,14 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import aiospark
 from tests.cluster.cli_processes import SECRET, roles
-from tests.conftest import wait_until
+from tests.conftest import hold_until, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
@@ -35,11 +34,8 @@ def gated(folder: str):
 
     def run(index, records):
         Path(folder, f"started-{os.getpid()}-{index}").touch()
-        deadline = time.monotonic() + 120
-        while not os.path.exists(os.path.join(folder, "open")):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the test never opened the gate")
-            time.sleep(0.01)
+        if not hold_until(os.path.join(folder, "open"), 120):
+            raise TimeoutError("the test never opened the gate")
         yield from records
 
     return run

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 import aiospark
 from aiospark.context import slice_collection
-from tests.conftest import wait_for_idle, wait_until
+from tests.conftest import hold_until, wait_for_idle, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -51,9 +51,7 @@ async def test_speculative_loser_finishing_after_the_job_changes_nothing(
         if index == 0 and _first_to_create(marker):
             # The first attempt of partition 0 straggles until the job has committed
             # (the speculative copy's output), then writes different records.
-            deadline = time.monotonic() + 30
-            while not os.path.exists(success) and time.monotonic() < deadline:
-                time.sleep(0.01)
+            hold_until(success, 30)
             tag = "slow"
         for x in records:
             yield f"{tag} {x}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections import Counter
 
@@ -17,7 +16,7 @@ import pytest
 import aiospark
 from aiospark.lineage import StorageLevel
 from aiospark.memory import parse_size
-from tests.conftest import wait_until, worker_health
+from tests.conftest import hold_until, wait_until, worker_health
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -200,14 +199,11 @@ async def test_unpersist_empties_every_worker_and_the_status_shows_it(tmp_path):
 
 
 async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again(tmp_path):
-    gate = tmp_path / "open"
+    opened = tmp_path / "open"
 
     def wait_for_gate(index, records):
-        deadline = time.monotonic() + 60
-        while not gate.exists():  # the test opens it once unpersist was sent
-            if time.monotonic() > deadline:
-                raise TimeoutError("the test never opened the gate")
-            time.sleep(0.005)
+        if not hold_until(opened):  # the test opens it once unpersist was sent
+            raise TimeoutError("the test never opened the gate")
         return records
 
     async with aiospark.Context(workers=2) as ctx:
@@ -219,7 +215,7 @@ async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again
 
         await wait_until(both_running, 10, "both tasks to start")
         rdd.unpersist()  # reaches the workers before the tasks cache anything
-        gate.touch()
+        opened.touch()
         assert await job == 100
         assert ctx._scheduler.state.cache == {}, "the driver recorded blocks of an unpersisted RDD"
 

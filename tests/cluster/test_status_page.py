@@ -6,31 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import operator
-import os
-import time
 
 import aiohttp
 import pytest
 
 from aiospark.master.ui import COOKIE
-from tests.conftest import wait_for_idle, wait_until
+from tests.conftest import hold_until, wait_for_idle, wait_until
 from tests.unit.test_status_model import parse_exposition
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
-
-
-def wait_for_file(path: str, limit: float = 60.0) -> None:
-    """In a task: hold until the test creates ``path`` (or ``limit`` seconds pass)."""
-    deadline = time.monotonic() + limit
-    while not os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def held_from(gate: str, first_held: int):
     """A partition function letting partitions below ``first_held`` through at once."""
     def held(index, items):
         if index >= first_held:
-            wait_for_file(gate)
+            hold_until(gate)
         return items
     return held
 
