@@ -63,6 +63,11 @@ class Context:
     fetching a cached split from another worker costs more than a short wait),
     ``speculation`` (launch a second copy of a task running far longer than
     its stage's median, first result wins; default off, as in Spark),
+    ``task_kill_timeout`` (seconds a cancelled task may run on, say inside
+    one long C call or a blocking sleep, before the worker process running it
+    is killed and restarted, its cached blocks then recomputed from lineage;
+    default 1, ``None`` never to kill: the task's core then stays taken until
+    the task ends by itself),
     ``worker_timeout`` (seconds of silence before the embedded master declares
     a worker lost, default 10), ``worker_memory`` (each embedded worker's
     budget for cached blocks and task buffers, bytes or a size such as
@@ -95,6 +100,7 @@ class Context:
         max_task_attempts: int = 4,
         locality_wait: float = 3.0,
         speculation: bool = False,
+        task_kill_timeout: float | None = 1.0,
         worker_timeout: float = 10.0,
         worker_memory: int | str | None = None,
         shuffle_compression: str | None = "auto",
@@ -116,6 +122,10 @@ class Context:
         self._max_attempts = max_task_attempts
         self._locality_wait = locality_wait
         self._speculation = speculation
+        if task_kill_timeout is not None and not task_kill_timeout >= 0:
+            raise ValueError(f"task_kill_timeout must be >= 0 seconds or None, "
+                             f"got {task_kill_timeout!r}")
+        self._kill_timeout = task_kill_timeout
         self._worker_timeout = worker_timeout
         if worker_memory is not None and master is not None:
             raise ValueError("worker_memory= applies to the embedded cluster; give remote "
@@ -177,6 +187,7 @@ class Context:
                 max_attempts=self._max_attempts,
                 locality_wait=self._locality_wait,
                 speculation=self._speculation,
+                kill_timeout=self._kill_timeout,
                 app_name=self.app_name,
             )
             async with asyncio.timeout(START_TIMEOUT):

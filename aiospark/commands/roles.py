@@ -119,10 +119,9 @@ def worker(settings: Settings) -> int:
         settings.shuffle_dir = security.private_directory(default_shuffle_dir())
     if settings.work_dir is None:
         settings.work_dir = tempfile.mkdtemp(prefix="aiospark-worker-")
-    from aiospark.worker.app import run_worker
+    from aiospark.worker.supervisor import run_worker
 
     serve_role(settings, lambda: run_worker(settings))
-    # Do not wait for user code still running on task threads (it was cancelled).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

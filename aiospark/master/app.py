@@ -134,10 +134,15 @@ class Master:
         info = WorkerInfo(
             **dataclasses.asdict(msg), state="alive", last_heartbeat=time.time()
         )
-        known = msg.worker_id in self.workers
+        known = self.workers.get(msg.worker_id)
         self.workers[msg.worker_id] = info
         self.changes.bump()
-        if not known:
+        if known is not None and known.pid != msg.pid:
+            # Its executor was restarted (killed or crashed): drivers reconnect to the new one.
+            log.info("worker %s restarted its executor (pid %d)", msg.worker_id, msg.pid,
+                     extra=logs.fields(worker_id=msg.worker_id, pid=msg.pid))
+            await self._push(ClusterEvent("worker_added", [info]))
+        elif known is None:
             for gone in [w for w in self.lost if w.worker_id == msg.worker_id]:
                 self.lost.remove(gone)  # it came back
             log.info("worker %s registered at %s", msg.worker_id, msg.url,

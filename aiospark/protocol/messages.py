@@ -19,6 +19,7 @@ import functools
 import json
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
@@ -29,46 +30,96 @@ class MessageError(ValueError):
 
 
 def _check(value: Any, kind: Any, where: str) -> Any:
-    origin = typing.get_origin(kind)
-    if kind is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(kind):
-            try:
-                return _check(value, option, where)
-            except MessageError:
-                continue
-        names = " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(kind))
-        raise MessageError(f"{where}: expected {names}, got {type(value).__name__}")
-    if kind is type(None):
-        if value is not None:
-            raise MessageError(f"{where}: expected null, got {type(value).__name__}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise MessageError(f"{where}: expected list, got {type(value).__name__}")
-        (item,) = typing.get_args(kind) or (Any,)
-        return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise MessageError(f"{where}: expected object, got {type(value).__name__}")
-        _, item = typing.get_args(kind) or (str, Any)
-        return {str(k): _check(v, item, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(kind, type) and issubclass(kind, Message):
-        return kind.from_json(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, bool):
-        raise MessageError(f"{where}: expected int, got bool")
-    if not isinstance(value, kind):
-        raise MessageError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
+    """``value`` if it has the shape ``kind`` (a type hint), else ``MessageError``."""
+    return _checker(kind)(value, where)
 
 
 @functools.cache
-def _shape(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
-    """A message class's field types and fields (resolving the types is slow: once per class)."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+def _checker(kind: Any) -> Callable[[Any, str], Any]:
+    """A function checking values against ``kind``, made once per type hint (checking is
+    on the path of every task: inspecting the hint each time would cost more than JSON)."""
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return lambda value, where: value
+    if origin in (typing.Union, types.UnionType):
+        options = [_checker(option) for option in typing.get_args(kind)]
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(kind))
+
+        def check_union(value: Any, where: str) -> Any:
+            for option in options:
+                try:
+                    return option(value, where)
+                except MessageError:
+                    continue
+            raise MessageError(f"{where}: expected {names}, got {type(value).__name__}")
+
+        return check_union
+    if kind is type(None):
+
+        def check_none(value: Any, where: str) -> Any:
+            if value is not None:
+                raise MessageError(f"{where}: expected null, got {type(value).__name__}")
+            return value
+
+        return check_none
+    if origin is list:
+        (item_kind,) = typing.get_args(kind) or (Any,)
+        item = None if item_kind is Any else _checker(item_kind)
+
+        def check_list(value: Any, where: str) -> Any:
+            if not isinstance(value, list):
+                raise MessageError(f"{where}: expected list, got {type(value).__name__}")
+            if item is None:
+                return value
+            try:
+                return [item(v, where) for v in value]
+            except MessageError:  # again, naming the bad item (only when there is one)
+                return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+        return check_list
+    if origin is dict:
+        _, item_kind = typing.get_args(kind) or (str, Any)
+        item = _checker(item_kind)
+
+        def check_dict(value: Any, where: str) -> Any:
+            if not isinstance(value, dict):
+                raise MessageError(f"{where}: expected object, got {type(value).__name__}")
+            try:
+                return {str(k): item(v, where) for k, v in value.items()}
+            except MessageError:  # again, naming the bad item (only when there is one)
+                return {str(k): item(v, f"{where}.{k}") for k, v in value.items()}
+
+        return check_dict
+    if isinstance(kind, type) and issubclass(kind, Message):
+        return lambda value, where: kind.from_json(value)
+
+    def check_plain(value: Any, where: str) -> Any:
+        if type(value) is kind:
+            return value
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, bool):
+            raise MessageError(f"{where}: expected int, got bool")
+        if not isinstance(value, kind):
+            raise MessageError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return check_plain
+
+
+@functools.cache
+def _shape(cls: type) -> tuple[dict[str, Callable[[Any, str], Any]], frozenset[str],
+                                frozenset[str]]:
+    """A message class's checker per field, its fields, and those without a default
+    (resolving the types is slow: once per class)."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    required = frozenset(
+        f.name for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    return {f.name: _checker(hints[f.name]) for f in fields}, frozenset(hints) & {
+        f.name for f in fields}, required
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,21 +134,16 @@ class Message:
         name = cls.__name__
         if not isinstance(data, dict):
             raise MessageError(f"{name}: expected a JSON object, got {type(data).__name__}")
-        hints, fields = _shape(cls)
-        unknown = set(data) - set(fields)
-        if unknown:
-            raise MessageError(f"{name}: unknown field {sorted(unknown)[0]!r}")
-        values = {}
-        for fname, field in fields.items():
-            if fname not in data:
-                has_default = (
-                    field.default is not dataclasses.MISSING
-                    or field.default_factory is not dataclasses.MISSING
-                )
-                if has_default:
-                    continue
-                raise MessageError(f"{name}.{fname}: missing")
-            values[fname] = _check(data[fname], hints[fname], f"{name}.{fname}")
+        checkers, fields, required = _shape(cls)
+        if not fields.issuperset(data):
+            unknown = sorted(set(data) - fields)
+            raise MessageError(f"{name}: unknown field {unknown[0]!r}")
+        if not required.issubset(data):
+            raise MessageError(f"{name}.{sorted(required - set(data))[0]}: missing")
+        try:
+            values = {key: checkers[key](value, key) for key, value in data.items()}
+        except MessageError as exc:
+            raise MessageError(f"{name}.{exc}") from None
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -137,7 +183,26 @@ class RegisterWorker(Message):
     cores: int
     memory_bytes: int
     shuffle_url: str
+    #: the executor's process id: a new one means the executor was restarted
     pid: int = 0
+    #: the supervisor's URL (``POST /v1/kill``); empty for workers without one
+    control_url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class KillTasks(Message):
+    """A driver asks a worker's supervisor to kill its executor, because these cancelled
+    tasks still run there after their kill timeout.
+
+    >>> KillTasks.from_json({"app_id": "app-1", "task_ids": [4, 5]}).task_ids
+    [4, 5]
+    """
+
+    app_id: str
+    task_ids: list[int]
+    #: the executor the driver saw them run in (a restarted one is not killed for them)
+    pid: int = 0
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +270,7 @@ class WorkerInfo(Message):
     tasks_failed: int = 0
     tasks_cancelled: int = 0
     spilled_bytes: int = 0
+    control_url: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

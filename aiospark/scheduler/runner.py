@@ -22,8 +22,24 @@ import cloudpickle
 
 from aiospark.errors import ClusterError, FetchFailed, JobCancelled, JobFailed, RemoteTraceback
 from aiospark.progress import ProgressHub
-from aiospark.protocol.envelope import EnvelopeError, pack, unpack
-from aiospark.protocol.messages import ClusterEvent, MessageError, WorkerInfo
+from aiospark.protocol.envelope import EnvelopeError
+from aiospark.protocol.messages import ClusterEvent, KillTasks, MessageError, WorkerInfo
+from aiospark.protocol.tasks import (
+    AddFile,
+    BlocksEvicted,
+    CancelTask,
+    Draining,
+    ForgetStages,
+    LaunchTask,
+    Refused,
+    TaskEnded,
+    TaskFailed,
+    TaskSucceeded,
+    Unpersist,
+    UnpersistBroadcast,
+    decode,
+    encode,
+)
 from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.reporter import JobReporter
@@ -34,6 +50,7 @@ from aiospark.scheduler.state import (
     Command,
     JobAborted,
     JobFinished,
+    Kill,
     Launch,
     MapOutput,
     PartitionDone,
@@ -106,13 +123,15 @@ class Scheduler:
         locality_wait: float = 1.0,
         speculation: bool = False,
         app_name: str = "aiospark",
+        kill_timeout: float | None = 2.0,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name
         self.master_url = master_url.rstrip("/")
         self.session = session
         self.state = SchedulerState(
-            max_attempts=max_attempts, locality_wait=locality_wait, speculation=speculation
+            max_attempts=max_attempts, locality_wait=locality_wait, speculation=speculation,
+            kill_timeout=kill_timeout,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -235,6 +254,10 @@ class Scheduler:
                 self._worker_gone(info.worker_id, f"worker {info.worker_id} left the cluster")
 
     def _worker_seen(self, info: WorkerInfo) -> None:
+        link = self.links.get(info.worker_id)
+        if link is not None and link.info.pid != info.pid:
+            # Its executor was restarted: what ran or was cached in the old one is gone.
+            self._worker_gone(info.worker_id, f"worker {info.worker_id} restarted its executor")
         self.known[info.worker_id] = info
         if info.worker_id not in self.links:
             self._spawn(self._connect(info))
@@ -274,7 +297,7 @@ class Scheduler:
         link = WorkerLink(info, ws)
         self.links[info.worker_id] = link
         for name, (data, python) in self.files.items():
-            link.send(pack({"type": "add_file", "name": name, "python": python}, data))
+            link.send(encode(AddFile(name, python), data))
         link.tasks = [
             asyncio.create_task(link.write_loop()),
             asyncio.create_task(self._read_loop(link)),
@@ -296,40 +319,51 @@ class Scheduler:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     break
                 try:
-                    header, blobs = unpack(msg.data)
-                    await self._on_worker_message(link, header, blobs)
-                except (EnvelopeError, KeyError, TypeError, ValueError) as exc:
+                    message, blobs = decode(msg.data)
+                    await self._on_worker_message(link, message, blobs)
+                except (EnvelopeError, ValueError) as exc:
                     log.error("bad message from worker %s: %s", link.info.worker_id, exc)
         finally:
             if not self._closing and self.links.get(link.info.worker_id) is link:
                 # The connection dropped: the worker is gone for us, whatever the master says.
                 self._worker_gone(link.info.worker_id, f"lost connection to {link.info.url}")
 
-    async def _on_worker_message(self, link: WorkerLink, header: dict, blobs: list) -> None:
-        kind = header["type"]
-        task_id = int(header["task_id"]) if "task_id" in header else -1
+    async def _on_worker_message(self, link: WorkerLink, message: Any, blobs: list) -> None:
+        if isinstance(message, BlocksEvicted):
+            self.state.blocks_evicted(link.info.worker_id, message.evicted)
+            return
+        if isinstance(message, Draining):
+            log.info("worker %s is draining: no new tasks go there", link.info.worker_id)
+            self._apply(self.state.worker_draining(link.info.worker_id))
+            return
+        if isinstance(message, Refused):
+            log.error("worker %s refused a message: %s", link.info.worker_id, message.error)
+            return
+        if not isinstance(message, TaskEnded):
+            raise ValueError(f"a worker does not send {message.kind!r}")
+        task_id = message.task_id
         placed = self._task_partitions.pop(task_id, None)
         if self.progress.active and placed is not None and task_id in self.state.tasks:
-            self._publish_task(kind, task_id, placed, link, header)
-        for rdd_id, split, url in header.get("blocks_missing", []):
+            self._publish_task(message, placed, link)
+        for rdd_id, split, url in message.blocks_missing:
             for worker_id, other in self.links.items():
                 if other.info.url == url:
                     self.state.blocks_evicted(worker_id, [(rdd_id, split)])
-        if "evicted" in header:
-            self.state.blocks_evicted(link.info.worker_id, header["evicted"])
-        cached = self._live_blocks(link, header.get("cached", []))
-        if kind == "success":
-            if "acc_blob" in header and placed is not None and task_id in self.state.tasks:
-                updates = cloudpickle.loads(blobs[header["acc_blob"]])
+        if message.evicted:
+            self.state.blocks_evicted(link.info.worker_id, message.evicted)
+        cached = self._live_blocks(link, message.cached)
+        if isinstance(message, TaskSucceeded):
+            if message.acc_blob is not None and placed is not None and task_id in self.state.tasks:
+                updates = cloudpickle.loads(blobs[message.acc_blob])
                 self.shared.apply_updates(placed[0], placed[1], updates)
-            if "map_sizes" in header:
+            if message.map_sizes is not None:
                 output = MapOutput(
-                    link.info.worker_id, link.info.shuffle_url, tuple(header["map_sizes"])
+                    link.info.worker_id, link.info.shuffle_url, tuple(message.map_sizes)
                 )
                 self._apply(self.state.task_succeeded(task_id, map_output=output, cached=cached))
                 return
-            if "result_url" in header:
-                data = await self._fetch_result(header["result_url"])
+            if message.result_url is not None:
+                data = await self._fetch_result(message.result_url)
             else:
                 data = blobs[0]
             try:
@@ -342,30 +376,23 @@ class Scheduler:
                 self._apply(self.state.task_failed(task_id, error))
                 return
             self._apply(self.state.task_succeeded(task_id, result=result, cached=cached))
-        elif kind == "failure":
-            self.state.blocks_cached(link.info.worker_id, cached)
-            link.broadcasts.difference_update(header.get("broadcast_failed", []))
-            reason = header.get("reason")
-            if reason in ("cancelled", "draining"):  # draining: refused by a worker leaving
-                self._apply(self.state.task_failed(task_id, JobCancelled(), counts=False))
-            elif reason == "fetch_failed":
-                f = header["fetch"]
-                error = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
-                self._apply(
-                    self.state.task_failed(
-                        task_id, error, fetch_failed=(f["shuffle_id"], f["map_ids"])
-                    )
-                )
-            else:
-                error = _user_error(bytes(blobs[0]), header.get("traceback", ""))
-                log.info("task %s failed on %s: %r", task_id, link.info.worker_id, error)
-                self._apply(self.state.task_failed(task_id, error))
-        elif kind == "draining":
-            log.info("worker %s is draining: no new tasks go there", link.info.worker_id)
-            self._apply(self.state.worker_draining(link.info.worker_id))
-        elif kind == "error":
-            log.error("worker %s refused a message: %s", link.info.worker_id, header.get("error"))
-        # kind == "blocks": only evictions, handled above
+            return
+        assert isinstance(message, TaskFailed)
+        self.state.blocks_cached(link.info.worker_id, cached)
+        link.broadcasts.difference_update(message.broadcast_failed)
+        reason = message.reason
+        if reason in ("cancelled", "draining"):  # draining: refused by a worker leaving
+            self._apply(self.state.task_failed(task_id, JobCancelled(), counts=False))
+        elif reason == "fetch_failed" and message.fetch is not None:
+            f = message.fetch
+            error = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
+            self._apply(
+                self.state.task_failed(task_id, error, fetch_failed=(f["shuffle_id"], f["map_ids"]))
+            )
+        else:
+            error = _user_error(bytes(blobs[0]) if blobs else b"", message.traceback)
+            log.info("task %s failed on %s: %r", task_id, link.info.worker_id, error)
+            self._apply(self.state.task_failed(task_id, error))
 
     def _live_blocks(self, link: WorkerLink, keys: list) -> list[tuple[int, int]]:
         """The reported blocks of RDDs still persisted; the worker drops the others.
@@ -381,20 +408,18 @@ class Scheduler:
             else:
                 live.append((rdd_id, split))
         for rdd_id in sorted(stale):
-            link.send(pack({"type": "unpersist", "rdd_id": rdd_id}))
+            link.send(encode(Unpersist(rdd_id)))
         return live
 
-    def _publish_task(
-        self, kind: str, task_id: int, placed: tuple[int, int], link: WorkerLink, header: dict
-    ) -> None:
+    def _publish_task(self, message: TaskEnded, placed: tuple[int, int], link: WorkerLink) -> None:
         counts = self._stage_counts.setdefault(placed[0], [0, 0])
-        event = {"stage_id": placed[0], "partition": placed[1], "task_id": task_id,
-                 "worker_id": link.info.worker_id, "seconds": header.get("seconds")}
-        if kind == "success":
+        event = {"stage_id": placed[0], "partition": placed[1], "task_id": message.task_id,
+                 "worker_id": link.info.worker_id, "seconds": message.seconds}
+        if isinstance(message, TaskSucceeded):
             counts[0] += 1
             event.update(event="task_finished", finished=counts[0], tasks=counts[1])
         else:
-            event.update(event="task_failed", reason=header.get("reason"))
+            event.update(event="task_failed", reason=getattr(message, "reason", None))
         self.progress.publish(event)
 
     async def _fetch_result(self, url: str) -> bytes | BaseException:
@@ -450,7 +475,7 @@ class Scheduler:
     def add_file(self, name: str, data: bytes, python: bool) -> None:
         """Ship a file to every worker, now and as they join (before any later task)."""
         self.files[name] = (data, python)
-        message = pack({"type": "add_file", "name": name, "python": python}, data)
+        message = encode(AddFile(name, python), data)
         for link in self.links.values():
             link.send(message)
 
@@ -458,7 +483,7 @@ class Scheduler:
         """Forget where an RDD's blocks are, and tell every worker to drop them."""
         self._unpersisted.add(rdd_id)
         self.state.forget_cached(rdd_id)
-        message = pack({"type": "unpersist", "rdd_id": rdd_id})
+        message = encode(Unpersist(rdd_id))
         for link in self.links.values():
             link.send(message)
 
@@ -500,7 +525,11 @@ class Scheduler:
             elif isinstance(command, Cancel):
                 link = self.links.get(command.worker_id)
                 if link is not None:
-                    link.send(pack({"type": "cancel", "task_id": command.task_id}))
+                    kill_after = self.state.kill_timeout
+                    link.send(encode(CancelTask(
+                        command.task_id, -1.0 if kill_after is None else kill_after)))
+            elif isinstance(command, Kill):
+                self._spawn(self._kill(command))
             elif isinstance(command, StagesFinished):
                 self._forget_stages(command.stage_ids)
                 for stage_id in command.stage_ids:
@@ -523,30 +552,46 @@ class Scheduler:
         if not self._closing:
             self._apply(self.state.tick())
 
+    async def _kill(self, command: Kill) -> None:
+        """Ask a worker's supervisor to kill the executor where cancelled tasks run on."""
+        link = self.links.get(command.worker_id)
+        if link is None or not link.info.control_url:
+            return  # gone already (or a worker without a supervisor: nothing can be done)
+        log.warning("tasks %s ignored their cancellation on worker %s: killing its executor",
+                    list(command.task_ids), command.worker_id)
+        message = KillTasks(self.app_id, list(command.task_ids), pid=link.info.pid)
+        try:
+            async with self.session.post(
+                f"{link.info.control_url}/v1/kill", json=message.to_json(),
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as resp:
+                resp.raise_for_status()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("could not reach the supervisor of %s: %s", command.worker_id, exc)
+
     def _launch(self, command: Launch) -> None:
         link = self.links.get(command.worker_id)
         stage: Stage = command.stage
         if link is None:  # raced with the worker's loss: the state machine hears of it next
             return
-        header = {
-            "type": "launch",
-            "task_id": command.task_id,
-            "stage_id": stage.id,
-            "partition": command.partition,
-            "attempt": command.attempt,
-            "inputs": self._shuffle_inputs(stage),
-        }
         blobs = [serialize_split(stage.rdd.splits()[command.partition])]
-        if stage.id not in link.sent_stages:
+        stage_included = stage.id not in link.sent_stages
+        if stage_included:
             link.sent_stages.add(stage.id)
-            header["stage_included"] = True
             blobs.append(self._stage_blob(stage))
-        blobs.extend(self._broadcast_parts(link, stage, header))
-        remote = self._remote_blocks(stage, command.partition, link)
-        if remote:
-            header["blocks"] = remote
+        inline, sources, held = self._broadcast_parts(link, stage)
+        blobs.extend(inline.values())
+        launch = LaunchTask(
+            command.task_id, stage.id, command.partition, command.attempt,
+            inputs=self._shuffle_inputs(stage),
+            stage_included=stage_included,
+            broadcast_inline=list(inline),
+            broadcast_sources=sources,
+            broadcast_held=held,
+            blocks=self._remote_blocks(stage, command.partition, link),
+        )
         self._task_partitions[command.task_id] = (stage.id, command.partition)
-        link.send(pack(header, *blobs))
+        link.send(encode(launch, *blobs))
 
     def _remote_blocks(self, stage: Stage, partition: int, link: WorkerLink) -> dict[str, list]:
         """``{"rdd:split": [worker urls]}`` for cached blocks the task may read elsewhere."""
@@ -570,30 +615,34 @@ class Scheduler:
             self._stage_broadcasts[stage.id] = broadcasts
         return blob
 
-    def _broadcast_parts(self, link: WorkerLink, stage: Stage, header: dict) -> list[bytes]:
-        """Tell the worker where the stage's broadcasts are; inline those nobody has yet."""
-        inline: list[bytes] = []
+    def _broadcast_parts(
+        self, link: WorkerLink, stage: Stage
+    ) -> tuple[dict[int, bytes], dict[str, list[str]], list[int]]:
+        """Where the stage's broadcasts are for this worker: the values nobody has yet (to
+        send inline), the peers holding the others, and those the worker holds."""
+        inline: dict[int, bytes] = {}
+        sources: dict[str, list[str]] = {}
+        held: list[int] = []
         for bid in sorted(self._stage_broadcasts.get(stage.id, ())):
             if bid in link.broadcasts:
-                header.setdefault("broadcast_held", []).append(bid)
+                held.append(bid)
                 continue
             holders = [
                 other.info.url for other in self.links.values()
                 if other is not link and bid in other.broadcasts
             ]
             if holders:
-                header.setdefault("broadcast_sources", {})[str(bid)] = holders
+                sources[str(bid)] = holders
             else:
                 blob = self.shared.blobs.get(bid)
                 if blob is None:
                     continue  # destroyed: the task fails reading it, with a clear error
-                header.setdefault("broadcast_inline", []).append(bid)
-                inline.append(blob)
+                inline[bid] = blob
             link.broadcasts.add(bid)
-        return inline
+        return inline, sources, held
 
     def _unpersist_broadcast(self, bid: int) -> None:
-        message = pack({"type": "unpersist_broadcast", "broadcast_id": bid})
+        message = encode(UnpersistBroadcast(bid))
         for link in self.links.values():
             if bid in link.broadcasts:
                 link.broadcasts.discard(bid)
@@ -616,7 +665,7 @@ class Scheduler:
         return inputs
 
     def _forget_stages(self, stage_ids: tuple[int, ...]) -> None:
-        message = pack({"type": "forget_stages", "stage_ids": list(stage_ids)})
+        message = encode(ForgetStages(list(stage_ids)))
         for link in self.links.values():
             if link.sent_stages.intersection(stage_ids):
                 link.sent_stages.difference_update(stage_ids)

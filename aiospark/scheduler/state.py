@@ -52,6 +52,15 @@ class Cancel:
 
 
 @dataclasses.dataclass(frozen=True)
+class Kill:
+    """Cancelled tasks still run on ``worker_id`` past the kill timeout: have its
+    supervisor kill (and restart) the process running them."""
+
+    worker_id: str
+    task_ids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class PartitionDone:
     """Output ``index`` of job ``job_id`` is ready."""
 
@@ -82,7 +91,7 @@ class StagesFinished:
     stage_ids: tuple[int, ...]
 
 
-Command = Launch | Cancel | PartitionDone | JobFinished | JobAborted | StagesFinished
+Command = Launch | Cancel | Kill | PartitionDone | JobFinished | JobAborted | StagesFinished
 
 #: A worker with EXCLUDE_AFTER task failures within FAILURE_WINDOW seconds gets no
 #: new tasks for EXCLUDE_FOR seconds (unless no other worker is left).
@@ -93,6 +102,9 @@ EXCLUDE_FOR = 30.0
 MAX_BACKOFF = 2.0
 #: How often to look for stragglers while speculation is on.
 SPECULATION_INTERVAL = 0.1
+#: A cancelled task keeps its core until its worker says it stopped, or this long after
+#: it was killed (the worker's answer was lost): then the core is counted free again.
+KILL_GRACE = 10.0
 
 
 # -- state -------------------------------------------------------------------------
@@ -113,12 +125,19 @@ class _Worker:
     host: str
     cores: int
     running: set[int] = dataclasses.field(default_factory=set)
+    #: cancelled tasks that have not said they stopped: task id -> when to act (kill
+    #: the process, or after a kill give up waiting); each still takes a core
+    stopping: dict[int, float] = dataclasses.field(default_factory=dict)
+    #: stopping tasks a kill was asked for
+    killed: set[int] = dataclasses.field(default_factory=set)
     #: leaving the cluster: finishes its tasks, takes no new ones
     draining: bool = False
 
     @property
     def free(self) -> int:
-        return 0 if self.draining else self.cores - len(self.running)
+        if self.draining:
+            return 0
+        return max(0, self.cores - len(self.running) - len(self.stopping))
 
 
 @dataclasses.dataclass
@@ -178,6 +197,7 @@ class SchedulerState:
         speculation_quantile: float = 0.75,
         speculation_multiplier: float = 1.5,
         speculation_min_seconds: float = 0.1,
+        kill_timeout: float | None = 2.0,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_stage_attempts = max_stage_attempts
@@ -195,6 +215,10 @@ class SchedulerState:
         self.speculation_quantile = speculation_quantile
         self.speculation_multiplier = speculation_multiplier
         self.speculation_min_seconds = speculation_min_seconds
+        #: Seconds a cancelled task may run on before its process is killed (None: never).
+        self.kill_timeout = kill_timeout
+        #: task id -> worker id of the cancelled tasks that still take a core
+        self._stopping: dict[int, str] = {}
         #: worker id -> times of its recent task failures (to exclude flaky workers)
         self.worker_failures: dict[str, list[float]] = {}
         self.workers: dict[str, _Worker] = {}
@@ -263,6 +287,7 @@ class SchedulerState:
         commands: list[Command] = []
         task = self._finish_task(task_id)
         if task is None:
+            self._stopped(task_id, commands)
             return commands
         self.blocks_cached(task.worker_id, cached)
         run = self.stages.get(task.stage_id)
@@ -289,6 +314,7 @@ class SchedulerState:
         commands: list[Command] = []
         task = self._finish_task(task_id)
         if task is None:
+            self._stopped(task_id, commands)
             return commands
         run = self.stages.get(task.stage_id)
         if run is None or run.running.get(task.partition):
@@ -352,6 +378,8 @@ class SchedulerState:
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return commands
+        for task_id in worker.stopping:
+            self._stopping.pop(task_id, None)
         for holders in self.cache.values():
             holders.discard(worker_id)
         for task_id in sorted(worker.running):
@@ -363,6 +391,7 @@ class SchedulerState:
     def tick(self) -> list[Command]:
         """Time passed (``wake_at`` was reached): place tasks that waited for locality."""
         commands: list[Command] = []
+        self._reap(commands)
         if self.speculation:
             self._speculate(commands)
         self._schedule(commands)
@@ -421,6 +450,44 @@ class SchedulerState:
                     del run.running[task.partition]
         return task
 
+    def _cancel(self, task: _Task, commands: list[Command]) -> None:
+        """Stop a task nobody needs; its core stays taken until its worker says it stopped,
+        or its process is killed (``kill_timeout`` after now)."""
+        commands.append(Cancel(task.id, task.worker_id))
+        worker = self.workers.get(task.worker_id)
+        if worker is None:
+            return
+        worker.running.discard(task.id)
+        wait = self.kill_timeout if self.kill_timeout is not None else float("inf")
+        worker.stopping[task.id] = self.clock() + wait
+        self._stopping[task.id] = worker.id
+
+    def _stopped(self, task_id: int, commands: list[Command]) -> None:
+        """A cancelled task's worker answered for it: its core is free."""
+        worker = self.workers.get(self._stopping.pop(task_id, ""))
+        if worker is not None:
+            worker.stopping.pop(task_id, None)
+            worker.killed.discard(task_id)
+            self._schedule(commands)
+
+    def _reap(self, commands: list[Command]) -> None:
+        """Kill the processes of cancelled tasks past their kill timeout; stop waiting for
+        those killed ``KILL_GRACE`` ago whose worker never answered."""
+        now = self.clock()
+        for worker in self.workers.values():
+            late = sorted(t for t, at in worker.stopping.items() if at <= now)
+            to_kill = tuple(t for t in late if t not in worker.killed)
+            for task_id in late:
+                if task_id in worker.killed:  # given up: count the core free again
+                    del worker.stopping[task_id]
+                    worker.killed.discard(task_id)
+                    self._stopping.pop(task_id, None)
+                else:
+                    worker.killed.add(task_id)
+                    worker.stopping[task_id] = now + KILL_GRACE
+            if to_kill:
+                commands.append(Kill(worker.id, to_kill))
+
     def _needs(self, run: _StageRun, partition: int) -> bool:
         stage = run.stage
         if stage.shuffle_id is not None:
@@ -478,8 +545,7 @@ class SchedulerState:
         for other in sorted(run.running.pop(task.partition, ())):
             other_task = self.tasks.pop(other, None)
             if other_task is not None:
-                self.workers.get(other_task.worker_id, _Worker("", "", 0)).running.discard(other)
-                commands.append(Cancel(other, other_task.worker_id))
+                self._cancel(other_task, commands)
         if stage.shuffle_id is not None:
             self.map_outputs[stage.shuffle_id][task.partition] = map_output
             self.map_epoch += 1
@@ -570,10 +636,7 @@ class SchedulerState:
                 for task_id in sorted(task_ids):
                     task = self.tasks.pop(task_id, None)
                     if task is not None:
-                        worker = self.workers.get(task.worker_id)
-                        if worker is not None:
-                            worker.running.discard(task_id)
-                        commands.append(Cancel(task_id, task.worker_id))
+                        self._cancel(task, commands)
             del self.stages[stage_id]
             released.append(stage_id)
         del job
@@ -666,6 +729,10 @@ class SchedulerState:
         queue.extendleft(reversed(skipped))
         if self.speculation and self.tasks:
             self._wake(self.clock() + SPECULATION_INTERVAL)
+        for worker_id in set(self._stopping.values()):  # few: cancelled, not yet stopped
+            deadline = min(self.workers[worker_id].stopping.values())
+            if deadline != float("inf"):
+                self._wake(deadline)
 
     def _start_task(
         self,

@@ -1,21 +1,26 @@
-"""The worker process: registers with the master, takes tasks from drivers, serves results.
+"""The executor: the worker's process that runs user code, keeps cached blocks, serves results.
 
-Drivers connect to ``/v1/driver?app=<id>`` with a WebSocket and send
-``launch``/``cancel``/``unpersist``/``forget_stages`` messages (see
-``aiospark.protocol.envelope``); the worker answers each launch with a
+``aiospark worker`` starts a supervisor (``aiospark.worker.supervisor``), which
+talks to the master and starts this process, restarting it when it dies or
+must be killed.  Drivers connect to ``/v1/driver?app=<id>`` with a WebSocket
+and send ``launch``/``cancel``/``unpersist``/``forget_stages`` messages (see
+``aiospark.protocol.envelope``); the executor answers each launch with a
 ``success`` or ``failure`` message.  Tasks run on a thread pool of ``cores``
-threads; the event loop only moves bytes.
+threads; the event loop only moves bytes.  Which task runs, is refused,
+interrupted or gets this process killed is decided by ``worker.state``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import importlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import time
 import urllib.parse
@@ -32,14 +37,32 @@ from aiospark.files import check_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
-from aiospark.protocol.envelope import EnvelopeError, pack, unpack
+from aiospark.protocol.envelope import EnvelopeError
 from aiospark.protocol.frames import decode_frame, split_frames
-from aiospark.protocol.messages import CachedRDD, Heartbeat, RegisterWorker
+from aiospark.protocol.messages import CachedRDD, Heartbeat
+from aiospark.protocol.tasks import (
+    AddFile,
+    BlocksEvicted,
+    CancelTask,
+    Draining,
+    ForgetStages,
+    LaunchTask,
+    Refused,
+    TaskFailed,
+    TaskMessage,
+    TaskSucceeded,
+    Unpersist,
+    UnpersistBroadcast,
+    decode,
+    encode,
+    task_id_of,
+)
 from aiospark.shuffle import spill
 from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
+from aiospark.worker.control import ControlLink
 from aiospark.worker.executor import (
     StageCache,
     TaskOutcome,
@@ -47,6 +70,17 @@ from aiospark.worker.executor import (
     WorkerTaskContext,
     pickle_exception,
     run_task,
+)
+from aiospark.worker.state import (
+    DEFAULT_KILL_AFTER,
+    DropApp,
+    Instruction,
+    Interrupt,
+    Kill,
+    Refuse,
+    ReportLoad,
+    Start,
+    WorkerState,
 )
 
 log = logging.getLogger("aiospark.worker")
@@ -68,30 +102,34 @@ class DriverSession:
         self.ws = ws
         self.send_lock = asyncio.Lock()
         self.tasks: dict[int, tuple[asyncio.Task, WorkerTaskContext]] = {}
+        #: how long the driver lets a cancelled task run before its process is killed
+        self.kill_after = DEFAULT_KILL_AFTER
 
     async def send(
         self,
-        header: dict[str, Any],
+        message: TaskMessage,
         *blobs: Any,
-        prepare: Callable[[dict[str, Any]], bool] | None = None,
+        prepare: Callable[[TaskMessage], TaskMessage | None] | None = None,
     ) -> None:
-        """Send one envelope.  ``prepare(header)`` runs just before, in sending order
-        (so reports read from shared state reach the driver in the order they were
-        read); when it returns False nothing is sent."""
+        """Send one message.  ``prepare(message)`` runs just before, in sending order (so
+        reports read from shared state reach the driver in the order they were read),
+        and returns the message to send, or None to send nothing."""
         async with self.send_lock:
-            if prepare is not None and not prepare(header):
-                return
+            if prepare is not None:
+                prepared = prepare(message)
+                if prepared is None:
+                    return
+                message = prepared
             if not self.ws.closed:
-                await self.ws.send_bytes(pack(header, *blobs))
+                await self.ws.send_bytes(encode(message, *blobs))
 
 
 class Worker:
-    """A worker's state and its HTTP/WebSocket server."""
+    """An executor's state and its HTTP/WebSocket server."""
 
     def __init__(
         self,
         *,
-        master_url: str,
         secret: str,
         shuffle_url: str | None,
         shuffle_root: str | None,
@@ -103,12 +141,11 @@ class Worker:
         worker_id: str | None = None,
         heartbeat_interval: float = 1.0,
     ) -> None:
-        self.master_url = master_url.rstrip("/")
         self.secret = secret
         #: without a shuffle service, the worker serves its own map outputs
         self.serves_shuffle = shuffle_url is None
         self.shuffle_url = (shuffle_url or "").rstrip("/")
-        if self.serves_shuffle:
+        if self.serves_shuffle and shuffle_root is None:
             shuffle_root = os.path.join(work_dir, "shuffle")
         self.shuffle_root = shuffle_root
         self.work_dir = work_dir
@@ -118,15 +155,20 @@ class Worker:
         self.memory_bytes = memory_bytes or default_budget(cores)
         self.memory = MemoryManager(self.memory_bytes, cores)
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        #: how often the load goes to the supervisor (which heartbeats to the master with it)
         self.heartbeat_interval = heartbeat_interval
-        #: A register or heartbeat request that takes longer is retried (a cut link must not
-        #: leave the worker waiting out TCP's back-off).
-        self._control_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * heartbeat_interval))
         self.url = ""
+        #: which tasks run, and when a cancelled one gets this process killed
+        self.state = WorkerState()
+        #: the channel to the supervisor (None when run on its own, as in tests)
+        self.control: ControlLink | None = None
+        self._kill_timer: asyncio.TimerHandle | None = None
+        #: cancelled tasks that ended since the last load report
+        self._stopped: list[tuple[str, int]] = []
         self.blocks = BlockStore(work_dir, self.memory, on_evict=self._blocks_evicted)
         #: apps whose drivers are about to hear of evicted blocks
         self._eviction_notices: set[str] = set()
-        #: set to send a heartbeat now rather than at the next interval
+        #: set to report the load now rather than at the next interval
         self._beat_now = asyncio.Event()
         self.stages = StageCache()
         self.broadcasts = BroadcastStore(lambda: self._session)
@@ -140,12 +182,9 @@ class Worker:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task] = []
+        #: the supervisor registered this worker with the master (it is ready for tasks)
         self._registered = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._heartbeats: asyncio.Task | None = None
-        self._leaving = False
-        #: leaving the cluster: no new tasks (``worker.drain``)
-        self.draining = False
         #: set whenever a task ends or a result is fetched (the drain waits on it)
         self.changed = asyncio.Event()
 
@@ -173,11 +212,17 @@ class Worker:
             app.add_routes(r for r in service.routes() if r.path != "/v1/health")
         return app
 
+    @property
+    def draining(self) -> bool:
+        """Leaving the cluster: no new tasks (``worker.drain``)."""
+        return self.state.draining
+
     def ready(self) -> bool:
         """Whether the worker takes tasks: registered, and not draining."""
         return self._registered.is_set() and not self.draining
 
-    async def start(self, port: int = 0) -> None:
+    async def start(self, port: int = 0, fd: int | None = None) -> None:
+        """Serve on ``host:port``, or on the listening socket ``fd`` (the supervisor's)."""
         from aiospark.runtime import serve
 
         os.makedirs(self.work_dir, exist_ok=True)
@@ -188,28 +233,24 @@ class Worker:
             connector=aiohttp.TCPConnector(ssl=tls.client_context()),
         )
         self._runner, self.url = await serve(
-            self.make_app(), self.host, port, advertise=self.advertise_host
+            self.make_app(), self.host, port, fd=fd, advertise=self.advertise_host
         )
         self.host = urllib.parse.urlsplit(self.url).hostname or self.host
         if self.serves_shuffle:
             self.shuffle_url = self.url
-        self._heartbeats = asyncio.create_task(self._heartbeat_loop())
-        self._background.append(self._heartbeats)
-
-    async def stop_heartbeats(self) -> None:
-        """Stop registering and heartbeating for good (before leaving the cluster)."""
-        self._leaving = True
-        if self._heartbeats is not None:
-            self._heartbeats.cancel()
-            await asyncio.wait([self._heartbeats])
+        if self.control is not None:
+            self._background.append(asyncio.create_task(self._report_loop()))
+        else:
+            self._registered.set()  # on its own (tests): nobody else to wait for
 
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
         for session in list(self.sessions):
-            for task, tctx in session.tasks.values():
+            for _task, tctx in session.tasks.values():
                 tctx.cancelled = True
-                task.cancel()
             await session.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -218,59 +259,62 @@ class Worker:
         self.pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    # -- master ------------------------------------------------------------------------
+    # -- the supervisor ------------------------------------------------------------------
 
-    async def _register(self) -> None:
-        assert self._session is not None
-        message = RegisterWorker(
-            worker_id=self.worker_id,
-            url=self.url,
-            host=self.host,
-            cores=self.cores,
-            memory_bytes=self.memory_bytes,
-            shuffle_url=self.shuffle_url,
-            pid=os.getpid(),
-        )
-        async with self._session.post(
-            f"{self.master_url}/v1/workers", json=message.to_json(), timeout=self._control_timeout
-        ) as resp:
-            resp.raise_for_status()
-        self._registered.set()
+    def load_message(self) -> dict[str, Any]:
+        """What the supervisor heartbeats with: the load, the tasks running now, and the
+        cancelled tasks that stopped since the last report (no kill is needed for them)."""
+        stopped, self._stopped = self._stopped, []
+        return {"type": "load", "heartbeat": self.heartbeat_message().to_json(),
+                "tasks": self.state.task_ids(), "stopped": stopped}
 
-    async def _heartbeat_loop(self) -> None:
-        assert self._session is not None
-        delay = 0.05
-        while not self._leaving:
-            try:
-                if not self._registered.is_set():
-                    await self._register()
-                    delay = 0.05
-                else:
-                    beat = self.heartbeat_message()
-                    url = f"{self.master_url}/v1/workers/{self.worker_id}/heartbeat"
-                    async with self._session.post(
-                        url, json=beat.to_json(), timeout=self._control_timeout
-                    ) as resp:
-                        if resp.status == 404:  # the master forgot us: register again
-                            self._registered.clear()
-                            continue
-                        resp.raise_for_status()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
-                self._beat_now.clear()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
-                    log.error("the master at %s refused this worker's cluster secret (401)",
-                              self.master_url)
-                log.debug("master unreachable (%s); retrying in %.2fs", exc, delay)
+    async def _report_loop(self) -> None:
+        """Report the load to the supervisor every interval, or at once when asked."""
+        assert self.control is not None
+        while True:
+            self.control.send(self.load_message())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+            self._beat_now.clear()
+
+    def on_control(self, message: dict[str, Any]) -> None:
+        """A message from the supervisor (``registered``)."""
+        if message.get("type") == "registered":
+            if message.get("value"):
+                self._registered.set()
+            else:
                 self._registered.clear()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.heartbeat_interval)
+
+    def _apply(self, instructions: list[Instruction]) -> None:
+        """Carry out what ``self.state`` decided."""
+        for instruction in instructions:
+            if isinstance(instruction, Interrupt):
+                for session in self.sessions:
+                    entry = session.tasks.get(instruction.task_id)
+                    if entry is not None and session.app_id == instruction.app_id:
+                        entry[1].cancelled = True
+            elif isinstance(instruction, DropApp):
+                self._drop_app(instruction.app_id)
+            elif isinstance(instruction, ReportLoad):
+                self._beat_now.set()
+            elif isinstance(instruction, Kill):
+                log.warning("asking to be killed: %s", instruction.reason)
+                if self.control is not None:
+                    self.control.send({"type": "kill", "reason": instruction.reason})
+        self._arm_kill_timer()
+
+    def _arm_kill_timer(self) -> None:
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+            self._kill_timer = None
+        wake = self.state.wake_at
+        if wake is not None and self._loop is not None:
+            self._kill_timer = self._loop.call_at(
+                wake, lambda: self._apply(self.state.tick(self._loop.time()))  # type: ignore[union-attr]
+            )
 
     def running_tasks(self) -> int:
-        return sum(len(s.tasks) for s in self.sessions)
+        return self.state.running
 
     def heartbeat_message(self) -> Heartbeat:
         """Proof of life with the load: tasks, memory against the budget, cached RDDs."""
@@ -366,58 +410,74 @@ class Worker:
         await ws.prepare(request)
         session = DriverSession(app_id, ws)
         self.sessions.add(session)
+        self._apply(self.state.driver_connected(app_id))
         try:
             if self.draining:
-                await session.send({"type": "draining"})
+                await session.send(Draining())
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     await ws.close(code=1003, message=b"binary envelopes only")
                     break
-                header: dict[str, Any] = {}
                 try:
-                    header, blobs = unpack(msg.data)
-                    if self.draining and header.get("type") == "launch":
-                        # Sent before the driver heard we drain: it runs the task elsewhere.
-                        await session.send({"type": "failure", "task_id": header["task_id"],
-                                            "reason": "draining", "traceback": ""})
+                    message, blobs = decode(msg.data)
+                    self._dispatch(session, message, blobs)
+                except (EnvelopeError, ValueError) as exc:
+                    task_id = task_id_of(msg.data)
+                    if task_id is None:
+                        await session.send(Refused(f"bad message: {exc}"))
                         continue
-                    self._dispatch(session, header, blobs)
-                except (EnvelopeError, KeyError, TypeError, ValueError) as exc:
-                    reply: dict[str, Any] = {"type": "error", "error": f"bad message: {exc}"}
-                    if header.get("type") == "launch" and isinstance(header.get("task_id"), int):
-                        # Fail the task rather than leave the driver waiting for it.
-                        error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
-                        reply = {"type": "failure", "task_id": header["task_id"],
-                                 "reason": "error", "traceback": ""}
-                        await session.send(reply, pickle_exception(error))
-                        continue
-                    await session.send(reply)
+                    # Fail the task rather than leave the driver waiting for it.
+                    self.state.ended(app_id, task_id)
+                    error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
+                    await session.send(TaskFailed(task_id), pickle_exception(error))
         finally:
             self.sessions.discard(session)
-            self._driver_gone(session)
+            self._apply(self.state.driver_gone(app_id, self._now(), session.kill_after))
         return ws
 
     # -- driver messages ----------------------------------------------------------------
 
-    def _dispatch(self, session: DriverSession, header: dict, blobs: list) -> None:
-        kind = header["type"]
-        if kind == "launch":
-            self._launch(session, header, blobs)
-        elif kind == "cancel":
-            entry = session.tasks.get(int(header["task_id"]))
-            if entry is not None:
-                entry[1].cancelled = True
-        elif kind == "unpersist":
-            self.blocks.drop_rdd(session.app_id, int(header["rdd_id"]))
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _dispatch(self, session: DriverSession, message: TaskMessage, blobs: list) -> None:
+        app_id = session.app_id
+        if isinstance(message, LaunchTask):
+            instructions = self.state.launch(app_id, message.task_id, self._now())
+            for instruction in instructions:
+                if isinstance(instruction, Start):
+                    try:
+                        self._launch(session, message, blobs)
+                    except BaseException:
+                        self.state.ended(app_id, message.task_id)
+                        raise
+                elif isinstance(instruction, Refuse):
+                    # Sent before the driver heard we drain: it runs the task elsewhere.
+                    refused = TaskFailed(message.task_id, reason=instruction.reason)
+                    self._spawn(session.send(refused))
+        elif isinstance(message, CancelTask):
+            session.kill_after = message.kill_after
+            self._apply(self.state.cancel(app_id, message.task_id, self._now(),
+                                          message.kill_after))
+        elif isinstance(message, Unpersist):
+            self.blocks.drop_rdd(app_id, message.rdd_id)
             self._beat_now.set()  # the master's status shows it soon
-        elif kind == "forget_stages":
-            self.stages.drop(session.app_id, [int(s) for s in header["stage_ids"]])
-        elif kind == "add_file":
-            self._add_file(session.app_id, header["name"], bytes(blobs[0]), bool(header["python"]))
-        elif kind == "unpersist_broadcast":
-            self.broadcasts.drop(session.app_id, int(header["broadcast_id"]))
+        elif isinstance(message, ForgetStages):
+            self.stages.drop(app_id, message.stage_ids)
+        elif isinstance(message, AddFile):
+            if not blobs:
+                raise ValueError("add_file carries no file")
+            self._add_file(app_id, message.name, bytes(blobs[0]), message.python)
+        elif isinstance(message, UnpersistBroadcast):
+            self.broadcasts.drop(app_id, message.broadcast_id)
         else:
-            raise ValueError(f"unknown message type {kind!r}")
+            raise ValueError(f"a driver does not send {message.kind!r}")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.append(task)
+        task.add_done_callback(self._background.remove)
 
     def files_dir(self, app_id: str) -> str:
         return os.path.join(self.work_dir, "files", app_id)
@@ -436,32 +496,35 @@ class Worker:
                 sys.path.insert(0, entry)
             importlib.invalidate_caches()
 
-    def _launch(self, session: DriverSession, header: dict, blobs: list) -> None:
+    def _launch(self, session: DriverSession, launch: LaunchTask, blobs: list) -> None:
         """Start a task.  Blobs: the split, then the stage if included, then inline broadcasts."""
         app_id = session.app_id
-        stage_id = int(header["stage_id"])
+        stage_id = launch.stage_id
+        if len(blobs) != 1 + launch.stage_included + len(launch.broadcast_inline):
+            raise ValueError("the launch's blobs do not match its header")
         rest = iter(blobs[1:])
-        if header.get("stage_included"):
+        if launch.stage_included:
             self.stages.add(app_id, stage_id, bytes(next(rest)))
         elif not self.stages.has(app_id, stage_id):
             raise ValueError(f"stage {stage_id} was never sent")
         broadcast_ids = []
-        for bid in header.get("broadcast_inline", []):
-            self.broadcasts.put(app_id, int(bid), next(rest))
-            broadcast_ids.append(int(bid))
-        for bid, sources in (header.get("broadcast_sources") or {}).items():
-            self.broadcasts.ensure(app_id, int(bid), [str(s) for s in sources])
-            broadcast_ids.append(int(bid))
+        for bid in launch.broadcast_inline:
+            self.broadcasts.put(app_id, bid, next(rest))
+            broadcast_ids.append(bid)
+        for key, sources in launch.broadcast_sources.items():
+            bid = int(key)
+            self.broadcasts.ensure(app_id, bid, sources)
+            broadcast_ids.append(bid)
         spec = TaskSpec(
             app_id=app_id,
-            task_id=int(header["task_id"]),
+            task_id=launch.task_id,
             stage_id=stage_id,
-            partition=int(header["partition"]),
-            attempt=int(header["attempt"]),
+            partition=launch.partition,
+            attempt=launch.attempt,
             split_blob=bytes(blobs[0]),
-            shuffle_inputs=header.get("inputs") or {},
-            broadcasts=broadcast_ids + [int(b) for b in header.get("broadcast_held", [])],
-            remote_blocks=header.get("blocks") or {},
+            shuffle_inputs=launch.inputs,
+            broadcasts=broadcast_ids + launch.broadcast_held,
+            remote_blocks=launch.blocks,
         )
         fetch = functools.partial(self._fetch, app_id)
         assert self._loop is not None
@@ -520,79 +583,69 @@ class Worker:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            outcome: TaskOutcome = await loop.run_in_executor(
+            # Not cancelled with the session: the thread runs on regardless, and the state
+            # must count it (its slot is taken) until it really ends.
+            outcome: TaskOutcome = await asyncio.shield(loop.run_in_executor(
                 self.pool, run_task, spec, self.stages, tctx, self.shuffle_root or self.work_dir
-            )
-        except asyncio.CancelledError:
-            tctx.cancelled = True
-            raise
+            ))
         finally:
             session.tasks.pop(spec.task_id, None)
+            if tctx.cancelled:
+                self._stopped.append((spec.app_id, spec.task_id))
+            self._apply(self.state.ended(spec.app_id, spec.task_id))
             self.changed.set()
         outcome_name = "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
         self.tasks_ended[outcome_name] += 1
+        seconds = round(time.perf_counter() - started, 6)
         if log.isEnabledFor(logging.INFO):
             log.info("task %s", outcome_name, extra=logs.fields(
                 app_id=session.app_id, stage_id=spec.stage_id, task_id=spec.task_id,
-                partition=spec.partition, attempt=spec.attempt,
-                seconds=round(time.perf_counter() - started, 6)))
-        header: dict[str, Any] = {
-            "task_id": spec.task_id,
-            "seconds": round(time.perf_counter() - started, 6),
-        }
-        if tctx.blocks_missing:
-            header["blocks_missing"] = tctx.blocks_missing
+                partition=spec.partition, attempt=spec.attempt, seconds=seconds))
         # Blocks this task cached (still held) and blocks evicted since the last report.
         report = functools.partial(self._block_report, session.app_id, tctx.cached)
-        blobs: list[bytes] = []
+        missing = [list(entry) for entry in tctx.blocks_missing]
         if outcome.ok:
-            header["type"] = "success"
-            if outcome.map_sizes is not None:
-                header["map_sizes"] = outcome.map_sizes
-            else:
+            blobs: list[bytes] = []
+            result_url = None
+            if outcome.map_sizes is None:
                 result = outcome.result or b""
                 if len(result) > INLINE_RESULT_LIMIT:
                     self.results[(session.app_id, spec.task_id)] = result
-                    url = f"{self.url}/v1/results/{session.app_id}/{spec.task_id}"
-                    header["result_url"] = url
+                    result_url = f"{self.url}/v1/results/{session.app_id}/{spec.task_id}"
                 else:
                     blobs.append(result)
+            acc_blob = None
             if outcome.accumulators is not None:
-                header["acc_blob"] = len(blobs)
+                acc_blob = len(blobs)
                 blobs.append(outcome.accumulators)
-            await session.send(header, *blobs, prepare=report)
+            success = TaskSucceeded(spec.task_id, seconds, blocks_missing=missing,
+                                    map_sizes=outcome.map_sizes, result_url=result_url,
+                                    acc_blob=acc_blob)
+            await session.send(success, *blobs, prepare=report)
             return
-        header["type"] = "failure"
-        header["traceback"] = outcome.traceback
         failed = [b for b in spec.broadcasts if self.broadcasts.failed(session.app_id, b)]
-        if failed:  # forget them, so a retry fetches them again
-            header["broadcast_failed"] = failed
-            for bid in failed:
-                self.broadcasts.drop(session.app_id, bid)
+        for bid in failed:  # forget them, so a retry fetches them again
+            self.broadcasts.drop(session.app_id, bid)
+        failure = TaskFailed(spec.task_id, seconds, blocks_missing=missing,
+                             traceback=outcome.traceback, broadcast_failed=failed)
         if outcome.cancelled:
-            header["reason"] = "cancelled"
-            await session.send(header, prepare=report)
+            await session.send(dataclasses.replace(failure, reason="cancelled"), prepare=report)
         elif outcome.fetch_failed is not None:
-            failure = outcome.fetch_failed
-            header["reason"] = "fetch_failed"
-            header["fetch"] = {
-                "shuffle_id": failure.shuffle_id,
-                "map_ids": failure.map_ids,
-                "url": failure.url,
-                "message": failure.reason,
-            }
-            await session.send(header, prepare=report)
+            lost = outcome.fetch_failed
+            fetch = {"shuffle_id": lost.shuffle_id, "map_ids": lost.map_ids, "url": lost.url,
+                     "message": lost.reason}
+            failure = dataclasses.replace(failure, reason="fetch_failed", fetch=fetch)
+            await session.send(failure, prepare=report)
         else:
-            header["reason"] = "error"
-            await session.send(header, outcome.error or b"", prepare=report)
+            await session.send(failure, outcome.error or b"", prepare=report)
 
-    def _block_report(self, app_id: str, cached: list[tuple[int, int]], header: dict) -> bool:
+    def _block_report(
+        self, app_id: str, cached: list[tuple[int, int]], outcome: TaskMessage
+    ) -> TaskMessage:
         """Add to an outcome the blocks the task cached that are still here, and evictions."""
         held, evicted = self.blocks.report(app_id, cached)
-        header["cached"] = held
-        if evicted:
-            header["evicted"] = evicted
-        return True
+        return dataclasses.replace(outcome, cached=[list(k) for k in held],  # type: ignore[type-var]
+                                   evicted=[list(k) for k in evicted])
 
     def _blocks_evicted(self, app_id: str) -> None:
         """From any thread: blocks of ``app_id`` were evicted; tell its driver soon."""
@@ -611,20 +664,16 @@ class Worker:
         """A ``blocks`` message with what was evicted, unless a task outcome said it first."""
         self._eviction_notices.discard(app_id)
 
-        def add_evicted(header: dict) -> bool:
-            header["evicted"] = self.blocks.take_evicted(app_id)
-            return bool(header["evicted"])
+        def add_evicted(message: TaskMessage) -> TaskMessage | None:
+            evicted = self.blocks.take_evicted(app_id)
+            return BlocksEvicted([list(k) for k in evicted]) if evicted else None
 
         for session in [s for s in self.sessions if s.app_id == app_id]:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await session.send({"type": "blocks"}, prepare=add_evicted)
+                await session.send(BlocksEvicted(), prepare=add_evicted)
 
-    def _driver_gone(self, session: DriverSession) -> None:
-        """A driver disconnected: stop its tasks, drop what it cached."""
-        for task, tctx in list(session.tasks.values()):
-            tctx.cancelled = True
-            task.cancel()
-        app_id = session.app_id
+    def _drop_app(self, app_id: str) -> None:
+        """No driver of ``app_id`` is connected any more: drop what it cached and shipped."""
         if not any(s.app_id == app_id for s in self.sessions):
             self.stages.drop(app_id)
             self.blocks.drop_app(app_id)
@@ -639,40 +688,24 @@ class Worker:
                 del self.results[key]
 
 
-async def run_worker(args: Any) -> None:
-    """Entry point of ``aiospark worker``: serve until a stop signal, then drain
-    (``worker.drain``) unless ``args.drain_timeout`` is 0 or the parent died."""
-    from aiospark.runtime import wait_for_stop
+async def run_executor(config: dict[str, Any], listen_fd: int, control_fd: int) -> None:
+    """The executor process's main: serve on the supervisor's socket until the supervisor
+    closes the control channel (it stops or died) or says to drain and stop."""
     from aiospark.worker.drain import drain
 
-    worker = Worker(
-        master_url=args.master,
-        secret=args.secret,
-        shuffle_url=args.shuffle_url,
-        shuffle_root=args.shuffle_dir,
-        work_dir=args.work_dir,
-        host=args.host,
-        advertise_host=args.advertise_host,
-        cores=args.cores,
-        memory_bytes=args.memory,
-        worker_id=args.worker_id,
-        heartbeat_interval=args.heartbeat_interval,
-    )
+    worker = Worker(secret=os.environ.get("AIOSPARK_SECRET", ""), **config)
     logs.bind(worker_id=worker.worker_id)
-    await worker.start(args.port)
-    log.info("worker %s serving at %s", worker.worker_id, worker.url,
-             extra=logs.fields(url=worker.url, shuffle_url=worker.shuffle_url))
+    worker.control = await ControlLink.open(socket.socket(fileno=control_fd))
+    await worker.start(fd=listen_fd)
+    worker.control.send({"type": "ready", "url": worker.url, "shuffle_url": worker.shuffle_url,
+                         "pid": os.getpid()})
     try:
-        reason = await wait_for_stop(args.parent_pid)
-        log.info("worker %s stopping: %s", worker.worker_id, reason)
-        timeout = getattr(args, "drain_timeout", 0.0)
-        if timeout > 0 and reason != "parent exited":
-            # A second signal stops at once.
-            draining = asyncio.create_task(drain(worker, timeout))
-            stop = asyncio.create_task(wait_for_stop())
-            await asyncio.wait([draining, stop], return_when=asyncio.FIRST_COMPLETED)
-            for task in (draining, stop):
-                task.cancel()
+        while (message := await worker.control.receive()) is not None:
+            if message.get("type") == "drain":
+                finished = await drain(worker, float(message.get("timeout", 0)))
+                worker.control.send({"type": "drained", "finished": finished})
+            else:
+                worker.on_control(message)
     finally:
         with contextlib.suppress(Exception):
             await worker.stop()

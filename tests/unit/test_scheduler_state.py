@@ -18,7 +18,9 @@ from aiospark.scheduler.state import (
     Cancel,
     Command,
     JobAborted,
+    KILL_GRACE,
     JobFinished,
+    Kill,
     Launch,
     MapOutput,
     PartitionDone,
@@ -69,6 +71,8 @@ class Sim:
         self.cores: dict[str, int] = {}
         #: task id -> its Launch, for tasks launched and not yet finished or cancelled
         self.running: dict[int, Launch] = {}
+        #: cancelled tasks whose worker has not answered yet: they still take a core
+        self.stopping: dict[int, Launch] = {}
         self.log: list[Command] = []
 
     # -- bookkeeping ------------------------------------------------------------------
@@ -82,12 +86,14 @@ class Sim:
             elif isinstance(command, Cancel):
                 launch = self.running.pop(command.task_id)
                 assert launch.worker_id == command.worker_id
+                self.stopping[command.task_id] = launch
         return commands
 
     def _check_launch(self, launch: Launch) -> None:
         assert launch.task_id not in self.running, "task id reused"
         assert launch.worker_id in self.state.workers, "launched on an unknown worker"
-        busy = sum(1 for t in self.running.values() if t.worker_id == launch.worker_id)
+        busy = sum(1 for t in [*self.running.values(), *self.stopping.values()]
+                   if t.worker_id == launch.worker_id)
         assert busy < self.cores[launch.worker_id], "more tasks than cores"
         for parent in launch.stage.parents:
             outputs = self.state.map_outputs.get(parent.shuffle_id, [])
@@ -96,6 +102,7 @@ class Sim:
             )
 
     def _pop(self, task_id: int) -> Launch | None:
+        self.stopping.pop(task_id, None)
         return self.running.pop(task_id, None)
 
     # -- events -----------------------------------------------------------------------
@@ -106,8 +113,9 @@ class Sim:
 
     def lose_worker(self, worker_id: str, error="lost"):
         commands = self.apply(self.state.worker_lost(worker_id, error))
-        for task_id in [t for t, launch in self.running.items() if launch.worker_id == worker_id]:
-            del self.running[task_id]
+        for tasks in (self.running, self.stopping):
+            for task_id in [t for t, launch in tasks.items() if launch.worker_id == worker_id]:
+                del tasks[task_id]
         return commands
 
     def submit(self, job_id: int, stage, partitions):
@@ -944,7 +952,7 @@ def test_cancel_job_cancels_its_running_tasks():
     assert sim.state.jobs == {} and sim.state.tasks == {}
     # The cancelled tasks report back; nothing else for job 1 happens.
     for c in launched:
-        assert sim.state.task_failed(c.task_id, "cancelled", counts=False) == []
+        assert sim.fail(c.task_id, "cancelled", counts=False) == []
     # Its slots are free for the next job, and its queued partitions never run.
     assert len(sim.submit(2, make_stage(2, 2), [0, 1])) == 2
     sim.run()
@@ -1159,4 +1167,60 @@ def test_cancelling_a_job_hands_its_cores_to_the_jobs_queued_behind_it():
     assert sim.submit(2, make_stage(2, 2), [0, 1]) == []  # every core is busy with job 1
     out = sim.cancel(1)
     assert len(of_type(out, Cancel)) == 2
-    assert sorted(c.partition for c in of_type(out, Launch) if c.stage.id == 2) == [0, 1]
+    assert of_type(out, Launch) == []  # the cancelled tasks still run until their workers say
+    launched = []
+    for cancel in of_type(out, Cancel):
+        launched += of_type(sim.fail(cancel.task_id, "cancelled", counts=False), Launch)
+    assert sorted(c.partition for c in launched if c.stage.id == 2) == [0, 1]
+
+
+def test_a_cancelled_task_that_runs_on_gets_its_process_killed_after_the_kill_timeout():
+    clock = FakeClock()
+    sim = Sim(clock=clock, kill_timeout=2.0)
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    sim.submit(2, make_stage(2, 1), [0])
+    (cancel,) = of_type(sim.cancel(1), Cancel)
+    assert sim.state.wake_at == clock.now + 2.0
+    clock.now += 1.9
+    assert of_type(sim.apply(sim.state.tick()), Kill) == []
+    clock.now += 0.2
+    out = sim.apply(sim.state.tick())
+    assert of_type(out, Kill) == [Kill("w1", (cancel.task_id,))]
+    assert of_type(out, Launch) == []  # the core is taken until the worker is gone
+    out = sim.lose_worker("w1")  # the killed process's connection closes
+    assert sim.state.workers == {}
+    out = sim.add_worker("w1")  # its supervisor started a fresh executor
+    assert [c.stage.id for c in of_type(out, Launch)] == [2]
+
+
+def test_a_kill_nobody_answers_frees_the_core_after_the_grace_period():
+    clock = FakeClock()
+    sim = Sim(clock=clock, kill_timeout=1.0)
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    sim.submit(2, make_stage(2, 1), [0])
+    sim.cancel(1)
+    clock.now += 1.0
+    assert kinds(sim.apply(sim.state.tick())) == ["Kill"]
+    clock.now += KILL_GRACE - 0.1
+    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    clock.now += 0.2
+    sim.stopping.clear()  # the simulated worker gave up on it too
+    out = sim.apply(sim.state.tick())
+    assert [c.stage.id for c in of_type(out, Launch)] == [2]
+    assert of_type(out, Kill) == []  # asked once
+
+
+def test_without_a_kill_timeout_a_cancelled_task_keeps_its_core_and_nothing_is_killed():
+    clock = FakeClock()
+    sim = Sim(clock=clock, kill_timeout=None)
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    (cancel,) = of_type(sim.cancel(1), Cancel)
+    assert sim.state.wake_at is None
+    clock.now += 3600
+    assert sim.apply(sim.state.tick()) == []
+    sim.submit(2, make_stage(2, 1), [0])
+    out = sim.fail(cancel.task_id, "cancelled", counts=False)
+    assert [c.stage.id for c in of_type(out, Launch)] == [2]

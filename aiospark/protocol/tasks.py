@@ -1,0 +1,227 @@
+"""The messages between a driver and a worker's executor, typed and validated.
+
+They travel as binary WebSocket envelopes (``protocol.envelope``): the message
+as the JSON header, with a ``"type"`` naming its class, and its pickled
+payloads (split, stage, result, exception, broadcasts) as blobs beside it.
+``decode`` refuses any header that is not exactly one of these shapes, naming
+the bad field, like the control-plane messages of ``protocol.messages``.
+
+>>> data = encode(CancelTask(task_id=3, kill_after=2.0))
+>>> decode(data)
+(CancelTask(task_id=3, kill_after=2.0), [])
+>>> message, blobs = decode(encode(LaunchTask(1, stage_id=2, partition=0, attempt=0), b"split"))
+>>> message.stage_id, [bytes(b) for b in blobs]
+(2, [b'split'])
+>>> decode(pack({"type": "cancel", "task_id": "3"}))
+Traceback (most recent call last):
+...
+aiospark.protocol.envelope.EnvelopeError: CancelTask.task_id: expected int, got str
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from aiospark.protocol.envelope import EnvelopeError, pack, unpack
+from aiospark.protocol.messages import Message, MessageError
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskMessage(Message):
+    """Base of the driver <-> executor messages; ``kind`` is the envelope's ``"type"``."""
+
+    kind: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        # Fields are plain JSON values: a shallow copy (``asdict`` deep-copies, per task).
+        return dict(self.__dict__)
+
+
+# -- driver -> executor ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchTask(TaskMessage):
+    """Run attempt ``attempt`` of a stage's task for ``partition``.
+
+    Blobs: the pickled split; then the pickled stage when ``stage_included``
+    (the first task of a stage this executor sees); then one blob per id in
+    ``broadcast_inline``.
+    """
+
+    kind: ClassVar[str] = "launch"
+    task_id: int
+    stage_id: int
+    partition: int
+    attempt: int
+    #: shuffle id -> [[shuffle service URL, [map ids]], ...] for the shuffles the task reads
+    inputs: dict[str, list] = dataclasses.field(default_factory=dict)
+    stage_included: bool = False
+    broadcast_inline: list[int] = dataclasses.field(default_factory=list)
+    #: broadcast id -> URLs of workers holding (or fetching) it
+    broadcast_sources: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: broadcasts this executor already holds
+    broadcast_held: list[int] = dataclasses.field(default_factory=list)
+    #: "rdd:split" -> URLs of workers holding that cached block (when this one does not)
+    blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelTask(TaskMessage):
+    """Stop a task; if it still runs ``kill_after`` seconds later (say, inside one long
+    C call), its process is killed and restarted (never, when negative)."""
+
+    kind: ClassVar[str] = "cancel"
+    task_id: int
+    kill_after: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Unpersist(TaskMessage):
+    """Drop every cached block of an RDD."""
+
+    kind: ClassVar[str] = "unpersist"
+    rdd_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ForgetStages(TaskMessage):
+    """No job needs these stages any more."""
+
+    kind: ClassVar[str] = "forget_stages"
+    stage_ids: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class AddFile(TaskMessage):
+    """Keep a file (the blob) for the application's tasks; ``python``: importable."""
+
+    kind: ClassVar[str] = "add_file"
+    name: str
+    python: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class UnpersistBroadcast(TaskMessage):
+    """Drop a broadcast value."""
+
+    kind: ClassVar[str] = "unpersist_broadcast"
+    broadcast_id: int
+
+
+# -- executor -> driver ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEnded(TaskMessage):
+    """What every task outcome says besides success or failure."""
+
+    task_id: int
+    seconds: float = 0.0
+    #: blocks the task cached that this executor still holds: [[rdd_id, split], ...]
+    cached: list[list[int]] = dataclasses.field(default_factory=list)
+    #: blocks evicted since the last report
+    evicted: list[list[int]] = dataclasses.field(default_factory=list)
+    #: [[rdd_id, split, url], ...] of blocks a holder said it no longer has
+    blocks_missing: list[list] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSucceeded(TaskEnded):
+    """A task finished.  A map task gives ``map_sizes``; a result task its pickled result
+    as blob 0, or ``result_url`` to fetch a large one from.  ``acc_blob`` is the index
+    of the blob holding its accumulator updates."""
+
+    kind: ClassVar[str] = "success"
+    map_sizes: list[int] | None = None
+    result_url: str | None = None
+    acc_blob: int | None = None
+
+
+#: Why a task failed: the user's code raised (blob 0 is the pickled exception), it was
+#: cancelled, it could not read a map output, or a draining executor refused it.
+FAILURE_REASONS = ("error", "cancelled", "fetch_failed", "draining")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFailed(TaskEnded):
+    """A task did not finish; ``reason`` is one of ``FAILURE_REASONS``."""
+
+    kind: ClassVar[str] = "failure"
+    reason: str = "error"
+    traceback: str = ""
+    #: with ``fetch_failed``: shuffle_id, map_ids, url, message
+    fetch: dict[str, Any] | None = None
+    #: broadcasts this executor could not fetch (and forgot)
+    broadcast_failed: list[int] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.reason not in FAILURE_REASONS:
+            raise MessageError(f"TaskFailed.reason: expected one of {FAILURE_REASONS}, "
+                               f"got {self.reason!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlocksEvicted(TaskMessage):
+    """Cached blocks this executor dropped (to make room)."""
+
+    kind: ClassVar[str] = "blocks"
+    evicted: list[list[int]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Draining(TaskMessage):
+    """The worker is leaving the cluster: send it no more tasks."""
+
+    kind: ClassVar[str] = "draining"
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused(TaskMessage):
+    """A message the executor could not use (not about one task)."""
+
+    kind: ClassVar[str] = "error"
+    error: str
+
+
+MESSAGES: dict[str, type[TaskMessage]] = {
+    cls.kind: cls
+    for cls in (LaunchTask, CancelTask, Unpersist, ForgetStages, AddFile, UnpersistBroadcast,
+                TaskSucceeded, TaskFailed, BlocksEvicted, Draining, Refused)
+}
+
+
+def encode(message: TaskMessage, *blobs: bytes | bytearray | memoryview) -> bytes:
+    """One envelope carrying ``message`` and its blobs."""
+    return pack({"type": message.kind, **message.to_json()}, *blobs)
+
+
+def decode(data: bytes | bytearray) -> tuple[TaskMessage, list[memoryview]]:
+    """The message and blobs of an envelope; ``EnvelopeError`` names what is wrong."""
+    header, blobs = unpack(data)
+    kind = header.pop("type")
+    header.pop("blobs", None)
+    cls = MESSAGES.get(kind)
+    if cls is None:
+        raise EnvelopeError(f"unknown message type {kind!r}")
+    try:
+        return cls.from_json(header), blobs
+    except (MessageError, TypeError) as exc:
+        raise EnvelopeError(str(exc)) from None
+
+
+def task_id_of(data: bytes | bytearray) -> int | None:
+    """The ``task_id`` of a launch that failed to decode, to answer it (None if unknown).
+
+    >>> task_id_of(pack({"type": "launch", "task_id": 4, "partition": "x"}))
+    4
+    """
+    try:
+        header, _ = unpack(data)
+    except EnvelopeError:
+        return None
+    task_id = header.get("task_id")
+    if header.get("type") == "launch" and type(task_id) is int:
+        return task_id
+    return None

@@ -1,0 +1,437 @@
+"""The worker's supervisor: the process ``aiospark worker`` runs, which user code cannot starve.
+
+User code runs in a child process, the executor (``worker.app``).  User code
+may hold the GIL for minutes in one C call, sleep forever, or ignore
+cancellation: none of that can stop this process, which does no data work at
+all.  It
+
+- holds the executor's listening socket, so the worker's URL outlives any
+  one executor;
+- registers the worker with the master and heartbeats, with the load the
+  executor last reported: a task inside one long C call never makes its worker
+  "lost", and the status page shows it running;
+- kills the executor when a driver asks (``POST /v1/kill`` on the control
+  URL, for a cancelled task that did not stop in time) or the executor asks
+  itself (its driver went away and a cancelled task runs on), and starts a
+  fresh one, which registers again with its new pid: drivers then reconnect
+  and recompute what the old one cached from lineage (Spark's task reaper,
+  PySpark's executor JVM beside its Python workers);
+- restarts an executor that crashed (at most ``MAX_CRASHES`` in
+  ``CRASH_WINDOW`` seconds, then it gives up and exits);
+- on SIGTERM has the executor drain, then deregisters (``worker.drain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from aiospark import faults
+from aiospark.memory import default_budget
+from aiospark.protocol import tls
+from aiospark.protocol.auth import auth_headers, auth_middleware
+from aiospark.protocol.messages import Heartbeat, KillTasks, RegisterWorker, read_message
+from aiospark.runtime import listening_socket, serve, wait_for_stop
+from aiospark.worker.control import ControlLink
+
+log = logging.getLogger("aiospark.worker")
+
+#: An executor that crashes more than MAX_CRASHES times in CRASH_WINDOW seconds is not
+#: started again: the supervisor exits (kills on request do not count).
+MAX_CRASHES = 5
+CRASH_WINDOW = 60.0
+#: Deregistering from an unreachable master gives up after this many seconds.
+DEREGISTER_TIMEOUT = 3.0
+#: An executor asked to stop (its channel closed) is killed after this many seconds.
+STOP_GRACE = 3.0
+
+
+class CrashCounter:
+    """Whether an executor that exited unasked may be started again.
+
+    >>> crashes = CrashCounter(limit=2, window=60.0)
+    >>> crashes.may_restart(now=0.0), crashes.may_restart(now=1.0), crashes.may_restart(now=2.0)
+    (True, True, False)
+    >>> crashes.may_restart(now=100.0)  # the old ones are forgotten
+    True
+    """
+
+    def __init__(self, limit: int = MAX_CRASHES, window: float = CRASH_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._times: list[float] = []
+
+    def may_restart(self, now: float) -> bool:
+        """Count one crash at ``now``; False when there were too many lately."""
+        self._times = [t for t in self._times if now - t < self.window] + [now]
+        return len(self._times) <= self.limit
+
+
+class Executor:
+    """One running executor process, as the supervisor sees it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, link: ControlLink, work_dir: str) -> None:
+        self.proc = proc
+        self.link = link
+        #: its own scratch directory, removed when it is gone
+        self.work_dir = work_dir
+        self.pid = proc.pid
+        self.url = ""
+        self.shuffle_url = ""
+        self.ready = asyncio.Event()
+        #: the load it last reported (``Heartbeat`` fields) and its running tasks
+        self.heartbeat: dict[str, Any] = {}
+        self.tasks: set[tuple[str, int]] = set()
+        #: cancelled tasks it said stopped (a kill asked for them comes too late)
+        self.stopped: set[tuple[str, int]] = set()
+        #: why the supervisor killed it (None: it was not killed)
+        self.killed: str | None = None
+        self.drained: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+
+class Supervisor:
+    """Registers the worker, heartbeats, and keeps one executor running."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.master_url = settings.master.rstrip("/")
+        self.secret = settings.secret
+        self.worker_id = settings.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.cores = settings.cores
+        self.memory_bytes = settings.memory or default_budget(settings.cores)
+        self.work_dir = settings.work_dir
+        self.heartbeat_interval = settings.heartbeat_interval
+        #: A register or heartbeat request that takes longer is retried (a cut link must not
+        #: leave the worker waiting out TCP's back-off).
+        self._request_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * self.heartbeat_interval))
+        self.listener = listening_socket(settings.host, settings.port)
+        self.control_url = ""
+        self.executor: Executor | None = None
+        self.crashes = CrashCounter()
+        #: executors started, and killed on request (for ``/v1/health`` and tests)
+        self.started = 0
+        self.kills = 0
+        self._registered_pid = 0
+        self._leaving = False
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._beat_now = asyncio.Event()
+        #: set when the executor cannot be kept running: the supervisor exits
+        self.failed = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        os.makedirs(self.work_dir, exist_ok=True)
+        await self._start_executor()  # first: its start-up is the slow part
+        self._session = aiohttp.ClientSession(
+            headers=auth_headers(self.secret),
+            connector=aiohttp.TCPConnector(ssl=tls.client_context()),
+        )
+        self._runner, self.control_url = await serve(
+            self.make_app(), self.settings.host, 0, advertise=self.settings.advertise_host
+        )
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
+
+    def make_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[auth_middleware(self.secret), faults.middleware()],
+            client_max_size=1 << 20,
+        )
+        app.add_routes([web.get("/v1/health", self.health), web.post("/v1/kill", self.kill)])
+        return app
+
+    async def stop(self) -> None:
+        """Stop heartbeating, stop the executor, remove the work directory."""
+        await self.stop_heartbeats()
+        for task in self._tasks:
+            task.cancel()
+        executor = self.executor
+        self.executor = None
+        if executor is not None:
+            await self._stop_executor(executor)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        self.listener.close()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    async def stop_heartbeats(self) -> None:
+        """Stop registering and heartbeating for good (before leaving the cluster)."""
+        self._leaving = True
+        if self._tasks:
+            self._tasks[0].cancel()
+            await asyncio.wait(self._tasks[:1])
+
+    # -- the executor ----------------------------------------------------------------
+
+    def _executor_config(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "shuffle_url": s.shuffle_url,
+            # Map outputs it serves itself outlive each executor (in the worker's directory).
+            "shuffle_root": s.shuffle_dir or os.path.join(self.work_dir, "shuffle"),
+            "work_dir": os.path.join(self.work_dir, f"executor-{self.started}"),
+            "host": s.host,
+            "advertise_host": s.advertise_host,
+            "cores": self.cores,
+            "memory_bytes": self.memory_bytes,
+            "worker_id": self.worker_id,
+            "heartbeat_interval": self.heartbeat_interval,
+        }
+
+    async def _start_executor(self) -> Executor:
+        ours, theirs = socket.socketpair()
+        listen_fd = self.listener.fileno()
+        settings = self._executor_config()
+        config = json.dumps(settings)
+        logging_args = [self.settings.log_level, self.settings.log_format]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "aiospark.worker", config, str(listen_fd),
+                str(theirs.fileno()), *logging_args,
+                pass_fds=(listen_fd, theirs.fileno()),
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C in the terminal is for the supervisor
+                env={**os.environ, "AIOSPARK_SECRET": self.secret},
+            )
+        finally:
+            theirs.close()
+        self.started += 1
+        executor = Executor(proc, await ControlLink.open(ours), settings["work_dir"])
+        self.executor = executor
+        self._tasks.append(asyncio.create_task(self._watch(executor)))
+        return executor
+
+    async def _watch(self, executor: Executor) -> None:
+        """Follow one executor's reports until it exits; then start another if it should."""
+        while (message := await executor.link.receive()) is not None:
+            self._on_report(executor, message)
+        code = await executor.proc.wait()
+        executor.link.close()
+        if not executor.drained.done():
+            executor.drained.set_result(False)
+        shutil.rmtree(executor.work_dir, ignore_errors=True)
+        if self.executor is not executor or self._leaving:
+            return
+        self.executor = None
+        self._beat_now.set()  # the master sees no running tasks here now
+        if executor.killed is None:
+            log.warning("executor %d exited with code %s", executor.pid, code)
+            if not self.crashes.may_restart(time.monotonic()):
+                log.error("executor crashed %d times within %.0f s; giving up",
+                          self.crashes.limit + 1, self.crashes.window)
+                self.failed.set()
+                return
+        await self._start_executor()
+
+    def _on_report(self, executor: Executor, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "ready":
+            executor.url = str(message["url"])
+            executor.shuffle_url = str(message["shuffle_url"])
+            executor.ready.set()
+            self._beat_now.set()  # register it now
+        elif kind == "load":
+            executor.heartbeat = message["heartbeat"]
+            executor.tasks = {(str(a), int(t)) for a, t in message["tasks"]}
+            if len(executor.stopped) > 100_000:
+                executor.stopped.clear()
+            executor.stopped.update((str(a), int(t)) for a, t in message.get("stopped", []))
+        elif kind == "kill":
+            self._kill(executor, str(message.get("reason", "it asked to be killed")))
+        elif kind == "drained" and not executor.drained.done():
+            executor.drained.set_result(bool(message.get("finished")))
+
+    def _kill(self, executor: Executor, reason: str) -> None:
+        if executor.killed is not None or executor.proc.returncode is not None:
+            return
+        log.warning("killing executor %d: %s", executor.pid, reason)
+        executor.killed = reason
+        self.kills += 1
+        with contextlib.suppress(ProcessLookupError):
+            executor.proc.kill()
+
+    async def _stop_executor(self, executor: Executor) -> None:
+        executor.link.close()  # it stops when its channel closes
+        try:
+            await asyncio.wait_for(executor.proc.wait(), STOP_GRACE)
+        except TimeoutError:  # a task thread that holds on
+            self._kill(executor, "it did not stop in time")
+            await executor.proc.wait()
+
+    async def drain(self, timeout: float) -> bool:
+        """Have the executor drain (at most ``timeout`` s), then deregister."""
+        executor = self.executor
+        finished = True
+        if executor is not None:
+            executor.link.send({"type": "drain", "timeout": timeout})
+            try:
+                finished = await asyncio.wait_for(asyncio.shield(executor.drained),
+                                                  timeout + STOP_GRACE)
+            except TimeoutError:
+                finished = False
+        left = await self.deregister()
+        log.info("drained: %s", "left the cluster" if left else "the master did not answer")
+        return finished
+
+    async def deregister(self) -> bool:
+        """Leave the master's membership now (heartbeats stop first); True when it answered."""
+        await self.stop_heartbeats()
+        if self._session is None:
+            return False
+        url = f"{self.master_url}/v1/workers/{self.worker_id}"
+        try:
+            async with self._session.delete(
+                url, timeout=aiohttp.ClientTimeout(total=DEREGISTER_TIMEOUT)
+            ) as resp:
+                return resp.status < 300 or resp.status == 404
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("could not deregister from the master: %s", exc or type(exc).__name__)
+            return False
+
+    # -- the master ------------------------------------------------------------------
+
+    def heartbeat_message(self) -> Heartbeat:
+        """Proof of life, with the load the executor last reported (none while it restarts)."""
+        executor = self.executor
+        fields = dict(executor.heartbeat) if executor is not None else {}
+        fields.update(worker_id=self.worker_id)
+        fields.setdefault("running_tasks", 0)
+        fields.setdefault("memory_used", 0)
+        if executor is None:
+            fields["running_tasks"] = 0
+        return Heartbeat.from_json(fields)
+
+    async def _register(self, executor: Executor) -> None:
+        assert self._session is not None
+        message = RegisterWorker(
+            worker_id=self.worker_id,
+            url=executor.url,
+            host=self.settings.advertise_host or self.settings.host,
+            cores=self.cores,
+            memory_bytes=self.memory_bytes,
+            shuffle_url=executor.shuffle_url,
+            pid=executor.pid,
+            control_url=self.control_url,
+        )
+        async with self._session.post(
+            f"{self.master_url}/v1/workers", json=message.to_json(), timeout=self._request_timeout
+        ) as resp:
+            resp.raise_for_status()
+        self._registered_pid = executor.pid
+        executor.link.send({"type": "registered", "value": True})
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._session is not None
+        delay = 0.05
+        while not self._leaving:
+            try:
+                executor = self.executor
+                if executor is not None and executor.ready.is_set() and (
+                    self._registered_pid != executor.pid
+                ):
+                    await self._register(executor)  # a new executor: drivers reconnect
+                    delay = 0.05
+                elif self._registered_pid:
+                    url = f"{self.master_url}/v1/workers/{self.worker_id}/heartbeat"
+                    async with self._session.post(
+                        url, json=self.heartbeat_message().to_json(),
+                        timeout=self._request_timeout,
+                    ) as resp:
+                        if resp.status == 404:  # the master forgot us: register again
+                            self._forget_registration()
+                            continue
+                        resp.raise_for_status()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+                self._beat_now.clear()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
+                    log.error("the master at %s refused this worker's cluster secret (401)",
+                              self.master_url)
+                log.debug("master unreachable (%s); retrying in %.2fs", exc, delay)
+                self._forget_registration()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.heartbeat_interval)
+
+    def _forget_registration(self) -> None:
+        self._registered_pid = 0
+        if self.executor is not None:
+            self.executor.link.send({"type": "registered", "value": False})
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        executor = self.executor
+        return web.json_response({
+            "worker_id": self.worker_id,
+            "executor_pid": executor.pid if executor is not None else None,
+            "executor_url": executor.url if executor is not None else None,
+            "executors_started": self.started,
+            "executors_killed": self.kills,
+            "registered": bool(self._registered_pid),
+        })
+
+    async def kill(self, request: web.Request) -> web.Response:
+        """A driver's cancelled tasks did not stop: kill the executor they run in, unless it
+        is not that one any more or it said they stopped.  (Its list of running tasks may
+        be stale: a task holding the GIL from its first instant is never reported.)"""
+        message = await read_message(request, KillTasks)
+        executor = self.executor
+        if (
+            executor is None
+            or (message.pid and message.pid != executor.pid)
+            or all((message.app_id, t) in executor.stopped for t in message.task_ids)
+        ):
+            return web.json_response({"killed": False})
+        reason = message.reason or f"tasks {message.task_ids} of {message.app_id} ignored " \
+            "their cancellation"
+        self._kill(executor, reason)
+        return web.json_response({"killed": True})
+
+
+async def run_worker(settings: Any) -> None:
+    """Entry point of ``aiospark worker``: supervise an executor until a stop signal, then
+    drain (``worker.drain``) unless ``settings.drain_timeout`` is 0 or the parent died."""
+    supervisor = Supervisor(settings)
+    try:
+        await supervisor.start()
+        log.info("worker %s serving at %s", supervisor.worker_id,
+                 supervisor.executor.url if supervisor.executor else "")
+        stop = asyncio.create_task(wait_for_stop(settings.parent_pid))
+        failed = asyncio.create_task(supervisor.failed.wait())
+        await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)
+        if failed.done():
+            stop.cancel()
+            raise SystemExit(1)
+        reason = stop.result()
+        failed.cancel()
+        log.info("worker %s stopping: %s", supervisor.worker_id, reason)
+        timeout = getattr(settings, "drain_timeout", 0.0)
+        if timeout > 0 and reason != "parent exited":
+            # A second signal stops at once.
+            draining = asyncio.create_task(supervisor.drain(timeout))
+            again = asyncio.create_task(wait_for_stop())
+            await asyncio.wait([draining, again], return_when=asyncio.FIRST_COMPLETED)
+            for task in (draining, again):
+                task.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await supervisor.stop()
