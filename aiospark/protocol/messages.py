@@ -138,12 +138,13 @@ class Message:
         if not fields.issuperset(data):
             unknown = sorted(set(data) - fields)
             raise MessageError(f"{name}: unknown field {unknown[0]!r}")
-        if not required.issubset(data):
-            raise MessageError(f"{name}.{sorted(required - set(data))[0]}: missing")
         try:
             values = {key: checkers[key](value, key) for key, value in data.items()}
         except MessageError as exc:
             raise MessageError(f"{name}.{exc}") from None
+        if not required.issubset(data):
+            missing = [f for f in checkers if f in required and f not in data]
+            raise MessageError(f"{name}.{missing[0]}: missing")
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:

@@ -163,6 +163,8 @@ class Worker:
         #: the channel to the supervisor (None when run on its own, as in tests)
         self.control: ControlLink | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
+        #: shutting down: closing the drivers' sessions is not their going away
+        self._stopping = False
         #: cancelled tasks that ended since the last load report
         self._stopped: list[tuple[str, int]] = []
         self.blocks = BlockStore(work_dir, self.memory, on_evict=self._blocks_evicted)
@@ -244,6 +246,7 @@ class Worker:
             self._registered.set()  # on its own (tests): nobody else to wait for
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._background:
             task.cancel()
         if self._kill_timer is not None:
@@ -680,9 +683,9 @@ class Worker:
             self._beat_now.set()
             self.broadcasts.drop(app_id)
             shutil.rmtree(self.files_dir(app_id), ignore_errors=True)
-            if self.shuffle_root and not self.draining:
-                # The driver is gone (not just our link to it, closed as we drain):
-                # nobody will read its map outputs.
+            if self.shuffle_root and not self.draining and not self._stopping:
+                # The driver is gone (not just our link to it, closed as we drain or
+                # stop): nobody will read its map outputs.
                 shutil.rmtree(os.path.join(self.shuffle_root, app_id), ignore_errors=True)
             for key in [k for k in self.results if k[0] == app_id]:
                 del self.results[key]

@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from aiospark import faults
+from aiospark import faults, logs
 from aiospark.memory import default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
@@ -56,6 +56,8 @@ CRASH_WINDOW = 60.0
 DEREGISTER_TIMEOUT = 3.0
 #: An executor asked to stop (its channel closed) is killed after this many seconds.
 STOP_GRACE = 3.0
+#: The first executor must be serving within this many seconds.
+START_TIMEOUT = 60.0
 
 
 class CrashCounter:
@@ -411,10 +413,22 @@ async def run_worker(settings: Any) -> None:
     """Entry point of ``aiospark worker``: supervise an executor until a stop signal, then
     drain (``worker.drain``) unless ``settings.drain_timeout`` is 0 or the parent died."""
     supervisor = Supervisor(settings)
+    logs.bind(worker_id=supervisor.worker_id)
     try:
         await supervisor.start()
-        log.info("worker %s serving at %s", supervisor.worker_id,
-                 supervisor.executor.url if supervisor.executor else "")
+        executor = supervisor.executor
+        assert executor is not None
+        ready = asyncio.create_task(executor.ready.wait())
+        done, _ = await asyncio.wait([ready, asyncio.ensure_future(executor.proc.wait())],
+                                     timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            log.error("the executor did not start within %.0f s", START_TIMEOUT)
+            raise SystemExit(1)
+        log.info("worker %s serving at %s", supervisor.worker_id, executor.url,
+                 extra=logs.fields(url=executor.url, shuffle_url=executor.shuffle_url,
+                                   control_url=supervisor.control_url,
+                                   executor_pid=executor.pid))
         stop = asyncio.create_task(wait_for_stop(settings.parent_pid))
         failed = asyncio.create_task(supervisor.failed.wait())
         await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)

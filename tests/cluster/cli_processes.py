@@ -20,6 +20,8 @@ from aiospark.logs import parse_logfmt
 
 SECRET = "cli-test-secret"
 SERVING = re.compile(r"serving (?:\S+ )?at (https?://[^\s\"]+)")
+#: a worker's serving line names the process running its tasks (its executor)
+EXECUTOR_PID = re.compile(r"\bexecutor_pid\"?[=:] ?(\d+)")
 
 
 def role_env(**extra: str) -> dict[str, str]:
@@ -35,6 +37,7 @@ class Role:
         self.proc = proc
         self.lines: list[str] = []
         self.url = ""
+        self.executor_pid = 0
         self._serving = asyncio.Event()
         self._pump = asyncio.create_task(self._read())
 
@@ -46,12 +49,19 @@ class Role:
             found = SERVING.search(text)
             if found and not self.url:
                 self.url = found.group(1)
+                executor = EXECUTOR_PID.search(text)
+                self.executor_pid = int(executor.group(1)) if executor else 0
                 self._serving.set()
         self._serving.set()  # exited: stop waiting
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def task_pid(self) -> int:
+        """The process that runs this worker's tasks (its first executor)."""
+        return self.executor_pid or self.proc.pid
 
     async def serving(self, timeout: float = 30.0) -> str:
         """Wait until the process logs the URL it serves at; returns it."""

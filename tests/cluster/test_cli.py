@@ -75,17 +75,19 @@ async def test_workers_and_shuffle_services_join_and_leave_while_jobs_run(tmp_pa
 
             # A worker started while a job runs takes some of its tasks.
             job = asyncio.create_task(keyed_sums(ctx, gates[0]))
-            await wait_until(lambda: started(gates[0], a.pid), 30, "a to start a task")
+            await wait_until(lambda: started(gates[0], a.task_pid), 30, "a to start a task")
             b = await cluster.worker(master.url, shuffle.url, tmp_path, "join-b", env=worker_env)
-            await wait_until(lambda: started(gates[0], b.pid), 30, "the new worker's first task")
+            await wait_until(lambda: started(gates[0], b.task_pid), 30,
+                             "the new worker's first task")
             (gates[0] / "open").touch()
             assert dict(await asyncio.wait_for(job, 60)) == BY_KEY
             assert finished_on(stream.drain(), "join-b")
 
             # A worker killed while a job runs does not break it.
             job = asyncio.create_task(keyed_sums(ctx, gates[1]))
-            await wait_until(lambda: started(gates[1], a.pid) and started(gates[1], b.pid), 30,
-                             "both workers to start a task")
+            await wait_until(
+                lambda: started(gates[1], a.task_pid) and started(gates[1], b.task_pid), 30,
+                "both workers to start a task")
             b.signal(signal.SIGKILL)
             await wait_until(lambda: "join-b" not in links, 20, "the driver to drop b")
             (gates[1] / "open").touch()
@@ -107,8 +109,9 @@ async def test_workers_and_shuffle_services_join_and_leave_while_jobs_run(tmp_pa
             c = await cluster.worker(master.url, shuffle.url, tmp_path, "join-c", env=worker_env)
             await wait_until(lambda: "join-c" in links, 20, "the driver to connect to c")
             job = asyncio.create_task(keyed_sums(ctx, gates[2], partitions=4))
-            await wait_until(lambda: started(gates[2], a.pid) and started(gates[2], c.pid), 30,
-                             "a and c to start a task")
+            await wait_until(
+                lambda: started(gates[2], a.task_pid) and started(gates[2], c.task_pid), 30,
+                "a and c to start a task")
             (gates[2] / "open").touch()
             assert dict(await asyncio.wait_for(job, 60)) == BY_KEY
 
@@ -128,9 +131,9 @@ async def test_sigterm_drains_a_worker_which_finishes_its_tasks_and_exits_0(tmp_
                              "both workers")
             stream = ctx.progress()
             job = asyncio.create_task(keyed_sums(ctx, gate))
-            await wait_until(lambda: started(gate, a.pid) and started(gate, b.pid), 30,
+            await wait_until(lambda: started(gate, a.task_pid) and started(gate, b.task_pid), 30,
                              "both workers to start a task")
-            running_on_a = started(gate, a.pid)
+            running_on_a = started(gate, a.task_pid)
 
             a.signal(signal.SIGTERM)
             state = ctx._scheduler.state
@@ -147,7 +150,7 @@ async def test_sigterm_drains_a_worker_which_finishes_its_tasks_and_exits_0(tmp_
             # a finished the task it was running instead of handing it back, and took
             # no other task after SIGTERM (launches on their way were refused).
             assert running_on_a <= finished_on(events, "drain-a")
-            assert started(gate, a.pid) == running_on_a
+            assert started(gate, a.task_pid) == running_on_a
             failures = [e for e in events if e["event"] == "task_failed"]
             assert all(e["reason"] == "draining" for e in failures), failures
 
@@ -176,9 +179,9 @@ async def test_a_drain_past_its_timeout_hands_tasks_back(tmp_path):
             await wait_until(lambda: len(ctx._scheduler.links) == 2, 20, "both workers")
             stream = ctx.progress()
             job = asyncio.create_task(keyed_sums(ctx, gate, partitions=4))
-            await wait_until(lambda: started(gate, a.pid) and started(gate, b.pid), 30,
+            await wait_until(lambda: started(gate, a.task_pid) and started(gate, b.task_pid), 30,
                              "both workers to start a task")
-            handed_back = started(gate, a.pid)
+            handed_back = started(gate, a.task_pid)
             a.signal(signal.SIGTERM)
             assert await a.wait() == 0  # its task never finished: it was handed back
             (gate / "open").touch()
