@@ -74,7 +74,7 @@ class CancelTask(TaskMessage):
 
     kind: ClassVar[str] = "cancel"
     task_id: int
-    kill_after: float = 2.0
+    kill_after: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -123,7 +123,7 @@ class Scheduler:
         locality_wait: float = 1.0,
         speculation: bool = False,
         app_name: str = "aiospark",
-        kill_timeout: float | None = 2.0,
+        kill_timeout: float | None = 1.0,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name

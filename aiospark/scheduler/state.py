@@ -197,7 +197,7 @@ class SchedulerState:
         speculation_quantile: float = 0.75,
         speculation_multiplier: float = 1.5,
         speculation_min_seconds: float = 0.1,
-        kill_timeout: float | None = 2.0,
+        kill_timeout: float | None = 1.0,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_stage_attempts = max_stage_attempts

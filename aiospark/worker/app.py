@@ -62,7 +62,7 @@ from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
-from aiospark.worker.control import ControlLink
+from aiospark.worker.control import ControlLink, RunningGauge
 from aiospark.worker.executor import (
     StageCache,
     TaskOutcome,
@@ -160,8 +160,10 @@ class Worker:
         self.url = ""
         #: which tasks run, and when a cancelled one gets this process killed
         self.state = WorkerState()
-        #: the channel to the supervisor (None when run on its own, as in tests)
+        #: the channel to the supervisor (None when run on its own, as in tests), and the
+        #: running-task count it reads even while user code holds the GIL
         self.control: ControlLink | None = None
+        self.gauge: RunningGauge | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
         #: shutting down: closing the drivers' sessions is not their going away
         self._stopping = False
@@ -319,6 +321,10 @@ class Worker:
     def running_tasks(self) -> int:
         return self.state.running
 
+    def _count_running(self) -> None:
+        if self.gauge is not None:
+            self.gauge.set(self.state.running)
+
     def heartbeat_message(self) -> Heartbeat:
         """Proof of life with the load: tasks, memory against the budget, cached RDDs."""
         memory = self.memory.snapshot()
@@ -455,6 +461,8 @@ class Worker:
                     except BaseException:
                         self.state.ended(app_id, message.task_id)
                         raise
+                    finally:
+                        self._count_running()
                 elif isinstance(instruction, Refuse):
                     # Sent before the driver heard we drain: it runs the task elsewhere.
                     refused = TaskFailed(message.task_id, reason=instruction.reason)
@@ -596,6 +604,7 @@ class Worker:
             if tctx.cancelled:
                 self._stopped.append((spec.app_id, spec.task_id))
             self._apply(self.state.ended(spec.app_id, spec.task_id))
+            self._count_running()
             self.changed.set()
         outcome_name = "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
         self.tasks_ended[outcome_name] += 1
@@ -696,7 +705,12 @@ async def run_executor(config: dict[str, Any], listen_fd: int, control_fd: int) 
     closes the control channel (it stops or died) or says to drain and stop."""
     from aiospark.worker.drain import drain
 
+    try:
+        gauge = RunningGauge(config.pop("gauge"))
+    except FileNotFoundError:  # the supervisor stopped (and cleaned up) as we started
+        return
     worker = Worker(secret=os.environ.get("AIOSPARK_SECRET", ""), **config)
+    worker.gauge = gauge
     logs.bind(worker_id=worker.worker_id)
     worker.control = await ControlLink.open(socket.socket(fileno=control_fd))
     await worker.start(fd=listen_fd)

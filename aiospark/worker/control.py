@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mmap
 import socket
 from typing import Any
 
@@ -60,3 +61,39 @@ class ControlLink:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class RunningGauge:
+    """How many tasks the executor runs, in a file both processes map into memory.
+
+    The executor writes it on every launch and end (a store, no system call); the
+    supervisor reads it for each heartbeat.  A task holding the GIL from its first
+    instant cannot stop the executor from having written it, so the master's status
+    shows the task running even while the executor cannot say anything.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "running")
+    >>> writer, reader = RunningGauge(path, create=True), RunningGauge(path)
+    >>> writer.set(3); reader.get()
+    3
+    >>> writer.close(); reader.close()
+    """
+
+    _SIZE = 8
+
+    def __init__(self, path: str, create: bool = False) -> None:
+        self.path = path
+        if create:
+            with open(path, "wb") as f:
+                f.write(bytes(self._SIZE))
+        with open(path, "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), self._SIZE)
+
+    def set(self, value: int) -> None:
+        self._map[: self._SIZE] = value.to_bytes(self._SIZE, "little", signed=True)
+
+    def get(self) -> int:
+        return int.from_bytes(self._map[: self._SIZE], "little", signed=True)
+
+    def close(self) -> None:
+        self._map.close()

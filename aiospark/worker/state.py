@@ -33,7 +33,7 @@ import dataclasses
 
 #: Seconds a cancelled task may keep running before its process is killed, unless the
 #: driver says otherwise in its cancel message.
-DEFAULT_KILL_AFTER = 2.0
+DEFAULT_KILL_AFTER = 1.0
 
 # -- instructions --------------------------------------------------------------------
 

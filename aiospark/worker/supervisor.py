@@ -44,7 +44,7 @@ from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.messages import Heartbeat, KillTasks, RegisterWorker, read_message
 from aiospark.runtime import listening_socket, serve, wait_for_stop
-from aiospark.worker.control import ControlLink
+from aiospark.worker.control import ControlLink, RunningGauge
 
 log = logging.getLogger("aiospark.worker")
 
@@ -58,6 +58,21 @@ DEREGISTER_TIMEOUT = 3.0
 STOP_GRACE = 3.0
 #: The first executor must be serving within this many seconds.
 START_TIMEOUT = 60.0
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, a debugger); False where unknown.
+
+    >>> process_stopped(os.getpid())
+    False
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"T", b"t")
 
 
 class CrashCounter:
@@ -84,9 +99,12 @@ class CrashCounter:
 class Executor:
     """One running executor process, as the supervisor sees it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, link: ControlLink, work_dir: str) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, link: ControlLink, work_dir: str,
+                 gauge: RunningGauge) -> None:
         self.proc = proc
         self.link = link
+        #: how many tasks it runs (written by the executor at each launch and end)
+        self.gauge = gauge
         #: its own scratch directory, removed when it is gone
         self.work_dir = work_dir
         self.pid = proc.pid
@@ -194,12 +212,14 @@ class Supervisor:
             "memory_bytes": self.memory_bytes,
             "worker_id": self.worker_id,
             "heartbeat_interval": self.heartbeat_interval,
+            "gauge": os.path.join(self.work_dir, f"executor-{self.started}.running"),
         }
 
     async def _start_executor(self) -> Executor:
         ours, theirs = socket.socketpair()
         listen_fd = self.listener.fileno()
         settings = self._executor_config()
+        gauge = RunningGauge(settings["gauge"], create=True)
         config = json.dumps(settings)
         logging_args = [self.settings.log_level, self.settings.log_format]
         try:
@@ -214,7 +234,7 @@ class Supervisor:
         finally:
             theirs.close()
         self.started += 1
-        executor = Executor(proc, await ControlLink.open(ours), settings["work_dir"])
+        executor = Executor(proc, await ControlLink.open(ours), settings["work_dir"], gauge)
         self.executor = executor
         self._tasks.append(asyncio.create_task(self._watch(executor)))
         return executor
@@ -228,6 +248,9 @@ class Supervisor:
         if not executor.drained.done():
             executor.drained.set_result(False)
         shutil.rmtree(executor.work_dir, ignore_errors=True)
+        executor.gauge.close()
+        with contextlib.suppress(OSError):
+            os.remove(executor.gauge.path)
         if self.executor is not executor or self._leaving:
             return
         self.executor = None
@@ -312,11 +335,9 @@ class Supervisor:
         """Proof of life, with the load the executor last reported (none while it restarts)."""
         executor = self.executor
         fields = dict(executor.heartbeat) if executor is not None else {}
-        fields.update(worker_id=self.worker_id)
-        fields.setdefault("running_tasks", 0)
+        fields.update(worker_id=self.worker_id,
+                      running_tasks=executor.gauge.get() if executor is not None else 0)
         fields.setdefault("memory_used", 0)
-        if executor is None:
-            fields["running_tasks"] = 0
         return Heartbeat.from_json(fields)
 
     async def _register(self, executor: Executor) -> None:
@@ -349,7 +370,9 @@ class Supervisor:
                 ):
                     await self._register(executor)  # a new executor: drivers reconnect
                     delay = 0.05
-                elif self._registered_pid:
+                elif self._registered_pid and not (executor and process_stopped(executor.pid)):
+                    # (A stopped executor, SIGSTOP or a debugger, is hung: the master is to
+                    # see this worker go silent, as it would if the whole worker hung.)
                     url = f"{self.master_url}/v1/workers/{self.worker_id}/heartbeat"
                     async with self._session.post(
                         url, json=self.heartbeat_message().to_json(),
