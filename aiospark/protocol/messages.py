@@ -195,14 +195,14 @@ class KillTasks(Message):
     """A driver asks a worker's supervisor to kill its executor, because these cancelled
     tasks still run there after their kill timeout.
 
-    >>> KillTasks.from_json({"app_id": "app-1", "task_ids": [4, 5]}).task_ids
+    >>> KillTasks.from_json({"app_id": "app-1", "task_ids": [4, 5], "pid": 812}).task_ids
     [4, 5]
     """
 
     app_id: str
     task_ids: list[int]
-    #: the executor the driver saw them run in (a restarted one is not killed for them)
-    pid: int = 0
+    #: the executor the driver saw them run in (another one is not killed for them)
+    pid: int
     reason: str = ""
 
 

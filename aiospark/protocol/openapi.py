@@ -114,6 +114,11 @@ ROUTES: list[tuple[str, str, str, str, type[Message] | None, list[dict], dict]] 
      _JSON_OK),
     ("master", "get", "/metrics", "The status in Prometheus' text format 0.0.4.", None, [],
      {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}),
+    ("worker-supervisor", "get", "/v1/health", "A worker's supervisor: its executor's pid, "
+     "URL, starts and kills.", None, [], _JSON_OK),
+    ("worker-supervisor", "post", "/v1/kill", "Kill the executor, where these cancelled tasks "
+     "still run (ignored unless ``pid`` is the current executor's).", messages.KillTasks, [],
+     _JSON_OK),
     ("worker", "get", "/v1/health", "A worker's load, memory, blocks and spills.", None, [],
      _JSON_OK),
     ("worker", "get", "/v1/results/{app}/{task}", "A large task result, once.", None,

@@ -422,7 +422,7 @@ class Supervisor:
         executor = self.executor
         if (
             executor is None
-            or (message.pid and message.pid != executor.pid)
+            or message.pid != executor.pid
             or all((message.app_id, t) in executor.stopped for t in message.task_ids)
         ):
             return web.json_response({"killed": False})

@@ -1,6 +1,7 @@
 """Fuzz every role's HTTP API from its OpenAPI document with schemathesis.
 
-A standalone master, shuffle service and worker are started with the CLI; every
+A standalone master, shuffle service and worker (its executor, and its supervisor's
+control URL) are started with the CLI; every
 generated request (with the cluster secret) must get an answer below 500 within
 a bound, and every process must still be serving afterwards.
 """
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.cluster
 
 SECRET = "fuzz-test-secret"
 AUTH = auth_headers(SECRET)
-#: Cases generated per operation (13 operations).
+#: Cases generated per operation (15 operations).
 EXAMPLES = 40
 #: A request must be answered within this many seconds (a hang fails the test).
 ANSWER_WITHIN = 15
@@ -55,6 +56,9 @@ def _start(role: str, *args: str) -> tuple[subprocess.Popen, str]:
             raise AssertionError(f"{role} exited before serving")
         found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
         if found:
+            control = re.search(r"control_url=(http://\S+)", line)
+            if control:  # a worker: its supervisor serves there
+                proc.control_url = control.group(1)  # type: ignore[attr-defined]
             return proc, found.group(1)
 
 
@@ -74,9 +78,15 @@ def cluster(tmp_path_factory):
             "--shuffle-dir", str(root / "shuffle"), "--work-dir", str(root / "work"),
         )
         procs.append(worker)
-        yield {"master": master_url, "shuffle-service": shuffle_url, "worker": worker_url}
+        supervisor_url = worker.control_url
+        executor_pid = requests.get(f"{supervisor_url}/v1/health", headers=AUTH,
+                                    timeout=10).json()["executor_pid"]
+        yield {"master": master_url, "shuffle-service": shuffle_url, "worker": worker_url,
+               "worker-supervisor": supervisor_url}
         assert all(p.poll() is None for p in procs), "a process died while being fuzzed"
-        for url in (master_url, shuffle_url, worker_url):
+        health = requests.get(f"{supervisor_url}/v1/health", headers=AUTH, timeout=10).json()
+        assert health["executor_pid"] == executor_pid, "the fuzzing got the executor killed"
+        for url in (master_url, shuffle_url, worker_url, supervisor_url):
             assert requests.get(f"{url}/v1/health", headers=AUTH, timeout=10).ok, url
     finally:
         for proc in procs:
@@ -105,6 +115,7 @@ _FUZZ_SETTINGS = settings(
 master_api = schemathesis.openapi.from_dict(openapi_document("master"))
 worker_api = schemathesis.openapi.from_dict(openapi_document("worker"))
 shuffle_api = schemathesis.openapi.from_dict(openapi_document("shuffle-service"))
+supervisor_api = schemathesis.openapi.from_dict(openapi_document("worker-supervisor"))
 
 
 @master_api.parametrize()
@@ -125,10 +136,16 @@ def test_shuffle_service_api_survives_fuzzing(case, cluster):
     _fuzz("shuffle-service", case, cluster)
 
 
+@supervisor_api.parametrize()
+@_FUZZ_SETTINGS
+def test_worker_supervisor_api_survives_fuzzing(case, cluster):
+    _fuzz("worker-supervisor", case, cluster)
+
+
 def test_fuzzing_tried_many_cases(cluster):
     total = sum(TRIED.values())
     print(f"\nschemathesis tried {total} requests: {TRIED}")
-    assert set(TRIED) == {"master", "worker", "shuffle-service"}
+    assert set(TRIED) == {"master", "worker", "shuffle-service", "worker-supervisor"}
     assert total >= 100
 
 
