@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         JobFailed,
         RemoteTraceback,
         SerializationError,
+        UserCodeError,
     )
     from aiospark.hashing import portable_hash
     from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
@@ -33,6 +34,7 @@ _EXPORTS = {
     "JobFailed": "aiospark.errors",
     "RemoteTraceback": "aiospark.errors",
     "SerializationError": "aiospark.errors",
+    "UserCodeError": "aiospark.errors",
     "portable_hash": "aiospark.hashing",
     "HashPartitioner": "aiospark.lineage",
     "Partitioner": "aiospark.lineage",
@@ -74,5 +76,6 @@ __all__ = [
     "RemoteTraceback",
     "SerializationError",
     "StorageLevel",
+    "UserCodeError",
     "portable_hash",
 ]

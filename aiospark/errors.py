@@ -19,6 +19,38 @@ class TaskCancelled(AiosparkError):
     """Raised inside a task whose job was cancelled; never reaches users."""
 
 
+class UserCodeError(AiosparkError, RuntimeError):
+    """User code in a task raised something that cannot reach the driver as itself.
+
+    A ``StopIteration`` would silently end whichever iteration it surfaced in
+    (truncating a partition) and cannot be set on an asyncio future; a
+    ``SystemExit``, ``KeyboardInterrupt`` or other ``BaseException`` that is
+    not an ``Exception`` would escape the driver's event loop.  The task fails
+    with this error instead (retried like any failure), and the original
+    exception is its ``__cause__``.  Being a ``RuntimeError``, it is what
+    PySpark raises for a ``StopIteration`` in user code.
+
+    >>> error = UserCodeError.wrapping(SystemExit(3))
+    >>> error, error.__cause__
+    (UserCodeError('user code in a task raised SystemExit: 3'), SystemExit(3))
+    >>> isinstance(UserCodeError.wrapping(StopIteration()), RuntimeError)
+    True
+    """
+
+    @classmethod
+    def wrapping(cls, error: BaseException) -> UserCodeError:
+        """A ``UserCodeError`` naming ``error``'s type (and message), with ``error`` as its cause.
+
+        >>> print(UserCodeError.wrapping(StopIteration()))
+        user code in a task raised StopIteration
+        """
+        text = str(error)
+        detail = f": {text}" if text else ""
+        wrapper = cls(f"user code in a task raised {type(error).__name__}{detail}")
+        wrapper.__cause__ = error
+        return wrapper
+
+
 class ClusterError(AiosparkError):
     """The cluster could not be started or reached."""
 

@@ -21,6 +21,7 @@ import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from aiospark.errors import UserCodeError
 from aiospark.lineage import (
     Aggregator,
     DataSplit,
@@ -139,16 +140,22 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> list(rdd.iterator(rdd.splits()[0], tctx)), list(tctx.get_block(rdd.id, 0))
         ([1, 2], [1, 2])
         """
-        checkpoint = self._checkpoint
-        if checkpoint is not None and checkpoint.written:
-            return checkpoint.read(split.index, tctx)
-        level = self.storage_level
-        if level is None:
-            return self.compute(split, tctx)
-        cached = tctx.get_block(self.id, split.index)
-        if cached is not None:
-            return cached
-        return tctx.put_block(self.id, split.index, self.compute(split, tctx), level)
+        try:
+            checkpoint = self._checkpoint
+            if checkpoint is not None and checkpoint.written:
+                return checkpoint.read(split.index, tctx)
+            level = self.storage_level
+            if level is None:
+                return self.compute(split, tctx)
+            cached = tctx.get_block(self.id, split.index)
+            if cached is not None:
+                return cached
+            return tctx.put_block(self.id, split.index, self.compute(split, tctx), level)
+        except StopIteration as exc:
+            # From user code run while computing the split (a map_partitions
+            # function, a combiner): a caller iterating lazily, such as
+            # cartesian's, would take it for the end of its records.
+            raise UserCodeError.wrapping(exc) from exc
 
     def __getstate__(self) -> dict:
         checkpoint = self._checkpoint
@@ -198,7 +205,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()
         [('b', 1), ('a', 1), ('c', 1)]
         """
-        return MapPartitionsRDD(self, lambda _, it: map(f, it), preserves_partitioning)
+        return MapPartitionsRDD(self, lambda _, it: _map_records(f, it), preserves_partitioning)
 
     def flat_map(
         self, f: Callable[[Any], Iterable[Any]], preserves_partitioning: bool = False
@@ -210,7 +217,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         """
         chain = itertools.chain.from_iterable
         return MapPartitionsRDD(
-            self, lambda _, it: chain(map(f, it)), preserves_partitioning
+            self, lambda _, it: chain(_map_records(f, it)), preserves_partitioning
         )
 
     def filter(self, f: Callable[[Any], Any]) -> RDD:
@@ -219,7 +226,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([1, 2, 3, 4]).filter(lambda x: x % 2 == 0).collect()
         [2, 4]
         """
-        return MapPartitionsRDD(self, lambda _, it: filter(f, it), True)
+        return MapPartitionsRDD(self, lambda _, it: _filter_records(f, it), True)
 
     def glom(self) -> RDD:
         """One list per partition.
@@ -243,7 +250,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([("a", 1), ("b", 2)]).keys().collect()
         ['a', 'b']
         """
-        return self.map(operator.itemgetter(0))
+        get = operator.itemgetter(0)
+        return MapPartitionsRDD(self, lambda _, it: map(get, it))
 
     def values(self) -> RDD:
         """The values of an RDD of pairs.
@@ -251,7 +259,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([("a", 1), ("b", 2)]).values().collect()
         [1, 2]
         """
-        return self.map(operator.itemgetter(1))
+        get = operator.itemgetter(1)
+        return MapPartitionsRDD(self, lambda _, it: map(get, it))
 
     def map_values(self, f: Callable[[Any], Any]) -> RDD:
         """Apply ``f`` to each value of a pair RDD, keeping keys and partitioning.
@@ -259,7 +268,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([("a", [1, 2]), ("b", [3])]).map_values(len).collect()
         [('a', 2), ('b', 1)]
         """
-        return MapPartitionsRDD(self, lambda _, it: ((k, f(v)) for k, v in it), True)
+        return MapPartitionsRDD(self, lambda _, it: _map_value_records(f, it), True)
 
     def flat_map_values(self, f: Callable[[Any], Iterable[Any]]) -> RDD:
         """Apply ``f`` to each value and pair every item it yields with the key.
@@ -268,9 +277,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await rdd.flat_map_values(str.split).collect()
         [('a', 'x'), ('a', 'y'), ('b', 'z')]
         """
-        return MapPartitionsRDD(
-            self, lambda _, it: ((k, x) for k, v in it for x in f(v)), True
-        )
+        return MapPartitionsRDD(self, lambda _, it: _flat_map_value_records(f, it), True)
 
     # -- shuffles ---------------------------------------------------------------
 
@@ -597,6 +604,49 @@ def _debug_lines(rdd: RDD) -> list[str]:
 
 def _identity(x: Any) -> Any:
     return x
+
+
+# The record-by-record transformations call user functions from generators
+# rather than builtin map() and filter(): those take a StopIteration raised by
+# the function for the end of the records and silently drop the rest of the
+# partition.  The generators fail the task instead, and cost less per record
+# than wrapping each function in a checking closure.
+
+
+def _map_records(f: Callable[[Any], Any], records: Iterable[Any]) -> Iterator[Any]:
+    try:
+        for record in records:
+            yield f(record)
+    except StopIteration as exc:
+        raise UserCodeError.wrapping(exc) from exc
+
+
+def _filter_records(f: Callable[[Any], Any], records: Iterable[Any]) -> Iterator[Any]:
+    try:
+        for record in records:
+            if f(record):
+                yield record
+    except StopIteration as exc:
+        raise UserCodeError.wrapping(exc) from exc
+
+
+def _map_value_records(f: Callable[[Any], Any], pairs: Iterable[Any]) -> Iterator[tuple]:
+    try:
+        for key, value in pairs:
+            yield key, f(value)
+    except StopIteration as exc:
+        raise UserCodeError.wrapping(exc) from exc
+
+
+def _flat_map_value_records(
+    f: Callable[[Any], Iterable[Any]], pairs: Iterable[Any]
+) -> Iterator[tuple]:
+    try:
+        for key, value in pairs:
+            for item in f(value):
+                yield key, item
+    except StopIteration as exc:
+        raise UserCodeError.wrapping(exc) from exc
 
 
 def _list_create(v: Any) -> list:

@@ -20,7 +20,14 @@ from typing import Any
 import aiohttp
 import cloudpickle
 
-from aiospark.errors import ClusterError, FetchFailed, JobCancelled, JobFailed, RemoteTraceback
+from aiospark.errors import (
+    ClusterError,
+    FetchFailed,
+    JobCancelled,
+    JobFailed,
+    RemoteTraceback,
+    UserCodeError,
+)
 from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError
 from aiospark.protocol.messages import ClusterEvent, KillTasks, MessageError, WorkerInfo
@@ -675,8 +682,13 @@ class Scheduler:
             self._stage_blobs.pop(stage_id, None)  # made again if the stage ever reruns
 
 
-def _user_error(blob: bytes, remote_traceback: str) -> BaseException:
-    """The user's exception from a worker, with the worker's traceback as its cause."""
+def _user_error(blob: bytes, remote_traceback: str) -> Exception:
+    """The user's exception from a worker, with the worker's traceback as its cause.
+
+    Always an ``Exception``: a ``StopIteration`` (which cannot be set on a
+    future) or a ``BaseException`` such as ``SystemExit`` (which would escape
+    the event loop) comes wrapped in a ``UserCodeError``.
+    """
     try:
         error = cloudpickle.loads(blob)
     except Exception as exc:
@@ -685,4 +697,6 @@ def _user_error(blob: bytes, remote_traceback: str) -> BaseException:
         error = JobFailed(f"a task failed with {error!r}")
     if remote_traceback:
         error.__cause__ = RemoteTraceback(remote_traceback)
+    if isinstance(error, StopIteration) or not isinstance(error, Exception):
+        return UserCodeError.wrapping(error)
     return error
