@@ -180,7 +180,12 @@ def run_task(
         tctx.memory.release_task()
         shutil.rmtree(tctx.spill_dir, ignore_errors=True)
     if outcome.ok and updates:  # a failed attempt's updates are dropped
-        outcome.accumulators = cloudpickle.dumps(updates)
+        try:
+            outcome.accumulators = cloudpickle.dumps(updates)
+        except Exception as exc:  # an accumulator value that cannot be pickled
+            error = TypeError(f"the task's accumulator updates cannot be pickled: {exc}")
+            return TaskOutcome(False, error=pickle_exception(error),
+                               traceback=format_user_traceback(error))
     return outcome
 
 

@@ -199,3 +199,18 @@ async def test_speculation_beats_a_straggler_and_counts_accumulators_once(tmp_pa
         async with asyncio.timeout(25):
             assert await spec_ctx.parallelize(range(40), 20).map(work).sum() == sum(range(40))
         assert acc.value == 40
+
+
+async def test_an_accumulator_update_that_cannot_be_pickled_fails_the_job_clearly(ctx):
+    class LockParam(aiospark.AccumulatorParam):
+        def zero(self, value):
+            return []
+
+        def add_in_place(self, value1, value2):
+            return value1 + value2
+
+    acc = ctx.accumulator([], LockParam())
+    rdd = ctx.parallelize([1, 2], 2)
+    with pytest.raises(TypeError, match="accumulator updates cannot be pickled"):
+        await asyncio.wait_for(rdd.foreach(lambda x: acc.add([threading.Lock()])), 60)
+    assert await rdd.count() == 2
