@@ -430,7 +430,7 @@ class Worker:
                 try:
                     message, blobs = decode(msg.data)
                     self._dispatch(session, message, blobs)
-                except (EnvelopeError, ValueError) as exc:
+                except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
                     task_id = task_id_of(msg.data)
                     if task_id is None:
                         await session.send(Refused(f"bad message: {exc}"))
