@@ -180,3 +180,29 @@ async def test_a_task_holding_the_gil_past_the_worker_timeout_succeeds_and_shows
         assert status["counters"]["workers_lost"] == 0
         assert [w["worker_id"] for w in status["workers"]] == [worker_id]
         assert (await supervisor_health(ctx))[worker_id]["executors_started"] == 1
+
+
+async def test_an_executor_that_crashes_is_restarted_and_the_job_completes(tmp_path):
+    async with aiospark.Context(workers=2) as ctx:
+        gate = tmp_path / "gate"
+        gate.mkdir()
+
+        def wait_for_gate(index, records):
+            Path(gate, f"started-{index}").touch()
+            while not (gate / "open").exists():
+                time.sleep(0.01)
+            return records
+
+        job = asyncio.create_task(
+            ctx.parallelize(range(100), 4).map_partitions_with_index(wait_for_gate).sum())
+        await wait_until(lambda: len(list(gate.glob("started-*"))) == 2, 30, "two tasks")
+        links = ctx._scheduler.links
+        victim = next(iter(links))
+        old_pid = links[victim].info.pid
+        os.kill(old_pid, 9)  # as the kernel's out-of-memory killer would
+        await wait_until(lambda: victim in links and links[victim].info.pid != old_pid, 30,
+                         "the driver to reconnect to the restarted executor")
+        (gate / "open").touch()
+        assert await asyncio.wait_for(job, 60) == sum(range(100))
+        health = (await supervisor_health(ctx))[victim]
+        assert (health["executors_started"], health["executors_killed"]) == (2, 0)
