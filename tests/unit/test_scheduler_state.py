@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 
 from aiospark.scheduler.state import (
+    KILL_GRACE,
     Cancel,
     Command,
     JobAborted,
-    KILL_GRACE,
     JobFinished,
     Kill,
     Launch,
