@@ -750,12 +750,13 @@ class SchedulerState:
         waiting: dict[int, list[_StageRun]] = {}  # job id -> its runnable stages with work
         running: dict[int, int] = {}
         for run in self.stages.values():
-            if not run.jobs:
+            queued = run.to_run and not run.waiting
+            if not (queued or run.running) or not run.jobs:
                 continue
             job_id = min(run.jobs)
             if run.running:
                 running[job_id] = running.get(job_id, 0) + len(run.running)
-            if run.to_run and not run.waiting:
+            if queued:
                 runs = waiting.get(job_id)
                 if runs is None:
                     waiting[job_id] = [run]
