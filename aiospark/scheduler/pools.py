@@ -28,6 +28,7 @@ has tasks waiting; only those with waiting tasks compete for the slot.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -77,6 +78,12 @@ class Pool:
             raise ValueError(
                 f"pool {self.name!r}: mode must be 'fair' or 'fifo', got {self.mode!r}"
             )
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_pool(name: str) -> Pool:
+    """A pool nobody configured (remembered for a while, not forever: names may be many)."""
+    return Pool(name)
 
 
 def make_pools(spec: Mapping[str, Mapping[str, Any] | Pool] | None) -> dict[str, Pool]:
@@ -138,9 +145,7 @@ class Policy:
     def pool(self, name: str) -> Pool:
         """The settings of pool ``name`` (the defaults when it is not configured)."""
         pool = self.pools.get(name)
-        if pool is None:
-            pool = self.pools[name] = Pool(name)
-        return pool
+        return _default_pool(name) if pool is None else pool
 
     def round(self, pool_of: Mapping[int, str], running: Mapping[int, int]) -> Round:
         """Start choosing for a batch of free slots.
@@ -158,7 +163,9 @@ class Round:
     waiting tasks.
     """
 
-    def __init__(self, policy: Policy, pool_of: Mapping[int, str], running: Mapping[int, int]):
+    def __init__(
+        self, policy: Policy, pool_of: Mapping[int, str], running: Mapping[int, int]
+    ) -> None:
         self._policy = policy
         self._pool_of = pool_of
         self._running = dict(running)
