@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.protocol.frames import CODECS, available_codecs
 from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
+from aiospark.scheduler.pools import DEFAULT_POOL, Policy
 from aiospark.scheduler.runner import JobHandle, Scheduler
 from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
 
@@ -81,6 +83,26 @@ class Context:
     ``progress_bar`` (a status line on stderr for jobs running over half a
     second; default: on in interactive sessions, off in scripts and tests).
 
+    Jobs share the cluster: ``scheduler_mode="fair"`` (the default) gives each
+    free task slot to the job furthest below its fair share, so a small job
+    runs while a big one still has tasks waiting; ``"fifo"`` runs jobs in
+    submission order, a later job getting slots only when the earlier ones
+    have no task waiting.  Under FAIR, ``pools`` groups jobs: ``{name:
+    {"weight": w, "min_share": n, "mode": "fair" | "fifo"}}`` (each key
+    optional; defaults 1, 0, ``"fair"``); a pool gets slots in proportion to
+    its weight, and up to ``min_share`` slots before that.  ``ctx.pool(name)``
+    chooses the pool of the jobs submitted inside it (docs/scheduling.md has
+    the rules).
+
+    >>> web = Context(pools={"batch": {"weight": 1},
+    ...                      "interactive": {"weight": 4, "min_share": 1}})
+    >>> web.scheduler_mode
+    'fair'
+    >>> Context(scheduler_mode="lifo")
+    Traceback (most recent call last):
+    ...
+    ValueError: scheduler_mode must be 'fair' or 'fifo', got 'lifo'
+
     Use it as ``async with Context() as ctx:``, or call ``await ctx.start()``
     and ``await ctx.stop()`` yourself (in the ``python -m asyncio`` REPL, or a
     web service's startup and shutdown hooks).
@@ -107,6 +129,8 @@ class Context:
         storage_options: dict[str, Any] | None = None,
         log_level: str = "WARNING",
         progress_bar: bool | None = None,
+        scheduler_mode: str = "fair",
+        pools: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         master = master or os.environ.get("AIOSPARK_MASTER") or None
         if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -140,6 +164,13 @@ class Context:
                              f"{shuffle_compression} package: pip install {shuffle_compression}")
         self._shuffle_compression = shuffle_compression
         self._log_level = log_level
+        Policy(scheduler_mode, pools)  # refuse a bad mode or pool now, not at start()
+        self.scheduler_mode = scheduler_mode
+        self._pools = {name: dict(settings) for name, settings in (pools or {}).items()}
+        #: the pool of the jobs submitted from the current asyncio task (see ``pool``)
+        self._pool: contextvars.ContextVar[str] = contextvars.ContextVar(
+            f"aiospark_pool_{self.app_id}", default=DEFAULT_POOL
+        )
         self._cluster: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._scheduler: Scheduler | None = None
@@ -189,6 +220,8 @@ class Context:
                 speculation=self._speculation,
                 kill_timeout=self._kill_timeout,
                 app_name=self.app_name,
+                scheduler_mode=self.scheduler_mode,
+                pools=self._pools,
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await self._scheduler.start()
@@ -269,6 +302,51 @@ class Context:
         2
         """
         return min(self.default_parallelism, 2)
+
+    @contextlib.contextmanager
+    def pool(self, name: str | None) -> Iterator[str]:
+        """Run the jobs submitted inside the ``with`` block in scheduling pool ``name``.
+
+        The asyncio form of Spark's ``sc.setLocalProperty("spark.scheduler.pool",
+        name)``: the choice lives in a ``contextvars.ContextVar``, so each
+        asyncio task has its own (a task created inside the block keeps it;
+        concurrent request handlers do not see each other's).  ``None`` is the
+        default pool.  A pool not given to ``Context(pools=...)`` gets the
+        default settings.  Pools only matter with ``scheduler_mode="fair"``.
+
+        >>> with ctx.pool("interactive") as name:
+        ...     await ctx.parallelize(range(10), 2).count()
+        10
+        >>> name, ctx.current_pool
+        ('interactive', 'default')
+
+        Concurrent asyncio tasks each keep their own pool:
+
+        >>> async def count_in(pool):
+        ...     with ctx.pool(pool):
+        ...         await ctx.parallelize(range(4), 2).count()
+        ...         return ctx.current_pool
+        >>> await asyncio.gather(count_in("batch"), count_in("interactive"))
+        ['batch', 'interactive']
+        """
+        if name is None:
+            name = DEFAULT_POOL
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a pool name must be a non-empty str or None, got {name!r}")
+        token = self._pool.set(name)
+        try:
+            yield name
+        finally:
+            self._pool.reset(token)
+
+    @property
+    def current_pool(self) -> str:
+        """The pool jobs submitted from here go to (``"default"`` outside ``pool(...)``).
+
+        >>> ctx.current_pool
+        'default'
+        """
+        return self._pool.get()
 
     def _require_started(self) -> Scheduler:
         if self._scheduler is None or not self._started:
@@ -601,7 +679,7 @@ class Context:
     def _submit_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None
     ) -> JobHandle:
-        return self._require_started().submit(rdd, func, partitions)
+        return self._require_started().submit(rdd, func, partitions, self._pool.get())
 
     async def _run_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None

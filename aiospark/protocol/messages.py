@@ -369,12 +369,14 @@ class JobReport(Message):
     partitions: int
     error: str = ""
     stages: list[StageReport] = dataclasses.field(default_factory=list)
+    #: the scheduling pool the job's tasks compete in (``Context.pool``)
+    pool: str = "default"
 
     def __post_init__(self) -> None:
         _require(self.state in JOB_STATES, "JobReport.state",
                  f"must be one of {', '.join(JOB_STATES)}")
         _counts_ok(self, ("job_id", "partitions"))
-        _text_ok(self, ("description", "error"))
+        _text_ok(self, ("description", "error", "pool"))
         _require(len(self.stages) <= MAX_ITEMS, "JobReport.stages",
                  f"more than {MAX_ITEMS} stages")
 

@@ -78,6 +78,8 @@ class _Job:
     error: str = ""
     #: result partitions computed, as last seen in the scheduler's state
     result_done: int = 0
+    #: the scheduling pool the job ran in
+    pool: str = "default"
 
 
 class JobTable:
@@ -103,9 +105,16 @@ class JobTable:
         return len(self._running)
 
     def submitted(
-        self, job_id: int, description: str, stages: list[Any], partitions: int
+        self,
+        job_id: int,
+        description: str,
+        stages: list[Any],
+        partitions: int,
+        pool: str = "default",
     ) -> None:
         """A job was submitted: ``stages`` are its result stage and all its ancestors.
+
+        ``pool`` is the scheduling pool its tasks compete in.
 
         Call it before the scheduler's state hears of the job, so map stages
         already computed by earlier jobs are told apart (shown as skipped).
@@ -119,7 +128,7 @@ class JobTable:
         }
         self._running[job_id] = _Job(
             job_id, description[:MAX_TEXT], self._clock(), partitions,
-            sorted(stages, key=lambda s: s.id), skipped,
+            sorted(stages, key=lambda s: s.id), skipped, pool=pool[:MAX_TEXT],
         )
         self.on_change()
 
@@ -169,6 +178,7 @@ class JobTable:
             "completed": job.completed,
             "partitions": job.partitions,
             "error": job.error,
+            "pool": job.pool,
             "stages": [self._stage(job, stage) for stage in job.stages],
         }
 

@@ -49,6 +49,7 @@ from aiospark.protocol.tasks import (
 )
 from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.jobs import JobTable, call_site
+from aiospark.scheduler.pools import DEFAULT_POOL
 from aiospark.scheduler.reporter import JobReporter
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
@@ -131,6 +132,8 @@ class Scheduler:
         speculation: bool = False,
         app_name: str = "aiospark",
         kill_timeout: float | None = 1.0,
+        scheduler_mode: str = "fair",
+        pools: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name
@@ -139,6 +142,7 @@ class Scheduler:
         self.state = SchedulerState(
             max_attempts=max_attempts, locality_wait=locality_wait, speculation=speculation,
             kill_timeout=kill_timeout,
+            scheduler_mode=scheduler_mode, pools=pools,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -439,8 +443,17 @@ class Scheduler:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def submit(self, rdd: Any, func: Callable, partitions: list[int] | None = None) -> JobHandle:
-        """Start a job computing ``func(split_index, iterator)`` on ``partitions`` of ``rdd``."""
+    def submit(
+        self,
+        rdd: Any,
+        func: Callable,
+        partitions: list[int] | None = None,
+        pool: str = DEFAULT_POOL,
+    ) -> JobHandle:
+        """Start a job computing ``func(split_index, iterator)`` on ``partitions`` of ``rdd``.
+
+        Its tasks compete for free slots in scheduling pool ``pool``.
+        """
         if self._closing:
             raise JobCancelled("the context is stopped")
         total = len(rdd.splits())
@@ -461,11 +474,11 @@ class Scheduler:
         self._next_job += 1
         handle = JobHandle(self._next_job, len(partitions), self)
         self.handles[handle.job_id] = handle
-        self.jobs.submitted(handle.job_id, call_site(), stages, len(partitions))
+        self.jobs.submitted(handle.job_id, call_site(), stages, len(partitions), pool)
         if self.progress.active:
             self.progress.publish({"event": "job_started", "job_id": handle.job_id,
                                    "rdd": repr(rdd), "partitions": len(partitions)})
-        self._apply(self.state.submit_job(handle.job_id, stage, partitions))
+        self._apply(self.state.submit_job(handle.job_id, stage, partitions, pool))
         return handle
 
     def cancel_job(self, job_id: int) -> None:

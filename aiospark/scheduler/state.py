@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from aiospark.scheduler.pools import DEFAULT_POOL, FAIR, Policy, Pool
+
 # -- commands ------------------------------------------------------------------------
 
 
@@ -110,6 +112,10 @@ KILL_GRACE = 10.0
 # -- state -------------------------------------------------------------------------
 
 
+def _stage_id(run: _StageRun) -> int:
+    return run.stage.id
+
+
 @dataclasses.dataclass(frozen=True)
 class MapOutput:
     """Where one map task's shuffle output lives."""
@@ -158,6 +164,8 @@ class _Job:
     #: partition -> output index
     outputs: dict[int, int]
     remaining: set[int]
+    #: the scheduling pool the job's tasks compete in (see ``aiospark.scheduler.pools``)
+    pool: str = DEFAULT_POOL
 
 
 @dataclasses.dataclass
@@ -180,6 +188,8 @@ class _StageRun:
     #: partitions that already got a speculative copy
     speculated: set[int] = dataclasses.field(default_factory=set)
     fetch_failures: int = 0
+    #: partitions waiting for a slot, in order (entries no longer in ``to_run`` are stale)
+    queue: deque[int] = dataclasses.field(default_factory=deque)
 
 
 class SchedulerState:
@@ -198,6 +208,8 @@ class SchedulerState:
         speculation_multiplier: float = 1.5,
         speculation_min_seconds: float = 0.1,
         kill_timeout: float | None = 1.0,
+        scheduler_mode: str = FAIR,
+        pools: dict[str, dict[str, Any] | Pool] | None = None,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_stage_attempts = max_stage_attempts
@@ -227,7 +239,8 @@ class SchedulerState:
         self.tasks: dict[int, _Task] = {}
         self.map_outputs: dict[int, list[MapOutput | None]] = {}
         self.cache: dict[tuple[int, int], set[str]] = {}
-        self._queue: deque[tuple[int, int]] = deque()
+        #: How free slots are shared between jobs: FAIR (in pools) or FIFO.
+        self.policy = Policy(scheduler_mode, pools)
         self._next_task = 0
         #: Bumped whenever a map output appears or is lost (lets callers cache locations).
         self.map_epoch = 0
@@ -255,12 +268,18 @@ class SchedulerState:
 
     # -- events: jobs -------------------------------------------------------------
 
-    def submit_job(self, job_id: int, stage: Any, partitions: list[int]) -> list[Command]:
-        """A new job wants ``stage.func`` on ``partitions`` of the result stage's RDD."""
+    def submit_job(
+        self, job_id: int, stage: Any, partitions: list[int], pool: str = DEFAULT_POOL
+    ) -> list[Command]:
+        """A new job wants ``stage.func`` on ``partitions`` of the result stage's RDD.
+
+        Its tasks compete for slots in ``pool`` (under FAIR scheduling).  Job
+        ids must grow with submission order: FIFO scheduling runs the lowest first.
+        """
         if not partitions:
             return [JobFinished(job_id)]
         outputs = {p: i for i, p in enumerate(partitions)}
-        self.jobs[job_id] = _Job(job_id, stage, outputs, set(partitions))
+        self.jobs[job_id] = _Job(job_id, stage, outputs, set(partitions), pool)
         commands: list[Command] = []
         self._submit_stage(stage, job_id, commands)
         self._schedule(commands)
@@ -528,7 +547,7 @@ class SchedulerState:
         if partition not in run.to_run:
             run.to_run.add(partition)
             run.queued_at[partition] = self.clock()
-            self._queue.append((run.stage.id, partition))
+            run.queue.append(partition)
 
     def _partition_done(
         self,
@@ -709,30 +728,87 @@ class SchedulerState:
 
     def _schedule(self, commands: list[Command]) -> None:
         self.wake_at = None
-        queue = self._queue
-        skipped: list[tuple[int, int]] = []
-        while queue:
-            if not any(w.free > 0 for w in self.workers.values()):
-                break
-            stage_id, partition = queue.popleft()
-            run = self.stages.get(stage_id)
-            if run is None or partition not in run.to_run or run.waiting:
-                if run is not None and run.waiting and partition in run.to_run:
-                    skipped.append((stage_id, partition))
-                continue
-            worker = self._pick_worker(run, partition)
-            if worker is None:
-                skipped.append((stage_id, partition))
-                continue
-            run.to_run.discard(partition)
-            self._start_task(run, partition, worker, commands)
-        queue.extendleft(reversed(skipped))
+        free = sum(w.free for w in self.workers.values())
+        if free > 0:
+            self._launch_queued(free, commands)
         if self.speculation and self.tasks:
             self._wake(self.clock() + SPECULATION_INTERVAL)
         for worker_id in set(self._stopping.values()):  # few: cancelled, not yet stopped
             deadline = min(self.workers[worker_id].stopping.values())
             if deadline != float("inf"):
                 self._wake(deadline)
+
+    def _launch_queued(self, free: int, commands: list[Command]) -> None:
+        """Fill up to ``free`` slots with queued tasks, the policy choosing whose.
+
+        A stage's tasks are charged to its earliest live job (a map stage
+        shared by several jobs runs once, in that job's pool).  Within a job,
+        stages go in id order (parents before children).  Each pass looks at
+        each queued partition at most once; those that cannot run yet
+        (locality wait, retry backoff, excluded workers) keep their place.
+        """
+        waiting: dict[int, list[_StageRun]] = {}  # job id -> its runnable stages with work
+        running: dict[int, int] = {}
+        for run in self.stages.values():
+            queued = run.to_run and not run.waiting
+            if not (queued or run.running) or not run.jobs:
+                continue
+            job_id = min(run.jobs)
+            if run.running:
+                running[job_id] = running.get(job_id, 0) + len(run.running)
+            if queued:
+                runs = waiting.get(job_id)
+                if runs is None:
+                    waiting[job_id] = [run]
+                else:
+                    runs.append(run)
+        if not waiting:
+            return
+        turn = None
+        if len(waiting) > 1:  # only then does the policy have a choice to make
+            jobs = self.jobs
+            turn = self.policy.round({j: job.pool for j, job in jobs.items()}, running)
+        for runs in waiting.values():
+            if len(runs) > 1:
+                runs.sort(key=_stage_id, reverse=True)  # the next one is last
+        skipped: list[tuple[_StageRun, list[int]]] = []
+        while waiting and free > 0:
+            job_id = next(iter(waiting)) if turn is None else turn.next(waiting.keys())
+            runs = waiting[job_id]
+            run = runs[-1]
+            held: list[int] = []
+            if self._launch_one(run, held, commands):
+                if turn is not None:
+                    turn.launched(job_id)
+                free -= 1
+            else:
+                runs.pop()  # nothing of this stage can run now
+                if not runs:
+                    del waiting[job_id]
+            if held:
+                skipped.append((run, held))
+        for run, held in reversed(skipped):  # later passes over a stage held later partitions
+            run.queue.extendleft(reversed(held))
+
+    def _launch_one(self, run: _StageRun, held: list[int], commands: list[Command]) -> bool:
+        """Launch the first of ``run``'s queued partitions that can run now.
+
+        Partitions passed over are added to ``held`` (the caller puts them
+        back at the front of the queue); stale entries are dropped.
+        """
+        queue = run.queue
+        while queue:
+            partition = queue.popleft()
+            if partition not in run.to_run:
+                continue
+            worker = self._pick_worker(run, partition)
+            if worker is None:
+                held.append(partition)
+                continue
+            run.to_run.discard(partition)
+            self._start_task(run, partition, worker, commands)
+            return True
+        return False
 
     def _start_task(
         self,

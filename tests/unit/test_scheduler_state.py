@@ -118,8 +118,8 @@ class Sim:
                 del tasks[task_id]
         return commands
 
-    def submit(self, job_id: int, stage, partitions):
-        return self.apply(self.state.submit_job(job_id, stage, list(partitions)))
+    def submit(self, job_id: int, stage, partitions, pool: str = "default"):
+        return self.apply(self.state.submit_job(job_id, stage, list(partitions), pool))
 
     def cancel(self, job_id: int):
         return self.apply(self.state.cancel_job(job_id))
@@ -792,9 +792,10 @@ def test_repeated_fetch_failures_abort_the_job():
     assert sim.state.jobs == {} and sim.state.stages == {}
 
 
-def test_fetch_failure_holds_back_other_stages_reading_the_shuffle():
+@pytest.mark.parametrize(("mode", "first_reducers"), [("fifo", {2}), ("fair", {2, 3})])
+def test_fetch_failure_holds_back_other_stages_reading_the_shuffle(mode, first_reducers):
     """Job 2's queued reducers must not start while job 1 recomputes the shared shuffle."""
-    sim = Sim()
+    sim = Sim(scheduler_mode=mode)
     sim.add_worker("w1", cores=2)
     map_stage, first = two_stage(map_partitions=2, reduce_partitions=2)
     second = make_stage(3, 4, parents=[map_stage])
@@ -802,7 +803,8 @@ def test_fetch_failure_holds_back_other_stages_reading_the_shuffle():
     sim.submit(2, second, range(4))
     for p in (0, 1):
         sim.succeed(sim.task(1, p).task_id)
-    assert {t.stage.id for t in sim.running.values()} == {2}
+    # FIFO: job 1's reducers take both cores; FAIR: one core each.
+    assert {t.stage.id for t in sim.running.values()} == first_reducers
     # A reducer of job 1 cannot fetch map output 0: its slot must not go to a job-2
     # reducer (Sim asserts that no task starts while shuffle 10 is incomplete).
     out = sim.fail(sim.task(2, 0).task_id, "fetch", fetch_failed=(10, [0]))
@@ -1224,3 +1226,146 @@ def test_without_a_kill_timeout_a_cancelled_task_keeps_its_core_and_nothing_is_k
     sim.submit(2, make_stage(2, 1), [0])
     out = sim.fail(cancel.task_id, "cancelled", counts=False)
     assert [c.stage.id for c in of_type(out, Launch)] == [2]
+
+
+# -- sharing the cluster between jobs (FAIR and FIFO, pools) -------------------------------
+
+
+def running_per_job(sim: Sim) -> Counter:
+    """Running tasks per stage id (each test's jobs have one stage each, id = job id)."""
+    return Counter(t.stage.id for t in sim.running.values())
+
+
+def test_a_tiny_job_gets_the_next_free_slot():
+    sim = Sim()
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    sim.submit(1, make_stage(1, 20), range(20))
+    assert sim.submit(2, make_stage(2, 1), [0]) == []  # both cores busy with job 1
+    out = sim.succeed(sim.task(1, 0).task_id)
+    assert [(c.stage.id, c.partition) for c in of_type(out, Launch)] == [(2, 0)]
+    out = sim.succeed(sim.task(2, 0).task_id)
+    assert sim.finished(2) == 1
+    assert [(c.stage.id, c.partition) for c in of_type(out, Launch)] == [(1, 2)]
+    sim.run()
+    assert sim.finished(1) == 1
+
+
+def test_fifo_mode_runs_jobs_in_submission_order():
+    sim = Sim(scheduler_mode="fifo")
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    sim.submit(1, make_stage(1, 6), range(6))
+    sim.submit(2, make_stage(2, 1), [0])
+    sim.run()
+    order = [c.stage.id for c in sim.launches()]
+    assert order == [1] * 6 + [2], "the second job waits for every task of the first"
+
+
+def test_fifo_mode_retries_the_earlier_job_first():
+    # As in Spark's FIFO: a retry of job 1 goes before job 2's queued tasks.
+    sim = Sim(scheduler_mode="fifo")
+    sim.add_worker("w1")
+    sim.submit(1, make_stage(1, 1), [0])
+    sim.submit(2, make_stage(2, 2), [0, 1])
+    out = sim.fail(sim.task(1, 0).task_id, "flaky")
+    assert [(c.stage.id, c.partition, c.attempt) for c in of_type(out, Launch)] == [(1, 0, 1)]
+
+
+def test_two_big_jobs_converge_to_equal_shares():
+    sim = Sim()
+    sim.add_worker("w1", cores=4)
+    sim.submit(1, make_stage(1, 50), range(50))
+    sim.submit(2, make_stage(2, 50), range(50))
+    assert running_per_job(sim) == {1: 4}
+    # Each slot job 1 frees goes to job 2 until both run 2; then they alternate.
+    for _ in range(2):
+        sim.succeed(min(t for t, c in sim.running.items() if c.stage.id == 1))
+    assert running_per_job(sim) == {1: 2, 2: 2}
+    for _ in range(10):
+        sim.succeed(min(sim.running))
+        assert running_per_job(sim) == {1: 2, 2: 2}
+
+
+def test_pool_weights_share_the_slots():
+    sim = Sim(pools={"a": {"weight": 1}, "b": {"weight": 2}})
+    sim.submit(1, make_stage(1, 50), range(50), pool="a")
+    sim.submit(2, make_stage(2, 50), range(50), pool="b")
+    sim.add_worker("w1", cores=6)
+    assert running_per_job(sim) == {1: 2, 2: 4}
+    for _ in range(12):  # whoever finishes, the shares hold
+        sim.succeed(min(sim.running))
+        assert running_per_job(sim) == {1: 2, 2: 4}
+
+
+def test_min_share_is_served_before_weights():
+    pools = {"batch": {"weight": 10}, "web": {"weight": 1, "min_share": 2}}
+    sim = Sim(pools=pools)
+    sim.submit(1, make_stage(1, 50), range(50), pool="batch")
+    sim.submit(2, make_stage(2, 50), range(50), pool="web")
+    sim.add_worker("w1", cores=4)
+    assert running_per_job(sim) == {1: 2, 2: 2}
+    # Without the min_share, weight 10 takes 3 of the 4 cores.
+    sim = Sim(pools={**pools, "web": {"weight": 1}})
+    sim.submit(1, make_stage(1, 50), range(50), pool="batch")
+    sim.submit(2, make_stage(2, 50), range(50), pool="web")
+    sim.add_worker("w1", cores=4)
+    assert running_per_job(sim) == {1: 3, 2: 1}
+
+
+def test_jobs_of_a_fifo_pool_run_one_after_the_other():
+    sim = Sim(pools={"etl": {"mode": "fifo"}})
+    sim.add_worker("w1", cores=2)
+    sim.submit(1, make_stage(1, 4), range(4), pool="etl")
+    sim.submit(2, make_stage(2, 4), range(4), pool="etl")
+    sim.submit(3, make_stage(3, 1), [0])  # the default pool
+    sim.succeed(sim.task(1, 0).task_id)
+    assert running_per_job(sim) == {1: 1, 3: 1}, "the default pool gets its share"
+    sim.succeed(sim.task(3, 0).task_id)
+    sim.succeed(sim.task(1, 1).task_id)
+    assert running_per_job(sim) == {1: 2}, "inside pool etl, job 1 first"
+    sim.run()
+    launches = [c.stage.id for c in sim.launches() if c.stage.id in (1, 2)]
+    assert launches == [1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_a_job_held_back_for_locality_does_not_block_another():
+    clock = FakeClock()
+    sim = Sim(clock=clock, locality_wait=3.0)
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    sim.submit(1, make_stage(1, 3, prefer={p: ["w1"] for p in range(3)}), range(3))
+    assert running_per_job(sim) == {1: 1}  # w2 is free, but partitions 1, 2 wait for w1
+    out = sim.submit(2, make_stage(2, 1), [0])
+    assert [(c.stage.id, c.worker_id) for c in of_type(out, Launch)] == [(2, "w2")]
+    # Job 1's partitions keep their order: 1 runs before 2.
+    out = sim.succeed(sim.task(1, 0).task_id)
+    assert [(c.stage.id, c.partition, c.worker_id) for c in of_type(out, Launch)] == [
+        (1, 1, "w1")
+    ]
+
+
+def test_a_shared_map_stage_is_charged_to_its_first_job():
+    sim = Sim()
+    map_stage, first = two_stage(map_partitions=4, reduce_partitions=1)
+    second = make_stage(3, 1, parents=[map_stage])
+    sim.submit(1, first, [0])
+    sim.submit(2, second, [0])
+    sim.submit(3, make_stage(4, 4), range(4))
+    sim.add_worker("w1", cores=4)
+    # Jobs 1 and 2 share the map stage, counted once (for job 1): job 3 gets half.
+    assert running_per_job(sim) == {1: 2, 4: 2}
+    sim.cancel(1)  # the map stage now belongs to job 2: it keeps running
+    assert running_per_job(sim) == {1: 2, 4: 2}
+    sim.run()
+    assert sim.finished(2) == 1 and sim.finished(3) == 1
+
+
+def test_many_jobs_each_get_a_slot_before_any_gets_two():
+    sim = Sim()
+    for job in range(1, 9):
+        sim.submit(job, make_stage(job, 3), range(3))
+    sim.add_worker("w1", cores=8)
+    assert running_per_job(sim) == dict.fromkeys(range(1, 9), 1)
+    sim.run()
+    assert all(sim.finished(job) == 1 for job in range(1, 9))

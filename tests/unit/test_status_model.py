@@ -109,6 +109,19 @@ def test_changes_are_sent_once_and_everything_on_request():
     assert len(d.table.changes(everything=True)) == 1
 
 
+def test_a_job_report_names_the_jobs_scheduling_pool():
+    table = JobTable(SchedulerState())
+    table.submitted(1, "plain", [stage(1, 1)], 1)
+    table.submitted(2, "pooled", [stage(2, 1)], 1, pool="interactive")
+    reports = table.changes()
+    assert [(r["job_id"], r["pool"]) for r in reports] == [(1, "default"), (2, "interactive")]
+    board = JobBoard(clock=lambda: 5.0)
+    board.connected("app-1", "etl")
+    board.report("app-1", JobsReport.from_json({"app_name": "etl", "jobs": reports}))
+    pools = sorted((j["job_id"], j["pool"]) for j in board.jobs())
+    assert pools == [(1, "default"), (2, "interactive")]
+
+
 def test_ended_jobs_are_kept_up_to_a_bound():
     table = JobTable(SchedulerState(), keep=3)
     for job_id in range(1, 6):
@@ -198,6 +211,8 @@ def test_job_reports_are_validated_field_by_field():
          "StageReport.done"),
         ({**job(1), "partitions": -1}, "JobReport.partitions"),
         ({**job(1), "description": "x" * 5000}, "JobReport.description"),
+        ({**job(1), "pool": "x" * 5000}, "JobReport.pool"),
+        ({**job(1), "pool": 3}, "JobReport.pool"),
         ({**job(1), "extra": 1}, "unknown field 'extra'"),
         ({k: v for k, v in job(1).items() if k != "submitted"}, "JobReport.submitted"),
     ]

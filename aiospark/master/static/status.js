@@ -112,6 +112,7 @@ function renderJobs(s) {
       el("td", {}, j.app_name || j.app_id),
       el("td", {class: "num"}, j.job_id),
       el("td", {}, el("span", {class: "mono description"}, j.description),
+         j.pool && j.pool !== "default" ? el("span", {class: "pool"}, "pool " + j.pool) : "",
          j.error ? el("div", {class: "error"}, j.error) : ""),
       el("td", {}, badge(j.state)),
       el("td", {class: "num"}, clock(j.submitted)),
