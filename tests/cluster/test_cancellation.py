@@ -71,12 +71,14 @@ def replaced(ctx, executors: dict[str, int]) -> bool:
         links[w].info.pid != pid for w, pid in executors.items())
 
 
-async def start_stuck_job(ctx, tmp_path: Path, work) -> tuple[asyncio.Task, dict[str, int]]:
-    """A 2-task job whose tasks both run ``work``; returns it once both started, with the
-    pid of each worker's executor."""
+async def start_stuck_job(
+    ctx, tmp_path: Path, work, records: int = 2
+) -> tuple[asyncio.Task, dict[str, int]]:
+    """A 2-task job whose tasks both run ``work`` over ``records`` records; returns it once
+    both started, with the pid of each worker's executor."""
     job = asyncio.create_task(
-        ctx.parallelize(range(2), 2).map_partitions_with_index(marked(str(tmp_path), work))
-        .collect()
+        ctx.parallelize(range(records), 2).map_partitions_with_index(
+            marked(str(tmp_path), work)).collect()
     )
     await wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30, "both tasks")
     return job, {w: link.info.pid for w, link in ctx._scheduler.links.items()}
@@ -118,11 +120,12 @@ async def test_a_timeout_stops_the_tasks_of_the_job_it_interrupts(tmp_path):
 
 async def test_a_task_that_checks_its_cancellation_stops_and_nothing_is_killed(tmp_path):
     def slow(x):
-        time.sleep(0.01)
+        time.sleep(0.001)
         return x
 
     async with aiospark.Context(workers=2, task_kill_timeout=5) as ctx:
-        job, executors = await start_stuck_job(ctx, tmp_path, slow)
+        # 60 s of work per task, checked every 256 records (0.26 s)
+        job, executors = await start_stuck_job(ctx, tmp_path, slow, records=120_000)
         job.cancel()
         with pytest.raises(asyncio.CancelledError):
             await job
