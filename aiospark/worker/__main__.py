@@ -7,7 +7,7 @@ import sys
 
 from aiospark import logs
 from aiospark.runtime import run
-from aiospark.worker.app import run_executor
+from aiospark.worker.process import run_executor
 
 config_json, listen_fd, control_fd, log_level, log_format = sys.argv[1:6]
 logs.configure("worker", log_level, log_format)

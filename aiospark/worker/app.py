@@ -20,7 +20,6 @@ import importlib
 import logging
 import os
 import shutil
-import socket
 import sys
 import time
 import urllib.parse
@@ -698,31 +697,3 @@ class Worker:
                 shutil.rmtree(os.path.join(self.shuffle_root, app_id), ignore_errors=True)
             for key in [k for k in self.results if k[0] == app_id]:
                 del self.results[key]
-
-
-async def run_executor(config: dict[str, Any], listen_fd: int, control_fd: int) -> None:
-    """The executor process's main: serve on the supervisor's socket until the supervisor
-    closes the control channel (it stops or died) or says to drain and stop."""
-    from aiospark.worker.drain import drain
-
-    try:
-        gauge = RunningGauge(config.pop("gauge"))
-    except FileNotFoundError:  # the supervisor stopped (and cleaned up) as we started
-        return
-    worker = Worker(secret=os.environ.get("AIOSPARK_SECRET", ""), **config)
-    worker.gauge = gauge
-    logs.bind(worker_id=worker.worker_id)
-    worker.control = await ControlLink.open(socket.socket(fileno=control_fd))
-    await worker.start(fd=listen_fd)
-    worker.control.send({"type": "ready", "url": worker.url, "shuffle_url": worker.shuffle_url,
-                         "pid": os.getpid()})
-    try:
-        while (message := await worker.control.receive()) is not None:
-            if message.get("type") == "drain":
-                finished = await drain(worker, float(message.get("timeout", 0)))
-                worker.control.send({"type": "drained", "finished": finished})
-            else:
-                worker.on_control(message)
-    finally:
-        with contextlib.suppress(Exception):
-            await worker.stop()
