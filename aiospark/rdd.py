@@ -21,6 +21,7 @@ import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from aiospark import offload
 from aiospark.lineage import (
     Aggregator,
     DataSplit,
@@ -431,8 +432,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize(range(5), 2).collect()
         [0, 1, 2, 3, 4]
         """
-        parts = await self._run(_collect_partition)
-        return list(itertools.chain.from_iterable(parts))
+        return await offload.concat_parts(await self._run(_collect_partition))
 
     async def count(self) -> int:
         """The number of records.
@@ -487,24 +487,26 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         if num <= 0:
             return []
         total = self.get_num_partitions()
-        taken: list[Any] = []
+        chunks: list[list[Any]] = []
+        taken = 0
         scanned = 0
-        while len(taken) < num and scanned < total:
+        while taken < num and scanned < total:
             # Like Spark: try one partition, then grow the scan 4x while short.
             if scanned == 0:
                 count = 1
             elif not taken:
                 count = scanned * 4
             else:
-                wanted = int(1.5 * num * scanned / len(taken)) - scanned + 1
+                wanted = int(1.5 * num * scanned / taken) - scanned + 1
                 count = min(max(wanted, 1), scanned * 4)
             parts = list(range(scanned, min(scanned + count, total)))
-            left = num - len(taken)
-            take_partition = functools.partial(_take_partition, left)
+            take_partition = functools.partial(_take_partition, num - taken)
             for chunk in await self.ctx._run_job(self, take_partition, parts):
-                taken.extend(chunk)
+                if taken < num:
+                    chunks.append(chunk if len(chunk) <= num - taken else chunk[: num - taken])
+                    taken += len(chunks[-1])
             scanned += len(parts)
-        return taken[:num]
+        return await offload.concat_parts(chunks) if chunks else []
 
     async def first(self) -> Any:
         """The first record; ``ValueError`` when the RDD is empty.
