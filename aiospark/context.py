@@ -272,15 +272,26 @@ class Context:
     def parallelize(self, data: Iterable[Any], num_slices: int | None = None) -> RDD:
         """Distribute a local collection over ``num_slices`` partitions (PySpark's slicing).
 
+        A list or tuple is not copied: it is read (and pickled, off the event
+        loop) when the first job on this RDD, or on an RDD made from it, runs;
+        change it before then and the RDD sees the change, as with Spark's
+        ``parallelize``.  Pass a copy to avoid that.  Other iterables are
+        read at once.
+
         >>> await ctx.parallelize([0, 1, 2, 3, 4], 2).glom().collect()
         [[0, 1], [2, 3, 4]]
         >>> await ctx.parallelize(range(0, 10, 3), 2).glom().collect()
         [[0, 3], [6, 9]]
         """
+        from aiospark.slices import slice_list
+
         n = self.default_parallelism if num_slices is None else num_slices
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"num_slices must be a positive int, got {num_slices!r}")
-        return ParallelCollectionRDD(self, slice_collection(data, n))
+        if isinstance(data, range):
+            return ParallelCollectionRDD(self, slice_collection(data, n))
+        items = data if isinstance(data, list | tuple) else list(data)
+        return ParallelCollectionRDD(self, slice_list(items, n))
 
     def range(
         self, start: int, end: int | None = None, step: int = 1, num_slices: int | None = None
@@ -592,9 +603,17 @@ class Context:
     ) -> JobHandle:
         return self._require_started().submit(rdd, func, partitions)
 
+    async def _prepare(self, rdd: RDD) -> None:
+        """Before a job on ``rdd``: the work its lineage wants done off the loop first."""
+        from aiospark.scheduler.dag import all_ancestors
+
+        for node in all_ancestors(rdd):
+            await node._prepare()
+
     async def _run_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None
     ) -> list[Any]:
+        await self._prepare(rdd)
         handle = self._submit_job(rdd, func, partitions)
         try:
             await handle.done
@@ -648,15 +667,10 @@ def slice_collection(data: Iterable[Any], n: int) -> list[Any]:
             return data.start + int(i * size / n) * data.step
 
         return [range(start_of(i), start_of(i + 1), data.step) for i in range(n)]
+    from aiospark.slices import slice_bounds
+
     items = data if isinstance(data, list) else list(data)
-    batch = max(1, min(len(items) // n, 1024))
-    batches = [items[i : i + batch] for i in range(0, len(items), batch)]
-    count = len(batches)
-    slices = []
-    for i in range(n):
-        chosen = batches[(i * count) // n : ((i + 1) * count) // n]
-        slices.append([x for b in chosen for x in b])
-    return slices
+    return [items[start:stop] for start, stop in slice_bounds(len(items), n)]
 
 
 def _secret_from_environment() -> str:

@@ -40,6 +40,7 @@ from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
+from aiospark.slices import pickle_splits
 
 if TYPE_CHECKING:
     from aiospark.context import Context
@@ -126,6 +127,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         []
         """
         return []
+
+    async def _prepare(self) -> None:
+        """Driver-side work before a job computes this RDD, done off the event loop (none here)."""
 
     def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         """The records of ``split``, from the block store when the RDD is persisted.
@@ -643,14 +647,24 @@ def _take_partition(limit: int, _: int, it: Iterator[Any]) -> list[Any]:
 
 
 class ParallelCollectionRDD(RDD):
-    """Records that came from the driver (``parallelize``, ``range``), one slice per split."""
+    """Records that came from the driver (``parallelize``, ``range``), one slice per split.
+
+    A slice is a list, a ``range`` or a ``slices.RecordSlice`` (a window on the
+    user's list, read and pickled before the first job, off the loop when large).
+    """
 
     def __init__(self, ctx: Context, slices: list[Any]) -> None:
         super().__init__(ctx, [])
         self._slices = slices
+        self._pickled = False
 
     def _compute_splits(self) -> list[Split]:
         return [DataSplit(i, data) for i, data in enumerate(self._slices)]
+
+    async def _prepare(self) -> None:
+        if not self._pickled:
+            self._splits = await pickle_splits(self.splits())
+            self._pickled = True
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         return checked(split.data, tctx)  # type: ignore[attr-defined]

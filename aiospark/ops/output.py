@@ -78,6 +78,7 @@ async def _local_iterator(rdd: RDD, ahead: int) -> AsyncIterator[Any]:
     total = rdd.get_num_partitions()
     pending: collections.deque[JobHandle] = collections.deque()
     submitted = 0
+    await rdd.ctx._prepare(rdd)
     try:
         for index in range(total):
             while submitted < total and submitted <= index + ahead:
