@@ -8,25 +8,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
+from aiospark import offload
 from aiospark.errors import ClusterError
 from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
-from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.protocol.frames import CODECS, available_codecs
-from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
-from aiospark.scheduler.runner import JobHandle, Scheduler
-from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from aiospark.rdd import RDD
+    from aiospark.scheduler.runner import JobHandle, Scheduler
+    from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
 
 #: How long ``start`` waits for the cluster before giving up.
 START_TIMEOUT = 60.0
+
+#: What a started driver uses, imported by ``start`` on the helper thread, so that
+#: importing ``aiospark.Context`` (often first done inside the event loop) stays light.
+DRIVER_MODULES = (
+    "aiohttp",
+    "aiospark.protocol.auth",
+    "aiospark.rdd",
+    "aiospark.scheduler.runner",
+    "aiospark.embedded",
+)
+
+
+def import_driver_modules() -> None:
+    """Import ``DRIVER_MODULES`` (a third of a second when none is loaded yet).
+
+    >>> import_driver_modules()
+    """
+    for name in DRIVER_MODULES:
+        importlib.import_module(name)
 
 
 def _master_http_url(master: str) -> str:
@@ -152,6 +174,12 @@ class Context:
         """
         if self._started:
             return self
+        await offload.run(import_driver_modules)
+        import aiohttp
+
+        from aiospark.protocol.auth import auth_headers, new_secret
+        from aiospark.scheduler.runner import Scheduler
+
         try:
             if self.master is None:
                 from aiospark.embedded import EmbeddedCluster
@@ -226,6 +254,8 @@ class Context:
         self._cluster = None
 
     async def _delete_shuffle_files(self, shuffle_url: str) -> None:
+        import aiohttp
+
         assert self._session is not None
         url = f"{shuffle_url}/v1/shuffle/{self.app_id}"
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
@@ -283,6 +313,7 @@ class Context:
         >>> await ctx.parallelize(range(0, 10, 3), 2).glom().collect()
         [[0, 3], [6, 9]]
         """
+        from aiospark.rdd import ParallelCollectionRDD
         from aiospark.slices import slice_list
 
         n = self.default_parallelism if num_slices is None else num_slices
@@ -332,6 +363,7 @@ class Context:
         """
         from aiospark.io.formats import check_min_partitions
         from aiospark.io.text import check_encoding, plan_text_splits
+        from aiospark.rdd import TextFileRDD
 
         check_min_partitions(min_partitions)
         check_encoding(encoding)
@@ -493,6 +525,7 @@ class Context:
         [[1], [2], [3]]
         """
         from aiospark.ops.set_rdds import make_union
+        from aiospark.rdd import RDD
 
         if isinstance(rdds, RDD):
             raise TypeError("union() takes a list of RDDs, got a single RDD")
