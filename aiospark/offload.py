@@ -15,7 +15,6 @@ about 0.1 ms, more than joining a few thousand items.
 
 >>> await run_sized(3, sum, [1, 2, 3])    # small: called inline
 6
->>> import threading
 >>> (await run(threading.current_thread)).name
 'aiospark-driver_0'
 """
@@ -25,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -37,9 +38,18 @@ INLINE_ITEMS = 50_000
 STEP = 1 << 16
 
 #: One thread: the work it does holds the GIL anyway, so more threads would not go faster,
-#: and the loop's thread competes with one other thread only.  Its thread is started on
-#: first use and exits with the interpreter.
-_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiospark-driver")
+#: and the loop's thread competes with one other thread only.  Made on first use in each
+#: process (a forked child has no thread behind its parent's executor).
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+_executor_lock = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None or _executor[0] != os.getpid():
+            _executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="aiospark-driver"))
+        return _executor[1]
 
 
 async def run(fn: Callable[..., T], *args: Any) -> T:
@@ -52,7 +62,7 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
     8
     """
     return await asyncio.get_running_loop().run_in_executor(
-        _THREAD, functools.partial(fn, *args)
+        _helper(), functools.partial(fn, *args)
     )
 
 
