@@ -46,34 +46,43 @@ def slice_bounds(length: int, n: int) -> list[tuple[int, int]]:
 
 
 class RecordSlice:
-    """Items ``[start, stop)`` of a list or tuple, read only when iterated or pickled.
+    """Items ``[start, stop)`` of a list or tuple, read when first pickled, then kept pickled.
 
     It pickles as the list of those items, ``offload.STEP`` items per inner
-    pickle (``join_chunks`` rebuilds the list on the worker).
+    pickle (``join_chunks`` rebuilds the list on the worker).  Every task,
+    attempt and job then gets the items as they were that first time.
 
-    >>> part = RecordSlice([1, 2, 3, 4], 1, 3)
+    >>> data = [1, 2, 3, 4]
+    >>> part = RecordSlice(data, 1, 3)
     >>> len(part), list(part), pickle.loads(pickle.dumps(part))
     (2, [2, 3], [2, 3])
+    >>> data[1] = 20
+    >>> list(part), pickle.loads(pickle.dumps(part))
+    ([2, 3], [2, 3])
     """
 
     def __init__(self, source: Sequence[Any], start: int, stop: int) -> None:
         self.source = source
         self.start = start
         self.stop = stop
+        self._chunks: tuple[bytes, ...] | None = None
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __iter__(self) -> Iterator[Any]:
+        if self._chunks is not None:
+            return iter(join_chunks(self._chunks))
         return iter(self.source[self.start : self.stop])
 
     def __reduce__(self) -> tuple[Any, tuple[tuple[bytes, ...]]]:
-        step = offload.STEP
-        chunks = tuple(
-            dumps(self.source[i : min(i + step, self.stop)])
-            for i in range(self.start, self.stop, step)
-        )
-        return join_chunks, (chunks,)
+        if self._chunks is None:
+            step = offload.STEP
+            self._chunks = tuple(
+                dumps(self.source[i : min(i + step, self.stop)])
+                for i in range(self.start, self.stop, step)
+            )
+        return join_chunks, (self._chunks,)
 
 
 def join_chunks(chunks: tuple[bytes, ...]) -> list[Any]:

@@ -160,3 +160,14 @@ async def test_start_imports_the_driver_modules_off_the_loop(monkeypatch):
     async with aiospark.Context(workers=1) as small:
         assert await small.parallelize([1, 2, 3]).sum() == 6
     assert probe.off_loop()
+
+
+async def test_a_parallelized_list_is_read_once_by_every_rdd_made_from_it(ctx):
+    data = list(range(10))
+    both = ctx.parallelize(data, 2).union(ctx.parallelize([100], 1))
+    assert both.get_num_partitions() == 3  # the union's splits exist before any job
+    data[0] = -5  # before the first job: seen
+    assert await both.collect() == [-5, *range(1, 10), 100]
+    data[1] = -6  # after it: not seen, by any job or any RDD made from the list
+    assert await both.collect() == [-5, *range(1, 10), 100]
+    assert await both.map(lambda x: x).sum() == sum(range(1, 10)) - 5 + 100
