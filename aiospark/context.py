@@ -9,26 +9,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
+from aiospark import offload
 from aiospark.errors import ClusterError
 from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
-from aiospark.protocol.auth import auth_headers, new_secret
 from aiospark.protocol.frames import CODECS, available_codecs
-from aiospark.rdd import RDD, ParallelCollectionRDD, TextFileRDD
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
-from aiospark.scheduler.runner import JobHandle, Scheduler
-from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from aiospark.rdd import RDD
+    from aiospark.scheduler.runner import JobHandle, Scheduler
+    from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
 
 #: How long ``start`` waits for the cluster before giving up.
 START_TIMEOUT = 60.0
+
+#: What a started driver uses, imported by ``start`` on the helper thread, so that
+#: importing ``aiospark.Context`` (often first done inside the event loop) stays light.
+DRIVER_MODULES = (
+    "aiohttp",
+    "aiospark.protocol.auth",
+    "aiospark.rdd",
+    "aiospark.scheduler.runner",
+    "aiospark.embedded",
+)
+
+
+def import_driver_modules() -> None:
+    """Import ``DRIVER_MODULES`` (a third of a second when none is loaded yet).
+
+    >>> import_driver_modules()
+    """
+    for name in DRIVER_MODULES:
+        importlib.import_module(name)
 
 
 def _master_http_url(master: str) -> str:
@@ -193,6 +215,12 @@ class Context:
         """
         if self._started:
             return self
+        await offload.run(import_driver_modules)
+        import aiohttp
+
+        from aiospark.protocol.auth import auth_headers, new_secret
+        from aiospark.scheduler.runner import Scheduler
+
         try:
             if self.master is None:
                 from aiospark.embedded import EmbeddedCluster
@@ -270,6 +298,8 @@ class Context:
         self._cluster = None
 
     async def _delete_shuffle_files(self, shuffle_url: str) -> None:
+        import aiohttp
+
         assert self._session is not None
         url = f"{shuffle_url}/v1/shuffle/{self.app_id}"
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
@@ -361,15 +391,27 @@ class Context:
     def parallelize(self, data: Iterable[Any], num_slices: int | None = None) -> RDD:
         """Distribute a local collection over ``num_slices`` partitions (PySpark's slicing).
 
+        A list or tuple is not copied: it is read (and pickled, off the event
+        loop) when the first job on this RDD, or on an RDD made from it, runs;
+        change it before then and the RDD sees the change, as with Spark's
+        ``parallelize``.  Pass a copy to avoid that.  Other iterables are
+        read at once.
+
         >>> await ctx.parallelize([0, 1, 2, 3, 4], 2).glom().collect()
         [[0, 1], [2, 3, 4]]
         >>> await ctx.parallelize(range(0, 10, 3), 2).glom().collect()
         [[0, 3], [6, 9]]
         """
+        from aiospark.rdd import ParallelCollectionRDD
+        from aiospark.slices import slice_list
+
         n = self.default_parallelism if num_slices is None else num_slices
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"num_slices must be a positive int, got {num_slices!r}")
-        return ParallelCollectionRDD(self, slice_collection(data, n))
+        if isinstance(data, range):
+            return ParallelCollectionRDD(self, slice_collection(data, n))
+        items = data if isinstance(data, list | tuple) else list(data)
+        return ParallelCollectionRDD(self, slice_list(items, n))
 
     def range(
         self, start: int, end: int | None = None, step: int = 1, num_slices: int | None = None
@@ -410,6 +452,7 @@ class Context:
         """
         from aiospark.io.formats import check_min_partitions
         from aiospark.io.text import check_encoding, plan_text_splits
+        from aiospark.rdd import TextFileRDD
 
         check_min_partitions(min_partitions)
         check_encoding(encoding)
@@ -571,6 +614,7 @@ class Context:
         [[1], [2], [3]]
         """
         from aiospark.ops.set_rdds import make_union
+        from aiospark.rdd import RDD
 
         if isinstance(rdds, RDD):
             raise TypeError("union() takes a list of RDDs, got a single RDD")
@@ -681,9 +725,17 @@ class Context:
     ) -> JobHandle:
         return self._require_started().submit(rdd, func, partitions, self._pool.get())
 
+    async def _prepare(self, rdd: RDD) -> None:
+        """Before a job on ``rdd``: the work its lineage wants done off the loop first."""
+        from aiospark.scheduler.dag import all_ancestors
+
+        for node in all_ancestors(rdd):
+            await node._prepare()
+
     async def _run_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None
     ) -> list[Any]:
+        await self._prepare(rdd)
         handle = self._submit_job(rdd, func, partitions)
         try:
             await handle.done
@@ -737,15 +789,10 @@ def slice_collection(data: Iterable[Any], n: int) -> list[Any]:
             return data.start + int(i * size / n) * data.step
 
         return [range(start_of(i), start_of(i + 1), data.step) for i in range(n)]
+    from aiospark.slices import slice_bounds
+
     items = data if isinstance(data, list) else list(data)
-    batch = max(1, min(len(items) // n, 1024))
-    batches = [items[i : i + batch] for i in range(0, len(items), batch)]
-    count = len(batches)
-    slices = []
-    for i in range(n):
-        chosen = batches[(i * count) // n : ((i + 1) * count) // n]
-        slices.append([x for b in chosen for x in b])
-    return slices
+    return [items[start:stop] for start, stop in slice_bounds(len(items), n)]
 
 
 def _secret_from_environment() -> str:

@@ -21,6 +21,7 @@ import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from aiospark import offload
 from aiospark.errors import UserCodeError
 from aiospark.lineage import (
     Aggregator,
@@ -40,6 +41,7 @@ from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
+from aiospark.slices import pickle_splits
 
 if TYPE_CHECKING:
     from aiospark.context import Context
@@ -126,6 +128,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         []
         """
         return []
+
+    async def _prepare(self) -> None:
+        """Driver-side work before a job computes this RDD, done off the event loop (none here)."""
 
     def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         """The records of ``split``, from the block store when the RDD is persisted.
@@ -438,8 +443,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize(range(5), 2).collect()
         [0, 1, 2, 3, 4]
         """
-        parts = await self._run(_collect_partition)
-        return list(itertools.chain.from_iterable(parts))
+        return await offload.concat_parts(await self._run(_collect_partition))
 
     async def count(self) -> int:
         """The number of records.
@@ -494,24 +498,26 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         if num <= 0:
             return []
         total = self.get_num_partitions()
-        taken: list[Any] = []
+        chunks: list[list[Any]] = []
+        taken = 0
         scanned = 0
-        while len(taken) < num and scanned < total:
+        while taken < num and scanned < total:
             # Like Spark: try one partition, then grow the scan 4x while short.
             if scanned == 0:
                 count = 1
             elif not taken:
                 count = scanned * 4
             else:
-                wanted = int(1.5 * num * scanned / len(taken)) - scanned + 1
+                wanted = int(1.5 * num * scanned / taken) - scanned + 1
                 count = min(max(wanted, 1), scanned * 4)
             parts = list(range(scanned, min(scanned + count, total)))
-            left = num - len(taken)
-            take_partition = functools.partial(_take_partition, left)
+            take_partition = functools.partial(_take_partition, num - taken)
             for chunk in await self.ctx._run_job(self, take_partition, parts):
-                taken.extend(chunk)
+                if taken < num:
+                    chunks.append(chunk if len(chunk) <= num - taken else chunk[: num - taken])
+                    taken += len(chunks[-1])
             scanned += len(parts)
-        return taken[:num]
+        return await offload.concat_parts(chunks) if chunks else []
 
     async def first(self) -> Any:
         """The first record; ``ValueError`` when the RDD is empty.
@@ -691,14 +697,24 @@ def _take_partition(limit: int, _: int, it: Iterator[Any]) -> list[Any]:
 
 
 class ParallelCollectionRDD(RDD):
-    """Records that came from the driver (``parallelize``, ``range``), one slice per split."""
+    """Records that came from the driver (``parallelize``, ``range``), one slice per split.
+
+    A slice is a list, a ``range`` or a ``slices.RecordSlice`` (a window on the
+    user's list, read and pickled before the first job, off the loop when large).
+    """
 
     def __init__(self, ctx: Context, slices: list[Any]) -> None:
         super().__init__(ctx, [])
         self._slices = slices
+        self._pickled = False
 
     def _compute_splits(self) -> list[Split]:
         return [DataSplit(i, data) for i, data in enumerate(self._slices)]
+
+    async def _prepare(self) -> None:
+        if not self._pickled:
+            self._splits = await pickle_splits(self.splits())
+            self._pickled = True
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         return checked(split.data, tctx)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import bench_loop_lag
 from bench_apps import measure_broadcast, measure_kmeans, measure_pagerank
 from bench_baseline import reduce_by_key_count, sort_by_key_count, word_count
 from bench_common import (
@@ -59,6 +60,18 @@ async def measure_startup(cfg: Config, results: Results) -> None:
     median = statistics.median(samples)
     results.put(ENGINE, "startup_s", median)
     report(ENGINE, f"start-up: median {median:.3f} s of {samples_text(samples)}")
+
+
+async def measure_loop_lag(cfg: Config, results: Results) -> None:
+    """The driver loop's max lag during each case of bench_loop_lag.py (fresh contexts)."""
+    lags = await bench_loop_lag.measure(
+        cfg.workers, list(bench_loop_lag.CASES), cfg.looplag_rounds, cfg.quick
+    )
+    names = bench_loop_lag.labels(cfg.workers, cfg.quick)
+    for case in bench_loop_lag.CASES:
+        lag = lags[case]["max_lag_ms"]
+        results.put(ENGINE, f"looplag_{case}_ms", lag)
+        report(ENGINE, f"loop lag, {names[case]}: max {lag:,.1f} ms")
 
 
 async def tiny_job(ctx: aiospark.Context) -> list[int]:
@@ -206,7 +219,9 @@ async def run_workloads(
     reference = None
     if cfg.wants("startup"):
         await measure_startup(cfg, results)
-    if not any(cfg.wants(w) for w in WORKLOADS if w != "startup"):
+    if cfg.wants("looplag"):
+        await measure_loop_lag(cfg, results)
+    if not any(cfg.wants(w) for w in WORKLOADS if w not in ("startup", "looplag")):
         return reference
     async with aiospark.Context(workers=cfg.workers) as ctx:
         if cfg.wants("tiny"):

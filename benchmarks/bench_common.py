@@ -20,6 +20,7 @@ WORKLOADS = (
     "startup",
     "tiny",
     "tasks",
+    "looplag",
     "wordcount",
     "rbk",
     "sort",
@@ -71,6 +72,7 @@ class Config:
     tiny_runs: int = 20
     tasks: int = 1000
     tasks_runs: int = 3
+    looplag_rounds: int = 3  # the loop-lag cases (bench_loop_lag.py): the worst of this many
     rbk_pairs: int = 2_000_000
     data_runs: int = 5  # word count, reduce_by_key, sort, broadcast: the median of this many
     #: ``min_partitions`` of the word count's input (None: each engine's default, which for

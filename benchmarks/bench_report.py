@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bench_loop_lag
 from bench_common import Config, Results, workers_text
 from bench_machine import machine
 
@@ -60,6 +61,10 @@ def rows(cfg: Config, results: Results | None = None) -> list[Row]:
         Row("tiny_p50_ms", "tiny job p50 (8 items, 2 partitions)", "ms"),
         Row("tiny_p90_ms", "tiny job p90", "ms"),
         Row("tasks_per_s", f"trivial tasks per second ({cfg.tasks:,} tasks)", "/s", True),
+        *(
+            Row(f"looplag_{case}_ms", f"driver loop's max lag: {label}", "ms")
+            for case, label in bench_loop_lag.labels(cfg.workers, cfg.quick).items()
+        ),
         Row("wordcount_s", f"word count, {cfg.size_mb:g} MB ({default})", "s", has_serial=True),
         Row(
             "wordcount_tuned_s",
@@ -129,6 +134,11 @@ def targets(cfg: Config) -> list[Target]:
         Target("tiny_p50_ms", "≤ 3 ms", "§8", lambda v: v <= 3.0),
         Target("tiny_p50_ms", "≤ 5 ms", "bar", lambda v: v <= 5.0),
         Target("tasks_per_s", "≥ 2,000/s", "§8, bar", lambda v: v >= 2000),
+        *(
+            Target(f"looplag_{case}_ms", "≤ 50 ms", "issue 11", lambda v: v <= 50,
+                   needs_full_size=True)
+            for case in bench_loop_lag.CASES
+        ),
         *found,
         Target(
             "kmeans_pr_s",

@@ -45,7 +45,7 @@ PROCESS_FRAME = re.compile(r'^process (\d+):"(.*)"$')
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=WORKLOADS)
+    parser.add_argument("workload", choices=[w for w in WORKLOADS if w in REPEATS])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size-mb", type=float, default=100.0)
     parser.add_argument(

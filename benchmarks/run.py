@@ -8,7 +8,9 @@
 ``pip install -e '.[bench]'`` adds PySpark, Dask and matplotlib.
 
 Workloads: ``startup`` (fresh contexts until ready), ``tiny`` (an 8-item job's
-latency), ``tasks`` (trivial tasks per second), ``wordcount`` (a generated ~100 MB
+latency), ``tasks`` (trivial tasks per second), ``looplag`` (the driver loop's max lag
+during start-up, a 1 M-record collect, collect_as_map and parallelize: see
+bench_loop_lag.py), ``wordcount`` (a generated ~100 MB
 text, with the default input splits and with ``min_partitions = 2 x workers``),
 ``rbk`` (reduce_by_key + count of 2 M generated pairs), ``sort`` (sort_by_key +
 count of the same pairs), ``pagerank`` (examples/pagerank.py: 1 M edges, 5
@@ -133,6 +135,7 @@ def make_config(args: argparse.Namespace) -> Config:
         tiny_warmups=1,
         tiny_runs=5,
         tasks_runs=1,
+        looplag_rounds=1,
         rbk_pairs=200_000,
         data_runs=1,
         pagerank_nodes=10_000,

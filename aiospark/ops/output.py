@@ -5,14 +5,22 @@ Mixed into ``aiospark.RDD``.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiospark.rdd import RDD
     from aiospark.scheduler.runner import JobHandle
+
+
+#: ``async for`` over an RDD lets the event loop run at least this often (seconds) ...
+YIELD_EVERY = 0.005
+#: ... checking the clock once per this many records.
+_CHECK_EVERY = 64
 
 
 class OutputOps:
@@ -78,6 +86,7 @@ async def _local_iterator(rdd: RDD, ahead: int) -> AsyncIterator[Any]:
     total = rdd.get_num_partitions()
     pending: collections.deque[JobHandle] = collections.deque()
     submitted = 0
+    await rdd.ctx._prepare(rdd)
     try:
         for index in range(total):
             while submitted < total and submitted <= index + ahead:
@@ -85,13 +94,32 @@ async def _local_iterator(rdd: RDD, ahead: int) -> AsyncIterator[Any]:
                 submitted += 1
             records = await pending[0].futures[0]
             pending.popleft()
-            for record in records:
+            async for record in _yielding(records):
                 yield record
             del records  # do not hold this partition while the next one is awaited
     finally:
         for handle in pending:
             if not handle.done.done():
                 handle.cancel()
+
+
+async def _yielding(records: list[Any]) -> AsyncIterator[Any]:
+    """The records, letting the event loop run at least every ``YIELD_EVERY`` seconds.
+
+    A consumer of ``async for`` never waits within a partition it already
+    holds, so without this it would keep the loop for the whole partition.
+
+    >>> [x async for x in _yielding([1, 2, 3])]
+    [1, 2, 3]
+    """
+    clock = time.monotonic
+    due = clock() + YIELD_EVERY
+    for start in range(0, len(records), _CHECK_EVERY):
+        for record in records[start : start + _CHECK_EVERY]:
+            yield record
+        if clock() >= due:
+            await asyncio.sleep(0)
+            due = clock() + YIELD_EVERY
 
 
 # At the bottom: aiospark.rdd imports this module to build the RDD class.

@@ -22,6 +22,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from aiospark import offload
 from aiospark.hashing import portable_hash
 from aiospark.lineage import Aggregator, HashPartitioner, Partitioner
 
@@ -302,7 +303,7 @@ class PairOps:
         >>> await ctx.parallelize([("a", 1), ("b", 1), ("a", 1)]).count_by_key()
         {'a': 2, 'b': 1}
         """
-        return _merge_counts(await self._run(_count_keys))
+        return await _merged_counts(await self._run(_count_keys))
 
     async def count_by_value(self: RDD) -> dict:
         """How many times each distinct record occurs, as a dict.
@@ -310,7 +311,7 @@ class PairOps:
         >>> await ctx.parallelize([1, 2, 1, 2, 2], 2).count_by_value()
         {1: 2, 2: 3}
         """
-        return _merge_counts(await self._run(_count_values))
+        return await _merged_counts(await self._run(_count_values))
 
     async def collect_as_map(self: RDD) -> dict:
         """The pairs as a dict; for a repeated key the last value (in partition order) wins.
@@ -318,10 +319,7 @@ class PairOps:
         >>> await ctx.parallelize([(1, 2), (3, 4), (1, 5)]).collect_as_map()
         {1: 5, 3: 4}
         """
-        merged: dict = {}
-        for part in await self._run(_partition_map):
-            merged.update(part)
-        return merged
+        return await offload.merge_dict_parts(await self._run(_partition_map))
 
     async def reduce_by_key_locally(self: RDD, func: Callable[[Any, Any], Any]) -> dict:
         """Merge the values of each key with an associative ``func`` into a dict in the driver.
@@ -335,10 +333,7 @@ class PairOps:
         _check_callable(func=func)
         aggregator = Aggregator(core._identity, func, func, identity_create=True)
         parts = await self._run(functools.partial(_reduce_partition_locally, aggregator))
-        merged: dict = {}
-        for part in parts:
-            aggregator.combine_combiners(iter(part.items()), merged)
-        return merged
+        return await offload.run_sized(sum(map(len, parts)), _combine_parts, aggregator, parts)
 
     async def lookup(self: RDD, key: Any) -> list:
         """The values under ``key``.
@@ -360,7 +355,7 @@ class PairOps:
             parts = await self._run(find)
         else:
             parts = await self.ctx._run_job(self, find, [index])
-        return [value for part in parts for value in part]
+        return await offload.concat_parts(parts)
 
 
 def _check_callable(**funcs: Any) -> None:
@@ -402,11 +397,25 @@ def _count_values(_: int, it: Iterator[Any]) -> Counter:
         raise clear from exc
 
 
+async def _merged_counts(parts: list[Counter]) -> dict:
+    return await offload.run_sized(sum(map(len, parts)), _merge_counts, parts)
+
+
 def _merge_counts(parts: list[Counter]) -> dict:
-    total: Counter = Counter()
+    """The counts of every part added up (a Python loop: the helper thread shares the GIL)."""
+    total: dict = {}
+    get = total.get
     for part in parts:
-        total.update(part)
-    return dict(total)
+        for key, count in part.items():
+            total[key] = count + get(key, 0)
+    return total
+
+
+def _combine_parts(aggregator: Aggregator, parts: list[dict]) -> dict:
+    merged: dict = {}
+    for part in parts:
+        aggregator.combine_combiners(iter(part.items()), merged)
+    return merged
 
 
 def _partition_map(_: int, it: Iterator[Any]) -> dict:

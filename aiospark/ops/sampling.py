@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiospark import offload
 from aiospark.ops import samplers
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class SampleOps:
         rng = random.Random(seed)
         if not with_replacement and num >= total:
             everything = await self.collect()
-            rng.shuffle(everything)
+            await offload.run_sized(len(everything), rng.shuffle, everything)
             return everything
         limit = sys.maxsize - int(_TAKE_SAMPLE_DEVIATIONS * math.sqrt(sys.maxsize))
         if num > limit:
@@ -152,5 +153,5 @@ class SampleOps:
         while len(picked) < num:  # rare: the fraction leaves a 1e-4 chance of falling short
             seed = rng.randint(0, sys.maxsize)
             picked = await self.sample(with_replacement, fraction, seed).collect()
-        rng.shuffle(picked)
+        await offload.run_sized(len(picked), rng.shuffle, picked)
         return picked[:num]

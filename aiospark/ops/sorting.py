@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from aiospark import offload
 from aiospark.hashing import portable_hash
 
 if TYPE_CHECKING:
@@ -141,13 +142,31 @@ async def _select(
     if num <= 0:
         return []
     partials = await rdd._run(functools.partial(_pick_partition, pick, what, num, key))
-    return _pick(pick, what, num, itertools.chain.from_iterable(partials), key)
+    return await offload.run_sized(
+        sum(map(len, partials)), _merge_picked, pick, what, num, partials, key
+    )
 
 
 def _pick_partition(
     pick: Callable[..., list], what: str, num: int, key: Callable | None, _: int, it: Iterator
 ) -> list[Any]:
     return _pick(pick, what, num, it, key)
+
+
+def _merge_picked(
+    pick: Callable[..., list], what: str, num: int, partials: list[list], key: Callable | None
+) -> list[Any]:
+    """The first ``num`` of the partitions' picks, which ``pick`` returned sorted: a merge.
+
+    Ties keep partition order, as ``pick`` over all the records would.
+    """
+    merged = heapq.merge(*partials, key=key, reverse=pick is heapq.nlargest)
+    try:
+        return list(itertools.islice(merged, num))
+    except TypeError as exc:
+        if "not supported between" not in str(exc):
+            raise
+        raise TypeError(f"{what}: records are not mutually comparable: {exc}") from None
 
 
 def _pick(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pickle
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_bl
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.pools import DEFAULT_POOL
 from aiospark.scheduler.reporter import JobReporter
+from aiospark.scheduler.results import load_result
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
@@ -380,7 +380,7 @@ class Scheduler:
             try:
                 if isinstance(data, BaseException):
                     raise data
-                result = pickle.loads(data)
+                result = await load_result(data)  # off the loop when large
             except Exception as exc:  # e.g. a class the driver cannot import
                 error = JobFailed(f"the result of task {task_id} could not be loaded: {exc!r}")
                 error.__cause__ = exc
@@ -433,11 +433,11 @@ class Scheduler:
             event.update(event="task_failed", reason=getattr(message, "reason", None))
         self.progress.publish(event)
 
-    async def _fetch_result(self, url: str) -> bytes | BaseException:
+    async def _fetch_result(self, url: str) -> list[bytes] | BaseException:
         try:
             async with self.session.get(url) as resp:
                 resp.raise_for_status()
-                return await resp.read()
+                return [chunk async for chunk in resp.content.iter_any()]  # never joined
         except (aiohttp.ClientError, OSError) as exc:
             return JobFailed(f"could not fetch a task result from {url}: {exc}")
 

@@ -20,10 +20,17 @@ import cloudpickle
 
 from aiospark.errors import SerializationError
 from aiospark.scheduler.dag import Stage, narrow_ancestors
+from aiospark.slices import PickledSplit
 
 
 def serialize_split(split: Any) -> bytes:
-    """Pickle one task's split (plain pickle when it can, cloudpickle otherwise)."""
+    """Pickle one task's split (plain pickle when it can, cloudpickle otherwise).
+
+    A split pickled ahead of time, off the event loop (``slices.PickledSplit``),
+    is returned as it is.
+    """
+    if isinstance(split, PickledSplit):
+        return split.pickled
     try:
         return pickle.dumps(split, protocol=5)
     except Exception:
