@@ -59,12 +59,25 @@ class RecordSlice:
     >>> data[1] = 20
     >>> list(part), pickle.loads(pickle.dumps(part))
     ([2, 3], [2, 3])
+
+    A list that grew or shrank before it was first read is refused: its slices'
+    bounds no longer cut it as the RDD's partitions say.
+
+    >>> data = [1, 2, 3, 4]
+    >>> part = RecordSlice(data, 0, 2)
+    >>> data.clear()
+    >>> list(part)
+    Traceback (most recent call last):
+    ...
+    ValueError: the list given to parallelize() had 4 items and has 0 now, before the first job read it; give parallelize() a copy (list(data)) if you change it afterwards
     """
 
     def __init__(self, source: Sequence[Any], start: int, stop: int) -> None:
         self.source = source
         self.start = start
         self.stop = stop
+        #: the source's length when it was sliced
+        self.length = len(source)
         self._chunks: tuple[bytes, ...] | None = None
 
     def __len__(self) -> int:
@@ -73,10 +86,20 @@ class RecordSlice:
     def __iter__(self) -> Iterator[Any]:
         if self._chunks is not None:
             return iter(join_chunks(self._chunks))
+        self._check_length()
         return iter(self.source[self.start : self.stop])
+
+    def _check_length(self) -> None:
+        if len(self.source) != self.length:
+            raise ValueError(
+                f"the list given to parallelize() had {self.length} items and has "
+                f"{len(self.source)} now, before the first job read it; give parallelize() "
+                "a copy (list(data)) if you change it afterwards"
+            )
 
     def __reduce__(self) -> tuple[Any, tuple[tuple[bytes, ...]]]:
         if self._chunks is None:
+            self._check_length()
             step = offload.STEP
             self._chunks = tuple(
                 dumps(self.source[i : min(i + step, self.stop)])

@@ -18,6 +18,7 @@ import pytest
 import aiospark
 from aiospark import context as context_module
 from aiospark import offload, slices
+from aiospark.errors import SerializationError
 from aiospark.ops import output
 from aiospark.scheduler import results
 
@@ -171,3 +172,12 @@ async def test_a_parallelized_list_is_read_once_by_every_rdd_made_from_it(ctx):
     data[1] = -6  # after it: not seen, by any job or any RDD made from the list
     assert await both.collect() == [-5, *range(1, 10), 100]
     assert await both.map(lambda x: x).sum() == sum(range(1, 10)) - 5 + 100
+
+
+async def test_a_parallelized_list_that_changed_length_before_its_first_job_is_refused(ctx):
+    data = list(range(10))
+    rdd = ctx.parallelize(data, 2)
+    data.append(10)
+    with pytest.raises(SerializationError, match="had 10 items and has 11 now"):
+        await rdd.collect()
+    assert await ctx.parallelize(data, 2).count() == 11
