@@ -69,7 +69,7 @@ class RecordSlice:
     >>> list(part)
     Traceback (most recent call last):
     ...
-    ValueError: the list given to parallelize() had 4 items and has 0 now, before the first job read it; give parallelize() a copy (list(data)) if you change it afterwards
+    ValueError: the list given to parallelize() had 4 items and has 0 now, before the first ...
     """
 
     def __init__(self, source: Sequence[Any], start: int, stop: int) -> None:
