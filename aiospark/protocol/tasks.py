@@ -21,6 +21,7 @@ aiospark.protocol.envelope.EnvelopeError: CancelTask.task_id: expected int, got 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
@@ -34,8 +35,27 @@ class TaskMessage(Message):
     kind: ClassVar[str] = ""
 
     def to_json(self) -> dict[str, Any]:
-        # Fields are plain JSON values: a shallow copy (``asdict`` deep-copies, per task).
-        return dict(self.__dict__)
+        """The fields that differ from their defaults (the others need no sending, nor
+        checking on arrival: this is on the path of every task)."""
+        defaults = _defaults(type(self))
+        return {key: value for key, value in self.__dict__.items()
+                if key not in defaults or value != defaults[key]}
+
+
+@functools.cache
+def _defaults(cls: type) -> dict[str, Any]:
+    """A message class's default field values (fields without one are always sent).
+
+    >>> _defaults(CancelTask)
+    {'kill_after': 1.0}
+    """
+    found = {}
+    for field in dataclasses.fields(cls):
+        if field.default is not dataclasses.MISSING:
+            found[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            found[field.name] = field.default_factory()
+    return found
 
 
 # -- driver -> executor ------------------------------------------------------------------

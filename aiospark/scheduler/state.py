@@ -143,7 +143,8 @@ class _Worker:
     def free(self) -> int:
         if self.draining:
             return 0
-        return max(0, self.cores - len(self.running) - len(self.stopping))
+        free = self.cores - len(self.running) - len(self.stopping)
+        return free if free > 0 else 0
 
 
 @dataclasses.dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import importlib
 import logging
@@ -105,20 +104,16 @@ class DriverSession:
         self.kill_after = DEFAULT_KILL_AFTER
 
     async def send(
-        self,
-        message: TaskMessage,
-        *blobs: Any,
-        prepare: Callable[[TaskMessage], TaskMessage | None] | None = None,
+        self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any
     ) -> None:
-        """Send one message.  ``prepare(message)`` runs just before, in sending order (so
-        reports read from shared state reach the driver in the order they were read),
-        and returns the message to send, or None to send nothing."""
+        """Send one message.  A function making it is called just before, in sending
+        order (so reports read from shared state reach the driver in the order they
+        were read); when it makes None, nothing is sent."""
         async with self.send_lock:
-            if prepare is not None:
-                prepared = prepare(message)
-                if prepared is None:
+            if callable(message):
+                message = message()
+                if message is None:
                     return
-                message = prepared
             if not self.ws.closed:
                 await self.ws.send_bytes(encode(message, *blobs))
 
@@ -592,12 +587,10 @@ class Worker:
     async def _execute(self, session: DriverSession, spec: TaskSpec, tctx: WorkerTaskContext):
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        try:
-            # Not cancelled with the session: the thread runs on regardless, and the state
-            # must count it (its slot is taken) until it really ends.
-            outcome: TaskOutcome = await asyncio.shield(loop.run_in_executor(
+        try:  # (never cancelled: the state counts the task until its thread really ends)
+            outcome: TaskOutcome = await loop.run_in_executor(
                 self.pool, run_task, spec, self.stages, tctx, self.shuffle_root or self.work_dir
-            ))
+            )
         finally:
             session.tasks.pop(spec.task_id, None)
             if tctx.cancelled:
@@ -612,9 +605,18 @@ class Worker:
             log.info("task %s", outcome_name, extra=logs.fields(
                 app_id=session.app_id, stage_id=spec.stage_id, task_id=spec.task_id,
                 partition=spec.partition, attempt=spec.attempt, seconds=seconds))
-        # Blocks this task cached (still held) and blocks evicted since the last report.
-        report = functools.partial(self._block_report, session.app_id, tctx.cached)
         missing = [list(entry) for entry in tctx.blocks_missing]
+
+        def outcome_message(kind: type[TaskMessage], **fields: Any) -> Callable[[], TaskMessage]:
+            def make() -> TaskMessage:
+                # The blocks the task cached that are still here, and evictions since the
+                # last report, read as the message goes out.
+                held, evicted = self.blocks.report(session.app_id, tctx.cached)
+                return kind(spec.task_id, seconds, cached=[list(k) for k in held],  # type: ignore[call-arg]
+                            evicted=[list(k) for k in evicted], blocks_missing=missing,
+                            **fields)
+            return make
+
         if outcome.ok:
             blobs: list[bytes] = []
             result_url = None
@@ -629,34 +631,24 @@ class Worker:
             if outcome.accumulators is not None:
                 acc_blob = len(blobs)
                 blobs.append(outcome.accumulators)
-            success = TaskSucceeded(spec.task_id, seconds, blocks_missing=missing,
-                                    map_sizes=outcome.map_sizes, result_url=result_url,
-                                    acc_blob=acc_blob)
-            await session.send(success, *blobs, prepare=report)
+            await session.send(outcome_message(
+                TaskSucceeded, map_sizes=outcome.map_sizes, result_url=result_url,
+                acc_blob=acc_blob), *blobs)
             return
         failed = [b for b in spec.broadcasts if self.broadcasts.failed(session.app_id, b)]
         for bid in failed:  # forget them, so a retry fetches them again
             self.broadcasts.drop(session.app_id, bid)
-        failure = TaskFailed(spec.task_id, seconds, blocks_missing=missing,
-                             traceback=outcome.traceback, broadcast_failed=failed)
+        failure = functools.partial(outcome_message, TaskFailed, traceback=outcome.traceback,
+                                    broadcast_failed=failed)
         if outcome.cancelled:
-            await session.send(dataclasses.replace(failure, reason="cancelled"), prepare=report)
+            await session.send(failure(reason="cancelled"))
         elif outcome.fetch_failed is not None:
             lost = outcome.fetch_failed
             fetch = {"shuffle_id": lost.shuffle_id, "map_ids": lost.map_ids, "url": lost.url,
                      "message": lost.reason}
-            failure = dataclasses.replace(failure, reason="fetch_failed", fetch=fetch)
-            await session.send(failure, prepare=report)
+            await session.send(failure(reason="fetch_failed", fetch=fetch))
         else:
-            await session.send(failure, outcome.error or b"", prepare=report)
-
-    def _block_report(
-        self, app_id: str, cached: list[tuple[int, int]], outcome: TaskMessage
-    ) -> TaskMessage:
-        """Add to an outcome the blocks the task cached that are still here, and evictions."""
-        held, evicted = self.blocks.report(app_id, cached)
-        return dataclasses.replace(outcome, cached=[list(k) for k in held],  # type: ignore[type-var]
-                                   evicted=[list(k) for k in evicted])
+            await session.send(failure(reason="error"), outcome.error or b"")
 
     def _blocks_evicted(self, app_id: str) -> None:
         """From any thread: blocks of ``app_id`` were evicted; tell its driver soon."""
@@ -675,13 +667,13 @@ class Worker:
         """A ``blocks`` message with what was evicted, unless a task outcome said it first."""
         self._eviction_notices.discard(app_id)
 
-        def add_evicted(message: TaskMessage) -> TaskMessage | None:
+        def evictions() -> TaskMessage | None:
             evicted = self.blocks.take_evicted(app_id)
             return BlocksEvicted([list(k) for k in evicted]) if evicted else None
 
         for session in [s for s in self.sessions if s.app_id == app_id]:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await session.send(BlocksEvicted(), prepare=add_evicted)
+                await session.send(evictions)
 
     def _drop_app(self, app_id: str) -> None:
         """No driver of ``app_id`` is connected any more: drop what it cached and shipped."""
