@@ -577,7 +577,7 @@ class Scheduler:
         link = self.links.get(command.worker_id)
         if link is None or not link.info.control_url:
             return  # gone already (or a worker without a supervisor: nothing can be done)
-        log.warning("tasks %s ignored their cancellation on worker %s: killing its executor",
+        log.info("tasks %s ignored their cancellation on worker %s: killing its executor",
                     list(command.task_ids), command.worker_id)
         message = KillTasks(self.app_id, list(command.task_ids), pid=link.info.pid)
         try:

@@ -297,7 +297,7 @@ class Worker:
             elif isinstance(instruction, ReportLoad):
                 self._beat_now.set()
             elif isinstance(instruction, Kill):
-                log.warning("asking to be killed: %s", instruction.reason)
+                log.info("asking to be killed: %s", instruction.reason)
                 if self.control is not None:
                     self.control.send({"type": "kill", "reason": instruction.reason})
         self._arm_kill_timer()
