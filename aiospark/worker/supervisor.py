@@ -147,7 +147,9 @@ class Supervisor:
         self._leaving = False
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._heartbeats: asyncio.Task | None = None
+        #: the tasks following each executor (one at a time, a few during a restart)
+        self._watchers: set[asyncio.Task] = set()
         self._beat_now = asyncio.Event()
         #: set when the executor cannot be kept running: the supervisor exits
         self.failed = asyncio.Event()
@@ -164,7 +166,7 @@ class Supervisor:
         self._runner, self.control_url = await serve(
             self.make_app(), self.settings.host, 0, advertise=self.settings.advertise_host
         )
-        self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
+        self._heartbeats = asyncio.create_task(self._heartbeat_loop())
 
     def make_app(self) -> web.Application:
         app = web.Application(
@@ -177,7 +179,7 @@ class Supervisor:
     async def stop(self) -> None:
         """Stop heartbeating, stop the executor, remove the work directory."""
         await self.stop_heartbeats()
-        for task in self._tasks:
+        for task in list(self._watchers):
             task.cancel()
         executor = self.executor
         self.executor = None
@@ -193,9 +195,9 @@ class Supervisor:
     async def stop_heartbeats(self) -> None:
         """Stop registering and heartbeating for good (before leaving the cluster)."""
         self._leaving = True
-        if self._tasks:
-            self._tasks[0].cancel()
-            await asyncio.wait(self._tasks[:1])
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            await asyncio.wait([self._heartbeats])
 
     # -- the executor ----------------------------------------------------------------
 
@@ -236,7 +238,9 @@ class Supervisor:
         self.started += 1
         executor = Executor(proc, await ControlLink.open(ours), settings["work_dir"], gauge)
         self.executor = executor
-        self._tasks.append(asyncio.create_task(self._watch(executor)))
+        watcher = asyncio.create_task(self._watch(executor))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         return executor
 
     async def _watch(self, executor: Executor) -> None:
