@@ -261,11 +261,11 @@ class Worker:
     # -- the supervisor ------------------------------------------------------------------
 
     def load_message(self) -> dict[str, Any]:
-        """What the supervisor heartbeats with: the load, the tasks running now, and the
-        cancelled tasks that stopped since the last report (no kill is needed for them)."""
+        """What the supervisor heartbeats with: the load, and the cancelled tasks that
+        stopped since the last report (a kill asked for them would come too late)."""
         stopped, self._stopped = self._stopped, []
         return {"type": "load", "heartbeat": self.heartbeat_message().to_json(),
-                "tasks": self.state.task_ids(), "stopped": stopped}
+                "stopped": stopped}
 
     async def _report_loop(self) -> None:
         """Report the load to the supervisor every interval, or at once when asked."""

@@ -117,10 +117,6 @@ class WorkerState:
         """
         return len(self.tasks)
 
-    def task_ids(self) -> list[tuple[str, int]]:
-        """``(app_id, task_id)`` of every running task, in a stable order."""
-        return sorted(self.tasks)
-
     # -- events ------------------------------------------------------------------------
 
     def driver_connected(self, app_id: str) -> list[Instruction]:

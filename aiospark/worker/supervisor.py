@@ -111,9 +111,8 @@ class Executor:
         self.url = ""
         self.shuffle_url = ""
         self.ready = asyncio.Event()
-        #: the load it last reported (``Heartbeat`` fields) and its running tasks
+        #: the load it last reported (``Heartbeat`` fields)
         self.heartbeat: dict[str, Any] = {}
-        self.tasks: set[tuple[str, int]] = set()
         #: cancelled tasks it said stopped (a kill asked for them comes too late)
         self.stopped: set[tuple[str, int]] = set()
         #: why the supervisor killed it (None: it was not killed)
@@ -246,7 +245,10 @@ class Supervisor:
     async def _watch(self, executor: Executor) -> None:
         """Follow one executor's reports until it exits; then start another if it should."""
         while (message := await executor.link.receive()) is not None:
-            self._on_report(executor, message)
+            try:
+                self._on_report(executor, message)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("bad report from executor %d: %r (%s)", executor.pid, message, exc)
         code = await executor.proc.wait()
         executor.link.close()
         if not executor.drained.done():
@@ -276,8 +278,7 @@ class Supervisor:
             executor.ready.set()
             self._beat_now.set()  # register it now
         elif kind == "load":
-            executor.heartbeat = message["heartbeat"]
-            executor.tasks = {(str(a), int(t)) for a, t in message["tasks"]}
+            executor.heartbeat = dict(message["heartbeat"])
             if len(executor.stopped) > 100_000:
                 executor.stopped.clear()
             executor.stopped.update((str(a), int(t)) for a, t in message.get("stopped", []))
