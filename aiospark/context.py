@@ -53,12 +53,12 @@ def import_driver_modules() -> None:
         importlib.import_module(name)
 
 
-def _master_http_url(master: str) -> str:
+def master_http_url(master: str) -> str:
     """``aiospark://host:port`` (or ``http://host:port``) to the master's HTTP URL.
 
-    >>> _master_http_url("aiospark://10.0.0.5:7077")
+    >>> master_http_url("aiospark://10.0.0.5:7077")
     'http://10.0.0.5:7077'
-    >>> _master_http_url("ftp://x")
+    >>> master_http_url("ftp://x")
     Traceback (most recent call last):
     ...
     ValueError: master URL must look like aiospark://host:port, got 'ftp://x'
@@ -233,7 +233,7 @@ class Context:
                 master_url = await self._cluster.start()
             else:
                 secret = self._secret or _secret_from_environment()
-                master_url = _master_http_url(self.master)
+                master_url = master_http_url(self.master)
             self._session = aiohttp.ClientSession(
                 headers=auth_headers(secret),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 from aiospark.protocol import tls
-from aiospark.runtime import listening_socket
+from aiospark.sockets import listening_socket
 
 log = logging.getLogger("aiospark.embedded")
 

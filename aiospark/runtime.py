@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from aiospark.protocol import tls
+from aiospark.sockets import listening_socket  # noqa: F401  (re-exported)
 
 log = logging.getLogger("aiospark")
 
@@ -60,22 +61,6 @@ async def serve(
         bound_host = socket.gethostname()
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     return runner, f"{tls.scheme()}://{shown}:{bound_port}"
-
-
-def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A bound, listening TCP socket (on a free port by default), inheritable by children.
-
-    >>> sock = listening_socket()
-    >>> sock.getsockname()[1] > 0, sock.get_inheritable()
-    (True, True)
-    >>> sock.close()
-    """
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(512)
-    sock.set_inheritable(True)
-    return sock
 
 
 async def wait_for_stop(parent_pid: int | None = None) -> str:

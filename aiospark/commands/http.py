@@ -19,9 +19,9 @@ def http_url(master: str) -> str:
     >>> http_url("aiospark://10.0.0.5:7077")
     'http://10.0.0.5:7077'
     """
-    from aiospark.context import _master_http_url
+    from aiospark.context import master_http_url
 
-    return _master_http_url(master)
+    return master_http_url(master)
 
 
 def aiospark_url(url: str) -> str:

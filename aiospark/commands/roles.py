@@ -16,9 +16,7 @@ from typing import Any
 
 from aiospark import security
 from aiospark.commands.errors import CommandFailed
-from aiospark.commands.http import http_url
 from aiospark.config import ConfigError, Settings, default_shuffle_dir
-from aiospark.runtime import run
 
 log = logging.getLogger("aiospark.cli")
 
@@ -37,6 +35,8 @@ def serve_role(settings: Settings, main: Callable[[], Coroutine[Any, Any, Any]])
     ...
     aiospark.commands.errors.CommandFailed: cannot listen on 127.0.0.1:7077: Address already in use
     """
+    from aiospark.runtime import run
+
     try:
         run(main)
     except OSError as exc:
@@ -102,7 +102,9 @@ def worker(settings: Settings) -> int:
     if settings.shuffle_url is None and settings.shuffle_dir is not None:
         raise ConfigError(settings.label("shuffle_dir"), "needs --shuffle-url, the URL of "
                           "the shuffle service serving that directory")
-    url = http_url(settings.master)
+    from aiospark.context import master_http_url
+
+    url = master_http_url(settings.master)
     secret = security.configured_secret(settings)
     if secret is None:
         security.server_secret(settings, settings.host)  # refuses a non-loopback --host
@@ -119,9 +121,19 @@ def worker(settings: Settings) -> int:
         settings.shuffle_dir = security.private_directory(default_shuffle_dir())
     if settings.work_dir is None:
         settings.work_dir = tempfile.mkdtemp(prefix="aiospark-worker-")
+    from aiospark.worker.spawn import start_first_executor
+
+    # Before the supervisor's own imports: the executor's start-up is the slow part.
+    try:
+        first = start_first_executor(settings)
+    except OSError as exc:
+        if exc.errno not in BIND_ERRORS:
+            raise
+        raise CommandFailed(f"cannot listen on {settings.host}:{settings.port}: "
+                            f"{exc.strerror}") from None
     from aiospark.worker.supervisor import run_worker
 
-    serve_role(settings, lambda: run_worker(settings))
+    serve_role(settings, lambda: run_worker(settings, first))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

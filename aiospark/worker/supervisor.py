@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
 import socket
-import sys
 import time
 import uuid
 from typing import Any
@@ -43,8 +41,10 @@ from aiospark.memory import default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.messages import Heartbeat, KillTasks, RegisterWorker, read_message
-from aiospark.runtime import listening_socket, serve, wait_for_stop
-from aiospark.worker.control import ControlLink, RunningGauge
+from aiospark.runtime import serve, wait_for_stop
+from aiospark.sockets import listening_socket
+from aiospark.worker.control import ControlLink
+from aiospark.worker.spawn import Spawned, executor_config, spawn_executor
 
 log = logging.getLogger("aiospark.worker")
 
@@ -99,15 +99,15 @@ class CrashCounter:
 class Executor:
     """One running executor process, as the supervisor sees it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, link: ControlLink, work_dir: str,
-                 gauge: RunningGauge) -> None:
-        self.proc = proc
+    def __init__(self, spawned: Spawned, link: ControlLink) -> None:
+        self.proc = spawned.proc
         self.link = link
         #: how many tasks it runs (written by the executor at each launch and end)
-        self.gauge = gauge
+        self.gauge = spawned.gauge
         #: its own scratch directory, removed when it is gone
-        self.work_dir = work_dir
-        self.pid = proc.pid
+        self.work_dir = spawned.work_dir
+        self.pid = spawned.proc.pid
+        self.exited = asyncio.Event()
         self.url = ""
         self.shuffle_url = ""
         self.ready = asyncio.Event()
@@ -123,11 +123,12 @@ class Executor:
 class Supervisor:
     """Registers the worker, heartbeats, and keeps one executor running."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, listener: socket.socket | None = None) -> None:
         self.settings = settings
         self.master_url = settings.master.rstrip("/")
         self.secret = settings.secret
-        self.worker_id = settings.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.worker_id = settings.worker_id = (
+            settings.worker_id or f"worker-{uuid.uuid4().hex[:12]}")
         self.cores = settings.cores
         self.memory_bytes = settings.memory or default_budget(settings.cores)
         self.work_dir = settings.work_dir
@@ -135,7 +136,8 @@ class Supervisor:
         #: A register or heartbeat request that takes longer is retried (a cut link must not
         #: leave the worker waiting out TCP's back-off).
         self._request_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * self.heartbeat_interval))
-        self.listener = listening_socket(settings.host, settings.port)
+        #: the executors' listening socket: the worker's URL
+        self.listener = listener or listening_socket(settings.host, settings.port)
         self.control_url = ""
         self.executor: Executor | None = None
         self.crashes = CrashCounter()
@@ -155,9 +157,11 @@ class Supervisor:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
-        os.makedirs(self.work_dir, exist_ok=True)
-        await self._start_executor()  # first: its start-up is the slow part
+    async def start(self, first: Spawned | None = None) -> None:
+        """Follow ``first`` (started before this process's own imports), or start one."""
+        if first is not None:
+            self.started += 1
+        await self._follow(first or self._spawn())
         self._session = aiohttp.ClientSession(
             headers=auth_headers(self.secret),
             connector=aiohttp.TCPConnector(ssl=tls.client_context()),
@@ -200,42 +204,15 @@ class Supervisor:
 
     # -- the executor ----------------------------------------------------------------
 
-    def _executor_config(self) -> dict[str, Any]:
-        s = self.settings
-        return {
-            "shuffle_url": s.shuffle_url,
-            # Map outputs it serves itself outlive each executor (in the worker's directory).
-            "shuffle_root": s.shuffle_dir or os.path.join(self.work_dir, "shuffle"),
-            "work_dir": os.path.join(self.work_dir, f"executor-{self.started}"),
-            "host": s.host,
-            "advertise_host": s.advertise_host,
-            "cores": self.cores,
-            "memory_bytes": self.memory_bytes,
-            "worker_id": self.worker_id,
-            "heartbeat_interval": self.heartbeat_interval,
-            "gauge": os.path.join(self.work_dir, f"executor-{self.started}.running"),
-        }
-
-    async def _start_executor(self) -> Executor:
-        ours, theirs = socket.socketpair()
-        listen_fd = self.listener.fileno()
-        settings = self._executor_config()
-        gauge = RunningGauge(settings["gauge"], create=True)
-        config = json.dumps(settings)
-        logging_args = [self.settings.log_level, self.settings.log_format]
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "aiospark.worker", config, str(listen_fd),
-                str(theirs.fileno()), *logging_args,
-                pass_fds=(listen_fd, theirs.fileno()),
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C in the terminal is for the supervisor
-                env={**os.environ, "AIOSPARK_SECRET": self.secret},
-            )
-        finally:
-            theirs.close()
+    def _spawn(self) -> Spawned:
+        os.makedirs(self.work_dir, exist_ok=True)
+        spawned = spawn_executor(executor_config(self.settings, self.started), self.listener,
+                                 self.secret, self.settings.log_level, self.settings.log_format)
         self.started += 1
-        executor = Executor(proc, await ControlLink.open(ours), settings["work_dir"], gauge)
+        return spawned
+
+    async def _follow(self, spawned: Spawned) -> Executor:
+        executor = Executor(spawned, await ControlLink.open(spawned.channel))
         self.executor = executor
         watcher = asyncio.create_task(self._watch(executor))
         self._watchers.add(watcher)
@@ -249,7 +226,8 @@ class Supervisor:
                 self._on_report(executor, message)
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("bad report from executor %d: %r (%s)", executor.pid, message, exc)
-        code = await executor.proc.wait()
+        code = await asyncio.to_thread(executor.proc.wait)
+        executor.exited.set()
         executor.link.close()
         if not executor.drained.done():
             executor.drained.set_result(False)
@@ -268,7 +246,7 @@ class Supervisor:
                           self.crashes.limit + 1, self.crashes.window)
                 self.failed.set()
                 return
-        await self._start_executor()
+        await self._follow(self._spawn())
 
     def _on_report(self, executor: Executor, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -288,7 +266,7 @@ class Supervisor:
             executor.drained.set_result(bool(message.get("finished")))
 
     def _kill(self, executor: Executor, reason: str) -> None:
-        if executor.killed is not None or executor.proc.returncode is not None:
+        if executor.killed is not None or executor.exited.is_set():
             return
         log.warning("killing executor %d: %s", executor.pid, reason)
         executor.killed = reason
@@ -299,10 +277,10 @@ class Supervisor:
     async def _stop_executor(self, executor: Executor) -> None:
         executor.link.close()  # it stops when its channel closes
         try:
-            await asyncio.wait_for(executor.proc.wait(), STOP_GRACE)
+            await asyncio.wait_for(asyncio.to_thread(executor.proc.wait), STOP_GRACE)
         except TimeoutError:  # a task thread that holds on
             self._kill(executor, "it did not stop in time")
-            await executor.proc.wait()
+            await asyncio.to_thread(executor.proc.wait)
 
     async def drain(self, timeout: float) -> bool:
         """Have the executor drain (at most ``timeout`` s), then deregister."""
@@ -437,18 +415,23 @@ class Supervisor:
         return web.json_response({"killed": True})
 
 
-async def run_worker(settings: Any) -> None:
-    """Entry point of ``aiospark worker``: supervise an executor until a stop signal, then
-    drain (``worker.drain``) unless ``settings.drain_timeout`` is 0 or the parent died."""
-    supervisor = Supervisor(settings)
+async def run_worker(
+    settings: Any, first: tuple[socket.socket, Spawned] | None = None
+) -> None:
+    """Entry point of ``aiospark worker``: supervise an executor (``first``, when one was
+    started already) until a stop signal, then drain (``worker.drain``) unless
+    ``settings.drain_timeout`` is 0 or the parent died."""
+    supervisor = Supervisor(settings, first[0] if first else None)
     logs.bind(worker_id=supervisor.worker_id)
     try:
-        await supervisor.start()
+        await supervisor.start(first[1] if first else None)
         executor = supervisor.executor
         assert executor is not None
         ready = asyncio.create_task(executor.ready.wait())
-        done, _ = await asyncio.wait([ready, asyncio.ensure_future(executor.proc.wait())],
-                                     timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        exited = asyncio.create_task(executor.exited.wait())
+        done, _ = await asyncio.wait([ready, exited], timeout=START_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        exited.cancel()
         if ready not in done:
             ready.cancel()
             log.error("the executor did not start within %.0f s", START_TIMEOUT)
