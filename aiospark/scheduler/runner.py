@@ -332,7 +332,7 @@ class Scheduler:
                 try:
                     message, blobs = decode(msg.data)
                     await self._on_worker_message(link, message, blobs)
-                except (EnvelopeError, ValueError) as exc:
+                except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
                     log.error("bad message from worker %s: %s", link.info.worker_id, exc)
         finally:
             if not self._closing and self.links.get(link.info.worker_id) is link:
@@ -578,7 +578,7 @@ class Scheduler:
         if link is None or not link.info.control_url:
             return  # gone already (or a worker without a supervisor: nothing can be done)
         log.info("tasks %s ignored their cancellation on worker %s: killing its executor",
-                    list(command.task_ids), command.worker_id)
+                 list(command.task_ids), command.worker_id)
         message = KillTasks(self.app_id, list(command.task_ids), pid=link.info.pid)
         try:
             async with self.session.post(
