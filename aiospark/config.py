@@ -319,6 +319,9 @@ OPTIONS: tuple[Option, ...] = (
            default=SHUFFLE_PORT, parse=integer(0, 65535)),
     Option("port", "--port", "port to listen on (0: any free port)", ("worker",),
            default=0, parse=integer(0, 65535)),
+    Option("control_port", "--control-port", "port of the worker's supervisor, where drivers "
+           "ask it to kill a runaway task (0: any free port)", ("worker",), default=0,
+           parse=integer(0, 65535)),
     Option("advertise_host", "--advertise-host", "address other machines use to reach this "
            "process", ROLES, parse=host, env="AIOSPARK_ADVERTISE_HOST", metavar="HOST",
            shown_default="--host; this machine's name when --host is 0.0.0.0"),

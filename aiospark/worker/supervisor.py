@@ -167,7 +167,8 @@ class Supervisor:
             connector=aiohttp.TCPConnector(ssl=tls.client_context()),
         )
         self._runner, self.control_url = await serve(
-            self.make_app(), self.settings.host, 0, advertise=self.settings.advertise_host
+            self.make_app(), self.settings.host, getattr(self.settings, "control_port", 0),
+            advertise=self.settings.advertise_host,
         )
         self._heartbeats = asyncio.create_task(self._heartbeat_loop())
 
