@@ -233,7 +233,8 @@ class SchedulerState:
         #: task id -> worker id of the cancelled tasks that still take a core
         self._stopping: dict[int, str] = {}
         #: worker id -> times of its recent task failures (to exclude flaky workers)
-        self.worker_failures: dict[str, list[float]] = {}
+        #: worker id -> (time, stage id, partition) of its recent task failures
+        self.worker_failures: dict[str, list[tuple[float, int, int]]] = {}
         self.workers: dict[str, _Worker] = {}
         self.jobs: dict[int, _Job] = {}
         self.stages: dict[int, _StageRun] = {}
@@ -351,10 +352,14 @@ class SchedulerState:
             run.excluded.setdefault(task.partition, set()).add(task.worker_id)
             now = self.clock()
             if blame_worker:
-                recent = [t for t in self.worker_failures.get(task.worker_id, [])
-                          if now - t < FAILURE_WINDOW]
-                self.worker_failures[task.worker_id] = [*recent, now]
+                recent = [f for f in self.worker_failures.get(task.worker_id, [])
+                          if now - f[0] < FAILURE_WINDOW]
+                self.worker_failures[task.worker_id] = [
+                    *recent, (now, task.stage_id, task.partition)]
             if attempts >= self.max_attempts:
+                # The error followed the task from worker to worker: it is the task's (the
+                # user's code), not theirs, and must not keep them from other jobs.
+                self._forgive(task.stage_id, task.partition)
                 self._abort_stage(run, error, commands)
             else:
                 delay = min(self.retry_backoff * 2 ** (attempts - 1), MAX_BACKOFF)
@@ -682,13 +687,19 @@ class SchedulerState:
         flaky: set[str] = set()
         if self.exclude_after is None:
             return flaky
-        for worker_id, times in self.worker_failures.items():
-            recent = [t for t in times if now - t < FAILURE_WINDOW]
+        for worker_id, failures in self.worker_failures.items():
+            recent = [f[0] for f in failures if now - f[0] < FAILURE_WINDOW]
             if len(recent) >= self.exclude_after and now - recent[-1] < EXCLUDE_FOR:
                 flaky.add(worker_id)
         if flaky >= set(self.workers):
             return set()
         return flaky
+
+    def _forgive(self, stage_id: int, partition: int) -> None:
+        """Forget the workers' failures of a task that failed everywhere it ran."""
+        for worker_id, failures in self.worker_failures.items():
+            self.worker_failures[worker_id] = [
+                f for f in failures if (f[1], f[2]) != (stage_id, partition)]
 
     def _wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)

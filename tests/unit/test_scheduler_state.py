@@ -1115,6 +1115,20 @@ def test_a_worker_that_keeps_failing_is_excluded_for_a_while():
     assert {c.worker_id for c in launched} == {"bad"}
 
 
+def test_a_task_failing_on_every_worker_excludes_none_of_them():
+    clock = FakeClock()
+    sim = Sim(clock=clock, exclude_after=2, max_attempts=4)
+    sim.add_worker("w1")
+    sim.add_worker("w2")
+    sim.submit(1, make_stage(1, 1), [0])
+    for _ in range(4):  # a deterministic user error, wherever the task runs
+        out = sim.fail(sim.task(1, 0).task_id, ZeroDivisionError("x"))
+    assert kinds(out)[0] == "JobAborted"
+    # The next job, at once, may use both workers.
+    launched = of_type(sim.submit(2, make_stage(2, 2), [0, 1]), Launch)
+    assert sorted(c.worker_id for c in launched) == ["w1", "w2"]
+
+
 def test_exclusion_never_leaves_a_job_without_workers():
     clock = FakeClock()
     sim = Sim(clock=clock, exclude_after=1, max_attempts=3)
