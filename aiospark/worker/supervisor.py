@@ -30,6 +30,7 @@ import os
 import shutil
 import socket
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -329,7 +330,7 @@ class Supervisor:
         message = RegisterWorker(
             worker_id=self.worker_id,
             url=executor.url,
-            host=self.settings.advertise_host or self.settings.host,
+            host=urllib.parse.urlsplit(executor.url).hostname or self.settings.host,
             cores=self.cores,
             memory_bytes=self.memory_bytes,
             shuffle_url=executor.shuffle_url,
@@ -400,8 +401,8 @@ class Supervisor:
 
     async def kill(self, request: web.Request) -> web.Response:
         """A driver's cancelled tasks did not stop: kill the executor they run in, unless it
-        is not that one any more or it said they stopped.  (Its list of running tasks may
-        be stale: a task holding the GIL from its first instant is never reported.)"""
+        is not that one any more or it said they stopped.  (Only the driver can tell: an
+        executor whose task holds the GIL cannot say anything.)"""
         message = await read_message(request, KillTasks)
         executor = self.executor
         if (
