@@ -16,8 +16,8 @@ event stream, ``/v1/status`` and ``/metrics``; every other route still
 needs the secret itself.  Sessions live in the master's memory (a restart
 logs everyone out) and are stored hashed.  Pages are sent with a strict
 Content-Security-Policy (no inline script, nothing from other origins), no
-framing and no referrer; a login or logout posted from another origin is
-refused.  The page receives the ``GET /v1/status`` snapshot as
+framing and no referrer to other origins; a login or logout posted from
+another origin is refused.  The page receives the ``GET /v1/status`` snapshot as
 server-sent events (``/ui/events``) whenever the cluster changes, at most
 ``1 / UPDATE_INTERVAL`` times a second.
 """
@@ -60,7 +60,9 @@ _HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": with it, browsers send ``Origin: null`` on the page's own form
+    # posts, and the same-origin check below refuses every login and logout.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 #: Routes open without any credential: the login page and its stylesheet; ``/`` and

@@ -2,7 +2,9 @@
 
 A cluster of its own (so the page shows only this test's jobs), a one-time login link,
 then the page must show the workers, a cached RDD and a job held half way through its
-map stage, live, without a reload; the screenshot taken then is docs/status-page.png.
+map stage, live, without a reload; the screenshot taken then is docs/status-page.png
+(with ``AIOSPARK_UPDATE_SCREENSHOT=1``; otherwise it goes to the test's temporary directory).
+The login form and Log out are driven as a person would, wrong secret included.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from tests.cluster.test_status_page import held_from
 
 CHROMIUM = os.environ.get("AIOSPARK_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
+#: Only with this set does the run replace the tracked screenshot (else it goes to tmp_path).
+UPDATE_SCREENSHOT = os.environ.get("AIOSPARK_UPDATE_SCREENSHOT") == "1"
 #: Bound of every wait on the page's content (ms): updates come within a second.
 WAIT_MS = 20_000
 
@@ -82,9 +86,11 @@ async def test_status_page_shows_workers_cache_and_live_job_progress(tmp_path):
                 await expect(page.locator("#workers .running-tasks")).to_have_text(
                     ["1 / 1", "1 / 1"])
                 await expect(page.locator('[data-card="running jobs"] .value')).to_have_text("1")
-                partial = SCREENSHOT.with_name(f".status-page-{os.getpid()}.png")
+                target = SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / SCREENSHOT.name
+                partial = target.with_name(f".status-page-{os.getpid()}.png")
                 await page.screenshot(path=str(partial), full_page=True)
-                os.replace(partial, SCREENSHOT)  # whole, even with another run writing it
+                os.replace(partial, target)  # whole, even with another run writing it
+                assert target.stat().st_size > 10_000, "a screenshot with something in it"
             finally:
                 open(gate, "w").close()
                 result = await job
@@ -96,5 +102,33 @@ async def test_status_page_shows_workers_cache_and_live_job_progress(tmp_path):
             await expect(page.locator('#jobs tr[data-state="succeeded"]')).to_have_count(2)
             assert await page.evaluate("document.cookie") == "", "the session cookie is HttpOnly"
             assert problems == [], problems
+        finally:
+            await browser.close()
+
+
+async def test_the_login_form_and_log_out_work_in_a_browser():
+    expect = playwright.expect
+    expect.set_options(timeout=WAIT_MS)
+    async with aiospark.Context(workers=1) as ctx, playwright.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = await browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            await page.goto(f"{ctx.ui_web_url}/ui/")
+            assert page.url == f"{ctx.ui_web_url}/ui/login", "not logged in: the form"
+            # A wrong secret is told so, and the page stays the form.
+            await page.fill("#secret", "not-the-secret")
+            await page.click("button[type=submit]")
+            await expect(page.locator(".note")).to_have_text("That is not the cluster secret.")
+            # The right one, typed as a person would, opens the status page.
+            await page.fill("#secret", ctx._cluster.secret)
+            await page.click("button[type=submit]")
+            await expect(page.locator("#connection")).to_have_text("live")
+            assert page.url == f"{ctx.ui_web_url}/ui/"
+            # Log out ends the session: back to the form, and the page is closed again.
+            await page.click("text=Log out")
+            await expect(page.locator(".note")).to_have_text("You are logged out.")
+            await page.goto(f"{ctx.ui_web_url}/ui/")
+            assert page.url == f"{ctx.ui_web_url}/ui/login"
         finally:
             await browser.close()
