@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import aiospark
-from tests.conftest import pid_alive, wait_until
+from tests.conftest import hold_until, pid_alive, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 
@@ -192,8 +192,8 @@ async def test_an_executor_that_crashes_is_restarted_and_the_job_completes(tmp_p
 
         def wait_for_gate(index, records):
             Path(gate, f"started-{index}").touch()
-            while not (gate / "open").exists():
-                time.sleep(0.01)
+            if not hold_until(gate / "open", 60):
+                raise TimeoutError("the test never opened the gate")
             return records
 
         job = asyncio.create_task(
