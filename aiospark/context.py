@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiospark import offload
 from aiospark.errors import ClusterError
+from aiospark.jobpath import JobPath
 from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
@@ -201,6 +202,8 @@ class Context:
         self._progress_task: asyncio.Task | None = None
         self._next_rdd = 0
         self._next_shuffle = 0
+        #: The one path every action's jobs take (``aiospark.jobpath``).
+        self.jobs = JobPath(self._submit_job)
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -402,16 +405,17 @@ class Context:
         >>> await ctx.parallelize(range(0, 10, 3), 2).glom().collect()
         [[0, 3], [6, 9]]
         """
-        from aiospark.rdd import ParallelCollectionRDD
+        from aiospark.plans.basic import ParallelCollection
+        from aiospark.rdd import RDD
         from aiospark.slices import slice_list
 
         n = self.default_parallelism if num_slices is None else num_slices
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"num_slices must be a positive int, got {num_slices!r}")
         if isinstance(data, range):
-            return ParallelCollectionRDD(self, slice_collection(data, n))
+            return RDD(self, ParallelCollection(slice_collection(data, n)))
         items = data if isinstance(data, list | tuple) else list(data)
-        return ParallelCollectionRDD(self, slice_list(items, n))
+        return RDD(self, ParallelCollection(slice_list(items, n)))
 
     def range(
         self, start: int, end: int | None = None, step: int = 1, num_slices: int | None = None
@@ -452,7 +456,8 @@ class Context:
         """
         from aiospark.io.formats import check_min_partitions
         from aiospark.io.text import check_encoding, plan_text_splits
-        from aiospark.rdd import TextFileRDD
+        from aiospark.plans.basic import TextFile
+        from aiospark.rdd import RDD
 
         check_min_partitions(min_partitions)
         check_encoding(encoding)
@@ -460,7 +465,7 @@ class Context:
             min_partitions = self.default_min_partitions
         fs, paths = self._input_files(path)
         splits = plan_text_splits(fs, paths, min_partitions)
-        return TextFileRDD(self, fs, splits, encoding)
+        return RDD(self, TextFile(fs, splits, encoding))
 
     def _input_files(self, path: str | list[str]) -> tuple[Any, list[str]]:
         """The filesystem tasks read through and the files ``path`` names (in the driver)."""
@@ -613,12 +618,20 @@ class Context:
         >>> await ctx.union(parts).glom().collect()
         [[1], [2], [3]]
         """
-        from aiospark.ops.set_rdds import make_union
+        from aiospark.plans.sets import union_plan
         from aiospark.rdd import RDD
 
         if isinstance(rdds, RDD):
             raise TypeError("union() takes a list of RDDs, got a single RDD")
-        return make_union(self, list(rdds))
+        rdds = list(rdds)
+        if not rdds:
+            raise ValueError("union() needs at least one RDD")
+        for rdd in rdds:
+            if not isinstance(rdd, RDD):
+                raise TypeError(f"union() takes RDDs, got a {type(rdd).__name__}")
+            if rdd.ctx is not self:
+                raise ValueError(f"cannot union {rdd!r}: it belongs to another Context")
+        return RDD(self, union_plan(rdds))
 
     def empty_rdd(self) -> RDD:
         """An RDD with no partitions and no records.
@@ -627,9 +640,10 @@ class Context:
         >>> empty.get_num_partitions(), await empty.collect(), await empty.count()
         (0, [], 0)
         """
-        from aiospark.ops.set_rdds import EmptyRDD
+        from aiospark.plans.sets import Empty
+        from aiospark.rdd import RDD
 
-        return EmptyRDD(self)
+        return RDD(self, Empty())
 
     def pickle_file(self, path: str | list[str], min_partitions: int | None = None) -> RDD:
         """The records saved by ``RDD.save_as_pickle_file``, one partition per part file.
@@ -646,11 +660,13 @@ class Context:
         >>> rdd.get_num_partitions(), await rdd.collect()
         (3, [{'a': 1}, None, (2, [3])])
         """
-        from aiospark.io.formats import PickleFileRDD, check_min_partitions
+        from aiospark.io.formats import check_min_partitions
+        from aiospark.plans.files import PickleFile
+        from aiospark.rdd import RDD
 
         check_min_partitions(min_partitions)
         fs, paths = self._input_files(path)
-        return PickleFileRDD(self, fs, paths)
+        return RDD(self, PickleFile(fs, paths))
 
     def whole_text_files(
         self, path: str | list[str], min_partitions: int | None = None, use_unicode: bool = True
@@ -671,12 +687,15 @@ class Context:
         >>> [(os.path.basename(p), t) for p, t in await ctx.whole_text_files(folder).collect()]
         [('a.txt', 'alpha\\n'), ('b.txt', 'beta')]
         """
-        from aiospark.io.formats import WholeFileRDD, check_min_partitions
+        from aiospark.io.formats import check_min_partitions
+        from aiospark.plans.files import WholeFile
+        from aiospark.rdd import RDD
 
         check_min_partitions(min_partitions)
         fs, paths = self._input_files(path)
         mode = "text" if use_unicode else "text-bytes"
-        return WholeFileRDD(self, fs, paths, min_partitions or self.default_min_partitions, mode)
+        n = min_partitions or self.default_min_partitions
+        return RDD(self, WholeFile(fs, paths, n, mode))
 
     def binary_files(self, path: str | list[str], min_partitions: int | None = None) -> RDD:
         """One ``(path, bytes)`` record per file, each file read whole and never decompressed.
@@ -688,29 +707,52 @@ class Context:
         >>> [(os.path.basename(p), b) for p, b in await ctx.binary_files(path).collect()]
         [('doctest-blob.bin', b'\\x00\\xff\\x07')]
         """
-        from aiospark.io.formats import WholeFileRDD, check_min_partitions
+        from aiospark.io.formats import check_min_partitions
+        from aiospark.plans.files import WholeFile
+        from aiospark.rdd import RDD
 
         check_min_partitions(min_partitions)
         fs, paths = self._input_files(path)
-        return WholeFileRDD(
-            self, fs, paths, min_partitions or self.default_min_partitions, "binary"
-        )
+        n = min_partitions or self.default_min_partitions
+        return RDD(self, WholeFile(fs, paths, n, "binary"))
 
-    # -- internals used by RDDs -------------------------------------------------------------------
+    # -- what RDDs ask of their context (``lineage.Driver``) ---------------------------------
 
-    def _new_rdd_id(self) -> int:
+    def get_checkpoint_dir(self) -> str | None:
+        """The directory ``set_checkpoint_dir`` set, or None.
+
+        >>> ctx.set_checkpoint_dir(f"{tmp_dir}/ckpt-dir")
+        >>> ctx.get_checkpoint_dir() == f"{tmp_dir}/ckpt-dir"
+        True
+        """
+        return self._checkpoint_dir
+
+    def new_rdd_id(self) -> int:
+        """A fresh RDD id (each RDD takes one when it is made).
+
+        >>> ctx.new_rdd_id() < ctx.new_rdd_id()
+        True
+        """
         self._next_rdd += 1
         return self._next_rdd
 
-    def _new_shuffle_id(self) -> int:
+    def new_shuffle_id(self) -> int:
+        """A fresh shuffle id (each shuffle dependency takes one when it is made).
+
+        >>> ctx.new_shuffle_id() < ctx.new_shuffle_id()
+        True
+        """
         self._next_shuffle += 1
         return self._next_shuffle
 
-    def _shuffle_codec(self) -> str | None:
+    def shuffle_codec(self) -> str | None:
         """The codec for a new shuffle's data: ``auto`` compresses (lz4) only across hosts.
 
         On one host shuffle data never leave the page cache, and compressing
         them costs more CPU than it saves (docs/benchmarks.md has the figures).
+
+        >>> print(ctx.shuffle_codec())  # the doctests' cluster is on one host
+        None
         """
         mode = self._shuffle_compression
         if mode != "auto":
@@ -720,52 +762,19 @@ class Context:
         hosts = {w.host for w in self._scheduler.state.workers.values()}
         return "lz4" if len(hosts) > 1 else None
 
+    def forget_rdd(self, rdd_id: int) -> None:
+        """Drop the cached splits of RDD ``rdd_id`` on every worker (``RDD.unpersist``).
+
+        >>> rdd = ctx.parallelize([1]).cache()
+        >>> ctx.forget_rdd(rdd.id)
+        """
+        if self._scheduler is not None:
+            self._scheduler.unpersist(rdd_id)
+
     def _submit_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None
     ) -> JobHandle:
         return self._require_started().submit(rdd, func, partitions, self._pool.get())
-
-    async def _prepare(self, rdd: RDD) -> None:
-        """Before a job on ``rdd``: the work its lineage wants done off the loop first."""
-        from aiospark.scheduler.dag import all_ancestors
-
-        for node in all_ancestors(rdd):
-            await node._prepare()
-
-    async def _run_job(
-        self, rdd: RDD, func: Callable, partitions: list[int] | None = None
-    ) -> list[Any]:
-        await self._prepare(rdd)
-        handle = self._submit_job(rdd, func, partitions)
-        try:
-            await handle.done
-        except asyncio.CancelledError:
-            handle.cancel()
-            raise
-        results = [f.result() for f in handle.futures]
-        await self._write_checkpoints(rdd)
-        return results
-
-    async def _write_checkpoints(self, rdd: RDD) -> None:
-        """After a job: write the RDDs of its lineage marked with ``checkpoint()``, cut lineage."""
-        from aiospark.scheduler.dag import all_ancestors
-
-        for node in all_ancestors(rdd):
-            state = node._checkpoint
-            if state is None or state.written:
-                continue
-            handle = self._submit_job(node, state.write_partition)
-            try:
-                await handle.done
-            except asyncio.CancelledError:
-                handle.cancel()
-                raise
-            state.written = True
-            node.deps = []
-
-    def _unpersist(self, rdd_id: int) -> None:
-        if self._scheduler is not None:
-            self._scheduler.unpersist(rdd_id)
 
 
 def slice_collection(data: Iterable[Any], n: int) -> list[Any]:

@@ -1,9 +1,17 @@
-"""The pieces of lineage: splits, dependencies, partitioners, aggregators, storage levels.
+"""The bottom of the driver: what lineage is made of, and what an RDD may ask of its context.
 
 An RDD is Spark's five-tuple: its splits, its dependencies on parents, a
 function computing one split from its parents' iterators, an optional
 partitioner and optional preferred locations per split.  This module holds the
-value types those are made of; ``aiospark.rdd`` holds the RDDs themselves.
+value types those are made of (``Split``, ``Dependency``, ``Partitioner``,
+``Aggregator``, ``StorageLevel``), the ``Plan`` base class that computes an
+RDD's splits (concrete plans live in ``aiospark.plans``), and the two
+protocols that keep the layers above acyclic:
+
+- ``Node``: an RDD as plans and the scheduler see it (``aiospark.rdd.RDD`` is one);
+- ``Driver``: what an RDD asks of the context that made it (``aiospark.Context`` is one).
+
+Nothing here imports the RDD, the scheduler or the context.
 """
 
 from __future__ import annotations
@@ -13,14 +21,12 @@ import itertools
 import operator
 import tempfile
 from collections import _count_elements  # type: ignore[attr-defined]
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, ClassVar, Protocol
 
 from aiospark.hashing import portable_hash, unhashable_key_error
 from aiospark.memory import UNLIMITED, TaskMemory
 
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +46,7 @@ class DataSplit(Split):
 class Dependency:
     """A child RDD's dependency on one parent RDD."""
 
-    def __init__(self, rdd: RDD) -> None:
+    def __init__(self, rdd: Node) -> None:
         self.rdd = rdd
 
 
@@ -68,7 +74,7 @@ class ShuffleDependency(Dependency):
 
     def __init__(
         self,
-        rdd: RDD,
+        rdd: Node,
         shuffle_id: int,
         partitioner: Partitioner,
         aggregator: Aggregator | None = None,
@@ -80,7 +86,7 @@ class ShuffleDependency(Dependency):
         self.aggregator = aggregator
         self.map_side_combine = map_side_combine and aggregator is not None
         #: how map outputs compress their frames (chosen by the Context; None: not at all)
-        self.codec: str | None = rdd.ctx._shuffle_codec() if rdd is not None else None
+        self.codec: str | None = rdd.ctx.shuffle_codec() if rdd is not None else None
 
 
 class Partitioner:
@@ -398,3 +404,143 @@ class RangePartitioner(Partitioner):
         bounds = "picked on the cluster" if self.bounds is None else repr(self.bounds)
         order = "" if self.ascending else ", descending"
         return f"RangePartitioner({self.num_partitions}, {bounds}{order})"
+
+
+# -- what the layers above see of each other --------------------------------------
+
+
+#: ``func(split_index, records)``: what a job computes on each partition of its RDD.
+PartitionFunc = Callable[[int, Iterator[Any]], Any]
+
+
+class Plan:
+    """How an RDD computes its splits: dependencies, partitioner, splits and records.
+
+    An ``RDD`` is an identity (id, name, persistence, checkpoint) holding one
+    plan; the plan is the rest of Spark's five-tuple.  A new kind of RDD is a
+    new plan: a subclass defining ``compute_splits`` and ``compute`` (and
+    ``preferred_locations`` when some hosts are cheaper).  Plans are pickled
+    to the workers with the RDD, without their cached splits (each task
+    carries its own split).
+
+    >>> class Numbers(Plan):
+    ...     def compute_splits(self):
+    ...         return [DataSplit(i, range(i * 10, i * 10 + 3)) for i in range(2)]
+    ...     def compute(self, split, tctx):
+    ...         return iter(split.data)
+    >>> plan = Numbers()
+    >>> [list(plan.compute(s, LocalTaskContext())) for s in plan.splits()]
+    [[0, 1, 2], [10, 11, 12]]
+    >>> plan.kind
+    'NumbersRDD'
+    """
+
+    def __init__(
+        self, deps: Iterable[Dependency] = (), partitioner: Partitioner | None = None
+    ) -> None:
+        self.deps: list[Dependency] = list(deps)
+        self.partitioner = partitioner
+        self._splits: list[Split] | None = None
+
+    @property
+    def kind(self) -> str:
+        """The RDD kind ``to_debug_string`` shows: the class name plus ``RDD``."""
+        return f"{type(self).__name__}RDD"
+
+    def splits(self) -> list[Split]:
+        """The splits, computed once in the driver."""
+        if self._splits is None:
+            self._splits = self.compute_splits()
+        return self._splits
+
+    def compute_splits(self) -> list[Split]:
+        """Compute the list of splits (called once, in the driver)."""
+        raise NotImplementedError
+
+    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
+        """The records of ``split``, from the parents' iterators (runs on a worker)."""
+        raise NotImplementedError
+
+    def preferred_locations(self, split: Split) -> list[str]:
+        """Hosts where ``split`` is cheapest to compute (none by default)."""
+        return []
+
+    async def prepare(self) -> None:
+        """Driver-side work before a job computes this plan, done off the event loop (none)."""
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_splits"] = None
+        return state
+
+
+class Checkpoint(Protocol):
+    """Where an RDD marked with ``checkpoint()`` is written (``io.checkpoint.CheckpointState``)."""
+
+    written: bool
+
+    def write_partition(self, index: int, records: Iterator[Any]) -> None:
+        """Write split ``index``'s records (runs on a worker)."""
+        ...
+
+
+class Node(Protocol):
+    """An RDD as plans, dependencies and the scheduler see it (``aiospark.RDD`` is one)."""
+
+    id: int
+    ctx: Driver
+    storage_level: StorageLevel | None
+    checkpoint_data: Checkpoint | None
+
+    @property
+    def deps(self) -> list[Dependency]: ...
+
+    @property
+    def partitioner(self) -> Partitioner | None: ...
+
+    @property
+    def plan(self) -> Plan: ...
+
+    def splits(self) -> list[Split]: ...
+
+    def get_num_partitions(self) -> int: ...
+
+    def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]: ...
+
+    def preferred_locations(self, split: Split) -> list[str]: ...
+
+
+class Jobs(Protocol):
+    """The one path every action's job takes (``aiospark.jobpath.JobPath`` is it)."""
+
+    async def run(
+        self, rdd: Node, func: PartitionFunc, partitions: list[int] | None = None
+    ) -> list[Any]:
+        """Run ``func`` on ``partitions`` (all by default) of ``rdd``; their results in order."""
+        ...
+
+    def stream(self, rdd: Node, ahead: int) -> AsyncIterator[list[Any]]:
+        """Each partition's records in order, computing at most ``ahead`` partitions early."""
+        ...
+
+
+class Driver(Protocol):
+    """What an RDD asks of the context that made it (``aiospark.Context`` is one)."""
+
+    jobs: Jobs
+    storage_options: dict[str, Any]
+
+    @property
+    def default_parallelism(self) -> int: ...
+
+    def new_rdd_id(self) -> int: ...
+
+    def new_shuffle_id(self) -> int: ...
+
+    def shuffle_codec(self) -> str | None: ...
+
+    def get_checkpoint_dir(self) -> str | None: ...
+
+    def forget_rdd(self, rdd_id: int) -> None:
+        """Drop ``rdd_id``'s cached splits everywhere (``unpersist``)."""
+        ...

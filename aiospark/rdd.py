@@ -19,16 +19,17 @@ import functools
 import itertools
 import operator
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiospark import offload
 from aiospark.errors import UserCodeError
+from aiospark.io.checkpoint import CheckpointState
 from aiospark.lineage import (
     Aggregator,
-    DataSplit,
     Dependency,
-    OneToOneDependency,
+    Driver,
     Partitioner,
+    Plan,
     ShuffleDependency,
     Split,
     StorageLevel,
@@ -41,61 +42,63 @@ from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
-from aiospark.slices import pickle_splits
-
-if TYPE_CHECKING:
-    from aiospark.context import Context
-    from aiospark.io.checkpoint import CheckpointState
-
-#: Records between two cancellation checks in a source iterator.
-_CHECK_EVERY = 64
-
-
-def checked(records: Iterable[Any], tctx: TaskContext) -> Iterator[Any]:
-    """Iterate ``records``, giving the task a chance to notice cancellation as it goes.
-
-    The check runs once per batch and the records flow through C-level
-    iterators, so the cost per record stays a few nanoseconds.
-    """
-    check = tctx.check
-    if isinstance(records, (list, range)):
-        size = len(records)
-        batches: Iterator[Any] = (
-            (check(), records[i : i + _CHECK_EVERY])[1] for i in range(0, size, _CHECK_EVERY)
-        )
-    else:
-        it = iter(records)
-        islice = itertools.islice
-        batches = iter(lambda: (check(), list(islice(it, _CHECK_EVERY)))[1], [])
-    return itertools.chain.from_iterable(batches)
+from aiospark.plans.basic import MapPartitions, Shuffled
 
 
 class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
-    """A resilient distributed dataset: Spark's five-tuple plus the user API.
+    """A resilient distributed dataset: an identity holding a plan, plus the user API.
 
-    Subclasses define ``_compute_splits`` and ``compute``; everything else is
-    shared.  The API is grouped by theme in the mixins of ``aiospark.ops``;
-    this class holds the five-tuple, the narrow transformations, persistence,
-    the basic actions and streaming.
+    The RDD itself is the identity Spark's five-tuple hangs on: an id, a name,
+    a storage level and a checkpoint.  The rest of the five-tuple (splits,
+    dependencies, the function computing a split, partitioner, preferred
+    locations) is its ``plan`` (``aiospark.plans``).  The API is grouped by
+    theme in the mixins of ``aiospark.ops``, which build new plans and wrap
+    them with ``_derive``; this class holds persistence, the narrow
+    transformations, the basic actions and streaming.  A new kind of RDD is a
+    new ``Plan``: ``RDD(ctx, plan)``.
     """
 
-    def __init__(
-        self,
-        ctx: Context,
-        deps: list[Dependency],
-        partitioner: Partitioner | None = None,
-    ) -> None:
+    def __init__(self, ctx: Driver, plan: Plan) -> None:
         self.ctx = ctx
-        self.id = ctx._new_rdd_id()
-        self.deps = deps
-        self.partitioner = partitioner
+        self.id = ctx.new_rdd_id()
+        self.plan = plan
         self.storage_level: StorageLevel | None = None
         self._name: str | None = None
         #: Set by ``checkpoint()``; once written, the RDD reads its splits from there.
-        self._checkpoint: CheckpointState | None = None
-        self._splits: list[Split] | None = None
+        self.checkpoint_data: CheckpointState | None = None
+
+    def _derive(self, plan: Plan) -> RDD:
+        """A new RDD of this context computing ``plan``."""
+        return RDD(self.ctx, plan)
+
+    def _shuffled(
+        self,
+        partitioner: Partitioner,
+        aggregator: Aggregator | None = None,
+        map_side_combine: bool = False,
+    ) -> RDD:
+        """This RDD's records regrouped by key by ``partitioner``: a shuffle."""
+        return self._derive(Shuffled(self, partitioner, aggregator, map_side_combine))
 
     # -- the five-tuple -------------------------------------------------------
+
+    @property
+    def deps(self) -> list[Dependency]:
+        """The dependencies on parent RDDs (none once a checkpoint has been written).
+
+        >>> [type(d).__name__ for d in ctx.parallelize([1]).map(str).deps]
+        ['OneToOneDependency']
+        """
+        return [] if self.is_checkpointed() else self.plan.deps
+
+    @property
+    def partitioner(self) -> Partitioner | None:
+        """How the records are partitioned by key, when known (else None).
+
+        >>> ctx.parallelize([(1, "a")]).partition_by(3).partitioner
+        HashPartitioner(3)
+        """
+        return self.plan.partitioner
 
     def splits(self) -> list[Split]:
         """The RDD's partitions, computed once in the driver.
@@ -103,12 +106,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> [s.index for s in ctx.parallelize(range(6), 3).splits()]
         [0, 1, 2]
         """
-        if self._splits is None:
-            self._splits = self._compute_splits()
-        return self._splits
-
-    def _compute_splits(self) -> list[Split]:
-        raise NotImplementedError
+        return self.plan.splits()
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         """Compute one split from the parents' iterators (runs on a worker).
@@ -118,7 +116,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> list(rdd.compute(rdd.splits()[0], LocalTaskContext()))
         ['1', '2', '3']
         """
-        raise NotImplementedError
+        return self.plan.compute(split, tctx)
 
     def preferred_locations(self, split: Split) -> list[str]:
         """Hosts where ``split`` is cheapest to compute (none by default).
@@ -127,10 +125,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> rdd.preferred_locations(rdd.splits()[0])
         []
         """
-        return []
-
-    async def _prepare(self) -> None:
-        """Driver-side work before a job computes this RDD, done off the event loop (none here)."""
+        return self.plan.preferred_locations(split)
 
     def iterator(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         """The records of ``split``, from the block store when the RDD is persisted.
@@ -146,16 +141,16 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         ([1, 2], [1, 2])
         """
         try:
-            checkpoint = self._checkpoint
+            checkpoint = self.checkpoint_data
             if checkpoint is not None and checkpoint.written:
                 return checkpoint.read(split.index, tctx)
             level = self.storage_level
             if level is None:
-                return self.compute(split, tctx)
+                return self.plan.compute(split, tctx)
             cached = tctx.get_block(self.id, split.index)
             if cached is not None:
                 return cached
-            return tctx.put_block(self.id, split.index, self.compute(split, tctx), level)
+            return tctx.put_block(self.id, split.index, self.plan.compute(split, tctx), level)
         except StopIteration as exc:
             # From user code run while computing the split (a map_partitions
             # function, a combiner): a caller iterating lazily, such as
@@ -163,21 +158,16 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
             raise UserCodeError.wrapping(exc) from exc
 
     def __getstate__(self) -> dict:
-        checkpoint = self._checkpoint
-        if checkpoint is not None and checkpoint.written:
-            # The lineage is cut: ship only what reading the checkpoint needs.
-            keep = ("id", "partitioner", "storage_level", "_name", "_checkpoint")
-            state = {key: self.__dict__[key] for key in keep}
-            state.update(ctx=None, deps=[], _splits=None)
-            return state
         state = self.__dict__.copy()
         state["ctx"] = None
-        state["_splits"] = None
+        if self.is_checkpointed():
+            # The lineage is cut: ship only what reading the checkpoint needs.
+            state["plan"] = _CutPlan(self.plan.partitioner)
         return state
 
     def __repr__(self) -> str:
         label = f" {self._name!r}" if self._name else ""
-        return f"<{type(self).__name__}{label} id={self.id}>"
+        return f"<{self.plan.kind}{label} id={self.id}>"
 
     # -- narrow transformations -------------------------------------------------
 
@@ -192,7 +182,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await rdd.map_partitions_with_index(lambda i, it: [(i, sum(it))]).collect()
         [(0, 3), (1, 7)]
         """
-        return MapPartitionsRDD(self, f, preserves_partitioning)
+        return self._derive(MapPartitions(self, f, preserves_partitioning))
 
     def map_partitions(
         self, f: Callable[[Iterator[Any]], Iterable[Any]], preserves_partitioning: bool = False
@@ -202,7 +192,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([1, 2, 3, 4], 2).map_partitions(lambda it: [sum(it)]).collect()
         [3, 7]
         """
-        return MapPartitionsRDD(self, lambda _, it: f(it), preserves_partitioning)
+        return self.map_partitions_with_index(lambda _, it: f(it), preserves_partitioning)
 
     def map(self, f: Callable[[Any], Any], preserves_partitioning: bool = False) -> RDD:
         """Apply ``f`` to every record.
@@ -210,7 +200,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()
         [('b', 1), ('a', 1), ('c', 1)]
         """
-        return MapPartitionsRDD(self, lambda _, it: _map_records(f, it), preserves_partitioning)
+        keep = preserves_partitioning
+        return self.map_partitions_with_index(lambda _, it: _map_records(f, it), keep)
 
     def flat_map(
         self, f: Callable[[Any], Iterable[Any]], preserves_partitioning: bool = False
@@ -221,9 +212,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         ['a', 'b', 'c']
         """
         chain = itertools.chain.from_iterable
-        return MapPartitionsRDD(
-            self, lambda _, it: chain(_map_records(f, it)), preserves_partitioning
-        )
+        keep = preserves_partitioning
+        return self.map_partitions_with_index(lambda _, it: chain(_map_records(f, it)), keep)
 
     def filter(self, f: Callable[[Any], Any]) -> RDD:
         """Keep the records for which ``f`` is true.
@@ -231,7 +221,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([1, 2, 3, 4]).filter(lambda x: x % 2 == 0).collect()
         [2, 4]
         """
-        return MapPartitionsRDD(self, lambda _, it: _filter_records(f, it), True)
+        return self.map_partitions_with_index(lambda _, it: _filter_records(f, it), True)
 
     def glom(self) -> RDD:
         """One list per partition.
@@ -239,7 +229,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize(range(5), 2).glom().collect()
         [[0, 1], [2, 3, 4]]
         """
-        return MapPartitionsRDD(self, lambda _, it: [list(it)])
+        return self.map_partitions_with_index(lambda _, it: [list(it)])
 
     def key_by(self, f: Callable[[Any], Any]) -> RDD:
         """Pair every record with a key computed by ``f``: ``(f(x), x)``.
@@ -256,7 +246,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         ['a', 'b']
         """
         get = operator.itemgetter(0)
-        return MapPartitionsRDD(self, lambda _, it: map(get, it))
+        return self.map_partitions_with_index(lambda _, it: map(get, it))
 
     def values(self) -> RDD:
         """The values of an RDD of pairs.
@@ -265,7 +255,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         [1, 2]
         """
         get = operator.itemgetter(1)
-        return MapPartitionsRDD(self, lambda _, it: map(get, it))
+        return self.map_partitions_with_index(lambda _, it: map(get, it))
 
     def map_values(self, f: Callable[[Any], Any]) -> RDD:
         """Apply ``f`` to each value of a pair RDD, keeping keys and partitioning.
@@ -273,7 +263,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await ctx.parallelize([("a", [1, 2]), ("b", [3])]).map_values(len).collect()
         [('a', 2), ('b', 1)]
         """
-        return MapPartitionsRDD(self, lambda _, it: _map_value_records(f, it), True)
+        return self.map_partitions_with_index(lambda _, it: _map_value_records(f, it), True)
 
     def flat_map_values(self, f: Callable[[Any], Iterable[Any]]) -> RDD:
         """Apply ``f`` to each value and pair every item it yields with the key.
@@ -282,7 +272,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await rdd.flat_map_values(str.split).collect()
         [('a', 'x'), ('a', 'y'), ('b', 'z')]
         """
-        return MapPartitionsRDD(self, lambda _, it: _flat_map_value_records(f, it), True)
+        return self.map_partitions_with_index(lambda _, it: _flat_map_value_records(f, it), True)
 
     # -- shuffles ---------------------------------------------------------------
 
@@ -332,7 +322,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         True
         """
         self.storage_level = None
-        self.ctx._unpersist(self.id)
+        self.ctx.forget_rdd(self.id)
         return self
 
     def set_name(self, name: str) -> RDD:
@@ -385,14 +375,12 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> await rdd.collect(), rdd.is_checkpointed(), rdd.deps
         ([0, 10, 20, 30], True, [])
         """
-        directory = self.ctx._checkpoint_dir
+        directory = self.ctx.get_checkpoint_dir()
         if directory is None:
             raise RuntimeError("set a checkpoint directory first: ctx.set_checkpoint_dir(path)")
-        if self._checkpoint is None:
-            from aiospark.io.checkpoint import CheckpointState
-
+        if self.checkpoint_data is None:
             options = self.ctx.storage_options
-            self._checkpoint = CheckpointState(f"{directory}/rdd-{self.id}", options)
+            self.checkpoint_data = CheckpointState(f"{directory}/rdd-{self.id}", options)
 
     def local_checkpoint(self) -> None:
         """Keep the splits in the workers' block stores (memory, spilling to disk).
@@ -414,7 +402,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> ctx.parallelize([1]).is_checkpointed()
         False
         """
-        return self._checkpoint is not None and self._checkpoint.written
+        return self.checkpoint_data is not None and self.checkpoint_data.written
 
     def get_checkpoint_file(self) -> str | None:
         """Where ``checkpoint`` wrote (or will write) the splits, or None.
@@ -422,7 +410,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
         >>> print(ctx.parallelize([1]).get_checkpoint_file())
         None
         """
-        return None if self._checkpoint is None else self._checkpoint.directory
+        return None if self.checkpoint_data is None else self.checkpoint_data.directory
 
     def get_num_partitions(self) -> int:
         """The number of partitions.
@@ -435,7 +423,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
     # -- actions ----------------------------------------------------------------
 
     async def _run(self, func: Callable[[int, Iterator[Any]], Any]) -> list[Any]:
-        return await self.ctx._run_job(self, func)
+        return await self.ctx.jobs.run(self, func)
 
     async def collect(self) -> list[Any]:
         """All records, in partition order.
@@ -512,7 +500,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
                 count = min(max(wanted, 1), scanned * 4)
             parts = list(range(scanned, min(scanned + count, total)))
             take_partition = functools.partial(_take_partition, num - taken)
-            for chunk in await self.ctx._run_job(self, take_partition, parts):
+            for chunk in await self.ctx.jobs.run(self, take_partition, parts):
                 if taken < num:
                     chunks.append(chunk if len(chunk) <= num - taken else chunk[: num - taken])
                     taken += len(chunks[-1])
@@ -596,7 +584,7 @@ def _debug_lines(rdd: RDD) -> list[str]:
     """Lineage lines in Spark's layout: `` |  `` for a narrow parent, `` +-(n) `` for a shuffle."""
     level = "" if rdd.storage_level is None else repr(rdd.storage_level)
     label = f" {rdd._name!r}" if rdd._name else ""
-    lines = [f"{type(rdd).__name__}[{rdd.id}]{label} [{level}]"]
+    lines = [f"{rdd.plan.kind}[{rdd.id}]{label} [{level}]"]
     for dep in rdd.deps:
         parent = _debug_lines(dep.rdd)
         if isinstance(dep, ShuffleDependency):
@@ -606,10 +594,6 @@ def _debug_lines(rdd: RDD) -> list[str]:
             lines.append(f" |  {parent[0]}")
             lines.extend(parent[1:])
     return lines
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 # The record-by-record transformations call user functions from generators
@@ -655,20 +639,6 @@ def _flat_map_value_records(
         raise UserCodeError.wrapping(exc) from exc
 
 
-def _list_create(v: Any) -> list:
-    return [v]
-
-
-def _list_append(c: list, v: Any) -> list:
-    c.append(v)
-    return c
-
-
-def _list_extend(c: list, other: list) -> list:
-    c.extend(other)
-    return c
-
-
 def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:
     return list(it)
 
@@ -693,120 +663,8 @@ def _take_partition(limit: int, _: int, it: Iterator[Any]) -> list[Any]:
     return list(itertools.islice(it, limit))
 
 
-# -- concrete RDDs ------------------------------------------------------------------
+class _CutPlan(Plan):
+    """What a checkpointed RDD ships to the workers instead of its lineage."""
 
-
-class ParallelCollectionRDD(RDD):
-    """Records that came from the driver (``parallelize``, ``range``), one slice per split.
-
-    A slice is a list, a ``range`` or a ``slices.RecordSlice`` (a window on the
-    user's list, read and pickled before the first job, off the loop when large).
-    """
-
-    def __init__(self, ctx: Context, slices: list[Any]) -> None:
-        super().__init__(ctx, [])
-        self._slices = slices
-        self._pickled = False
-
-    def _compute_splits(self) -> list[Split]:
-        return [DataSplit(i, data) for i, data in enumerate(self._slices)]
-
-    async def _prepare(self) -> None:
-        if not self._pickled:
-            self._splits = await pickle_splits(self.splits())
-            self._pickled = True
-
-    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        return checked(split.data, tctx)  # type: ignore[attr-defined]
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["_slices"] = None  # each task carries its own slice in its split
-        return state
-
-
-class MapPartitionsRDD(RDD):
-    """Applies ``f(split_index, iterator)`` to each parent split, in the same task."""
-
-    def __init__(
-        self,
-        parent: RDD,
-        f: Callable[[int, Iterator[Any]], Iterable[Any]],
-        preserves_partitioning: bool = False,
-    ) -> None:
-        super().__init__(
-            parent.ctx,
-            [OneToOneDependency(parent)],
-            parent.partitioner if preserves_partitioning else None,
-        )
-        self.parent = parent
-        self.f = f
-
-    def _compute_splits(self) -> list[Split]:
-        return self.parent.splits()
-
-    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        return iter(self.f(split.index, self.parent.iterator(split, tctx)))
-
-    def preferred_locations(self, split: Split) -> list[str]:
-        return self.parent.preferred_locations(split)
-
-
-class ShuffledRDD(RDD):
-    """The output of a shuffle: split *i* holds the keys the partitioner sends to *i*."""
-
-    def __init__(
-        self,
-        parent: RDD,
-        partitioner: Partitioner,
-        aggregator: Aggregator | None = None,
-        map_side_combine: bool = False,
-    ) -> None:
-        ctx = parent.ctx
-        dep = ShuffleDependency(
-            parent, ctx._new_shuffle_id(), partitioner, aggregator, map_side_combine
-        )
-        super().__init__(ctx, [dep], partitioner)
-        self.dep = dep
-
-    def _compute_splits(self) -> list[Split]:
-        return [Split(i) for i in range(self.dep.partitioner.num_partitions)]
-
-    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        from aiospark.shuffle.reduce import reduce_split
-
-        return reduce_split(self.dep, split.index, tctx)
-
-
-class TextFileRDD(RDD):
-    """Lines of text files, one split per byte range."""
-
-    def __init__(self, ctx: Context, fs: Any, text_splits: list[Any], encoding: str) -> None:
-        super().__init__(ctx, [])
-        self.fs = fs
-        self.encoding = encoding
-        self._text_splits = text_splits
-
-    def _compute_splits(self) -> list[Split]:
-        return [DataSplit(i, s) for i, s in enumerate(self._text_splits)]
-
-    def preferred_locations(self, split: Split) -> list[str]:
-        """The hosts the filesystem reports for the split's bytes (``aiospark.io.locations``).
-
-        >>> rdd = ctx.text_file(__file__)
-        >>> rdd.preferred_locations(rdd.splits()[0])  # the local filesystem reports none
-        []
-        """
-        return list(split.data.hosts)  # type: ignore[attr-defined]
-
-    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        from aiospark.io.text import read_text_lines
-
-        return read_text_lines(
-            self.fs, split.data, encoding=self.encoding, check=tctx.check  # type: ignore[attr-defined]
-        )
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["_text_splits"] = None
-        return state
+    def __init__(self, partitioner: Partitioner | None) -> None:
+        super().__init__((), partitioner)

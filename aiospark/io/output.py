@@ -278,7 +278,7 @@ async def save_partitions(
         OutputCommitter.create, path, rdd.ctx.storage_options, overwrite
     )
     try:
-        written = await rdd.ctx._run_job(rdd, functools.partial(write, committer, compression))
+        written = await rdd.ctx.jobs.run(rdd, functools.partial(write, committer, compression))
     except BaseException:
         await asyncio.shield(asyncio.to_thread(committer.abort_job))
         raise

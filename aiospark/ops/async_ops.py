@@ -12,10 +12,7 @@ import asyncio
 import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
+from typing import Any, Self
 
 #: Seconds between cancellation checks while waiting on a slow call.
 _CHECK_INTERVAL = 0.2
@@ -98,8 +95,8 @@ class AsyncOps:
     """Per-record ``async def`` functions, run concurrently inside each task."""
 
     def map_async(
-        self: RDD, fn: Callable[[Any], Awaitable[Any]], concurrency: int = 16
-    ) -> RDD:
+        self, fn: Callable[[Any], Awaitable[Any]], concurrency: int = 16
+    ) -> Self:
         """Apply an ``async def`` function to every record, ``concurrency`` calls at a time.
 
         Each task runs up to ``concurrency`` calls at once (for I/O such as
@@ -116,8 +113,8 @@ class AsyncOps:
         return self.map_partitions(lambda it: run_ordered(fn, it, limit))
 
     def flat_map_async(
-        self: RDD, fn: Callable[[Any], Awaitable[Iterable[Any]]], concurrency: int = 16
-    ) -> RDD:
+        self, fn: Callable[[Any], Awaitable[Iterable[Any]]], concurrency: int = 16
+    ) -> Self:
         """Like ``map_async``, flattening the iterables the function returns.
 
         >>> async def repeat(x):
@@ -132,7 +129,7 @@ class AsyncOps:
         )
 
     async def foreach_async(
-        self: RDD, fn: Callable[[Any], Awaitable[Any]], concurrency: int = 16
+        self, fn: Callable[[Any], Awaitable[Any]], concurrency: int = 16
     ) -> None:
         """Run an ``async def`` function on every record on the workers, ``concurrency`` at a time.
 
@@ -147,4 +144,4 @@ class AsyncOps:
             for _result in run_ordered(fn, it, limit):
                 pass
 
-        await self.ctx._run_job(self, drain)
+        await self.ctx.jobs.run(self, drain)

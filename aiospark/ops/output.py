@@ -6,16 +6,12 @@ Mixed into ``aiospark.RDD``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
-    from aiospark.scheduler.runner import JobHandle
-
+from aiospark.lineage import Node
 
 #: ``async for`` over an RDD lets the event loop run at least this often (seconds) ...
 YIELD_EVERY = 0.005
@@ -27,7 +23,7 @@ class OutputOps:
     """Pickle-file output and local iteration."""
 
     async def save_as_pickle_file(
-        self: RDD,
+        self,
         path: str,
         batch_size: int = 10,
         compression: str | None = None,
@@ -57,7 +53,7 @@ class OutputOps:
         writer = functools.partial(write_pickle_part, batch_size or AUTO_BATCH)
         await save_partitions(self, path, compression, overwrite, writer)
 
-    def to_local_iterator(self: RDD, prefetch_partitions: int | bool = False) -> AsyncIterator[Any]:
+    def to_local_iterator(self, prefetch_partitions: int | bool = False) -> AsyncIterator[Any]:
         """Stream the records to the driver one partition (one job) at a time.
 
         Only the partition being consumed, and at most ``prefetch_partitions``
@@ -82,25 +78,11 @@ class OutputOps:
         return _local_iterator(self, prefetch_partitions)
 
 
-async def _local_iterator(rdd: RDD, ahead: int) -> AsyncIterator[Any]:
-    total = rdd.get_num_partitions()
-    pending: collections.deque[JobHandle] = collections.deque()
-    submitted = 0
-    await rdd.ctx._prepare(rdd)
-    try:
-        for index in range(total):
-            while submitted < total and submitted <= index + ahead:
-                pending.append(rdd.ctx._submit_job(rdd, core._collect_partition, [submitted]))
-                submitted += 1
-            records = await pending[0].futures[0]
-            pending.popleft()
-            async for record in _yielding(records):
-                yield record
-            del records  # do not hold this partition while the next one is awaited
-    finally:
-        for handle in pending:
-            if not handle.done.done():
-                handle.cancel()
+async def _local_iterator(rdd: Node, ahead: int) -> AsyncIterator[Any]:
+    async for records in rdd.ctx.jobs.stream(rdd, ahead):
+        async for record in _yielding(records):
+            yield record
+        del records  # do not hold this partition while the next one is awaited
 
 
 async def _yielding(records: list[Any]) -> AsyncIterator[Any]:
@@ -122,5 +104,3 @@ async def _yielding(records: list[Any]) -> AsyncIterator[Any]:
             due = clock() + YIELD_EVERY
 
 
-# At the bottom: aiospark.rdd imports this module to build the RDD class.
-from aiospark import rdd as core  # noqa: E402

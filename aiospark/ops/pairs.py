@@ -20,14 +20,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 from aiospark import offload
 from aiospark.hashing import portable_hash
 from aiospark.lineage import Aggregator, HashPartitioner, Partitioner
-
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
+from aiospark.plans.cogroup import CoGrouped, Joined, Subtracted, keys_with_none
 
 #: Zero values of these types are immutable, so they are shared instead of deep-copied.
 _IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), Decimal, Fraction)
@@ -37,13 +35,13 @@ class PairOps:
     """Operations on RDDs of ``(key, value)`` pairs."""
 
     def combine_by_key(
-        self: RDD,
+        self,
         create_combiner: Callable[[Any], Any],
         merge_value: Callable[[Any, Any], Any],
         merge_combiners: Callable[[Any, Any], Any],
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> Self:
         """Combine the values of each key with a ``(create, merge_value, merge_combiners)`` triple.
 
         Values are combined on the map side before the shuffle.
@@ -57,26 +55,24 @@ class PairOps:
         return self._combine(aggregator, num_partitions, partition_func, map_side=True)
 
     def _combine(
-        self: RDD,
+        self,
         aggregator: Aggregator,
         num_partitions: int | None,
         partition_func: Callable[[Any], int],
         map_side: bool,
-    ) -> RDD:
+    ) -> Self:
         partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
         if self.partitioner == partitioner:
             # Already partitioned this way: combine inside each partition, no shuffle.
-            return core.MapPartitionsRDD(
-                self, lambda _, it: iter(aggregator.combine_values(it).items()), True
-            )
-        return core.ShuffledRDD(self, partitioner, aggregator, map_side_combine=map_side)
+            return self.map_partitions(lambda it: iter(aggregator.combine_values(it).items()), True)
+        return self._shuffled(partitioner, aggregator, map_side_combine=map_side)
 
     def reduce_by_key(
-        self: RDD,
+        self,
         func: Callable[[Any, Any], Any],
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> Self:
         """Merge the values of each key with an associative ``func`` (combined map-side).
 
         The result has ``num_partitions`` partitions (default: as many as this RDD).
@@ -85,14 +81,14 @@ class PairOps:
         >>> sorted(await pairs.reduce_by_key(operator.add).collect())
         [('a', 2), ('b', 1)]
         """
-        aggregator = Aggregator(core._identity, func, func, identity_create=True)
+        aggregator = Aggregator(_identity, func, func, identity_create=True)
         return self._combine(aggregator, num_partitions, partition_func, map_side=True)
 
     def group_by_key(
-        self: RDD,
+        self,
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> Self:
         """Group the values of each key into a list.
 
         Prefer ``reduce_by_key`` for aggregations: grouping ships every value.
@@ -101,17 +97,17 @@ class PairOps:
         >>> sorted(await rdd.group_by_key().map_values(sorted).collect())
         [('a', [1, 3]), ('b', [2])]
         """
-        aggregator = Aggregator(core._list_create, core._list_append, core._list_extend)
+        aggregator = Aggregator(_list_create, _list_append, _list_extend)
         return self._combine(aggregator, num_partitions, partition_func, map_side=False)
 
     def aggregate_by_key(
-        self: RDD,
+        self,
         zero_value: Any,
         seq_func: Callable[[Any, Any], Any],
         comb_func: Callable[[Any, Any], Any],
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> Self:
         """Aggregate the values of each key: ``seq_func`` folds values into an accumulator
         that starts from a copy of ``zero_value``, ``comb_func`` merges accumulators.
 
@@ -135,12 +131,12 @@ class PairOps:
         return self._combine(aggregator, num_partitions, partition_func, map_side=True)
 
     def fold_by_key(
-        self: RDD,
+        self,
         zero_value: Any,
         func: Callable[[Any, Any], Any],
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> Self:
         """Merge the values of each key with ``func``, starting from a copy of ``zero_value``.
 
         The zero may be folded in more than once per key (once per map-side
@@ -154,11 +150,11 @@ class PairOps:
         return self.aggregate_by_key(zero_value, func, func, num_partitions, partition_func)
 
     def group_by(
-        self: RDD,
+        self,
         f: Callable[[Any], Any],
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> Self:
         """Group the records by ``f(record)``: ``(key, [records...])`` pairs.
 
         >>> rdd = ctx.parallelize([1, 1, 2, 3, 5, 8], 2)
@@ -168,7 +164,7 @@ class PairOps:
         _check_callable(f=f, partition_func=partition_func)
         return self.map(lambda x: (f(x), x)).group_by_key(num_partitions, partition_func)
 
-    def cogroup(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def cogroup(self, other: Self, num_partitions: int | None = None) -> Self:
         """For each key in either RDD: ``(key, (values in self, values in other))``.
 
         The values are lists (possibly empty) in arrival order.
@@ -178,11 +174,10 @@ class PairOps:
         >>> sorted(await x.cogroup(y).collect())
         [('a', ([1], [2])), ('b', ([4], []))]
         """
-        from aiospark.ops.pair_rdds import CoGroupedRDD
+        partitioner = self._cogroup_partitioner([other], num_partitions)
+        return self._derive(CoGrouped([self, other], partitioner))
 
-        return CoGroupedRDD([self, other], self._cogroup_partitioner([other], num_partitions))
-
-    def group_with(self: RDD, other: RDD, *others: RDD) -> RDD:
+    def group_with(self, other: Self, *others: Self) -> Self:
         """``cogroup`` with any number of RDDs: ``(key, (values in self, in other, ...))``.
 
         >>> w = ctx.parallelize([("a", 5), ("b", 6)])
@@ -192,12 +187,10 @@ class PairOps:
         >>> sorted(await w.group_with(x, y, z).collect())
         [('a', ([5], [1], [2], [])), ('b', ([6], [4], [], [42]))]
         """
-        from aiospark.ops.pair_rdds import CoGroupedRDD
-
         rdds = [self, other, *others]
-        return CoGroupedRDD(rdds, self._cogroup_partitioner(rdds[1:], None))
+        return self._derive(CoGrouped(rdds, self._cogroup_partitioner(rdds[1:], None)))
 
-    def join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Inner join: ``(key, (v, w))`` for every ``v`` in self and ``w`` in other under a key.
 
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
@@ -207,7 +200,7 @@ class PairOps:
         """
         return self._join(other, num_partitions, "inner")
 
-    def left_outer_join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def left_outer_join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Left outer join: like ``join``, plus ``(key, (v, None))`` for keys only in self.
 
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
@@ -217,7 +210,7 @@ class PairOps:
         """
         return self._join(other, num_partitions, "left")
 
-    def right_outer_join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def right_outer_join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Right outer join: like ``join``, plus ``(key, (None, w))`` for keys only in other.
 
         >>> x = ctx.parallelize([("a", 2)])
@@ -227,7 +220,7 @@ class PairOps:
         """
         return self._join(other, num_partitions, "right")
 
-    def full_outer_join(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def full_outer_join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Full outer join: pairs for keys on both sides, ``None`` for the side a key lacks.
 
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
@@ -237,7 +230,7 @@ class PairOps:
         """
         return self._join(other, num_partitions, "full")
 
-    def subtract_by_key(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def subtract_by_key(self, other: Self, num_partitions: int | None = None) -> Self:
         """The pairs of self whose key does not occur in other.
 
         Only the keys of ``other`` are shuffled, each once per map partition.
@@ -247,17 +240,17 @@ class PairOps:
         >>> sorted(await x.subtract_by_key(y).collect())
         [('b', 4), ('b', 5)]
         """
-        from aiospark.ops.pair_rdds import SubtractedRDD
+        partitioner = self._cogroup_partitioner([other], num_partitions)
+        if other.partitioner != partitioner:  # shuffled: only its keys need to travel
+            other = other.map_partitions(keys_with_none)
+        return self._derive(Subtracted(self, other, partitioner))
 
-        return SubtractedRDD(self, other, self._cogroup_partitioner([other], num_partitions))
-
-    def _join(self: RDD, other: RDD, num_partitions: int | None, how: str) -> RDD:
-        from aiospark.ops.pair_rdds import JoinedRDD
-
-        return JoinedRDD(self, other, self._cogroup_partitioner([other], num_partitions), how)
+    def _join(self, other: Self, num_partitions: int | None, how: str) -> Self:
+        partitioner = self._cogroup_partitioner([other], num_partitions)
+        return self._derive(Joined(self, other, partitioner, how))
 
     def _cogroup_partitioner(
-        self: RDD, others: list[RDD], num_partitions: int | None
+        self, others: list[Self], num_partitions: int | None
     ) -> Partitioner:
         """The partitioner of an operation reading ``self`` and ``others`` by key.
 
@@ -266,7 +259,7 @@ class PairOps:
         Spark's rule), so it is not shuffled again.
         """
         for other in others:
-            if not isinstance(other, core.RDD):
+            if not isinstance(other, PairOps):
                 raise TypeError(f"expected an RDD, got {type(other).__name__}")
             if other.ctx is not self.ctx:
                 raise ValueError(f"{other!r} belongs to another Context")
@@ -281,8 +274,8 @@ class PairOps:
         return HashPartitioner(sum(rdd.get_num_partitions() for rdd in rdds))
 
     def partition_by(
-        self: RDD, num_partitions: int, partition_func: Callable[[Any], int] = portable_hash
-    ) -> RDD:
+        self, num_partitions: int, partition_func: Callable[[Any], int] = portable_hash
+    ) -> Self:
         """Redistribute a pair RDD so that ``partition_func(key) % num_partitions`` picks the split.
 
         >>> rdd = ctx.parallelize([(1, "a"), (2, "b"), (3, "c"), (4, "d")], 1)
@@ -292,12 +285,12 @@ class PairOps:
         partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
         if self.partitioner == partitioner:
             return self
-        return core.ShuffledRDD(self, partitioner)
+        return self._shuffled(partitioner)
 
 
     # -- actions ----------------------------------------------------------------
 
-    async def count_by_key(self: RDD) -> dict:
+    async def count_by_key(self) -> dict:
         """The number of pairs per key, as a dict.
 
         >>> await ctx.parallelize([("a", 1), ("b", 1), ("a", 1)]).count_by_key()
@@ -305,7 +298,7 @@ class PairOps:
         """
         return await _merged_counts(await self._run(_count_keys))
 
-    async def count_by_value(self: RDD) -> dict:
+    async def count_by_value(self) -> dict:
         """How many times each distinct record occurs, as a dict.
 
         >>> await ctx.parallelize([1, 2, 1, 2, 2], 2).count_by_value()
@@ -313,7 +306,7 @@ class PairOps:
         """
         return await _merged_counts(await self._run(_count_values))
 
-    async def collect_as_map(self: RDD) -> dict:
+    async def collect_as_map(self) -> dict:
         """The pairs as a dict; for a repeated key the last value (in partition order) wins.
 
         >>> await ctx.parallelize([(1, 2), (3, 4), (1, 5)]).collect_as_map()
@@ -321,7 +314,7 @@ class PairOps:
         """
         return await offload.merge_dict_parts(await self._run(_partition_map))
 
-    async def reduce_by_key_locally(self: RDD, func: Callable[[Any, Any], Any]) -> dict:
+    async def reduce_by_key_locally(self, func: Callable[[Any, Any], Any]) -> dict:
         """Merge the values of each key with an associative ``func`` into a dict in the driver.
 
         Each partition is reduced on its worker; the driver merges the partial dicts.
@@ -331,11 +324,11 @@ class PairOps:
         [('a', 2), ('b', 1)]
         """
         _check_callable(func=func)
-        aggregator = Aggregator(core._identity, func, func, identity_create=True)
+        aggregator = Aggregator(_identity, func, func, identity_create=True)
         parts = await self._run(functools.partial(_reduce_partition_locally, aggregator))
         return await offload.run_sized(sum(map(len, parts)), _combine_parts, aggregator, parts)
 
-    async def lookup(self: RDD, key: Any) -> list:
+    async def lookup(self, key: Any) -> list:
         """The values under ``key``.
 
         When the RDD has a partitioner, only the partition holding ``key`` is read.
@@ -354,7 +347,7 @@ class PairOps:
         if index is None:
             parts = await self._run(find)
         else:
-            parts = await self.ctx._run_job(self, find, [index])
+            parts = await self.ctx.jobs.run(self, find, [index])
         return await offload.concat_parts(parts)
 
 
@@ -442,5 +435,19 @@ def _lookup_partition(key: Any, _: int, it: Iterator[Any]) -> list:
     return [v for k, v in it if k == key]
 
 
-# At the bottom: aiospark.rdd imports this module to build the RDD class.
-from aiospark import rdd as core  # noqa: E402
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _list_create(v: Any) -> list:
+    return [v]
+
+
+def _list_append(c: list, v: Any) -> list:
+    c.append(v)
+    return c
+
+
+def _list_extend(c: list, other: list) -> list:
+    c.extend(other)
+    return c

@@ -14,13 +14,10 @@ import math
 import random
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 from aiospark import offload
 from aiospark.ops import samplers
-
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
 
 #: take_sample's upper limit on the sample size keeps this many deviations of headroom.
 _TAKE_SAMPLE_DEVIATIONS = 10.0
@@ -30,8 +27,8 @@ class SampleOps:
     """Sampling with seeds that reproduce PySpark's choices."""
 
     def sample(
-        self: RDD, with_replacement: bool, fraction: float, seed: int | None = None
-    ) -> RDD:
+        self, with_replacement: bool, fraction: float, seed: int | None = None
+    ) -> Self:
         """A random sample: each record kept with probability ``fraction``, or repeated.
 
         Without replacement ``fraction`` is each record's chance of being kept
@@ -52,8 +49,8 @@ class SampleOps:
         return self.map_partitions_with_index(functools.partial(draw, fraction, seed), True)
 
     def random_split(
-        self: RDD, weights: Sequence[float], seed: int | None = None
-    ) -> list[RDD]:
+        self, weights: Sequence[float], seed: int | None = None
+    ) -> list[Self]:
         """Split the records at random into RDDs sized in proportion to ``weights``.
 
         Every record lands in exactly one split (weights need not sum to 1).
@@ -89,8 +86,8 @@ class SampleOps:
         ]
 
     def sample_by_key(
-        self: RDD, with_replacement: bool, fractions: dict, seed: int | None = None
-    ) -> RDD:
+        self, with_replacement: bool, fractions: dict, seed: int | None = None
+    ) -> Self:
         """A sample of a pair RDD with a different fraction per key (stratified sampling).
 
         ``fractions`` maps every key to its fraction (as in ``sample``); a key
@@ -113,7 +110,7 @@ class SampleOps:
         return self.map_partitions_with_index(sampler, True)
 
     async def take_sample(
-        self: RDD, with_replacement: bool, num: int, seed: int | None = None
+        self, with_replacement: bool, num: int, seed: int | None = None
     ) -> list[Any]:
         """``num`` records picked at random, in random order (an action).
 

@@ -1,7 +1,6 @@
 """Set-like and structural operations: union, distinct, zip, cartesian, coalesce.
 
-Mixed into ``aiospark.RDD``.  The RDD subclasses they build live in
-``aiospark.ops.set_rdds``.
+Mixed into ``aiospark.RDD``.  The plans they build live in ``aiospark.plans.sets``.
 """
 
 from __future__ import annotations
@@ -12,28 +11,36 @@ import itertools
 import operator
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 from aiospark.lineage import HashPartitioner
+from aiospark.plans.piped import Piped
+from aiospark.plans.sets import (
+    Cartesian,
+    Coalesced,
+    Empty,
+    RoundRobinPartitioner,
+    Zipped,
+    ZipWithIndex,
+    count_pair,
+    union_plan,
+)
 from aiospark.shuffle.spill import ExternalMap, batched, task_memory
 from aiospark.sizeof import SizeTracker
-
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
 
 
 class SetOps:
     """Set-like and structural operations."""
 
-    def _check_other(self: RDD, other: Any, op: str) -> None:
-        if not isinstance(other, core.RDD):
+    def _check_other(self, other: Any, op: str) -> None:
+        if not isinstance(other, SetOps):
             raise TypeError(f"{op}() takes an RDD, got a {type(other).__name__}")
         if other.ctx is not self.ctx:
             raise ValueError(f"{op}(): {other!r} belongs to another Context")
 
     # -- union and distinct -----------------------------------------------------------
 
-    def union(self: RDD, other: RDD) -> RDD:
+    def union(self, other: Self) -> Self:
         """The records of this RDD followed by those of ``other`` (duplicates kept).
 
         The result has the partitions of both.  When both have the same
@@ -48,12 +55,10 @@ class SetOps:
         >>> both.get_num_partitions(), both.partitioner == pairs.partitioner
         (2, True)
         """
-        from aiospark.ops.set_rdds import make_union
-
         self._check_other(other, "union")
-        return make_union(self.ctx, [self, other])
+        return self._derive(union_plan([self, other]))
 
-    def distinct(self: RDD, num_partitions: int | None = None) -> RDD:
+    def distinct(self, num_partitions: int | None = None) -> Self:
         """The distinct records (which must be hashable), deduplicated on the map side too.
 
         The result has ``num_partitions`` partitions (default: as many as this RDD).
@@ -63,12 +68,12 @@ class SetOps:
         """
         n = self._reduce_partitions(num_partitions)
         if n == 0:
-            return self.ctx.empty_rdd()
-        keyed = core.MapPartitionsRDD(self, functools.partial(_tagged_unique, None, "distinct"))
-        shuffled = core.ShuffledRDD(keyed, HashPartitioner(n))
-        return core.MapPartitionsRDD(shuffled, _distinct_keys)
+            return self._derive(Empty())
+        keyed = self.map_partitions_with_index(functools.partial(_tagged_unique, None, "distinct"))
+        shuffled = keyed._shuffled(HashPartitioner(n))
+        return shuffled.map_partitions_with_index(_distinct_keys)
 
-    def intersection(self: RDD, other: RDD) -> RDD:
+    def intersection(self, other: Self) -> Self:
         """The distinct records found in both RDDs (records must be hashable).
 
         Like PySpark, the result has as many partitions as the two inputs together.
@@ -78,11 +83,12 @@ class SetOps:
         [1, 2, 3]
         """
         self._check_other(other, "intersection")
-        left = core.MapPartitionsRDD(self, functools.partial(_tagged_unique, 1, "intersection"))
-        right = core.MapPartitionsRDD(other, functools.partial(_tagged_unique, 2, "intersection"))
+        op = "intersection"
+        left = self.map_partitions_with_index(functools.partial(_tagged_unique, 1, op))
+        right = other.map_partitions_with_index(functools.partial(_tagged_unique, 2, op))
         return _shuffle_pairs(left.union(right), None, _intersect_reduce)
 
-    def subtract(self: RDD, other: RDD, num_partitions: int | None = None) -> RDD:
+    def subtract(self, other: Self, num_partitions: int | None = None) -> Self:
         """The records of this RDD that are not in ``other``, duplicates kept (records hashable).
 
         The result has ``num_partitions`` partitions (default: as many as the
@@ -93,13 +99,13 @@ class SetOps:
         [('a', 1), ('b', 4), ('b', 4)]
         """
         self._check_other(other, "subtract")
-        left = core.MapPartitionsRDD(self, _counted)
-        right = core.MapPartitionsRDD(other, functools.partial(_tagged_unique, 0, "subtract"))
+        left = self.map_partitions_with_index(_counted)
+        right = other.map_partitions_with_index(functools.partial(_tagged_unique, 0, "subtract"))
         return _shuffle_pairs(left.union(right), num_partitions, _subtract_reduce)
 
     # -- pairing ----------------------------------------------------------------------
 
-    def cartesian(self: RDD, other: RDD) -> RDD:
+    def cartesian(self, other: Self) -> Self:
         """Every pair ``(x, y)`` of a record of this RDD and a record of ``other``.
 
         One partition per pair of partitions (left-major), as in PySpark.
@@ -108,12 +114,10 @@ class SetOps:
         >>> await rdd.cartesian(ctx.parallelize(["a", "b"], 1)).glom().collect()
         [[(1, 'a'), (1, 'b')], [(2, 'a'), (2, 'b')]]
         """
-        from aiospark.ops.set_rdds import CartesianRDD
-
         self._check_other(other, "cartesian")
-        return CartesianRDD(self, other)
+        return self._derive(Cartesian(self, other))
 
-    def zip(self: RDD, other: RDD) -> RDD:
+    def zip(self, other: Self) -> Self:
         """Pair the *i*-th record of each partition with the *i*-th record of ``other``'s.
 
         Both RDDs need the same number of partitions (else ``ValueError`` at
@@ -124,17 +128,15 @@ class SetOps:
         >>> await x.zip(y).collect()
         [(0, 1000), (1, 1001), (2, 1002), (3, 1003), (4, 1004)]
         """
-        from aiospark.ops.set_rdds import ZippedRDD
-
         self._check_other(other, "zip")
         if self.get_num_partitions() != other.get_num_partitions():
             raise ValueError(
                 "Can only zip with RDD which has the same number of partitions "
                 f"({self.get_num_partitions()} != {other.get_num_partitions()})"
             )
-        return ZippedRDD(self, other)
+        return self._derive(Zipped(self, other))
 
-    def zip_with_index(self: RDD) -> RDD:
+    def zip_with_index(self) -> Self:
         """Pair each record with its position: ``(record, index)``, counted in partition order.
 
         Like PySpark, the partitions are counted first (one more pass over this
@@ -146,11 +148,12 @@ class SetOps:
         >>> await ctx.parallelize(["a", "b", "c", "d"], 3).zip_with_index().glom().collect()
         [[('a', 0)], [('b', 1)], [('c', 2), ('d', 3)]]
         """
-        from aiospark.ops.set_rdds import ZipWithIndexRDD
+        counts = None
+        if self.get_num_partitions() > 1:
+            counts = self.map_partitions_with_index(count_pair)
+        return self._derive(ZipWithIndex(self, counts))
 
-        return ZipWithIndexRDD(self)
-
-    def zip_with_unique_id(self: RDD) -> RDD:
+    def zip_with_unique_id(self) -> Self:
         """Pair each record with a unique id: item *i* of partition *k* gets ``i * n + k``.
 
         ``n`` is the number of partitions.  Unlike ``zip_with_index`` no count
@@ -161,11 +164,11 @@ class SetOps:
         [('a', 0), ('b', 1), ('c', 4), ('d', 2), ('e', 5)]
         """
         n = self.get_num_partitions()
-        return core.MapPartitionsRDD(self, functools.partial(_unique_ids, n))
+        return self.map_partitions_with_index(functools.partial(_unique_ids, n))
 
     # -- repartitioning ---------------------------------------------------------------
 
-    def coalesce(self: RDD, num_partitions: int, shuffle: bool = False) -> RDD:
+    def coalesce(self, num_partitions: int, shuffle: bool = False) -> Self:
         """Reduce the number of partitions to ``num_partitions``.
 
         Without ``shuffle`` this is narrow: partition *i* of the result is a
@@ -185,8 +188,6 @@ class SetOps:
         >>> rdd.coalesce(5).get_num_partitions(), rdd.coalesce(5, shuffle=True).get_num_partitions()
         (3, 5)
         """
-        from aiospark.ops.set_rdds import CoalescedRDD, RoundRobinPartitioner
-
         if (
             not isinstance(num_partitions, int)
             or isinstance(num_partitions, bool)
@@ -194,12 +195,12 @@ class SetOps:
         ):
             raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
         if not shuffle:
-            return CoalescedRDD(self, num_partitions)
-        dealt = core.MapPartitionsRDD(self, functools.partial(_deal_out, num_partitions))
-        shuffled = core.ShuffledRDD(dealt, RoundRobinPartitioner(num_partitions))
-        return core.MapPartitionsRDD(shuffled, _drop_keys)
+            return self._derive(Coalesced(self, num_partitions))
+        dealt = self.map_partitions_with_index(functools.partial(_deal_out, num_partitions))
+        shuffled = dealt._shuffled(RoundRobinPartitioner(num_partitions))
+        return shuffled.map_partitions_with_index(_drop_keys)
 
-    def repartition(self: RDD, num_partitions: int) -> RDD:
+    def repartition(self, num_partitions: int) -> Self:
         """Exactly ``num_partitions`` balanced partitions, by a shuffle: ``coalesce(n, True)``.
 
         >>> rdd = ctx.parallelize([1, 2, 3, 4, 5, 6, 7], 4)
@@ -212,7 +213,7 @@ class SetOps:
 
     # -- misc ---------------------------------------------------------------------------
 
-    async def is_empty(self: RDD) -> bool:
+    async def is_empty(self) -> bool:
         """True when the RDD has no records (looks at as few partitions as it can).
 
         >>> await ctx.empty_rdd().is_empty(), await ctx.parallelize([0]).is_empty()
@@ -221,11 +222,11 @@ class SetOps:
         return self.get_num_partitions() == 0 or not await self.take(1)
 
     def pipe(
-        self: RDD,
+        self,
         command: str | Sequence[str],
         env: dict[str, str] | None = None,
         check_code: bool = False,
-    ) -> RDD:
+    ) -> Self:
         """Pipe each partition through an external command; the result is its output lines.
 
         ``command`` is split like a shell would (``shlex``), without running a
@@ -241,9 +242,7 @@ class SetOps:
         >>> await ctx.parallelize(["spark", "asyncio"], 2).pipe("tr a-z A-Z").collect()
         ['SPARK', 'ASYNCIO']
         """
-        from aiospark.ops.set_rdds import PipedRDD
-
-        return PipedRDD(self, command, env, bool(check_code))
+        return self._derive(Piped(self, command, env, bool(check_code)))
 
 
 # -- functions run on the workers (module level, so they pickle by reference) ---------
@@ -342,12 +341,12 @@ def _subtract_reduce(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
 
 
 def _shuffle_pairs(
-    pairs: RDD, num_partitions: int | None, reduce: Callable[[int, Iterator[tuple]], Any]
-) -> RDD:
+    pairs: SetOps, num_partitions: int | None, reduce: Callable[[int, Iterator[tuple]], Any]
+) -> SetOps:
     n = pairs._reduce_partitions(num_partitions)
     if n == 0:
-        return pairs.ctx.empty_rdd()
-    return core.MapPartitionsRDD(core.ShuffledRDD(pairs, HashPartitioner(n)), reduce)
+        return pairs._derive(Empty())
+    return pairs._shuffled(HashPartitioner(n)).map_partitions_with_index(reduce)
 
 
 def _unique_ids(n: int, k: int, records: Iterator[Any]) -> Iterator[tuple]:
@@ -365,5 +364,3 @@ def _drop_keys(_: int, pairs: Iterator[tuple]) -> Iterator[Any]:
     return map(operator.itemgetter(1), pairs)
 
 
-# At the bottom: aiospark.rdd imports this module to build the RDD class.
-from aiospark import rdd as core  # noqa: E402

@@ -2,7 +2,7 @@
 
 Mixed into ``aiospark.RDD``.  A sort samples the keys to pick range bounds;
 that sampling is a stage of the sorted RDD's own lineage (see
-``aiospark.ops.sort_rdds``), so ``sort_by_key`` stays a lazy transformation.
+``aiospark.plans.sort``), so ``sort_by_key`` stays a lazy transformation.
 """
 
 from __future__ import annotations
@@ -11,33 +11,32 @@ import functools
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 from aiospark import offload
 from aiospark.hashing import portable_hash
-
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
-
-
-def identity(x: Any) -> Any:
-    """The default key function of the sorts: the key itself.
-
-    >>> identity(3)
-    3
-    """
-    return x
+from aiospark.lineage import HashPartitioner, Node, RangePartitioner
+from aiospark.plans.basic import MapPartitions
+from aiospark.plans.sort import (
+    RangeInput,
+    bounds_partition,
+    identity,
+    none_if_identity,
+    sample_cap,
+    sample_keys,
+    sort_partition,
+)
 
 
 class SortOps:
     """Ordering."""
 
     def sort_by_key(
-        self: RDD,
+        self,
         ascending: bool = True,
         num_partitions: int | None = None,
         key_func: Callable[[Any], Any] = identity,
-    ) -> RDD:
+    ) -> Self:
         """Sort an RDD of ``(key, value)`` pairs by ``key_func(key)``, across partitions.
 
         Partition *i* holds smaller keys than partition *i + 1* (larger when
@@ -58,8 +57,6 @@ class SortOps:
         >>> await words.sort_by_key(key_func=str.lower).keys().collect()
         ['A', 'a', 'b']
         """
-        from aiospark.ops.sort_rdds import range_sorted
-
         if not callable(key_func):
             raise TypeError(f"key_func must be callable, got {key_func!r}")
         if num_partitions is None and self.get_num_partitions() == 0:
@@ -68,11 +65,11 @@ class SortOps:
         return range_sorted(self, n, ascending, key_func)
 
     def sort_by(
-        self: RDD,
+        self,
         keyfunc: Callable[[Any], Any],
         ascending: bool = True,
         num_partitions: int | None = None,
-    ) -> RDD:
+    ) -> Self:
         """Sort the records by ``keyfunc(record)`` (``key_by``, ``sort_by_key``, ``values``).
 
         >>> rdd = ctx.parallelize([("a", 3), ("b", 1), ("c", 2)], 2)
@@ -86,12 +83,12 @@ class SortOps:
         return self.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
 
     def repartition_and_sort_within_partitions(
-        self: RDD,
+        self,
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
         ascending: bool = True,
         key_func: Callable[[Any], Any] = identity,
-    ) -> RDD:
+    ) -> Self:
         """Partition pairs by ``partition_func(key) % num_partitions``, then sort each partition.
 
         >>> rdd = ctx.parallelize([(0, 5), (3, 8), (2, 6), (0, 8), (3, 8), (1, 3)])
@@ -99,15 +96,13 @@ class SortOps:
         >>> await sorted_parts.glom().collect()
         [[(0, 5), (0, 8), (2, 6)], [(1, 3), (3, 8), (3, 8)]]
         """
-        from aiospark.ops.sort_rdds import sort_partition
-
         if not callable(key_func):
             raise TypeError(f"key_func must be callable, got {key_func!r}")
         n = self._reduce_partitions(num_partitions)
         sort = functools.partial(sort_partition, key_func, not ascending)
         return self.partition_by(n, partition_func).map_partitions_with_index(sort, True)
 
-    async def top(self: RDD, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+    async def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
         """The ``num`` largest records (by ``key``), largest first.
 
         Each partition keeps its own ``num`` largest; the driver merges them.
@@ -120,7 +115,7 @@ class SortOps:
         return await _select(self, heapq.nlargest, "top", num, key)
 
     async def take_ordered(
-        self: RDD, num: int, key: Callable[[Any], Any] | None = None
+        self, num: int, key: Callable[[Any], Any] | None = None
     ) -> list[Any]:
         """The ``num`` smallest records (by ``key``), smallest first.
 
@@ -133,7 +128,7 @@ class SortOps:
 
 
 async def _select(
-    rdd: RDD, pick: Callable[..., list], what: str, num: int, key: Callable | None
+    rdd: Node, pick: Callable[..., list], what: str, num: int, key: Callable | None
 ) -> list[Any]:
     if isinstance(num, bool) or not isinstance(num, int):
         raise TypeError(f"{what}: num must be an int, got {num!r}")
@@ -178,3 +173,24 @@ def _pick(
         if "not supported between" not in str(exc):
             raise
         raise TypeError(f"{what}: records are not mutually comparable: {exc}") from None
+
+
+def range_sorted(
+    parent: SortOps, num_partitions: int, ascending: bool, key_func: Callable[[Any], Any]
+) -> SortOps:
+    """``parent`` sorted by key over ``num_partitions`` range partitions (``plans.sort``)."""
+    sort = functools.partial(sort_partition, key_func, not ascending)
+    if num_partitions == 1:
+        partitioner = RangePartitioner(1, [], ascending, none_if_identity(key_func))
+        if parent.get_num_partitions() == 1:
+            return parent._derive(MapPartitions(parent, sort, partitioner=partitioner))
+        return parent._shuffled(partitioner).map_partitions_with_index(sort, True)
+    partitioner = RangePartitioner(num_partitions, None, ascending, none_if_identity(key_func))
+    cap = sample_cap(num_partitions, parent.get_num_partitions())
+    sampled = parent.map_partitions_with_index(functools.partial(sample_keys, cap, key_func))
+    gathered = sampled._shuffled(HashPartitioner(1))
+    bounds = gathered.map_partitions_with_index(
+        functools.partial(bounds_partition, num_partitions)
+    )
+    ranged = parent._derive(RangeInput(parent, bounds, partitioner))._shuffled(partitioner)
+    return ranged.map_partitions_with_index(sort, True)

@@ -13,13 +13,11 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiospark.hashing import portable_hash
+from aiospark.lineage import Node
 from aiospark.statcounter import StatCounter, real_array
-
-if TYPE_CHECKING:
-    from aiospark.rdd import RDD
 
 #: Records handled per numpy batch by the partition functions below.
 _BATCH = 4096
@@ -33,7 +31,7 @@ class StatOps:
     # -- aggregation --------------------------------------------------------------------
 
     async def aggregate(
-        self: RDD,
+        self,
         zero_value: Any,
         seq_op: Callable[[Any, Any], Any],
         comb_op: Callable[[Any, Any], Any],
@@ -52,7 +50,7 @@ class StatOps:
         return functools.reduce(comb_op, partials, copy.deepcopy(zero_value))
 
     async def tree_aggregate(
-        self: RDD,
+        self,
         zero_value: Any,
         seq_op: Callable[[Any, Any], Any],
         comb_op: Callable[[Any, Any], Any],
@@ -79,7 +77,7 @@ class StatOps:
         values = await _reduce_splits(_tree_levels(partial, comb_op, depth), comb_op)
         return functools.reduce(comb_op, values)
 
-    async def tree_reduce(self: RDD, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+    async def tree_reduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
         """``reduce``, combining the partial results in a tree of ``depth`` levels.
 
         See ``tree_aggregate``; an empty RDD raises ``ValueError``.
@@ -96,7 +94,7 @@ class StatOps:
 
     # -- order statistics -------------------------------------------------------------------
 
-    async def max(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
+    async def max(self, key: Callable[[Any], Any] | None = None) -> Any:
         """The largest record (by ``key`` if given); ``ValueError`` when the RDD is empty.
 
         >>> await ctx.parallelize([1.0, 5.0, 43.0, 10.0]).max()
@@ -106,7 +104,7 @@ class StatOps:
         """
         return await _extreme(self, max, key)
 
-    async def min(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
+    async def min(self, key: Callable[[Any], Any] | None = None) -> Any:
         """The smallest record (by ``key`` if given); ``ValueError`` when the RDD is empty.
 
         >>> await ctx.parallelize([2.0, 5.0, 43.0, 10.0]).min()
@@ -118,7 +116,7 @@ class StatOps:
 
     # -- moments ---------------------------------------------------------------------------
 
-    async def stats(self: RDD) -> StatCounter:
+    async def stats(self) -> StatCounter:
         """Count, mean, variance, min and max of the records, in one pass.
 
         Each partition is summarised by a ``StatCounter`` on its worker (numpy
@@ -133,7 +131,7 @@ class StatOps:
             total.merge_stats(counter)
         return total
 
-    async def mean(self: RDD) -> float:
+    async def mean(self) -> float:
         """The mean of the records (NaN for an empty RDD).
 
         >>> await ctx.parallelize([1, 2, 3]).mean()
@@ -141,7 +139,7 @@ class StatOps:
         """
         return (await self.stats()).mean()
 
-    async def variance(self: RDD) -> float:
+    async def variance(self) -> float:
         """The population variance of the records (divides by the count).
 
         >>> await ctx.parallelize([1, 2, 3]).variance()
@@ -149,7 +147,7 @@ class StatOps:
         """
         return (await self.stats()).variance()
 
-    async def stdev(self: RDD) -> float:
+    async def stdev(self) -> float:
         """The population standard deviation of the records.
 
         >>> await ctx.parallelize([1, 2, 3]).stdev()
@@ -157,7 +155,7 @@ class StatOps:
         """
         return (await self.stats()).stdev()
 
-    async def sample_variance(self: RDD) -> float:
+    async def sample_variance(self) -> float:
         """The sample variance of the records (divides by ``count - 1``).
 
         >>> await ctx.parallelize([1, 2, 3]).sample_variance()
@@ -165,7 +163,7 @@ class StatOps:
         """
         return (await self.stats()).sample_variance()
 
-    async def sample_stdev(self: RDD) -> float:
+    async def sample_stdev(self) -> float:
         """The sample standard deviation of the records.
 
         >>> await ctx.parallelize([1, 2, 3]).sample_stdev()
@@ -175,7 +173,7 @@ class StatOps:
 
     # -- histograms ------------------------------------------------------------------------
 
-    async def histogram(self: RDD, buckets: int | list[Any] | tuple) -> tuple[list, list[int]]:
+    async def histogram(self, buckets: int | list[Any] | tuple) -> tuple[list, list[int]]:
         """Count the records falling into buckets; returns ``(edges, counts)``.
 
         With an int, that many evenly spaced buckets span the records' min
@@ -245,7 +243,7 @@ class StatOps:
 
     # -- cardinality -----------------------------------------------------------------------
 
-    async def count_approx_distinct(self: RDD, relative_sd: float = 0.05) -> int:
+    async def count_approx_distinct(self, relative_sd: float = 0.05) -> int:
         """Estimate the number of distinct records with a HyperLogLog sketch.
 
         ``relative_sd`` is the accuracy wanted (the standard error of the
@@ -292,13 +290,13 @@ def _reduce_partition(f: Callable, _: int, it: Iterator[Any]) -> list[Any]:
 _NOTHING = object()
 
 
-async def _reduce_splits(rdd: RDD, f: Callable) -> list[Any]:
+async def _reduce_splits(rdd: Node, f: Callable) -> list[Any]:
     """Each split of ``rdd`` reduced with ``f`` on its worker (empty splits give nothing)."""
     parts = await rdd._run(functools.partial(_reduce_partition, f))
     return [value for part in parts for value in part]
 
 
-def _tree_levels(partial: RDD, comb_op: Callable, depth: int) -> RDD:
+def _tree_levels(partial: Node, comb_op: Callable, depth: int) -> Node:
     """Add Spark's intermediate tree levels above ``partial`` (at most one value per split).
 
     Each level sends the value of split *i* to split ``i % count`` of a
@@ -323,7 +321,7 @@ def _key_by_split(count: int, index: int, it: Iterator[Any]) -> Iterator[tuple[i
     return ((key, value) for value in it)
 
 
-async def _extreme(rdd: RDD, pick: Callable, key: Callable | None) -> Any:
+async def _extreme(rdd: Node, pick: Callable, key: Callable | None) -> Any:
     """``max``/``min`` over the RDD: picked per partition, then among the partials."""
     options = {} if key is None else {"key": key}
     parts = await rdd._run(functools.partial(_extreme_partition, pick, options))

@@ -16,7 +16,8 @@ import pytest
 from aiospark.context import slice_collection
 from aiospark.hashing import portable_hash
 from aiospark.lineage import HashPartitioner
-from aiospark.rdd import ParallelCollectionRDD
+from aiospark.plans.basic import ParallelCollection
+from aiospark.rdd import RDD
 from aiospark.scheduler.dag import preferred_locations
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -450,7 +451,7 @@ async def test_pipe_env_volume_early_stop_and_upstream_errors(ctx):
 # -- preferred locations ---------------------------------------------------------------
 
 
-class LocatedRDD(ParallelCollectionRDD):
+class Located(ParallelCollection):
     """Split i prefers hosts ``common`` and ``h<i>``."""
 
     def preferred_locations(self, split):
@@ -458,7 +459,7 @@ class LocatedRDD(ParallelCollectionRDD):
 
 
 async def test_preferred_locations_come_from_parent_splits(ctx):
-    located = LocatedRDD(ctx, _slices(range(8), 4))
+    located = RDD(ctx, Located(_slices(range(8), 4)))
     plain = ctx.parallelize(range(8), 4)
 
     def prefs(rdd):

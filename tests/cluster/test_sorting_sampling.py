@@ -18,7 +18,7 @@ import pytest
 import aiospark
 from aiospark.hashing import portable_hash
 from aiospark.lineage import RangePartitioner
-from aiospark.ops.sort_rdds import choose_bounds, sample_cap
+from aiospark.plans.sort import choose_bounds, sample_cap
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 

@@ -113,7 +113,7 @@ async def test_reduce_by_key_output_is_partitioned_by_portable_hash(ctx):
     # map_values keeps the partitioner, so a second reduce does not shuffle again.
     again = rdd.map_values(lambda v: v + 1).reduce_by_key(operator.add, n)
     assert again.deps[0].rdd.partitioner == rdd.partitioner
-    assert type(again).__name__ == "MapPartitionsRDD"
+    assert again.plan.kind == "MapPartitionsRDD"
     assert sorted(await again.collect()) == sorted((k, v + 1) for k, v in await rdd.collect())
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from aiospark.lineage import Aggregator, HashPartitioner, ShuffleDependency
 from aiospark.memory import MemoryManager, TaskMemory
-from aiospark.ops.pair_rdds import _extend, _full_join, _inner_join, _merge_groups, group_values
+from aiospark.plans.cogroup import _extend, _full_join, _inner_join, _merge_groups, group_values
 from aiospark.protocol.frames import iter_file_frames
 from aiospark.shuffle import spill
 from aiospark.shuffle.files import map_paths, read_segment_range

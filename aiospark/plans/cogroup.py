@@ -1,4 +1,4 @@
-"""RDDs that read several pair RDDs by key at once: cogroups, joins and ``subtract_by_key``.
+"""Plans that read several pair RDDs by key at once: cogroups, joins and ``subtract_by_key``.
 
 Each parent is read through a ``OneToOneDependency`` when it is already
 partitioned by the target partitioner (its split *i* holds exactly the keys of
@@ -18,13 +18,14 @@ from aiospark.hashing import portable_hash
 from aiospark.lineage import (
     Aggregator,
     Dependency,
+    Node,
     OneToOneDependency,
     Partitioner,
+    Plan,
     ShuffleDependency,
     Split,
     TaskContext,
 )
-from aiospark.rdd import RDD
 from aiospark.shuffle.spill import ExternalMap, batched, join_external, merge_external
 
 _NO_KEY = object()
@@ -89,23 +90,23 @@ def group_values(records: Iterable[tuple], into: dict | None = None) -> dict:
     return table
 
 
-class CoGroupedRDD(RDD):
+class CoGrouped(Plan):
     """Parents read side by side, key-partitioned by ``partitioner``.
 
     ``compute`` yields ``(key, (values of parent 0, values of parent 1, ...))``
     with one list per parent; subclasses combine the sides differently.
     Parents listed in ``keys_only`` contribute only their keys: when such a
-    parent must be shuffled, it ships each key once per map task, as
-    ``(key, None)``.
+    parent must be shuffled, it ships each key once per map task (the caller
+    maps such a parent by ``keys_with_none`` first, see ``ops.pairs``).
     """
 
     def __init__(
         self,
-        parents: list[RDD],
+        parents: list[Node],
         partitioner: Partitioner,
         keys_only: frozenset[int] = frozenset(),
     ) -> None:
-        ctx = parents[0].ctx
+        new_shuffle_id = parents[0].ctx.new_shuffle_id
         deps: list[Dependency] = []
         for i, parent in enumerate(parents):
             if parent.partitioner is not None and parent.partitioner == partitioner:
@@ -113,15 +114,14 @@ class CoGroupedRDD(RDD):
             elif i in keys_only:
                 deps.append(
                     ShuffleDependency(
-                        parent.map_partitions(_keys_with_none), ctx._new_shuffle_id(),
-                        partitioner, KEYS_ONLY, map_side_combine=True,
+                        parent, new_shuffle_id(), partitioner, KEYS_ONLY, map_side_combine=True
                     )
                 )
             else:
-                deps.append(ShuffleDependency(parent, ctx._new_shuffle_id(), partitioner))
-        super().__init__(ctx, deps, partitioner)
+                deps.append(ShuffleDependency(parent, new_shuffle_id(), partitioner))
+        super().__init__(deps, partitioner)
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         n = self.partitioner.num_partitions  # type: ignore[union-attr]
         narrow = [
             dep.rdd.splits() if isinstance(dep, OneToOneDependency) else None
@@ -156,7 +156,12 @@ def _extend(values: list, more: list) -> list:
     return values
 
 
-def _keys_with_none(records: Iterator[tuple]) -> Iterator[tuple]:
+def keys_with_none(records: Iterator[tuple]) -> Iterator[tuple]:
+    """``(key, None)`` for each pair: what a keys-only side of a cogroup ships.
+
+    >>> list(keys_with_none(iter([("a", 1), ("b", 2)])))
+    [('a', None), ('b', None)]
+    """
     return ((kv[0], None) for kv in records)
 
 
@@ -178,7 +183,7 @@ def _merge_groups(tables: list[dict]) -> Iterator[tuple]:
             yield key, tuple(groups)
 
 
-class JoinedRDD(CoGroupedRDD):
+class Joined(CoGrouped):
     """An inner or outer join of two pair RDDs: ``(key, (left value, right value))``.
 
     ``how`` is ``"inner"``, ``"left"``, ``"right"`` or ``"full"``; a missing side
@@ -186,7 +191,7 @@ class JoinedRDD(CoGroupedRDD):
     the left one for a right outer join) and streams the other side through it.
     """
 
-    def __init__(self, left: RDD, right: RDD, partitioner: Partitioner, how: str) -> None:
+    def __init__(self, left: Node, right: Node, partitioner: Partitioner, how: str) -> None:
         if how not in ("inner", "left", "right", "full"):
             raise ValueError(f"unknown join type {how!r}")
         super().__init__([left, right], partitioner)
@@ -274,14 +279,14 @@ def _reraise_for_key(exc: TypeError, key: Any) -> None:
     raise clear from exc
 
 
-class SubtractedRDD(CoGroupedRDD):
+class Subtracted(CoGrouped):
     """The pairs of ``left`` whose key does not occur in ``right``.
 
     Only ``right``'s keys are shuffled (combined map-side); ``left`` streams
     through a set of them.
     """
 
-    def __init__(self, left: RDD, right: RDD, partitioner: Partitioner) -> None:
+    def __init__(self, left: Node, right: Node, partitioner: Partitioner) -> None:
         super().__init__([left, right], partitioner, keys_only=frozenset({1}))
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:

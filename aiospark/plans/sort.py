@@ -1,5 +1,6 @@
 """The lineage of a sort: sample the keys, pick range bounds, shuffle by range, sort.
 
+``ops.sorting.range_sorted`` builds that lineage from the plans here.
 PySpark's ``sortByKey`` runs jobs when it is called (a count, then a sample
 collected to the driver).  Here a transformation runs nothing, so the sampling
 is part of the sorted RDD's lineage instead, and runs with its first action:
@@ -13,7 +14,7 @@ is part of the sorted RDD's lineage instead, and runs with its first action:
    partition have held more sampled keys than it could report (heavy skew),
    it picks weighted quantiles of what it has instead: still a correct sort,
    only the partition sizes may differ from PySpark's;
-3. the range shuffle's map stage (``RangeInputRDD``): each task reads the
+3. the range shuffle's map stage (``RangeInput``): each task reads the
    bounds into the shuffle's ``RangePartitioner`` before partitioning;
 4. the reduce side sorts each partition.
 
@@ -26,7 +27,6 @@ default identity that is the same thing.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 import operator
@@ -35,21 +35,30 @@ from typing import Any
 
 from aiospark.lineage import (
     HashPartitioner,
+    Node,
     OneToOneDependency,
+    Plan,
     RangePartitioner,
     ShuffleDependency,
     Split,
     TaskContext,
 )
 from aiospark.ops.samplers import partition_random
-from aiospark.ops.sorting import identity as _identity
-from aiospark.rdd import RDD, MapPartitionsRDD, ShuffledRDD
 from aiospark.shuffle.spill import sort_external, task_memory
 
 #: PySpark samples the keys of a sort with this seed.
 SAMPLE_SEED = 1
 #: Sampled keys wanted per output partition (Spark's and PySpark's constant).
 KEYS_PER_PARTITION = 20.0
+
+
+def identity(x: Any) -> Any:
+    """The default sort key: the key itself.
+
+    >>> identity(3)
+    3
+    """
+    return x
 
 
 def incomparable(exc: TypeError) -> bool:
@@ -67,7 +76,7 @@ def sort_partition(
     >>> list(sort_partition(str.lower, False, 0, iter([("b", 1), ("A", 2), ("a", 3)])))
     [('A', 2), ('a', 3), ('b', 1)]
     """
-    if key_func is _identity:
+    if key_func is identity:
         key: Callable[[tuple], Any] = operator.itemgetter(0)
     else:
 
@@ -106,7 +115,7 @@ def sample_keys(
     smallest draws are reported, with ``top_draw`` the largest reported draw.
 
     >>> records = iter([(5, "x"), (6, "y"), (7, "z")])
-    >>> _, (split, count, kept, top) = next(sample_keys(2, _identity, 0, records))
+    >>> _, (split, count, kept, top) = next(sample_keys(2, identity, 0, records))
     >>> split, count, sorted(k for _, k in kept), top == max(d for d, _ in kept)
     (0, 3, [5, 7], True)
     """
@@ -125,7 +134,7 @@ def sample_keys(
                 replace(heap, (-draw, number, record[0]))
                 threshold = -heap[0][0]
         count = number
-    if key_func is _identity:
+    if key_func is identity:
         kept = [(-neg, key) for neg, _, key in heap]
     else:
         kept = [(-neg, key_func(key)) for neg, _, key in heap]
@@ -195,7 +204,7 @@ def bounds_partition(num_partitions: int, _split: int, records: Iterator[tuple])
     yield (0, choose_bounds([summary for _, summary in records], num_partitions))
 
 
-class RangeInputRDD(RDD):
+class RangeInput(Plan):
     """The parent's records unchanged, read by a range shuffle once its bounds are known.
 
     Computing a split first loads the bounds picked by the bounds stage into
@@ -203,14 +212,14 @@ class RangeInputRDD(RDD):
     with, since the stage's RDD and its shuffle dependency are shipped together.
     """
 
-    def __init__(self, parent: RDD, bounds_rdd: RDD, partitioner: RangePartitioner) -> None:
-        ctx = parent.ctx
-        self.bounds_dep = ShuffleDependency(bounds_rdd, ctx._new_shuffle_id(), HashPartitioner(1))
-        super().__init__(ctx, [OneToOneDependency(parent), self.bounds_dep])
+    def __init__(self, parent: Node, bounds_rdd: Node, partitioner: RangePartitioner) -> None:
+        shuffle_id = parent.ctx.new_shuffle_id()
+        self.bounds_dep = ShuffleDependency(bounds_rdd, shuffle_id, HashPartitioner(1))
+        super().__init__([OneToOneDependency(parent), self.bounds_dep])
         self.parent = parent
         self.range_partitioner = partitioner
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         return self.parent.splits()
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
@@ -227,26 +236,5 @@ class RangeInputRDD(RDD):
         return self.parent.preferred_locations(split)
 
 
-def range_sorted(
-    parent: RDD, num_partitions: int, ascending: bool, key_func: Callable[[Any], Any]
-) -> RDD:
-    """``parent`` sorted by key over ``num_partitions`` range partitions (see the module doc)."""
-    sort = functools.partial(sort_partition, key_func, not ascending)
-    if num_partitions == 1:
-        partitioner = RangePartitioner(1, [], ascending, _none_if_identity(key_func))
-        if parent.get_num_partitions() == 1:
-            out = MapPartitionsRDD(parent, sort)
-            out.partitioner = partitioner
-            return out
-        return MapPartitionsRDD(ShuffledRDD(parent, partitioner), sort, True)
-    partitioner = RangePartitioner(num_partitions, None, ascending, _none_if_identity(key_func))
-    cap = sample_cap(num_partitions, parent.get_num_partitions())
-    sampled = MapPartitionsRDD(parent, functools.partial(sample_keys, cap, key_func))
-    gathered = ShuffledRDD(sampled, HashPartitioner(1))
-    bounds = MapPartitionsRDD(gathered, functools.partial(bounds_partition, num_partitions))
-    ranged = ShuffledRDD(RangeInputRDD(parent, bounds, partitioner), partitioner)
-    return MapPartitionsRDD(ranged, sort, True)
-
-
-def _none_if_identity(key_func: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
-    return None if key_func is _identity else key_func
+def none_if_identity(key_func: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
+    return None if key_func is identity else key_func

@@ -1,4 +1,4 @@
-"""RDD subclasses behind the set-like and structural operations of ``aiospark.ops.sets``.
+"""Plans behind the set-like and structural operations of ``aiospark.ops.sets``.
 
 Every split here carries the parent split objects it reads, because a task
 ships only its own split (the RDD travels without its splits).
@@ -7,30 +7,22 @@ ships only its own split (the RDD travels without its splits).
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import itertools
-import os
-import queue
-import shlex
-import subprocess
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from aiospark.lineage import (
     HashPartitioner,
     NarrowDependency,
+    Node,
     OneToOneDependency,
     Partitioner,
+    Plan,
     ShuffleDependency,
     Split,
     TaskContext,
 )
-from aiospark.rdd import RDD, MapPartitionsRDD
-
-if TYPE_CHECKING:
-    from aiospark.context import Context
 
 
 def _ranked_locations(locations: Iterator[str]) -> list[str]:
@@ -42,17 +34,14 @@ def _ranked_locations(locations: Iterator[str]) -> list[str]:
 # -- empty ----------------------------------------------------------------------------
 
 
-class EmptyRDD(RDD):
+class Empty(Plan):
     """An RDD without partitions (``Context.empty_rdd``)."""
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx, [])
-
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         return []
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        raise IndexError(f"{self!r} has no partitions")
+        raise IndexError("an empty RDD has no partitions")
 
 
 # -- union ----------------------------------------------------------------------------
@@ -74,7 +63,7 @@ class RangeDependency(NarrowDependency):
     ([], [0], [1], [])
     """
 
-    def __init__(self, rdd: RDD, in_start: int, out_start: int, length: int) -> None:
+    def __init__(self, rdd: Node, in_start: int, out_start: int, length: int) -> None:
         super().__init__(rdd)
         self.in_start = in_start
         self.out_start = out_start
@@ -87,20 +76,20 @@ class RangeDependency(NarrowDependency):
         return []
 
 
-class UnionRDD(RDD):
+class Union(Plan):
     """The parents' splits one after the other: as many splits as all parents together."""
 
-    def __init__(self, ctx: Context, rdds: list[RDD]) -> None:
+    def __init__(self, rdds: list[Node]) -> None:
         deps: list[Any] = []
         position = 0
         for rdd in rdds:
             count = rdd.get_num_partitions()
             deps.append(RangeDependency(rdd, 0, position, count))
             position += count
-        super().__init__(ctx, deps)
+        super().__init__(deps)
         self.rdds = rdds
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         splits: list[Split] = []
         for number, rdd in enumerate(self.rdds):
             for parent_split in rdd.splits():
@@ -123,17 +112,17 @@ class MultiSplit(Split):
     parent_splits: tuple[Split, ...]
 
 
-class PartitionerAwareUnionRDD(RDD):
+class PartitionerAwareUnion(Plan):
     """Union of parents sharing one partitioner: split *i* is every parent's split *i*.
 
     The result keeps the partitioner, and as many splits as each parent.
     """
 
-    def __init__(self, ctx: Context, rdds: list[RDD]) -> None:
-        super().__init__(ctx, [OneToOneDependency(rdd) for rdd in rdds], rdds[0].partitioner)
+    def __init__(self, rdds: list[Node]) -> None:
+        super().__init__([OneToOneDependency(rdd) for rdd in rdds], rdds[0].partitioner)
         self.rdds = rdds
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         columns = zip(*(rdd.splits() for rdd in self.rdds), strict=True)
         return [MultiSplit(i, tuple(parts)) for i, parts in enumerate(columns)]
 
@@ -153,24 +142,16 @@ class PartitionerAwareUnionRDD(RDD):
         )
 
 
-def make_union(ctx: Context, rdds: Sequence[RDD]) -> RDD:
+def union_plan(rdds: Sequence[Node]) -> Plan:
     """Spark's union rule: parents without partitions are skipped; when every remaining
     parent has the same partitioner the union is partitioner-aware, else the splits are
-    concatenated."""
-    rdds = list(rdds)
-    if not rdds:
-        raise ValueError("union() needs at least one RDD")
-    for rdd in rdds:
-        if not isinstance(rdd, RDD):
-            raise TypeError(f"union() takes RDDs, got a {type(rdd).__name__}")
-        if rdd.ctx is not ctx:
-            raise ValueError(f"cannot union {rdd!r}: it belongs to another Context")
+    concatenated.  (``ops.sets.union_of`` checks the parents first.)"""
     non_empty = [rdd for rdd in rdds if rdd.get_num_partitions() > 0]
     partitioners = [rdd.partitioner for rdd in non_empty]
     first = partitioners[0] if partitioners else None
     if first is not None and all(p is not None and p == first for p in partitioners):
-        return PartitionerAwareUnionRDD(ctx, non_empty)
-    return UnionRDD(ctx, non_empty)
+        return PartitionerAwareUnion(non_empty)
+    return Union(non_empty)
 
 
 # -- coalesce -------------------------------------------------------------------------
@@ -184,7 +165,7 @@ class CoalescedDependency(NarrowDependency):
     ([0, 1], [2, 3, 4])
     """
 
-    def __init__(self, rdd: RDD, num_parent: int, num: int) -> None:
+    def __init__(self, rdd: Node, num_parent: int, num: int) -> None:
         super().__init__(rdd)
         self.num_parent = num_parent
         self.num = num
@@ -195,7 +176,7 @@ class CoalescedDependency(NarrowDependency):
         return list(range(start, end))
 
 
-class CoalescedRDD(RDD):
+class Coalesced(Plan):
     """Fewer splits without a shuffle: split *i* reads a run of consecutive parent splits.
 
     Like Spark's default coalescer when the parent has no preferred locations,
@@ -203,15 +184,15 @@ class CoalescedRDD(RDD):
     holding parent splits ``i*n//k`` up to ``(i+1)*n//k``.
     """
 
-    def __init__(self, parent: RDD, num_partitions: int) -> None:
+    def __init__(self, parent: Node, num_partitions: int) -> None:
         num_parent = parent.get_num_partitions()
         self.num = min(num_parent, num_partitions)
         dep = CoalescedDependency(parent, num_parent, max(self.num, 1))
-        super().__init__(parent.ctx, [dep])
+        super().__init__([dep])
         self.parent = parent
         self.dep = dep
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         parent_splits = self.parent.splits()
         return [
             MultiSplit(i, tuple(parent_splits[j] for j in self.dep.parents(i)))
@@ -268,7 +249,7 @@ class CartesianDependency(NarrowDependency):
     ([1], [1])
     """
 
-    def __init__(self, rdd: RDD, num_right: int, is_left: bool) -> None:
+    def __init__(self, rdd: Node, num_right: int, is_left: bool) -> None:
         super().__init__(rdd)
         self.num_right = num_right
         self.is_left = is_left
@@ -279,22 +260,17 @@ class CartesianDependency(NarrowDependency):
         return [split_index % self.num_right]
 
 
-class CartesianRDD(RDD):
+class Cartesian(Plan):
     """Every pair ``(x, y)``: one split per pair of parent splits, left-major."""
 
-    def __init__(self, left: RDD, right: RDD) -> None:
+    def __init__(self, left: Node, right: Node) -> None:
         num_right = right.get_num_partitions()
-        super().__init__(
-            left.ctx,
-            [
-                CartesianDependency(left, num_right, True),
-                CartesianDependency(right, num_right, False),
-            ],
-        )
+        left_dep = CartesianDependency(left, num_right, True)
+        super().__init__([left_dep, CartesianDependency(right, num_right, False)])
         self.left = left
         self.right = right
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         rights = self.right.splits()
         return [
             PairSplit(i * len(rights) + j, a, b)
@@ -323,15 +299,15 @@ class CartesianRDD(RDD):
         return list(dict.fromkeys(hosts))
 
 
-class ZippedRDD(RDD):
+class Zipped(Plan):
     """Pairs ``(x, y)`` of the records at the same position of the same split of two parents."""
 
-    def __init__(self, left: RDD, right: RDD) -> None:
-        super().__init__(left.ctx, [OneToOneDependency(left), OneToOneDependency(right)])
+    def __init__(self, left: Node, right: Node) -> None:
+        super().__init__([OneToOneDependency(left), OneToOneDependency(right)])
         self.left = left
         self.right = right
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         return [
             PairSplit(i, a, b)
             for i, (a, b) in enumerate(zip(self.left.splits(), self.right.splits(), strict=True))
@@ -368,14 +344,14 @@ def _zip_exactly(left: Iterator[Any], right: Iterator[Any], index: int) -> Itera
 # -- zip_with_index --------------------------------------------------------------------
 
 
-def _count_pair(index: int, records: Iterator[Any]) -> list[tuple[int, int]]:
+def count_pair(index: int, records: Iterator[Any]) -> list[tuple[int, int]]:
     count = 0
     for count, _record in enumerate(records, 1):  # noqa: B007 - counting is the point
         pass
     return [(index, count)]
 
 
-class ZipWithIndexRDD(RDD):
+class ZipWithIndex(Plan):
     """``(record, index)`` with indices counted across partitions in order.
 
     Like PySpark, the partitions' sizes are counted first (computing the parent
@@ -383,21 +359,20 @@ class ZipWithIndexRDD(RDD):
     of its own that runs before this RDD's tasks: a shuffle of one
     ``(split_index, count)`` record per parent split into one bucket, which every
     task reads to find where its indices start.  Later actions reuse it.
+    ``counts`` is the parent mapped by ``count_pair`` (None for one partition).
     """
 
-    def __init__(self, parent: RDD) -> None:
-        ctx = parent.ctx
+    def __init__(self, parent: Node, counts: Node | None) -> None:
         deps: list[Any] = [OneToOneDependency(parent)]
         counts_dep = None
-        if parent.get_num_partitions() > 1:
-            counts = MapPartitionsRDD(parent, _count_pair)
-            counts_dep = ShuffleDependency(counts, ctx._new_shuffle_id(), HashPartitioner(1))
+        if counts is not None:
+            counts_dep = ShuffleDependency(counts, parent.ctx.new_shuffle_id(), HashPartitioner(1))
             deps.append(counts_dep)
-        super().__init__(ctx, deps)
+        super().__init__(deps)
         self.parent = parent
         self.counts_dep = counts_dep
 
-    def _compute_splits(self) -> list[Split]:
+    def compute_splits(self) -> list[Split]:
         return self.parent.splits()
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
@@ -410,144 +385,3 @@ class ZipWithIndexRDD(RDD):
 
     def preferred_locations(self, split: Split) -> list[str]:
         return self.parent.preferred_locations(split)
-
-
-# -- pipe --------------------------------------------------------------------------------
-
-
-class PipedRDD(RDD):
-    """Each split's records piped through an external command, one ``str(record)`` per line."""
-
-    def __init__(
-        self, parent: RDD, command: str | Sequence[str], env: dict[str, str] | None,
-        check_code: bool,
-    ) -> None:
-        argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
-        if not argv:
-            raise ValueError("pipe() needs a command")
-        if env is not None and not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise TypeError("pipe(): env must map str names to str values")
-        super().__init__(parent.ctx, [OneToOneDependency(parent)])
-        self.parent = parent
-        self.argv = argv
-        self.env = dict(env) if env else None
-        self.check_code = check_code
-
-    def _compute_splits(self) -> list[Split]:
-        return self.parent.splits()
-
-    def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        return run_pipe(
-            self.parent.iterator(split, tctx), self.argv, self.env, self.check_code, tctx.check
-        )
-
-    def preferred_locations(self, split: Split) -> list[str]:
-        return self.parent.preferred_locations(split)
-
-
-#: Records joined into one write to the command's stdin.
-_PIPE_BATCH = 512
-#: Bytes read from the command's stdout at a time.
-_PIPE_READ = 1 << 16
-#: Seconds between cancellation checks while waiting for the command's output.
-_PIPE_POLL = 0.2
-
-
-def run_pipe(
-    records: Iterator[Any],
-    argv: list[str],
-    env: dict[str, str] | None,
-    check_code: bool,
-    check: Callable[[], None] | None = None,
-) -> Iterator[str]:
-    """Run ``argv`` with ``records`` as its input lines; yield its output lines.
-
-    The records are read and written in the calling (task) thread, so user
-    code upstream sees its task's context (broadcasts, accumulators); a
-    helper thread drains the command's stdout meanwhile, so neither side can
-    block the other however much the command buffers.
-
-    >>> list(run_pipe(iter(["b", 1, "a\\n"]), ["sort"], None, True))
-    ['1', 'a', 'b']
-    """
-    full_env = {**os.environ, **env} if env else None
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
-    stdin, stdout = proc.stdin, proc.stdout
-    assert stdin is not None and stdout is not None
-    chunks: queue.SimpleQueue[bytes | BaseException | None] = queue.SimpleQueue()
-
-    def drain_stdout() -> None:  # the only user of stdout, which it closes
-        try:
-            fd = stdout.fileno()
-            while data := os.read(fd, _PIPE_READ):
-                chunks.put(data)
-        except BaseException as exc:
-            chunks.put(exc)
-        finally:
-            chunks.put(None)
-            stdout.close()
-
-    threading.Thread(target=drain_stdout, name=f"pipe-{argv[0]}", daemon=True).start()
-    partial = b""
-
-    def lines_of(data: bytes | BaseException) -> list[str]:
-        nonlocal partial
-        if isinstance(data, BaseException):
-            raise data
-        complete, newline, rest = data.rpartition(b"\n")
-        if not newline:
-            partial += data
-            return []
-        text = (partial + complete).decode("utf-8")
-        partial = rest
-        return text.split("\n")
-
-    finished = False
-    eof = False
-    try:
-        it = iter(records)
-        try:
-            while batch := list(itertools.islice(it, _PIPE_BATCH)):
-                text = "\n".join([str(record).rstrip("\n") for record in batch])
-                try:
-                    stdin.write(text.encode("utf-8") + b"\n")
-                    stdin.flush()
-                except BrokenPipeError:
-                    break  # the command stopped reading: it will not want the rest
-                while not eof:  # pass on what the command has written so far
-                    try:
-                        data = chunks.get_nowait()
-                    except queue.Empty:
-                        break
-                    if data is None:
-                        eof = True
-                    else:
-                        yield from lines_of(data)
-        finally:
-            with contextlib.suppress(OSError):  # unflushed input for a command that is gone
-                stdin.close()
-        while not eof:
-            try:
-                data = chunks.get(timeout=_PIPE_POLL)
-            except queue.Empty:
-                if check is not None:
-                    check()
-                continue
-            if data is None:
-                eof = True
-            else:
-                if check is not None:
-                    check()
-                yield from lines_of(data)
-        if partial:
-            yield partial.decode("utf-8")
-        code = proc.wait()
-        finished = True
-        if check_code and code != 0:
-            raise RuntimeError(f"pipe(): command {shlex.join(argv)!r} exited with code {code}")
-    finally:
-        if not finished:  # an error, a cancellation, or the consumer stopped early
-            proc.kill()
-            proc.wait()
