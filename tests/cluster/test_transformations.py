@@ -279,6 +279,32 @@ async def test_checkpoint_cuts_lineage_and_reads_back(ctx, tmp_path):
         fresh.checkpoint()
 
 
+async def test_every_action_checkpoints_async_for_and_save_included(ctx, tmp_path):
+    """One job path: streaming and output actions write checkpoints as collect does."""
+    ctx.set_checkpoint_dir(str(tmp_path / "ckpt"))
+    streamed = ctx.parallelize(range(6), 3).map(lambda x: x * 2)
+    streamed.checkpoint()
+    assert [x async for x in streamed] == [0, 2, 4, 6, 8, 10]
+    assert streamed.is_checkpointed() and streamed.deps == []
+    assert sorted(os.listdir(streamed.get_checkpoint_file())) == [
+        f"part-{i:05d}" for i in range(3)
+    ]
+    assert [x async for x in streamed.map(lambda x: x + 1)] == [1, 3, 5, 7, 9, 11]
+
+    # Leaving the loop early computed only part of the RDD: nothing is written.
+    partial = ctx.parallelize(range(6), 3)
+    partial.checkpoint()
+    async for _ in partial:
+        break
+    assert not partial.is_checkpointed()
+
+    saved = ctx.parallelize(["x", "y"], 2).map(str.upper)
+    saved.checkpoint()
+    await saved.save_as_text_file(str(tmp_path / "out"))
+    assert saved.is_checkpointed()
+    assert await saved.collect() == ["X", "Y"]
+
+
 async def test_names_storage_levels_and_debug_string(ctx):
     from aiospark import StorageLevel
 
