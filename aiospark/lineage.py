@@ -28,7 +28,6 @@ from aiospark.hashing import portable_hash, unhashable_key_error
 from aiospark.memory import UNLIMITED, TaskMemory
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Split:
     """One partition of an RDD.  Subclasses carry what computing it needs."""
