@@ -53,7 +53,7 @@ def serialize_stage(stage: Stage) -> bytes:
 
 def _explain(stage: Stage, action: Any, exc: Exception) -> str:
     for rdd in narrow_ancestors(stage.rdd):
-        for name, value in vars(rdd).items():
+        for name, value in vars(rdd.plan).items():
             if name in ("ctx", "_splits") or not callable(value):
                 continue
             problem = describe_unpicklable(value)
