@@ -56,7 +56,7 @@ from aiospark.protocol.tasks import (
     task_id_of,
 )
 from aiospark.shuffle import spill
-from aiospark.shuffle.files import check_app_id
+from aiospark.shuffle.layout import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
