@@ -30,6 +30,7 @@ from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import CONTENT_TYPE, render_metrics
 from aiospark.master.ui import Changes, StatusPage
 from aiospark.protocol.auth import auth_middleware
+from aiospark.protocol.ids import check_app_id
 from aiospark.protocol.messages import (
     MAX_TEXT,
     ClusterEvent,
@@ -40,7 +41,6 @@ from aiospark.protocol.messages import (
     read_message,
 )
 from aiospark.protocol.openapi import openapi_document
-from aiospark.shuffle.layout import check_app_id
 
 log = logging.getLogger("aiospark.master")
 
