@@ -21,7 +21,7 @@ import sys
 from typing import Any, NoReturn
 
 from aiospark import config, logs
-from aiospark.commands.errors import CommandFailed
+from aiospark.commands.failure import CommandFailed
 from aiospark.config import ConfigError, Option
 from aiospark.protocol import tls
 

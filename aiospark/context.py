@@ -80,7 +80,8 @@ class Context:
     ``Context("aiospark://host:port")``, or the ``AIOSPARK_MASTER`` environment
     variable, connects to a running master instead (the secret then comes
     from ``secret=``, ``AIOSPARK_SECRET`` or the file named by
-    ``AIOSPARK_SECRET_FILE``).
+    ``AIOSPARK_SECRET_FILE``, else, for a master on this machine, from this
+    user's local secret, as for ``aiospark shell``).
 
     Options: ``max_task_attempts`` (tries per task before the job fails,
     default 4), ``locality_wait`` (seconds a task waits for the busy worker
@@ -235,8 +236,9 @@ class Context:
                 )
                 master_url = await self._cluster.start()
             else:
-                secret = self._secret or _secret_from_environment()
                 master_url = master_http_url(self.master)
+                # Off the loop: it may read a file and resolve the master's host name.
+                secret = self._secret or await offload.run(_secret_from_environment, master_url)
             self._session = aiohttp.ClientSession(
                 headers=auth_headers(secret),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
@@ -804,15 +806,11 @@ def slice_collection(data: Iterable[Any], n: int) -> list[Any]:
     return [items[start:stop] for start, stop in slice_bounds(len(items), n)]
 
 
-def _secret_from_environment() -> str:
-    secret = os.environ.get("AIOSPARK_SECRET")
-    path = os.environ.get("AIOSPARK_SECRET_FILE")
-    if not secret and path:
-        with open(path, encoding="utf-8") as f:
-            secret = f.read().strip()
-    if not secret:
-        raise ClusterError(
-            "connecting to a remote master needs the cluster secret: pass secret=, "
-            "or set AIOSPARK_SECRET or AIOSPARK_SECRET_FILE"
-        )
-    return secret
+def _secret_from_environment(master_url: str) -> str:
+    from aiospark import security
+    from aiospark.config import ConfigError
+
+    try:
+        return security.client_secret(None, master_url).value
+    except ConfigError as exc:  # AIOSPARK_SECRET_FILE cannot be read, or is empty
+        raise ClusterError(str(exc)) from None

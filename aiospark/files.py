@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 
-from aiospark.shared import current_task_context
+from aiospark.taskcontext import current_task_context
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
 

@@ -8,6 +8,11 @@ talk to loopback share the *local secret*: a random one kept in
 ``aiospark master``, ``aiospark worker`` and ``aiospark shell`` work together on
 one machine with no setup while other users of the machine stay out.  Listening
 on any other address without a configured secret is refused at start-up.
+
+A driver's ``Context`` connecting to a running master finds its secret here too
+(``client_secret`` without settings): ``secret=``, then ``AIOSPARK_SECRET``, then
+``AIOSPARK_SECRET_FILE``, then, for a master on loopback, the local secret if
+there is one (a driver never makes one).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import stat
 import urllib.parse
 from collections.abc import Mapping
 
-from aiospark.config import ConfigError, Settings
+from aiospark.config import ConfigError, Settings, path
+from aiospark.errors import ClusterError
 
 log = logging.getLogger("aiospark.security")
 
 SECRET_VARIABLE = "AIOSPARK_SECRET"
+SECRET_FILE_VARIABLE = "AIOSPARK_SECRET_FILE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,24 +140,34 @@ def local_secret(environ: Mapping[str, str] | None = None) -> Secret:
     return Secret(read_secret_file(file, "the local secret"), "local secret", file)
 
 
-def configured_secret(settings: Settings, environ: Mapping[str, str] | None = None
+def configured_secret(settings: Settings | None, environ: Mapping[str, str] | None = None
                       ) -> Secret | None:
     """The secret the settings or the environment give, if any.
+
+    Without ``settings`` (a driver's ``Context``), the environment alone:
+    ``AIOSPARK_SECRET``, then the file ``AIOSPARK_SECRET_FILE`` names.
 
     >>> from aiospark.config import resolve
     >>> configured_secret(resolve("master", {}, {}), {"AIOSPARK_SECRET": "s3cr3t"})
     Secret(value='s3cr3t', source='AIOSPARK_SECRET', file=None)
     >>> configured_secret(resolve("master", {}, {}), {}) is None
     True
+    >>> configured_secret(None, {"AIOSPARK_SECRET": " s3cr3t\\n"}).value
+    's3cr3t'
     """
     environ = os.environ if environ is None else environ
-    given_file = settings.secret_file
-    if given_file and settings.source("secret_file") == "flag":
-        return Secret(read_secret_file(given_file, "--secret-file"), "--secret-file", given_file)
+    if settings is None:
+        given_file = environ.get(SECRET_FILE_VARIABLE) or None
+        where = SECRET_FILE_VARIABLE
+    else:
+        given_file = settings.secret_file
+        where = settings.label("secret_file")
+        if given_file and settings.source("secret_file") == "flag":
+            return Secret(read_secret_file(given_file, where), where, given_file)
     if environ.get(SECRET_VARIABLE, "").strip():
         return Secret(environ[SECRET_VARIABLE].strip(), SECRET_VARIABLE)
     if given_file:
-        where = settings.label("secret_file")
+        given_file = path(given_file)
         return Secret(read_secret_file(given_file, where), where, given_file)
     return None
 
@@ -181,10 +198,15 @@ def server_secret(settings: Settings, host: str, environ: Mapping[str, str] | No
     return local_secret(environ)
 
 
-def client_secret(settings: Settings, url: str, environ: Mapping[str, str] | None = None
-                  ) -> Secret:
+def client_secret(settings: Settings | None, url: str,
+                  environ: Mapping[str, str] | None = None) -> Secret:
     """The secret for talking to the process at ``url``: the configured one, or the
     local one when ``url`` is on loopback.
+
+    Without ``settings``, the secret of a driver's ``Context`` connecting to the
+    master at ``url`` (its ``secret=`` argument aside): the environment's
+    (``configured_secret``), else the local secret for a master on loopback, if
+    this user has one; a ``ClusterError`` when neither gives one.
 
     >>> from aiospark.config import resolve
     >>> env = {"XDG_CONFIG_HOME": tmp_dir}
@@ -192,18 +214,32 @@ def client_secret(settings: Settings, url: str, environ: Mapping[str, str] | Non
     Traceback (most recent call last):
     ...
     aiospark.config.ConfigError: --secret-file: talking to http://10.0.0.5:7077 needs the ...
+    >>> client_secret(None, "http://10.0.0.5:7077", env)
+    Traceback (most recent call last):
+    ...
+    aiospark.errors.ClusterError: connecting to the master at http://10.0.0.5:7077 needs ...
     """
     secret = configured_secret(settings, environ)
     if secret is not None:
         return secret
     host = urllib.parse.urlsplit(url).hostname or ""
-    if not is_loopback(host):
-        raise ConfigError(
-            "--secret-file",
-            f"talking to {url} needs the cluster secret: pass --secret-file, or set "
-            "AIOSPARK_SECRET_FILE or AIOSPARK_SECRET",
-        )
-    return local_secret(environ)
+    loopback = is_loopback(host)
+    if settings is not None:
+        if not loopback:
+            raise ConfigError(
+                "--secret-file",
+                f"talking to {url} needs the cluster secret: pass --secret-file, or set "
+                "AIOSPARK_SECRET_FILE or AIOSPARK_SECRET",
+            )
+        return local_secret(environ)
+    local_file = local_secret_file(environ)
+    if loopback and os.path.exists(local_file):
+        return local_secret(environ)
+    missing = f" (nor is there a local secret in {local_file})" if loopback else ""
+    raise ClusterError(
+        f"connecting to the master at {url} needs the cluster secret{missing}: pass "
+        "secret=, or set AIOSPARK_SECRET or AIOSPARK_SECRET_FILE"
+    )
 
 
 def private_directory(folder: str) -> str:

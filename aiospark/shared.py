@@ -1,4 +1,4 @@
-"""Shared variables: broadcast values and accumulators.
+"""Shared variables: broadcast values and accumulators (a task's own state: ``taskcontext``).
 
 A ``Broadcast`` is pickled into tasks as a small reference.  On a worker, the
 first task that reads ``.value`` makes that worker fetch the value once (from
@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 from aiospark.errors import AiosparkError
+from aiospark.taskcontext import accumulator_updates, current_task_context
 
 
 class AccumulatorParam:
@@ -57,35 +58,6 @@ class AddingParam(AccumulatorParam):
     def add_in_place(self, value1: Any, value2: Any) -> Any:
         value1 += value2
         return value1
-
-
-class _TaskState(threading.local):
-    """What the task running on this thread collects: accumulator updates, broadcast access."""
-
-    updates: dict[int, Any] | None = None
-    context: Any = None
-
-
-_task = _TaskState()
-
-
-def begin_task(context: Any) -> None:
-    """Called by the worker before running a task on this thread."""
-    _task.updates = {}
-    _task.context = context
-
-
-def current_task_context() -> Any:
-    """The ``TaskContext`` of the task running on this thread, or None outside tasks."""
-    return _task.context
-
-
-def end_task() -> dict[int, Any]:
-    """Called by the worker after the task: returns (and forgets) its accumulator updates."""
-    updates = _task.updates or {}
-    _task.updates = None
-    _task.context = None
-    return updates
 
 
 class Accumulator:
@@ -137,7 +109,7 @@ class Accumulator:
         >>> count.value
         9
         """
-        updates = _task.updates
+        updates = accumulator_updates()
         if updates is None or self._on_driver:
             with self._lock:
                 self._value = self.param.add_in_place(self._value, term)
@@ -216,7 +188,7 @@ class Broadcast:
             raise AiosparkError(f"broadcast {self.bid} was destroyed")
         if self._registry is not None or self._value is not None:  # driver, or fetched
             return self._value
-        context = _task.context
+        context = current_task_context()
         if context is None:
             raise AiosparkError(f"broadcast {self.bid} is read outside of a task")
         # Kept on this copy, which lives as long as the worker keeps the stage.

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from aiospark.commands.errors import CommandFailed
+from aiospark.commands.failure import CommandFailed
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers
 
@@ -53,7 +53,7 @@ async def fetch_status(client: aiohttp.ClientSession, url: str) -> dict[str, Any
     ...     await fetch_status(client, ctx._scheduler.master_url)
     Traceback (most recent call last):
     ...
-    aiospark.commands.errors.CommandFailed: the master at http://... refused the cluster secret ...
+    aiospark.commands.failure.CommandFailed: the master at http://... refused the cluster secret ...
     """
     try:
         async with client.get(f"{url}/v1/status") as resp:

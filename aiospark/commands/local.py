@@ -7,7 +7,7 @@ import os
 
 from aiospark import security
 from aiospark.commands import http
-from aiospark.commands.errors import CommandFailed
+from aiospark.commands.failure import CommandFailed
 from aiospark.commands.roles import BIND_ERRORS
 from aiospark.config import Settings
 from aiospark.runtime import run, wait_for_stop
@@ -57,7 +57,7 @@ def local(settings: Settings) -> int:
     ...     local(resolve("local", {"port": port, "secret_file": secret}, {}))
     Traceback (most recent call last):
     ...
-    aiospark.commands.errors.CommandFailed: cannot listen on 127.0.0.1:...: Address already in use
+    aiospark.commands.failure.CommandFailed: cannot listen on 127.0.0.1:...: Address already in use
     """
     secret = security.server_secret(settings, "127.0.0.1")
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiospark import security
-from aiospark.commands.errors import CommandFailed
+from aiospark.commands.failure import CommandFailed
 from aiospark.config import ConfigError, Settings, default_shuffle_dir
 
 log = logging.getLogger("aiospark.cli")
@@ -33,7 +33,7 @@ def serve_role(settings: Settings, main: Callable[[], Coroutine[Any, Any, Any]])
     >>> serve_role(resolve("master", {"port": "7077"}, {}), taken)
     Traceback (most recent call last):
     ...
-    aiospark.commands.errors.CommandFailed: cannot listen on 127.0.0.1:7077: Address already in use
+    aiospark.commands.failure.CommandFailed: cannot listen on 127.0.0.1:7077: Address already in use
     """
     from aiospark.runtime import run
 
@@ -62,7 +62,7 @@ def master(settings: Settings) -> int:
     ...
     aiospark.config.ConfigError: --secret-file: cannot read the secret file /nonexistent/secret...
     """
-    from aiospark.master.app import run_master
+    from aiospark.master.server import run_master
 
     _use_secret(settings, security.server_secret(settings, settings.host))
     serve_role(settings, lambda: run_master(settings))

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiospark
 from aiospark import security
-from aiospark.commands.errors import CommandFailed
+from aiospark.commands.failure import CommandFailed
 from aiospark.commands.http import http_url
 from aiospark.config import Settings
 from aiospark.errors import ClusterError
@@ -139,7 +139,7 @@ def shell(settings: Settings) -> int:
     >>> shell(resolve("shell", {"master": "aiospark://127.0.0.1", "workers": "2"}, {}))
     Traceback (most recent call last):
     ...
-    aiospark.commands.errors.CommandFailed: --workers applies to an embedded cluster, not to ...
+    aiospark.commands.failure.CommandFailed: --workers applies to an embedded cluster, not to ...
     """
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())

@@ -51,7 +51,7 @@ def run_ordered(
     >>> list(run_ordered(double, range(5), concurrency=3))
     [0, 2, 4, 6, 8]
     """
-    from aiospark.shared import current_task_context
+    from aiospark.taskcontext import current_task_context
 
     tctx = current_task_context()
     loop = _new_loop()

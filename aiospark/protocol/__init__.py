@@ -1,1 +1,1 @@
-"""Wire protocol: JSON control messages, binary record frames, authentication."""
+"""Wire protocol: JSON control messages, binary record frames, authentication, ids."""

@@ -294,6 +294,9 @@ STAGE_STATES = ("waiting", "running", "done", "skipped", "stopped")
 MAX_TEXT = 1000
 #: Most jobs in one report, and stages in one job.
 MAX_ITEMS = 1000
+#: Ended jobs of one application kept: by its driver, to tell a master that restarted,
+#: and by the master, to show.
+KEEP_ENDED = 50
 
 
 def _require(ok: bool, where: str, problem: str) -> None:

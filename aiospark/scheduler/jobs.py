@@ -30,10 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from aiospark.protocol.messages import MAX_TEXT
-
-#: Ended jobs a driver remembers, to tell a master that restarted.
-KEEP_ENDED = 50
+from aiospark.protocol.messages import KEEP_ENDED, MAX_TEXT
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep

@@ -22,7 +22,7 @@ import aiohttp
 from aiospark import faults
 from aiospark.errors import FetchFailed
 from aiospark.protocol.frames import decode_frame, iter_file_frames, read_frames
-from aiospark.shuffle.files import map_paths, read_segment_range, shuffle_dir
+from aiospark.shuffle.layout import map_paths, read_segment_range, shuffle_dir
 
 #: Tries of one fetch before its map outputs are declared lost (Spark: 3 retries).
 FETCH_ATTEMPTS = 4

@@ -15,7 +15,8 @@ import shutil
 from aiohttp import web
 
 from aiospark import faults
-from aiospark.shuffle.files import check_app_id, map_paths, read_segment_range, shuffle_dir
+from aiospark.protocol.ids import check_app_id
+from aiospark.shuffle.layout import map_paths, read_segment_range, shuffle_dir
 from aiospark.shuffle.reader import parse_map_ids
 
 _CHUNK = 1 << 20

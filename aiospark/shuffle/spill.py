@@ -40,6 +40,7 @@ from typing import Any
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.protocol.frames import DEFAULT_BATCH, encode_frame, read_file_frames
 from aiospark.sizeof import SizeTracker
+from aiospark.taskcontext import current_task_context
 
 #: Files one spill is spread over (PySpark's ExternalMerger uses 59).
 FANOUT = 32
@@ -49,8 +50,6 @@ MAX_LEVEL = 4
 
 def task_memory() -> tuple[TaskMemory, str]:
     """The running task's memory reservation and spill directory (no limit outside tasks)."""
-    from aiospark.shared import current_task_context
-
     tctx = current_task_context()
     memory = getattr(tctx, "memory", None)
     if memory is None:

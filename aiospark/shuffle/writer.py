@@ -18,7 +18,7 @@ from typing import Any
 
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
-from aiospark.shuffle.files import encode_index, map_paths
+from aiospark.shuffle.layout import encode_index, map_paths
 from aiospark.shuffle.spill import (
     SpillError,
     batched,

@@ -32,7 +32,7 @@ from aiospark import logs
 from aiospark.protocol.tasks import Draining
 
 if TYPE_CHECKING:
-    from aiospark.worker.app import Worker
+    from aiospark.worker.executor_server import Worker
 
 log = logging.getLogger("aiospark.worker")
 
@@ -40,7 +40,7 @@ log = logging.getLogger("aiospark.worker")
 def busy(worker: Worker) -> int:
     """Tasks still running on ``worker``, plus results no driver fetched yet.
 
-    >>> from aiospark.worker.app import Worker
+    >>> from aiospark.worker.executor_server import Worker
     >>> idle = Worker(secret="s", shuffle_url=None, shuffle_root=None,
     ...               work_dir=os.path.join(tmp_dir, "drained"))
     >>> busy(idle)
@@ -53,7 +53,7 @@ async def wait_idle(worker: Worker, timeout: float) -> bool:
     """Wait until ``worker`` has no task running and no result waiting, for at most
     ``timeout`` seconds; True when it got there.
 
-    >>> from aiospark.worker.app import Worker
+    >>> from aiospark.worker.executor_server import Worker
     >>> idle = Worker(secret="s", shuffle_url=None, shuffle_root=None,
     ...               work_dir=os.path.join(tmp_dir, "drained"))
     >>> idle.results[("app-1", 7)] = b"a result no driver fetched"
@@ -76,7 +76,7 @@ async def drain(worker: Worker, timeout: float) -> bool:
     """Stop taking tasks, let running ones finish (at most ``timeout`` s) and close the
     drivers' connections; True when every task finished in time.
 
-    >>> from aiospark.worker.app import Worker
+    >>> from aiospark.worker.executor_server import Worker
     >>> idle = Worker(secret="s", shuffle_url=None, shuffle_root=None,
     ...               work_dir=os.path.join(tmp_dir, "drained"))
     >>> await drain(idle, 1.0), idle.ready()

@@ -25,9 +25,9 @@ from aiospark.errors import FetchFailed, TaskCancelled
 from aiospark.lineage import StorageLevel
 from aiospark.memory import UNLIMITED
 from aiospark.protocol import frames
-from aiospark.shared import begin_task, end_task
-from aiospark.shuffle.files import shuffle_dir
+from aiospark.shuffle.layout import shuffle_dir
 from aiospark.shuffle.writer import write_map_output
+from aiospark.taskcontext import begin_task, end_task
 from aiospark.worker.blocks import BlockStore
 
 

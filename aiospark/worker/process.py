@@ -12,9 +12,9 @@ import socket
 from typing import Any
 
 from aiospark import logs
-from aiospark.worker.app import Worker
 from aiospark.worker.control import ControlLink, RunningGauge
 from aiospark.worker.drain import drain
+from aiospark.worker.executor_server import Worker
 
 
 async def run_executor(config: dict[str, Any], listen_fd: int, control_fd: int) -> None:

@@ -40,7 +40,7 @@ def spawn_executor(
     log_format: str,
 ) -> Spawned:
     """Start ``python -m aiospark.worker`` serving on ``listener`` with ``config`` (the
-    keyword arguments of ``worker.app.Worker``, plus ``gauge``, the path of its
+    keyword arguments of ``worker.executor_server.Worker``, plus ``gauge``, the path of its
     running-task count).  The secret travels in the environment, not the command line.
     """
     gauge = RunningGauge(config["gauge"], create=True)

@@ -1,7 +1,7 @@
 """The executor's decisions about its tasks, as a pure state machine: events in, instructions out.
 
 Nothing here does I/O or knows about asyncio.  The executor's shell
-(``aiospark.worker.app``) feeds it events (a driver connected or went away, a
+(``aiospark.worker.executor_server``) feeds it events (a driver connected or went away, a
 launch or a cancel arrived, a task ended, time passed, the worker drains) and
 carries out the instructions it returns: start a task, refuse it, interrupt it
 (set its cancel flag, which the task's iterators check), forget an

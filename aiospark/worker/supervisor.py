@@ -1,6 +1,6 @@
 """The worker's supervisor: the process ``aiospark worker`` runs, which user code cannot starve.
 
-User code runs in a child process, the executor (``worker.app``).  User code
+User code runs in a child process, the executor (``worker.executor_server``).  User code
 may hold the GIL for minutes in one C call, sleep forever, or ignore
 cancellation: none of that can stop this process, which does no data work at
 all.  It

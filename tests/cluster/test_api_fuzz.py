@@ -19,7 +19,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, settings
 
-from aiospark.master.app import Master
+from aiospark.master.server import Master
 from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.openapi import NOT_DOCUMENTED, openapi_document
 

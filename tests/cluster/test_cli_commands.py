@@ -106,7 +106,7 @@ def run(argv: list[str], env: dict[str, str], stdin: str = "", timeout: float = 
                           capture_output=True, timeout=timeout)
 
 
-async def test_local_prints_how_to_connect_with_a_private_local_secret(local):
+async def test_local_prints_how_to_connect_with_a_private_local_secret(local, monkeypatch):
     secret_file = local.home / "config" / "aiospark" / "secret"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert any(f"aiospark shell --master {local.url}" in line for line in local.hint)
@@ -114,6 +114,12 @@ async def test_local_prints_how_to_connect_with_a_private_local_secret(local):
     async with aiospark.Context(local.url, secret=secret_file.read_text().strip()) as ctx:
         await wait_until(lambda: len(ctx._scheduler.links) == 2, 20, "both workers")
         assert await ctx.parallelize(range(100), 4).map(lambda x: x * x).sum() == 328350
+    # A driver of the same user on the same machine finds the local secret by itself.
+    for name in ("AIOSPARK_SECRET", "AIOSPARK_SECRET_FILE", "AIOSPARK_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(local.home / "config"))
+    async with aiospark.Context(local.url) as ctx:
+        assert await ctx.parallelize(range(10), 2).sum() == 45
 
 
 def test_status_prints_the_workers_as_a_table_or_json(local):

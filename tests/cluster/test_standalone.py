@@ -53,7 +53,12 @@ async def test_wrong_secret_or_no_master_is_a_clear_error(tmp_path, monkeypatch)
     async with standalone_cluster(tmp_path, workers=1) as (url, _):
         monkeypatch.delenv("AIOSPARK_SECRET", raising=False)
         monkeypatch.delenv("AIOSPARK_SECRET_FILE", raising=False)
-        with pytest.raises(ClusterError, match="secret"):
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no local secret
+        with pytest.raises(ClusterError, match=r"needs the cluster secret .*local secret"):
+            await aiospark.Context(url).start()
+        assert not (tmp_path / "config").exists()  # a driver never makes the local secret
+        monkeypatch.setenv("AIOSPARK_SECRET_FILE", str(tmp_path / "missing"))
+        with pytest.raises(ClusterError, match=r"^AIOSPARK_SECRET_FILE: cannot read"):
             await aiospark.Context(url).start()
         secret_file = tmp_path / "secret"
         secret_file.write_text(SECRET + "\n")

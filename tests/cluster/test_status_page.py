@@ -288,7 +288,7 @@ async def test_cross_origin_logins_and_odd_asset_names_are_refused(ctx):
         async with client.post(f"{base}/ui/login", data={"password": "x"}) as resp:
             assert resp.status == 400 and "secret" in await resp.text()
         await client.post(f"{base}/ui/login", data={"secret": secret_of(ctx)})
-        for name in ("app.py", "..%2Fapp.py", "..%2F..%2Fprotocol%2Fauth.py", "index.html"):
+        for name in ("server.py", "..%2Fserver.py", "..%2F..%2Fprotocol%2Fauth.py", "index.html"):
             async with client.get(f"{base}/ui/static/{name}") as resp:
                 assert resp.status in (401, 404), name
                 assert "def " not in await resp.text()

@@ -227,7 +227,7 @@ async def test_glom_and_get_num_partitions(ctx):
 async def test_large_results_travel_over_http_and_numpy_arrays_stay_arrays(ctx):
     import numpy as np
 
-    from aiospark.worker.app import INLINE_RESULT_LIMIT
+    from aiospark.worker.executor_server import INLINE_RESULT_LIMIT
 
     per_partition = 80_000
     assert per_partition * 122 > INLINE_RESULT_LIMIT, "the test must exceed the inline limit"

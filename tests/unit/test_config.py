@@ -12,6 +12,7 @@ import pytest
 
 from aiospark import cli, security
 from aiospark.config import OPTIONS, ConfigError, options_for, resolve
+from aiospark.errors import ClusterError
 
 MASTER = {"master": "aiospark://10.0.0.5:7077"}
 
@@ -177,6 +178,35 @@ def test_listening_beyond_loopback_needs_a_configured_secret(tmp_path):
         security.client_secret(resolve("status", {}, env), "http://10.0.0.5:7077", env)
     assert security.client_secret(resolve("status", {}, env), "http://[::1]:7077",
                                   env).value == local.value
+
+
+def test_a_driver_finds_the_secret_as_the_commands_do_from_the_environment(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # for ~ in AIOSPARK_SECRET_FILE
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    file = write(tmp_path / "secret", "from-file\n")
+    os.chmod(file, 0o600)
+
+    def driver(extra, url="http://10.0.0.5:7077"):
+        return security.client_secret(None, url, {**env, **extra})
+
+    assert driver({"AIOSPARK_SECRET": " from-env\n", "AIOSPARK_SECRET_FILE": file}).value \
+        == "from-env"
+    found = driver({"AIOSPARK_SECRET_FILE": "~/secret"})
+    assert (found.value, found.source, found.file) == ("from-file", "AIOSPARK_SECRET_FILE", file)
+    for bad, error in ((str(tmp_path / "nope"), "cannot read"), (write(tmp_path / "e", ""),
+                                                                  "is empty")):
+        with pytest.raises(ConfigError, match=f"^AIOSPARK_SECRET_FILE: .*{error}"):
+            driver({"AIOSPARK_SECRET_FILE": bad})
+    # Nothing configured: the local secret for a master on loopback, if there is one;
+    # a driver never makes it.
+    with pytest.raises(ClusterError, match=r"needs the cluster secret \(nor is there a local"):
+        driver({}, "http://127.0.0.1:7077")
+    assert not (tmp_path / "config").exists()
+    local = security.local_secret(env)
+    assert driver({}, "http://127.0.0.1:7077") == local
+    with pytest.raises(ClusterError, match=r"needs the cluster secret: pass secret="):
+        driver({})
 
 
 @pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")

@@ -16,7 +16,7 @@ from aiospark.memory import MemoryManager, TaskMemory
 from aiospark.plans.cogroup import _extend, _full_join, _inner_join, _merge_groups, group_values
 from aiospark.protocol.frames import iter_file_frames
 from aiospark.shuffle import spill
-from aiospark.shuffle.files import map_paths, read_segment_range
+from aiospark.shuffle.layout import map_paths, read_segment_range
 from aiospark.shuffle.spill import ExternalMap, join_external, merge_external, sort_external
 from aiospark.shuffle.writer import write_map_output
 

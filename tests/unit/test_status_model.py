@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from aiospark.master import ui
-from aiospark.master.jobs import JobBoard
+from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import escape_label, render_metrics
 from aiospark.master.ui import Sessions
 from aiospark.protocol.messages import JobsReport, MessageError

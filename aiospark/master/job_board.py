@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiospark.protocol.messages import JobsReport
-from aiospark.scheduler.jobs import KEEP_ENDED
+from aiospark.protocol.messages import KEEP_ENDED, JobsReport
 
 #: Applications no longer connected that the board remembers.
 KEEP_APPS = 20

@@ -8,7 +8,7 @@ hear of a lost worker at once instead of polling.  ``GET /v1/status`` is the
 cluster as JSON, ``GET /metrics`` the same in Prometheus' text format, and
 ``/ui/`` a live page of it for browsers (``master.ui``).  Drivers name their
 application when they open ``/v1/events`` and report their jobs' progress with
-``POST /v1/apps/{app}/jobs`` (``master.jobs``).
+``POST /v1/apps/{app}/jobs`` (``master.job_board``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from typing import Any
 from aiohttp import web
 
 from aiospark import faults, logs
-from aiospark.master.jobs import JobBoard
+from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import CONTENT_TYPE, render_metrics
 from aiospark.master.ui import Changes, StatusPage
 from aiospark.protocol.auth import auth_middleware
+from aiospark.protocol.ids import check_app_id
 from aiospark.protocol.messages import (
     MAX_TEXT,
     ClusterEvent,
@@ -40,7 +41,6 @@ from aiospark.protocol.messages import (
     read_message,
 )
 from aiospark.protocol.openapi import openapi_document
-from aiospark.shuffle.files import check_app_id
 
 log = logging.getLogger("aiospark.master")
 

@@ -9,25 +9,9 @@ Ids are checked before any path is built from them.
 from __future__ import annotations
 
 import os
-import re
 import struct
 
-_APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def check_app_id(app_id: str) -> str:
-    """Refuse app ids that could escape the shuffle directory.
-
-    >>> check_app_id("app-1f2e")
-    'app-1f2e'
-    >>> check_app_id("../etc")
-    Traceback (most recent call last):
-    ...
-    ValueError: invalid app id '../etc'
-    """
-    if not isinstance(app_id, str) or not _APP_ID.match(app_id):
-        raise ValueError(f"invalid app id {app_id!r}")
-    return app_id
+from aiospark.protocol.ids import check_app_id
 
 
 def shuffle_dir(root: str, app_id: str, shuffle_id: int) -> str:

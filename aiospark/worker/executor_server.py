@@ -37,6 +37,7 @@ from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError
 from aiospark.protocol.frames import decode_frame, split_frames
+from aiospark.protocol.ids import check_app_id
 from aiospark.protocol.messages import CachedRDD, Heartbeat
 from aiospark.protocol.tasks import (
     AddFile,
@@ -56,7 +57,6 @@ from aiospark.protocol.tasks import (
     task_id_of,
 )
 from aiospark.shuffle import spill
-from aiospark.shuffle.files import check_app_id
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
