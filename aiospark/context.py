@@ -23,6 +23,7 @@ from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
 from aiospark.protocol.frames import CODECS, available_codecs
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
+from aiospark.validation import positive_int
 
 if TYPE_CHECKING:
     import aiohttp
@@ -157,8 +158,8 @@ class Context:
         pools: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         master = master or os.environ.get("AIOSPARK_MASTER") or None
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        if workers is not None:
+            positive_int(workers, "workers")
         if master is not None and workers is not None:
             raise ValueError("workers= applies to the embedded cluster, not to a remote master")
         self.master = master
@@ -412,8 +413,7 @@ class Context:
         from aiospark.slices import slice_list
 
         n = self.default_parallelism if num_slices is None else num_slices
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"num_slices must be a positive int, got {num_slices!r}")
+        positive_int(n, "num_slices")
         if isinstance(data, range):
             return RDD(self, ParallelCollection(slice_collection(data, n)))
         items = data if isinstance(data, list | tuple) else list(data)

@@ -106,3 +106,34 @@ def unhashable_key_error(key: Any) -> TypeError:
     text = repr(key)
     text = text if len(text) <= 60 else text[:57] + "..."
     return TypeError(f"keys must be hashable: got a {type(key).__name__} ({text})")
+
+
+def hash_failure(key: Any) -> TypeError | None:
+    """``unhashable_key_error(key)`` when ``key`` cannot be hashed, None when it can.
+
+    For a ``TypeError`` caught mid-loop: was it the key, or the user's code?
+
+    >>> hash_failure([1])
+    TypeError('keys must be hashable: got a list ([1])')
+    >>> hash_failure("fine") is None
+    True
+    """
+    try:
+        hash(key)
+    except TypeError:
+        return unhashable_key_error(key)
+    return None
+
+
+def named_hash_failure(exc: TypeError, what: str) -> TypeError | None:
+    """``exc`` restated as "``what`` must be hashable" when it is Python's complaint
+    about an unhashable value (the value itself unknown), else None.
+
+    >>> named_hash_failure(TypeError("unhashable type: 'list'"), "distinct() records")
+    TypeError("distinct() records must be hashable: unhashable type: 'list'")
+    >>> named_hash_failure(TypeError("other"), "keys") is None
+    True
+    """
+    if "unhashable" in str(exc):
+        return TypeError(f"{what} must be hashable: {exc}")
+    return None

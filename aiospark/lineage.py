@@ -17,15 +17,16 @@ Nothing here imports the RDD, the scheduler or the context.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import operator
 import tempfile
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol
 
-from aiospark.hashing import portable_hash, unhashable_key_error
+from aiospark.batching import batched
+from aiospark.hashing import hash_failure, portable_hash
 from aiospark.memory import UNLIMITED, TaskMemory
+from aiospark.validation import positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,13 +111,7 @@ class HashPartitioner(Partitioner):
     def __init__(
         self, num_partitions: int, hash_func: Callable[[Any], int] = portable_hash
     ) -> None:
-        if (
-            not isinstance(num_partitions, int)
-            or isinstance(num_partitions, bool)
-            or num_partitions < 1
-        ):
-            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
-        self.num_partitions = num_partitions
+        self.num_partitions = positive_int(num_partitions, "num_partitions")
         self.hash_func = hash_func
 
     def partition(self, key: Any) -> int:
@@ -211,7 +206,7 @@ def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict
     """
     keys_of, values_of = operator.itemgetter(0), operator.itemgetter(1)
     it = iter(records)
-    while batch := list(itertools.islice(it, 1024)):
+    for batch in batched(it, 1024):
         values = list(map(values_of, batch))
         if values.count(1) == len(values) and set(map(type, values)) == {int}:
             try:
@@ -227,10 +222,9 @@ def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict
 
 def _raise_if_unhashable(key: Any, exc: TypeError) -> None:
     """Turn Python's bare "unhashable type" into an error saying keys must be hashable."""
-    try:
-        hash(key)
-    except TypeError:
-        raise unhashable_key_error(key) from exc
+    clear = hash_failure(key)
+    if clear is not None:
+        raise clear from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,8 +350,7 @@ class RangePartitioner(Partitioner):
     ) -> None:
         from bisect import bisect_left
 
-        if not isinstance(num_partitions, int) or num_partitions < 1:
-            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
+        positive_int(num_partitions, "num_partitions")
         if bounds is not None and len(bounds) >= num_partitions:
             raise ValueError(
                 f"{num_partitions} partitions take at most {num_partitions - 1} bounds, "

@@ -43,6 +43,7 @@ from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
 from aiospark.plans.basic import MapPartitions, Shuffled
+from aiospark.validation import positive_int
 
 
 class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
@@ -279,13 +280,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
     def _reduce_partitions(self, num_partitions: int | None) -> int:
         if num_partitions is None:
             return self.get_num_partitions()
-        if (
-            not isinstance(num_partitions, int)
-            or isinstance(num_partitions, bool)
-            or num_partitions < 1
-        ):
-            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
-        return num_partitions
+        return positive_int(num_partitions, "num_partitions")
 
     # -- persistence ------------------------------------------------------------
 

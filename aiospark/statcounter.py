@@ -14,10 +14,11 @@ cheap merge in the driver.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
+
+from aiospark.batching import batched
 
 __all__ = ["StatCounter"]
 
@@ -112,7 +113,7 @@ class StatCounter:
         50.5
         """
         it = iter(values)
-        while batch := list(itertools.islice(it, _CHUNK)):
+        for batch in batched(it, _CHUNK):
             arr = real_array(batch)
             if arr is None:
                 for value in batch:

@@ -30,6 +30,7 @@ import fsspec
 from aiospark.io.output import OutputCommitter, write_part
 from aiospark.io.paths import compression_of, open_input
 from aiospark.protocol.frames import encode_records, read_file_frames
+from aiospark.validation import positive_int
 
 __all__ = [
     "group_files",
@@ -52,12 +53,8 @@ def check_min_partitions(min_partitions: int | None) -> None:
     ...
     ValueError: min_partitions must be a positive int, got 0
     """
-    if min_partitions is None:
-        return
-    if isinstance(min_partitions, bool) or not isinstance(min_partitions, int):
-        raise ValueError(f"min_partitions must be a positive int, got {min_partitions!r}")
-    if min_partitions < 1:
-        raise ValueError(f"min_partitions must be a positive int, got {min_partitions!r}")
+    if min_partitions is not None:
+        positive_int(min_partitions, "min_partitions")
 
 
 # -- writing ------------------------------------------------------------------------------

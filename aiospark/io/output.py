@@ -38,7 +38,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
-import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -46,6 +45,7 @@ from typing import Any
 import fsspec
 from fsspec.compression import compr
 
+from aiospark.batching import batched
 from aiospark.io.paths import is_process_local
 
 __all__ = ["OutputCommitter", "check_compression", "save_partitions", "write_part"]
@@ -248,7 +248,7 @@ def write_text_part(
     """
 
     def body(out: Any) -> None:
-        while batch := list(itertools.islice(records, 1024)):
+        for batch in batched(records, 1024):
             lines = [x.decode() if isinstance(x, bytes) else str(x) for x in batch]
             out.write(("\n".join(lines) + "\n").encode("utf-8"))
 

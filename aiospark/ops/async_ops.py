@@ -14,14 +14,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Self
 
+from aiospark.validation import positive_int
+
 #: Seconds between cancellation checks while waiting on a slow call.
 _CHECK_INTERVAL = 0.2
 
 
 def _check_concurrency(concurrency: int) -> int:
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-        raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
-    return concurrency
+    return positive_int(concurrency, "concurrency")
 
 
 def _check_async(fn: Callable) -> Callable:

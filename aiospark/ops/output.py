@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiospark.lineage import Node
+from aiospark.validation import non_negative_int
 
 #: ``async for`` over an RDD lets the event loop run at least this often (seconds) ...
 YIELD_EVERY = 0.005
@@ -48,8 +49,7 @@ class OutputOps:
         from aiospark.io.formats import AUTO_BATCH, write_pickle_part
         from aiospark.io.output import save_partitions
 
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0:
-            raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
+        non_negative_int(batch_size, "batch_size")
         writer = functools.partial(write_pickle_part, batch_size or AUTO_BATCH)
         await save_partitions(self, path, compression, overwrite, writer)
 

@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any, Self
 
 from aiospark import offload
-from aiospark.hashing import portable_hash
+from aiospark.hashing import named_hash_failure, portable_hash
 from aiospark.lineage import Aggregator, HashPartitioner, Partitioner
 from aiospark.plans.cogroup import CoGrouped, Joined, Subtracted, keys_with_none
 
@@ -364,17 +364,11 @@ def _zero_factory(zero_value: Any) -> Callable[[], Any]:
     return functools.partial(copy.deepcopy, zero_value)
 
 
-def _hashable_error(exc: TypeError, what: str) -> TypeError | None:
-    if "unhashable" in str(exc):
-        return TypeError(f"{what} must be hashable: {exc}")
-    return None
-
-
 def _count_keys(_: int, it: Iterator[Any]) -> Counter:
     try:
         return Counter(map(operator.itemgetter(0), it))
     except TypeError as exc:
-        clear = _hashable_error(exc, "count_by_key keys")
+        clear = named_hash_failure(exc, "count_by_key keys")
         if clear is None:
             raise
         raise clear from exc
@@ -384,7 +378,7 @@ def _count_values(_: int, it: Iterator[Any]) -> Counter:
     try:
         return Counter(it)
     except TypeError as exc:
-        clear = _hashable_error(exc, "count_by_value records")
+        clear = named_hash_failure(exc, "count_by_value records")
         if clear is None:
             raise
         raise clear from exc
@@ -415,7 +409,7 @@ def _partition_map(_: int, it: Iterator[Any]) -> dict:
     try:
         return dict(it)
     except TypeError as exc:
-        clear = _hashable_error(exc, "collect_as_map keys")
+        clear = named_hash_failure(exc, "collect_as_map keys")
         if clear is None:
             raise
         raise clear from exc
@@ -425,7 +419,7 @@ def _reduce_partition_locally(aggregator: Aggregator, _: int, it: Iterator[Any])
     try:
         return aggregator.combine_values(it)
     except TypeError as exc:
-        clear = _hashable_error(exc, "reduce_by_key_locally keys")
+        clear = named_hash_failure(exc, "reduce_by_key_locally keys")
         if clear is None:
             raise
         raise clear from exc

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Self
 
+from aiospark.batching import batched
+from aiospark.hashing import named_hash_failure
 from aiospark.lineage import HashPartitioner
 from aiospark.plans.piped import Piped
 from aiospark.plans.sets import (
@@ -25,8 +27,9 @@ from aiospark.plans.sets import (
     count_pair,
     union_plan,
 )
-from aiospark.shuffle.spill import ExternalMap, batched, task_memory
 from aiospark.sizeof import SizeTracker
+from aiospark.spill import ExternalMap, task_memory
+from aiospark.validation import positive_int
 
 
 class SetOps:
@@ -188,12 +191,7 @@ class SetOps:
         >>> rdd.coalesce(5).get_num_partitions(), rdd.coalesce(5, shuffle=True).get_num_partitions()
         (3, 5)
         """
-        if (
-            not isinstance(num_partitions, int)
-            or isinstance(num_partitions, bool)
-            or num_partitions < 1
-        ):
-            raise ValueError(f"num_partitions must be a positive int, got {num_partitions!r}")
+        positive_int(num_partitions, "num_partitions")
         if not shuffle:
             return self._derive(Coalesced(self, num_partitions))
         dealt = self.map_partitions_with_index(functools.partial(_deal_out, num_partitions))
@@ -253,10 +251,6 @@ def _lazily(make: Callable[[], Iterable[Any]]) -> Iterator[Any]:
     return itertools.chain.from_iterable(map(operator.call, (make,)))
 
 
-def _hashable_error(op: str, exc: TypeError) -> TypeError:
-    return TypeError(f"{op}() needs hashable records ({exc})")
-
-
 def _unique(op: str, records: Iterator[Any]) -> Iterator[Any]:
     """The distinct records, deduplicated in tables as big as the task's memory allows.
 
@@ -274,8 +268,9 @@ def _unique(op: str, records: Iterator[Any]) -> Iterator[Any]:
                 seen = {}
                 memory.release()
     except TypeError as exc:
-        if "unhashable" in str(exc):
-            raise _hashable_error(op, exc) from None
+        clear = named_hash_failure(exc, f"{op}() records")
+        if clear is not None:
+            raise clear from None
         raise
     finally:
         memory.release()
@@ -294,8 +289,9 @@ def _counted(_: int, records: Iterator[Any]) -> Iterator[tuple]:
         try:
             return collections.Counter(records).items()
         except TypeError as exc:
-            if "unhashable" in str(exc):
-                raise _hashable_error("subtract", exc) from None
+            clear = named_hash_failure(exc, "subtract() records")
+            if clear is not None:
+                raise clear from None
             raise
 
     return _lazily(count)

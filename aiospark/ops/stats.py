@@ -15,9 +15,11 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from aiospark.batching import batched
 from aiospark.hashing import portable_hash
 from aiospark.lineage import Node
 from aiospark.statcounter import StatCounter, real_array
+from aiospark.validation import positive_int
 
 #: Records handled per numpy batch by the partition functions below.
 _BATCH = 4096
@@ -268,8 +270,7 @@ class StatOps:
 
 
 def _check_depth(depth: int) -> None:
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+    positive_int(depth, "depth")
 
 
 def _aggregate_partition(zero_value: Any, seq_op: Callable, _: int, it: Iterator[Any]) -> Any:
@@ -367,7 +368,7 @@ def _extremes_partition(_: int, it: Iterator[Any]) -> tuple[int, Any, Any]:
     count: int = 0
     lo: Any = None
     hi: Any = None
-    while batch := list(itertools.islice(it, _BATCH)):
+    for batch in batched(it, _BATCH):
         arr = real_array(batch)
         if arr is not None:
             import numpy as np
@@ -411,7 +412,7 @@ def _histogram_partition(
     """Bucket counts of one partition (the last bucket includes the last edge)."""
     lo, hi = edges[0], edges[-1]
     counts = [0] * len(edges)  # one more than needed: records equal to the last edge
-    while batch := list(itertools.islice(it, _BATCH)):
+    for batch in batched(it, _BATCH):
         arr = real_array(batch) if fast else None
         if arr is not None:
             import numpy as np
@@ -493,7 +494,7 @@ class HyperLogLog:
         import numpy as np
 
         it = iter(records)
-        while batch := list(itertools.islice(it, _BATCH)):
+        for batch in batched(it, _BATCH):
             try:
                 hashes = np.fromiter(map(portable_hash, batch), np.int64, len(batch))
             except TypeError as exc:

@@ -14,7 +14,8 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from aiospark.hashing import portable_hash
+from aiospark.batching import batched
+from aiospark.hashing import hash_failure
 from aiospark.lineage import (
     Aggregator,
     Dependency,
@@ -26,7 +27,7 @@ from aiospark.lineage import (
     Split,
     TaskContext,
 )
-from aiospark.shuffle.spill import ExternalMap, batched, join_external, merge_external
+from aiospark.spill import ExternalMap, join_external, merge_external
 
 _NO_KEY = object()
 
@@ -46,27 +47,6 @@ def _keep_first(a: Any, _b: Any = None) -> Any:
 KEYS_ONLY = Aggregator(_keep_first, _keep_first, _keep_first, identity_create=True)
 
 
-def unhashable_key_error(key: Any) -> TypeError | None:
-    """A clear ``TypeError`` when ``key`` is unhashable, else None (the error was elsewhere).
-
-    >>> str(unhashable_key_error([1]))
-    'keys must be hashable: got a list ([1])'
-    >>> unhashable_key_error("fine") is None
-    True
-    """
-    if key is _NO_KEY:
-        return None
-    try:
-        portable_hash(key)
-    except TypeError as exc:
-        return exc
-    try:
-        hash(key)
-    except TypeError as exc:
-        return TypeError(f"keys must be hashable: got a {type(key).__name__} ({exc})")
-    return None
-
-
 def group_values(records: Iterable[tuple], into: dict | None = None) -> dict:
     """``{key: [values...]}`` from ``(key, value)`` records, in arrival order.
 
@@ -83,10 +63,7 @@ def group_values(records: Iterable[tuple], into: dict | None = None) -> dict:
             else:
                 bucket.append(value)
     except TypeError as exc:
-        clear = unhashable_key_error(key)
-        if clear is None:
-            raise
-        raise clear from exc
+        _reraise_for_key(exc, key)
     return table
 
 
@@ -273,7 +250,7 @@ def _full_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
 
 
 def _reraise_for_key(exc: TypeError, key: Any) -> None:
-    clear = unhashable_key_error(key)
+    clear = None if key is _NO_KEY else hash_failure(key)
     if clear is None:
         raise exc
     raise clear from exc

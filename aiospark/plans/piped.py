@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import queue
 import shlex
@@ -12,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from aiospark.batching import batched
 from aiospark.lineage import Node, OneToOneDependency, Plan, Split, TaskContext
 
 
@@ -109,7 +109,7 @@ def run_pipe(
     try:
         it = iter(records)
         try:
-            while batch := list(itertools.islice(it, _PIPE_BATCH)):
+            for batch in batched(it, _PIPE_BATCH):
                 text = "\n".join([str(record).rstrip("\n") for record in batch])
                 try:
                     stdin.write(text.encode("utf-8") + b"\n")

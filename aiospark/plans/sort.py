@@ -44,7 +44,7 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.ops.samplers import partition_random
-from aiospark.shuffle.spill import sort_external, task_memory
+from aiospark.spill import sort_external, task_memory
 
 #: PySpark samples the keys of a sort with this seed.
 SAMPLE_SEED = 1

@@ -26,16 +26,14 @@ import pickle
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
-from itertools import islice
 from typing import Any
 
 import cloudpickle
 
+from aiospark.batching import DEFAULT_BATCH, batched
+
 _HEAD = struct.Struct("<QI")
 _LEN = struct.Struct("<Q")
-#: Records per frame when batching an iterator; big enough to amortise pickle's
-#: per-call cost, small enough to keep memory per frame modest.
-DEFAULT_BATCH = 1024
 
 
 def dumps(obj: Any, buffers: list | None = None) -> bytes:
@@ -118,8 +116,7 @@ def encode_frame(batch: Any, codec: str | None = None) -> list[bytes | memoryvie
 
 def encode_records(records: Iterable[Any], batch_size: int = DEFAULT_BATCH) -> Iterator[list]:
     """Frame pieces for an iterable of records, ``batch_size`` records per frame."""
-    it = iter(records)
-    while batch := list(islice(it, batch_size)):
+    for batch in batched(records, batch_size):
         yield encode_frame(batch)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiospark.lineage import ShuffleDependency, TaskContext
-from aiospark.shuffle.spill import ExternalMap
+from aiospark.spill import ExternalMap
 
 
 def reduce_split(dep: ShuffleDependency, reduce_id: int, tctx: TaskContext) -> Iterator[Any]:

@@ -16,18 +16,18 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from aiospark.batching import batched
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.shuffle.layout import encode_index, map_paths
-from aiospark.shuffle.spill import (
+from aiospark.sizeof import SizeTracker
+from aiospark.spill import (
     SpillError,
-    batched,
     new_spill_file,
     remove_files,
     write_batches,
     write_spill,
 )
-from aiospark.sizeof import SizeTracker
 
 #: Bytes copied at a time when concatenating spilled segments.
 _COPY_CHUNK = 1 << 20

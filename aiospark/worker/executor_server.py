@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from aiospark import faults, logs
+from aiospark import faults, logs, spill
 from aiospark.files import check_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
@@ -56,7 +56,6 @@ from aiospark.protocol.tasks import (
     encode,
     task_id_of,
 )
-from aiospark.shuffle import spill
 from aiospark.shuffle.reader import read_local, read_remote
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore

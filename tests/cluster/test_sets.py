@@ -179,13 +179,13 @@ async def test_subtract_keeps_duplicates_like_pyspark(ctx):
 async def test_operations_needing_hashable_records_raise_type_error(ctx):
     lists = ctx.parallelize([[1], [2], [1]], 2)
     fine = ctx.parallelize([1, 2], 2)
-    with pytest.raises(TypeError, match=r"distinct\(\) needs hashable records.*list"):
+    with pytest.raises(TypeError, match=r"distinct\(\) records must be hashable.*list"):
         await lists.distinct().collect()
-    with pytest.raises(TypeError, match=r"intersection\(\) needs hashable records"):
+    with pytest.raises(TypeError, match=r"intersection\(\) records must be hashable"):
         await fine.intersection(lists).collect()
-    with pytest.raises(TypeError, match=r"subtract\(\) needs hashable records"):
+    with pytest.raises(TypeError, match=r"subtract\(\) records must be hashable"):
         await lists.subtract(fine).collect()
-    with pytest.raises(TypeError, match=r"subtract\(\) needs hashable records"):
+    with pytest.raises(TypeError, match=r"subtract\(\) records must be hashable"):
         await fine.subtract(lists).collect()
 
 

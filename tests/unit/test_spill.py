@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiospark import spill
 from aiospark.lineage import Aggregator, HashPartitioner, ShuffleDependency
 from aiospark.memory import MemoryManager, TaskMemory
 from aiospark.plans.cogroup import _extend, _full_join, _inner_join, _merge_groups, group_values
 from aiospark.protocol.frames import iter_file_frames
-from aiospark.shuffle import spill
 from aiospark.shuffle.layout import map_paths, read_segment_range
-from aiospark.shuffle.spill import ExternalMap, join_external, merge_external, sort_external
 from aiospark.shuffle.writer import write_map_output
+from aiospark.spill import ExternalMap, join_external, merge_external, sort_external
 
 
 def tiny(budget: int = 50_000) -> TaskMemory:

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from aiospark.batching import batched
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.protocol.frames import DEFAULT_BATCH, encode_frame, read_file_frames
 from aiospark.sizeof import SizeTracker
@@ -269,17 +269,6 @@ def merge_into(table: dict, records: Iterable[tuple], merge: Callable[[Any, Any]
     """
     for key, value in records:
         table[key] = merge(table[key], value) if key in table else value
-
-
-def batched(records: Iterable[Any], size: int = DEFAULT_BATCH) -> Iterator[list]:
-    """Lists of up to ``size`` records (``itertools.batched`` before Python 3.12).
-
-    >>> list(batched(range(5), 2))
-    [[0, 1], [2, 3], [4]]
-    """
-    it = iter(records)
-    while batch := list(itertools.islice(it, size)):
-        yield batch
 
 
 def join_external(
