@@ -36,7 +36,7 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.ops.async_ops import AsyncOps
-from aiospark.ops.output import OutputOps
+from aiospark.ops.export import ExportOps
 from aiospark.ops.pairs import PairOps
 from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
@@ -46,7 +46,7 @@ from aiospark.plans.basic import MapPartitions, Shuffled
 from aiospark.validation import positive_int
 
 
-class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, OutputOps):
+class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     """A resilient distributed dataset: an identity holding a plan, plus the user API.
 
     The RDD itself is the identity Spark's five-tuple hangs on: an id, a name,

@@ -122,7 +122,7 @@ FORBIDDEN = {
                          "aiospark.scheduler", "aiospark.jobpath"],
     # How each kind of RDD computes: knows its parents only as lineage.Node.
     "aiospark.plans": ["aiospark.ops.pairs", "aiospark.ops.sets", "aiospark.ops.sorting",
-                       "aiospark.ops.stats", "aiospark.ops.output", "aiospark.ops.async_ops",
+                       "aiospark.ops.stats", "aiospark.ops.export", "aiospark.ops.async_ops",
                        "aiospark.ops.sampling", "aiospark.rdd", "aiospark.context",
                        "aiospark.scheduler", "aiospark.jobpath"],
     # The API by theme: builds plans, never imports the RDD class or the context.

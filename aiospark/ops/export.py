@@ -20,7 +20,7 @@ YIELD_EVERY = 0.005
 _CHECK_EVERY = 64
 
 
-class OutputOps:
+class ExportOps:
     """Pickle-file output and local iteration."""
 
     async def save_as_pickle_file(
