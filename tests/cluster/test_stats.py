@@ -14,7 +14,8 @@ from fractions import Fraction
 
 import pytest
 
-from aiospark.ops.stats import HyperLogLog, _tree_levels
+from aiospark.hyperloglog import HyperLogLog
+from aiospark.ops.stats import _tree_levels
 from aiospark.statcounter import StatCounter
 from tests.conftest import wait_until
 
