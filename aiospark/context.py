@@ -77,48 +77,96 @@ class Context:
     """A connection to an aiospark cluster; creates RDDs and runs their jobs.
 
     ``Context()`` starts an embedded cluster of real local processes (one
-    master, one shuffle service and ``workers`` workers, default one per CPU);
-    ``Context("aiospark://host:port")``, or the ``AIOSPARK_MASTER`` environment
-    variable, connects to a running master instead (the secret then comes
-    from ``secret=``, ``AIOSPARK_SECRET`` or the file named by
-    ``AIOSPARK_SECRET_FILE``, else, for a master on this machine, from this
-    user's local secret, as for ``aiospark shell``).
-
-    Options: ``max_task_attempts`` (tries per task before the job fails,
-    default 4), ``locality_wait`` (seconds a task waits for the busy worker
-    holding its cached data before running elsewhere, default 3 as in Spark:
-    fetching a cached split from another worker costs more than a short wait),
-    ``speculation`` (launch a second copy of a task running far longer than
-    its stage's median, first result wins; default off, as in Spark),
-    ``task_kill_timeout`` (seconds a cancelled task may run on, say inside
-    one long C call or a blocking sleep, before the worker process running it
-    is killed and restarted, its cached blocks then recomputed from lineage;
-    default 1, ``None`` never to kill: the task's core then stays taken until
-    the task ends by itself),
-    ``worker_timeout`` (seconds of silence before the embedded master declares
-    a worker lost, default 10), ``worker_memory`` (each embedded worker's
-    budget for cached blocks and task buffers, bytes or a size such as
-    ``"2g"``; past it blocks are evicted or spilled and shuffles spill to
-    disk; default: 60% of the machine's memory shared among the workers),
-    ``shuffle_compression`` (``"lz4"`` or ``"zlib"`` to compress shuffle
-    data, ``None`` not to; default ``"auto"``: lz4, when installed, for
-    clusters spanning several hosts, else none),
-    ``storage_options`` (passed to fsspec for
-    every path), ``log_level`` (of the embedded cluster's processes),
-    ``progress_bar`` (a status line on stderr for jobs running over half a
-    second; default: on in interactive sessions, off in scripts and tests).
+    master, one shuffle service and ``workers`` workers); ``Context("aiospark://host:port")``,
+    or the ``AIOSPARK_MASTER`` environment variable, connects to a running
+    master instead.
 
     Jobs share the cluster: ``scheduler_mode="fair"`` (the default) gives each
     free task slot to the job furthest below its fair share, so a small job
     runs while a big one still has tasks waiting; ``"fifo"`` runs jobs in
     submission order, a later job getting slots only when the earlier ones
-    have no task waiting.  Under FAIR, ``pools`` groups jobs: ``{name:
-    {"weight": w, "min_share": n, "mode": "fair" | "fifo"}}`` (each key
-    optional; defaults 1, 0, ``"fair"``); a pool gets slots in proportion to
-    its weight, and up to ``min_share`` slots before that.  ``ctx.pool(name)``
-    chooses the pool of the jobs submitted inside it (docs/scheduling.md has
-    the rules).
+    have no task waiting.  Under FAIR, ``pools`` groups jobs (see below), and
+    ``ctx.pool(name)`` chooses the pool of the jobs submitted inside it
+    (docs/scheduling.md has the rules).
 
+    Use it as ``async with Context() as ctx:``, or call ``await ctx.start()``
+    and ``await ctx.stop()`` yourself (in the ``python -m asyncio`` REPL, or a
+    web service's startup and shutdown hooks).  Nothing starts before that:
+    the constructor only checks its arguments.
+
+    Parameters
+    ----------
+    master : str or None, optional
+        The master to connect to, as ``aiospark://host:port`` (or ``http://``,
+        ``https://``).  Default: the ``AIOSPARK_MASTER`` environment variable,
+        and when that is unset too, an embedded cluster.
+    workers : int or None, optional
+        Worker processes of the embedded cluster (default: one per CPU).  Only
+        for the embedded cluster.
+    secret : str or None, optional
+        The cluster secret.  Default: a new random one for the embedded
+        cluster; for a remote master, ``AIOSPARK_SECRET`` or the file named by
+        ``AIOSPARK_SECRET_FILE``, else, for a master on this machine, this
+        user's local secret (as for ``aiospark shell``).
+    app_name : str, default "aiospark"
+        The application's name, as the status page shows it.
+    max_task_attempts : int, default 4
+        Tries per task before the job fails.
+    locality_wait : float, default 3.0
+        Seconds a task waits for the busy worker holding its cached data
+        before running elsewhere (as in Spark: fetching a cached split from
+        another worker costs more than a short wait).
+    speculation : bool, default False
+        Launch a second copy of a task running far longer than its stage's
+        median; the first copy to finish wins.
+    task_kill_timeout : float or None, default 1.0
+        Seconds a cancelled task may run on (say inside one long C call or a
+        blocking sleep) before the worker process running it is killed and
+        restarted, its cached blocks then recomputed from lineage.  ``None``
+        never kills: the task's core then stays taken until the task ends by
+        itself.
+    worker_timeout : float, default 10.0
+        Seconds of silence before the embedded master declares a worker lost.
+    worker_memory : int, str or None, optional
+        Each embedded worker's budget for cached blocks and task buffers, in
+        bytes or as a size such as ``"2g"``; past it blocks are evicted or
+        spilled and shuffles spill to disk.  Default: 60% of the machine's
+        memory shared among the workers.  Only for the embedded cluster
+        (remote workers take ``--memory``).
+    shuffle_compression : {"auto", "lz4", "zlib", None}, default "auto"
+        How shuffle data are compressed: ``"auto"`` uses lz4, when installed,
+        for clusters spanning several hosts and nothing on one host; ``None``
+        never compresses.
+    storage_options : dict or None, optional
+        Options passed to fsspec for every path the context reads or writes.
+    log_level : str, default "WARNING"
+        The log level of the embedded cluster's processes.
+    progress_bar : bool or None, optional
+        Show a status line on stderr for jobs running over half a second.
+        Default: on in interactive sessions, off in scripts and tests.
+    scheduler_mode : {"fair", "fifo"}, default "fair"
+        How jobs share the task slots (see above).
+    pools : mapping or None, optional
+        The FAIR scheduler's pools: ``{name: {"weight": w, "min_share": n,
+        "mode": "fair" | "fifo"}}``, each key optional (defaults 1, 0,
+        ``"fair"``).  A pool gets slots in proportion to its weight, and up to
+        ``min_share`` slots before that.
+
+    Raises
+    ------
+    ValueError
+        For an invalid argument: ``workers`` not a positive int, ``workers``
+        or ``worker_memory`` with a remote master, a negative
+        ``task_kill_timeout``, an unknown or uninstalled
+        ``shuffle_compression`` codec, or a bad ``scheduler_mode`` or pool.
+
+    See Also
+    --------
+    Context.start : Start the cluster (or connect to it).
+    Context.pool : Choose the scheduling pool of the jobs submitted in a block.
+
+    Examples
+    --------
     >>> web = Context(pools={"batch": {"weight": 1},
     ...                      "interactive": {"weight": 4, "min_share": 1}})
     >>> web.scheduler_mode
@@ -127,11 +175,6 @@ class Context:
     Traceback (most recent call last):
     ...
     ValueError: scheduler_mode must be 'fair' or 'fifo', got 'lifo'
-
-    Use it as ``async with Context() as ctx:``, or call ``await ctx.start()``
-    and ``await ctx.stop()`` yourself (in the ``python -m asyncio`` REPL, or a
-    web service's startup and shutdown hooks).
-
     >>> async with Context(workers=1) as small:
     ...     await small.parallelize([1, 2, 3]).map(lambda x: x * 10).collect()
     [10, 20, 30]
@@ -213,6 +256,27 @@ class Context:
     async def start(self) -> Context:
         """Start the embedded cluster or connect to the master; returns ``self``.
 
+        Idempotent: starting a started context does nothing.  Must be called (or
+        ``async with`` used) before anything runs a job.
+
+        Returns
+        -------
+        Context
+            ``self``, started, so that ``ctx = await Context().start()`` works.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster does not start (or a remote master is not reached)
+            within ``START_TIMEOUT`` seconds, or a remote master's secret is not
+            given anywhere.
+
+        See Also
+        --------
+        Context.stop : The reverse.
+
+        Examples
+        --------
         >>> c = await Context(workers=1).start()
         >>> c.default_parallelism
         2
@@ -278,6 +342,15 @@ class Context:
     async def stop(self) -> None:
         """Cancel running jobs, disconnect, and stop the embedded cluster if there is one.
 
+        Running jobs fail with ``JobCancelled``.  Does nothing on a context that is
+        not started.
+
+        See Also
+        --------
+        Context.start : The reverse.
+
+        Examples
+        --------
         >>> c = await Context(workers=1).start()
         >>> await c.stop()
         """
@@ -350,6 +423,28 @@ class Context:
         default pool.  A pool not given to ``Context(pools=...)`` gets the
         default settings.  Pools only matter with ``scheduler_mode="fair"``.
 
+        Parameters
+        ----------
+        name : str or None
+            The pool's name; ``None`` is the default pool, ``"default"``.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager of str
+            A context manager; ``with`` gives the pool's name, and leaving the
+            block restores the pool that was current before.
+
+        Raises
+        ------
+        ValueError
+            When ``name`` is neither ``None`` nor a non-empty str.
+
+        See Also
+        --------
+        Context.current_pool : The pool in effect here.
+
+        Examples
+        --------
         >>> with ctx.pool("interactive") as name:
         ...     await ctx.parallelize(range(10), 2).count()
         10
@@ -403,6 +498,31 @@ class Context:
         ``parallelize``.  Pass a copy to avoid that.  Other iterables are
         read at once.
 
+        Parameters
+        ----------
+        data : iterable
+            The records.  A ``range`` is sliced arithmetically, without building a
+            list.
+        num_slices : int or None, optional
+            How many partitions (default: ``default_parallelism``).
+
+        Returns
+        -------
+        RDD
+            The records of ``data``, in order, split into ``num_slices``
+            partitions.
+
+        Raises
+        ------
+        ValueError
+            When ``num_slices`` is not a positive int.
+
+        See Also
+        --------
+        Context.range : A range of integers, without a collection.
+
+        Examples
+        --------
         >>> await ctx.parallelize([0, 1, 2, 3, 4], 2).glom().collect()
         [[0, 1], [2, 3, 4]]
         >>> await ctx.parallelize(range(0, 10, 3), 2).glom().collect()
@@ -424,6 +544,29 @@ class Context:
     ) -> RDD:
         """Integers from ``start`` to ``end`` (exclusive), like Python's ``range``.
 
+        Parameters
+        ----------
+        start : int
+            The first integer, or, when ``end`` is not given, the end (the range
+            then starts at 0).
+        end : int or None, optional
+            The end, exclusive.
+        step : int, default 1
+            The difference between consecutive integers (may be negative).
+        num_slices : int or None, optional
+            How many partitions (default: ``default_parallelism``).
+
+        Returns
+        -------
+        RDD
+            The integers of ``range(start, end, step)``, in order.
+
+        See Also
+        --------
+        Context.parallelize : What it calls with a ``range``.
+
+        Examples
+        --------
         >>> await ctx.range(5).collect()
         [0, 1, 2, 3, 4]
         >>> await ctx.range(10, 0, -3, num_slices=2).glom().collect()
@@ -447,6 +590,39 @@ class Context:
         decompressed and read whole.  ``encoding`` must keep ``\\n`` a single
         byte (UTF-8, Latin-1 ...).
 
+        Parameters
+        ----------
+        path : str or list of str
+            A file, a directory (its files), a glob, a comma-separated list of
+            them, or a list of them; any fsspec URL.
+        min_partitions : int or None, optional
+            The least number of splits (default: ``default_min_partitions``).
+            Compressed files are never split, so they may give fewer.
+        encoding : str, default "utf-8"
+            The files' text encoding.
+
+        Returns
+        -------
+        RDD
+            One str record per line, the files in path order.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` matches no file (checked at once, in the driver).
+        ValueError
+            When ``min_partitions`` is not a positive int or ``encoding`` cannot
+            be read line by line (UTF-16, for example).
+        LookupError
+            For an unknown encoding.
+
+        See Also
+        --------
+        Context.whole_text_files : One record per file.
+        RDD.save_as_text_file : The reverse.
+
+        Examples
+        --------
         >>> path = f"{tmp_dir}/doctest-lines.txt"
         >>> _ = open(path, "w").write("one\\ntwo\\nthree\\n")
         >>> await ctx.text_file(path).collect()
@@ -503,6 +679,18 @@ class Context:
         trades for a session cookie; it never contains the cluster secret.
         See docs/status-page.md.
 
+        Returns
+        -------
+        str
+            What awaiting gives: the link, an absolute URL on the master.
+
+        Raises
+        ------
+        RuntimeError
+            When the context is not started.
+
+        Examples
+        --------
         >>> link = await ctx.status_page_link()
         >>> link.startswith(ctx.ui_web_url + "/ui/login?token=")
         True
@@ -517,6 +705,20 @@ class Context:
     def set_checkpoint_dir(self, path: str) -> None:
         """Where ``rdd.checkpoint()`` writes; any fsspec path the workers can reach.
 
+        The directory is created (in the driver) if it does not exist.
+
+        Parameters
+        ----------
+        path : str
+            A directory path or fsspec URL, opened with the context's
+            ``storage_options``.
+
+        See Also
+        --------
+        RDD.checkpoint : Marks an RDD to be saved there.
+
+        Examples
+        --------
         >>> ctx.set_checkpoint_dir(f"{tmp_dir}/ckpt")
         """
         import fsspec
@@ -528,6 +730,27 @@ class Context:
     def add_file(self, path: str) -> None:
         """Ship a file (any fsspec path) to every worker; tasks find it with ``files.get(name)``.
 
+        The file is read in the driver when this is called, and shipped under its
+        base name; a later ``add_file`` of another file with that name replaces it.
+
+        Parameters
+        ----------
+        path : str
+            The file's path or fsspec URL.
+
+        Raises
+        ------
+        ValueError
+            When the file's base name is not a plain file name.
+        RuntimeError
+            When the context is not started.
+
+        See Also
+        --------
+        Context.add_py_file : For modules that tasks import.
+
+        Examples
+        --------
         >>> path = f"{tmp_dir}/settings.txt"
         >>> _ = open(path, "w").write("debug=1")
         >>> ctx.add_file(path)
@@ -542,6 +765,27 @@ class Context:
     def add_py_file(self, path: str) -> None:
         """Ship a ``.py`` module (or a ``.zip``/``.egg``/``.whl`` of them) that tasks can import.
 
+        The file is read in the driver when this is called and put on the
+        workers' import path; tasks started afterwards can import it.
+
+        Parameters
+        ----------
+        path : str
+            The file's path or fsspec URL.
+
+        Raises
+        ------
+        ValueError
+            When the file's base name is not a plain file name.
+        RuntimeError
+            When the context is not started.
+
+        See Also
+        --------
+        Context.add_file : For data files.
+
+        Examples
+        --------
         >>> path = f"{tmp_dir}/doctest_helpers.py"
         >>> _ = open(path, "w").write("def triple(x):\\n    return 3 * x\\n")
         >>> ctx.add_py_file(path)
@@ -571,6 +815,20 @@ class Context:
         (with ``finished`` and ``tasks`` counts for its stage), ``task_failed``,
         ``job_finished``, ``job_failed``, ``job_cancelled``.
 
+        Returns
+        -------
+        ProgressStream
+            An async iterator of event dicts (``async for event in stream``); its
+            ``drain()`` gives the events received so far without waiting, and
+            ``close()`` stops it.
+
+        Raises
+        ------
+        RuntimeError
+            When the context is not started.
+
+        Examples
+        --------
         >>> events = ctx.progress()
         >>> await ctx.parallelize(range(6), 3).sum()
         15
@@ -588,6 +846,28 @@ class Context:
         Each worker fetches it the first time one of its tasks needs it (from a
         peer that already has it when there is one) and keeps it for later tasks.
 
+        Parameters
+        ----------
+        value : object
+            The value; it is pickled at once, so later changes to it are not seen
+            by tasks.
+
+        Returns
+        -------
+        Broadcast
+            A handle to pass to tasks (in closures); read it as ``.value``.
+
+        Raises
+        ------
+        RuntimeError
+            When the context is not started.
+
+        See Also
+        --------
+        Broadcast.unpersist, Broadcast.destroy
+
+        Examples
+        --------
         >>> words = ctx.broadcast({"spark", "asyncio"})
         >>> await ctx.parallelize(["spark", "jvm", "asyncio"]).filter(
         ...     lambda w: w in words.value).collect()
@@ -601,6 +881,29 @@ class Context:
         ``accum_param`` says how to add values (default: ``+``, with
         ``value * 0`` as the zero).
 
+        Parameters
+        ----------
+        value : object
+            The initial value, in the driver.
+        accum_param : AccumulatorParam or None, optional
+            How values are added, and the zero each task starts from.  Default:
+            ``+``, with ``value * 0`` as the zero (numbers, numpy arrays).
+
+        Returns
+        -------
+        Accumulator
+            The accumulator: tasks call ``.add(term)`` (or ``+=``), the driver
+            reads ``.value``.
+
+        Raises
+        ------
+        TypeError
+            When ``accum_param`` is not an ``AccumulatorParam``.
+        RuntimeError
+            When the context is not started.
+
+        Examples
+        --------
         >>> errors = ctx.accumulator(0)
         >>> await ctx.parallelize(["ok", "bad", "bad"]).foreach(
         ...     lambda s: errors.add(1) if s == "bad" else None)
@@ -616,6 +919,27 @@ class Context:
         are skipped.  When all have the same partitioner, partition *i* holds
         every RDD's partition *i* and the partitioner is kept.
 
+        Parameters
+        ----------
+        rdds : iterable of RDD
+            The RDDs, in order (a list, not a single RDD).
+
+        Returns
+        -------
+        RDD
+            Every record of every RDD of ``rdds``.
+
+        Raises
+        ------
+        TypeError
+            When ``rdds`` is a single RDD.
+
+        See Also
+        --------
+        RDD.union : The union of two RDDs.
+
+        Examples
+        --------
         >>> parts = [ctx.parallelize([1, 2], 2), ctx.empty_rdd(), ctx.parallelize([3], 1)]
         >>> await ctx.union(parts).glom().collect()
         [[1], [2], [3]]
@@ -638,6 +962,14 @@ class Context:
     def empty_rdd(self) -> RDD:
         """An RDD with no partitions and no records.
 
+        Returns
+        -------
+        RDD
+            An RDD without partitions: every action on it gives an empty or zero
+            result (``reduce`` raises, as on any empty RDD).
+
+        Examples
+        --------
         >>> empty = ctx.empty_rdd()
         >>> empty.get_num_partitions(), await empty.collect(), await empty.count()
         (0, [], 0)
@@ -656,6 +988,32 @@ class Context:
         files are never split: ``min_partitions`` is accepted for PySpark
         compatibility only.
 
+        Parameters
+        ----------
+        path : str or list of str
+            The directory ``save_as_pickle_file`` wrote, a glob, a comma-separated
+            list of them, or a list of them; any fsspec URL.
+        min_partitions : int or None, optional
+            Ignored (checked only: a positive int or ``None``).
+
+        Returns
+        -------
+        RDD
+            The saved records, one partition per part file.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` matches no file.
+        ValueError
+            When ``min_partitions`` is not a positive int or ``None``.
+
+        See Also
+        --------
+        RDD.save_as_pickle_file : The reverse.
+
+        Examples
+        --------
         >>> out = f"{tmp_dir}/doctest-pickle-file"
         >>> await ctx.parallelize([{"a": 1}, None, (2, [3])], 3).save_as_pickle_file(out)
         >>> rdd = ctx.pickle_file(out)
@@ -682,6 +1040,35 @@ class Context:
         (default ``default_min_partitions``) of similar total size.  Local
         paths are plain paths; other filesystems' paths are URLs.
 
+        Parameters
+        ----------
+        path : str or list of str
+            A file, a directory, a glob, a comma-separated list of them, or a list
+            of them; any fsspec URL.
+        min_partitions : int or None, optional
+            About how many partitions (default: ``default_min_partitions``).
+        use_unicode : bool, default True
+            Decode as UTF-8 (str path and content); ``False`` gives bytes for both.
+
+        Returns
+        -------
+        RDD
+            One ``(path, content)`` pair per file, in path order.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` matches no file.
+        ValueError
+            When ``min_partitions`` is not a positive int or ``None``.
+
+        See Also
+        --------
+        Context.text_file : One record per line.
+        Context.binary_files : The files' bytes, not decompressed.
+
+        Examples
+        --------
         >>> folder = f"{tmp_dir}/doctest-whole"
         >>> os.makedirs(folder, exist_ok=True)
         >>> for name, text in [("a.txt", "alpha\\n"), ("b.txt", "beta")]:
@@ -704,6 +1091,32 @@ class Context:
 
         Paths and partitioning as in ``whole_text_files``.
 
+        Parameters
+        ----------
+        path : str or list of str
+            A file, a directory, a glob, a comma-separated list of them, or a list
+            of them; any fsspec URL.
+        min_partitions : int or None, optional
+            About how many partitions (default: ``default_min_partitions``).
+
+        Returns
+        -------
+        RDD
+            One ``(path, bytes)`` pair per file, in path order.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` matches no file.
+        ValueError
+            When ``min_partitions`` is not a positive int or ``None``.
+
+        See Also
+        --------
+        Context.whole_text_files : The files decompressed and decoded.
+
+        Examples
+        --------
         >>> path = f"{tmp_dir}/doctest-blob.bin"
         >>> _ = open(path, "wb").write(bytes([0, 255, 7]))
         >>> [(os.path.basename(p), b) for p, b in await ctx.binary_files(path).collect()]
