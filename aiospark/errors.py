@@ -41,6 +41,19 @@ class UserCodeError(AiosparkError, RuntimeError):
     def wrapping(cls, error: BaseException) -> UserCodeError:
         """A ``UserCodeError`` naming ``error``'s type (and message), with ``error`` as its cause.
 
+        Parameters
+        ----------
+        error : BaseException
+            What the user's code raised.
+
+        Returns
+        -------
+        UserCodeError
+            A new error (not raised), whose message names ``error``'s type and
+            message and whose ``__cause__`` is ``error``.
+
+        Examples
+        --------
         >>> print(UserCodeError.wrapping(StopIteration()))
         user code in a task raised StopIteration
         """

@@ -77,8 +77,28 @@ _BY_TYPE = {
 def portable_hash(key: Any) -> int:
     """Hash ``key`` identically in every process (see the module docstring).
 
-    Raises ``TypeError`` naming the key's type when the key is unhashable.
+    Parameters
+    ----------
+    key : object
+        The key; any hashable value.
 
+    Returns
+    -------
+    int
+        The hash, the same in every process and on every machine for the
+        built-in types (for ``int`` keys, ``hash(key)``).
+
+    Raises
+    ------
+    TypeError
+        When ``key`` is unhashable, naming its type.
+
+    See Also
+    --------
+    HashPartitioner : Places keys by this hash.
+
+    Examples
+    --------
     >>> portable_hash([1, 2])
     Traceback (most recent call last):
     ...

@@ -41,11 +41,63 @@ class AccumulatorParam:
     """
 
     def zero(self, value: Any) -> Any:
-        """The identity for ``add_in_place``, shaped like ``value``."""
+        """The identity for ``add_in_place``, shaped like ``value``.
+
+        Override it in a subclass.  Each task's copy of an accumulator starts from
+        ``zero(value)``, with ``value`` the accumulator's value when the task was
+        pickled.
+
+        Parameters
+        ----------
+        value : object
+            A value of the accumulator, to take the shape from (the length of a
+            vector, say); it must not be changed.
+
+        Returns
+        -------
+        object
+            A new zero: ``add_in_place(zero(v), x)`` is ``x``.
+
+        Examples
+        --------
+        >>> class MaxParam(AccumulatorParam):
+        ...     def zero(self, value): return float("-inf")
+        ...     def add_in_place(self, value1, value2): return max(value1, value2)
+        >>> MaxParam().zero(3.5)
+        -inf
+        """
         raise NotImplementedError
 
     def add_in_place(self, value1: Any, value2: Any) -> Any:
-        """Add ``value2`` to ``value1`` (may mutate ``value1``) and return the sum."""
+        """Add ``value2`` to ``value1`` (may mutate ``value1``) and return the sum.
+
+        Override it in a subclass.  Used in tasks, to add to the task's update, and
+        in the driver, to merge each task's update into the value.
+
+        Parameters
+        ----------
+        value1 : object
+            The running value (a zero or a partial sum); may be changed and
+            returned.
+        value2 : object
+            The term to add: what a task passed to ``add``, or another task's
+            update.
+
+        Returns
+        -------
+        object
+            The sum, which replaces ``value1``.
+
+        Examples
+        --------
+        >>> class SetParam(AccumulatorParam):
+        ...     def zero(self, value): return set()
+        ...     def add_in_place(self, value1, value2):
+        ...         value1 |= value2
+        ...         return value1
+        >>> SetParam().add_in_place({1}, {2, 3})
+        {1, 2, 3}
+        """
         raise NotImplementedError
 
 
@@ -103,6 +155,18 @@ class Accumulator:
     def add(self, term: Any) -> None:
         """Add ``term`` (in a task: to this task's update, sent back with its result).
 
+        In the driver the term is added to the value at once.  In a task it is added
+        to the task's own update, which is merged into the driver's value when the
+        task succeeds (once per partition, whatever the attempts); ``acc += term``
+        does the same.
+
+        Parameters
+        ----------
+        term : object
+            The value to add, with the accumulator's ``AccumulatorParam``.
+
+        Examples
+        --------
         >>> count = ctx.accumulator(0)
         >>> count.add(5)
         >>> await ctx.parallelize(range(4), 2).foreach(lambda x: count.add(1))
@@ -198,6 +262,20 @@ class Broadcast:
     def unpersist(self, blocking: bool = False) -> None:
         """Drop the workers' copies; they fetch it again if a later task reads it.
 
+        The driver keeps the value, so the broadcast stays usable.
+
+        Parameters
+        ----------
+        blocking : bool, default False
+            Accepted for PySpark compatibility; the copies are dropped in the
+            background either way.
+
+        See Also
+        --------
+        Broadcast.destroy : Free the value for good.
+
+        Examples
+        --------
         >>> b = ctx.broadcast(3)
         >>> b.unpersist()
         >>> await ctx.parallelize([1]).map(lambda x: x + b.value).collect()
@@ -209,6 +287,21 @@ class Broadcast:
     def destroy(self, blocking: bool = False) -> None:
         """Free the value everywhere; using it afterwards is an error.
 
+        The driver's value and the workers' copies are dropped.  Afterwards reading
+        ``.value``, or using the broadcast in a task, raises ``AiosparkError``.
+
+        Parameters
+        ----------
+        blocking : bool, default False
+            Accepted for PySpark compatibility; the copies are dropped in the
+            background either way.
+
+        See Also
+        --------
+        Broadcast.unpersist : Free the workers' copies only.
+
+        Examples
+        --------
         >>> b = ctx.broadcast(1)
         >>> b.destroy()
         >>> b.value

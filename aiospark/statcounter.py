@@ -67,6 +67,17 @@ class StatCounter:
     ``stdev()`` are NaN, and ``sample_variance()`` needs at least two values.
     A NaN value makes the mean, variance, min and max NaN.
 
+    Parameters
+    ----------
+    values : iterable of numbers, optional
+        Values to add at once (with ``merge_values``); default none.
+
+    See Also
+    --------
+    RDD.stats : A ``StatCounter`` of an RDD's numbers.
+
+    Examples
+    --------
     >>> s = StatCounter([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
     >>> s.count(), s.mean(), s.sum(), s.stdev(), s.variance()
     (8, 5.0, 40.0, 2.0, 4.0)
@@ -92,6 +103,18 @@ class StatCounter:
     def merge(self, value: Any) -> StatCounter:
         """Add one value (Welford's update); returns ``self``.
 
+        Parameters
+        ----------
+        value : number
+            The value: an int, a float, a bool or a numpy number.
+
+        Returns
+        -------
+        StatCounter
+            ``self``, updated, so that calls chain.
+
+        Examples
+        --------
         >>> StatCounter().merge(1).merge(3).mean()
         2.0
         """
@@ -109,6 +132,18 @@ class StatCounter:
         Chunks of plain real numbers are summarised with numpy and merged with
         Chan's formula; other chunks go through ``merge`` value by value.
 
+        Parameters
+        ----------
+        values : iterable of numbers
+            The values, read once.
+
+        Returns
+        -------
+        StatCounter
+            ``self``, updated.
+
+        Examples
+        --------
         >>> StatCounter().merge_values(range(1, 101)).mean()
         50.5
         """
@@ -133,6 +168,23 @@ class StatCounter:
     def merge_stats(self, other: StatCounter) -> StatCounter:
         """Fold another counter into this one (Chan's parallel formula); returns ``self``.
 
+        Parameters
+        ----------
+        other : StatCounter
+            The counter to fold in; it is left unchanged (and may be ``self``).
+
+        Returns
+        -------
+        StatCounter
+            ``self``, now describing the values of both.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not a ``StatCounter``.
+
+        Examples
+        --------
         >>> a = StatCounter([1.0, 2.0])
         >>> a.merge_stats(StatCounter([3.0, 4.0])).mean(), a.variance()
         (2.5, 1.25)
@@ -170,6 +222,13 @@ class StatCounter:
     def copy(self) -> StatCounter:
         """An independent copy.
 
+        Returns
+        -------
+        StatCounter
+            A new counter with the same statistics, changed independently.
+
+        Examples
+        --------
         >>> a = StatCounter([1.0])
         >>> b = a.copy().merge(3.0)
         >>> a.count(), b.count()
@@ -185,6 +244,13 @@ class StatCounter:
     def count(self) -> int:
         """How many values were added.
 
+        Returns
+        -------
+        int
+            The number of values.
+
+        Examples
+        --------
         >>> StatCounter([5, 5]).count()
         2
         """
@@ -193,6 +259,13 @@ class StatCounter:
     def mean(self) -> float:
         """The mean (NaN when empty).
 
+        Returns
+        -------
+        float
+            The arithmetic mean of the values.
+
+        Examples
+        --------
         >>> StatCounter([1, 2]).mean()
         1.5
         """
@@ -201,6 +274,13 @@ class StatCounter:
     def sum(self) -> float:
         """The sum, as ``count * mean`` (0.0 when empty).
 
+        Returns
+        -------
+        float
+            The sum of the values (with the rounding of ``count * mean``).
+
+        Examples
+        --------
         >>> StatCounter([1, 2, 3]).sum()
         6.0
         """
@@ -209,6 +289,13 @@ class StatCounter:
     def min(self) -> float:
         """The smallest value (``inf`` when empty).
 
+        Returns
+        -------
+        float
+            The minimum, as a float (NaN if a value was NaN).
+
+        Examples
+        --------
         >>> StatCounter([3, 1, 2]).min()
         1.0
         """
@@ -217,6 +304,13 @@ class StatCounter:
     def max(self) -> float:
         """The largest value (``-inf`` when empty).
 
+        Returns
+        -------
+        float
+            The maximum, as a float (NaN if a value was NaN).
+
+        Examples
+        --------
         >>> StatCounter([3, 1, 2]).max()
         3.0
         """
@@ -225,6 +319,17 @@ class StatCounter:
     def variance(self) -> float:
         """The population variance (divides by ``count``; NaN when empty).
 
+        Returns
+        -------
+        float
+            The mean of the squared deviations from the mean.
+
+        See Also
+        --------
+        StatCounter.sample_variance : Divides by ``count - 1``.
+
+        Examples
+        --------
         >>> StatCounter([1, 3]).variance()
         1.0
         """
@@ -233,6 +338,18 @@ class StatCounter:
     def sample_variance(self) -> float:
         """The sample variance (divides by ``count - 1``; NaN below two values).
 
+        Returns
+        -------
+        float
+            The unbiased estimate of the variance of the population the values were
+            drawn from.
+
+        See Also
+        --------
+        StatCounter.variance : Divides by ``count``.
+
+        Examples
+        --------
         >>> StatCounter([1, 3]).sample_variance()
         2.0
         """
@@ -241,6 +358,13 @@ class StatCounter:
     def stdev(self) -> float:
         """The population standard deviation.
 
+        Returns
+        -------
+        float
+            The square root of ``variance()`` (NaN when empty).
+
+        Examples
+        --------
         >>> StatCounter([1, 3]).stdev()
         1.0
         """
@@ -249,6 +373,13 @@ class StatCounter:
     def sample_stdev(self) -> float:
         """The sample standard deviation.
 
+        Returns
+        -------
+        float
+            The square root of ``sample_variance()`` (NaN below two values).
+
+        Examples
+        --------
         >>> StatCounter([1, 3, 5]).sample_stdev()
         2.0
         """
@@ -257,6 +388,20 @@ class StatCounter:
     def as_dict(self, sample: bool = False) -> dict[str, float]:
         """The statistics as a dict; ``sample=True`` for the sample variance and stdev.
 
+        Parameters
+        ----------
+        sample : bool, default False
+            Give the sample variance and stdev (``count - 1`` divisor) instead of
+            the population ones.
+
+        Returns
+        -------
+        dict of str to float
+            ``count``, ``mean``, ``sum``, ``min``, ``max``, ``stdev`` and
+            ``variance``, in that order (``count`` an int).
+
+        Examples
+        --------
         >>> StatCounter([1, 3]).as_dict()
         {'count': 2, 'mean': 2.0, 'sum': 4.0, 'min': 1.0, 'max': 3.0, 'stdev': 1.0, 'variance': 1.0}
         """
