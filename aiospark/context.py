@@ -932,7 +932,9 @@ class Context:
         Raises
         ------
         TypeError
-            When ``rdds`` is a single RDD.
+            When ``rdds`` is a single RDD, or holds something else than RDDs.
+        ValueError
+            When ``rdds`` is empty, or one of them belongs to another context.
 
         See Also
         --------
