@@ -104,6 +104,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def splits(self) -> list[Split]:
         """The RDD's partitions, computed once in the driver.
 
+        Returns
+        -------
+        list of Split
+            One ``Split`` per partition, in partition order (``split.index`` is
+            its position); the same list on every call.
+
+        Examples
+        --------
         >>> [s.index for s in ctx.parallelize(range(6), 3).splits()]
         [0, 1, 2]
         """
@@ -112,6 +120,24 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         """Compute one split from the parents' iterators (runs on a worker).
 
+        The RDD's ``plan`` computes it; the scheduler calls ``iterator``, which
+        adds caching and checkpoints on top.
+
+        Parameters
+        ----------
+        split : Split
+            The partition to compute, one of ``splits()``.
+        tctx : TaskContext
+            The running task's context (block store, shuffle fetches,
+            cancellation checks).
+
+        Returns
+        -------
+        iterator
+            The split's records, computed lazily.
+
+        Examples
+        --------
         >>> from aiospark.lineage import LocalTaskContext
         >>> rdd = ctx.parallelize([1, 2, 3], 1).map(str)
         >>> list(rdd.compute(rdd.splits()[0], LocalTaskContext()))
@@ -122,6 +148,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def preferred_locations(self, split: Split) -> list[str]:
         """Hosts where ``split`` is cheapest to compute (none by default).
 
+        Parameters
+        ----------
+        split : Split
+            One of ``splits()``.
+
+        Returns
+        -------
+        list of str
+            Host names, best first; empty when any worker will do.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2])
         >>> rdd.preferred_locations(rdd.splits()[0])
         []
@@ -135,6 +173,26 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         is produced; when it does not fit in the worker's memory budget (and
         the level has no disk), the records stream on uncached.
 
+        Parameters
+        ----------
+        split : Split
+            One of ``splits()``.
+        tctx : TaskContext
+            The running task's context.
+
+        Returns
+        -------
+        iterator
+            The split's records: read from the checkpoint once it is written, from
+            the block store when cached, else computed.
+
+        Raises
+        ------
+        UserCodeError
+            When user code raises ``StopIteration`` while the split is computed.
+
+        Examples
+        --------
         >>> from aiospark.lineage import LocalTaskContext
         >>> tctx = LocalTaskContext()
         >>> rdd = ctx.parallelize([1, 2], 1).cache()
@@ -179,6 +237,27 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     ) -> RDD:
         """Apply ``f(split_index, iterator)`` to each partition.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(split_index, iterator)`` returns an iterable of the partition's new
+            records (a generator function works); it runs once per partition, on a
+            worker.
+        preserves_partitioning : bool, default False
+            Keep this RDD's partitioner: say so only when ``f`` keeps every
+            record's key (of a pair RDD) unchanged.
+
+        Returns
+        -------
+        RDD
+            The records ``f`` yields, partition by partition.
+
+        See Also
+        --------
+        RDD.map_partitions : Without the index.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2, 3, 4], 2)
         >>> await rdd.map_partitions_with_index(lambda i, it: [(i, sum(it))]).collect()
         [(0, 3), (1, 7)]
@@ -190,6 +269,27 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     ) -> RDD:
         """Apply ``f(iterator)`` to each partition.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(iterator)`` returns an iterable of the partition's new records (a
+            generator function works); it runs once per partition, on a worker.
+        preserves_partitioning : bool, default False
+            Keep this RDD's partitioner: say so only when ``f`` keeps every
+            record's key (of a pair RDD) unchanged.
+
+        Returns
+        -------
+        RDD
+            The records ``f`` yields, partition by partition.
+
+        See Also
+        --------
+        RDD.map_partitions_with_index : With the partition's index.
+        RDD.map : One record at a time.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3, 4], 2).map_partitions(lambda it: [sum(it)]).collect()
         [3, 7]
         """
@@ -198,6 +298,26 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def map(self, f: Callable[[Any], Any], preserves_partitioning: bool = False) -> RDD:
         """Apply ``f`` to every record.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(record)`` returns the new record; it runs on the workers.
+        preserves_partitioning : bool, default False
+            Keep this RDD's partitioner: say so only when ``f`` keeps every
+            record's key (of a pair RDD) unchanged.
+
+        Returns
+        -------
+        RDD
+            One record ``f(x)`` for each record ``x``, in the same partitions.
+
+        See Also
+        --------
+        RDD.flat_map : Several records (or none) per record.
+        RDD.map_values : For the values of pairs only.
+
+        Examples
+        --------
         >>> await ctx.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()
         [('b', 1), ('a', 1), ('c', 1)]
         """
@@ -209,6 +329,22 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     ) -> RDD:
         """Apply ``f`` to every record and flatten the iterables it returns.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(record)`` returns an iterable of new records; it runs on the
+            workers.
+        preserves_partitioning : bool, default False
+            Keep this RDD's partitioner: say so only when every record ``f`` yields
+            keeps the key of the record it came from.
+
+        Returns
+        -------
+        RDD
+            Every item of every ``f(x)``, in order, in the same partitions.
+
+        Examples
+        --------
         >>> await ctx.parallelize(["a b", "c"]).flat_map(str.split).collect()
         ['a', 'b', 'c']
         """
@@ -219,6 +355,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def filter(self, f: Callable[[Any], Any]) -> RDD:
         """Keep the records for which ``f`` is true.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(record)``, true for the records to keep; it runs on the workers.
+
+        Returns
+        -------
+        RDD
+            The records kept, in order; the partitioner is kept.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3, 4]).filter(lambda x: x % 2 == 0).collect()
         [2, 4]
         """
@@ -227,6 +375,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def glom(self) -> RDD:
         """One list per partition.
 
+        Returns
+        -------
+        RDD
+            One record per partition: the list of that partition's records (an
+            empty partition gives an empty list).
+
+        Examples
+        --------
         >>> await ctx.parallelize(range(5), 2).glom().collect()
         [[0, 1], [2, 3, 4]]
         """
@@ -235,6 +391,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def key_by(self, f: Callable[[Any], Any]) -> RDD:
         """Pair every record with a key computed by ``f``: ``(f(x), x)``.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(record)`` returns the record's key.
+
+        Returns
+        -------
+        RDD
+            The pairs ``(f(x), x)``.
+
+        Examples
+        --------
         >>> await ctx.parallelize(["apple", "fig"]).key_by(len).collect()
         [(5, 'apple'), (3, 'fig')]
         """
@@ -243,6 +411,17 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def keys(self) -> RDD:
         """The keys of an RDD of pairs.
 
+        Returns
+        -------
+        RDD
+            The first item of each record.
+
+        See Also
+        --------
+        RDD.values : The second items.
+
+        Examples
+        --------
         >>> await ctx.parallelize([("a", 1), ("b", 2)]).keys().collect()
         ['a', 'b']
         """
@@ -252,6 +431,17 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def values(self) -> RDD:
         """The values of an RDD of pairs.
 
+        Returns
+        -------
+        RDD
+            The second item of each record.
+
+        See Also
+        --------
+        RDD.keys : The first items.
+
+        Examples
+        --------
         >>> await ctx.parallelize([("a", 1), ("b", 2)]).values().collect()
         [1, 2]
         """
@@ -261,6 +451,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def map_values(self, f: Callable[[Any], Any]) -> RDD:
         """Apply ``f`` to each value of a pair RDD, keeping keys and partitioning.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(value)`` returns the new value.
+
+        Returns
+        -------
+        RDD
+            The pairs ``(k, f(v))``, with this RDD's partitioner.
+
+        Examples
+        --------
         >>> await ctx.parallelize([("a", [1, 2]), ("b", [3])]).map_values(len).collect()
         [('a', 2), ('b', 1)]
         """
@@ -269,6 +471,19 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def flat_map_values(self, f: Callable[[Any], Iterable[Any]]) -> RDD:
         """Apply ``f`` to each value and pair every item it yields with the key.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(value)`` returns an iterable of new values.
+
+        Returns
+        -------
+        RDD
+            The pairs ``(k, w)`` for every ``w`` of ``f(v)``, with this RDD's
+            partitioner.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", "x y"), ("b", "z")])
         >>> await rdd.flat_map_values(str.split).collect()
         [('a', 'x'), ('a', 'y'), ('b', 'z')]
@@ -287,6 +502,34 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def persist(self, storage_level: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
         """Keep computed splits on the workers, at ``storage_level``; returns ``self``.
 
+        A split is stored the first time a job computes it; later jobs read it from
+        there.  Splits that do not fit are evicted or, at a level with disk, spilled,
+        and recomputed from lineage when evicted.
+
+        Parameters
+        ----------
+        storage_level : StorageLevel, default StorageLevel.MEMORY_ONLY
+            Where the splits are kept (memory, disk, serialized or not).
+
+        Returns
+        -------
+        RDD
+            ``self``, so that ``rdd = ctx.text_file(path).persist()`` works.
+
+        Raises
+        ------
+        TypeError
+            When ``storage_level`` is not a ``StorageLevel``.
+        ValueError
+            When the RDD is already persisted at another level.
+
+        See Also
+        --------
+        RDD.cache : ``persist()`` at the default level.
+        RDD.unpersist : The reverse.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2, 3]).persist(StorageLevel.MEMORY_ONLY)
         >>> rdd.storage_level == StorageLevel.MEMORY_ONLY
         True
@@ -303,6 +546,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def cache(self) -> RDD:
         """Persist in memory (``StorageLevel.MEMORY_ONLY``); returns ``self``.
 
+        Returns
+        -------
+        RDD
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            When the RDD is already persisted at another level.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(4), 2).map(lambda x: x + 1).cache()
         >>> await rdd.sum(), await rdd.count()
         (10, 4)
@@ -312,6 +567,19 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def unpersist(self, blocking: bool = False) -> RDD:
         """Stop persisting and drop the cached splits on every worker; returns ``self``.
 
+        Parameters
+        ----------
+        blocking : bool, default False
+            Accepted for PySpark compatibility; the workers drop the blocks in the
+            background either way.
+
+        Returns
+        -------
+        RDD
+            ``self``, no longer persisted.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2]).cache()
         >>> rdd.unpersist().storage_level is None
         True
@@ -323,6 +591,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def set_name(self, name: str) -> RDD:
         """Name the RDD (shown by ``repr``, ``to_debug_string`` and the status page).
 
+        Parameters
+        ----------
+        name : str
+            The name (anything else is converted with ``str``).
+
+        Returns
+        -------
+        RDD
+            ``self``.
+
+        Examples
+        --------
         >>> ctx.parallelize([1]).set_name("ones").name()
         'ones'
         """
@@ -332,6 +612,13 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def name(self) -> str | None:
         """The RDD's name, or None.
 
+        Returns
+        -------
+        str or None
+            The name ``set_name`` gave, or ``None``.
+
+        Examples
+        --------
         >>> print(ctx.parallelize([1]).name())
         None
         """
@@ -340,6 +627,13 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def get_storage_level(self) -> StorageLevel | None:
         """The level ``persist`` set, or None when the RDD is not persisted.
 
+        Returns
+        -------
+        StorageLevel or None
+            The storage level, or ``None``.
+
+        Examples
+        --------
         >>> ctx.parallelize([1]).cache().get_storage_level() == StorageLevel.MEMORY_ONLY
         True
         """
@@ -348,6 +642,15 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def to_debug_string(self) -> str:
         """The lineage, one RDD per line; an indented ``+-`` marks each shuffle (a new stage).
 
+        Returns
+        -------
+        str
+            The lineage, this RDD first: one line per RDD, with its kind, id, name
+            (when set) and storage level (in brackets); the first line starts with
+            the number of partitions.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 1)], 2).reduce_by_key(operator.add).map_values(str)
         >>> print(rdd.to_debug_string())
         (2) MapPartitionsRDD[...] []
@@ -364,6 +667,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         From then on the RDD reads them from there and its lineage is cut, so
         long iterative lineages stop growing.  Needs ``ctx.set_checkpoint_dir``.
 
+        Raises
+        ------
+        RuntimeError
+            When no checkpoint directory is set.
+
+        See Also
+        --------
+        RDD.local_checkpoint : Faster, without shared storage.
+        Context.set_checkpoint_dir : Where checkpoints go.
+
+        Examples
+        --------
         >>> ctx.set_checkpoint_dir(f"{tmp_dir}/checkpoints")
         >>> rdd = ctx.parallelize(range(4), 2).map(lambda x: x * 10)
         >>> rdd.checkpoint()
@@ -383,6 +698,15 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         Faster than ``checkpoint`` because nothing goes to shared storage.  Unlike
         Spark, a lost local checkpoint is recomputed from lineage, not an error.
 
+        Persists at ``StorageLevel.MEMORY_AND_DISK``, unless the RDD is already
+        persisted (then its level is kept).
+
+        See Also
+        --------
+        RDD.checkpoint : To shared storage, cutting the lineage.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(3)).map(lambda x: x + 1)
         >>> rdd.local_checkpoint()
         >>> await rdd.sum(), rdd.get_storage_level() == StorageLevel.MEMORY_AND_DISK
@@ -394,6 +718,13 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def is_checkpointed(self) -> bool:
         """True once the RDD's splits have been written by ``checkpoint``.
 
+        Returns
+        -------
+        bool
+            Whether a job has written the checkpoint.
+
+        Examples
+        --------
         >>> ctx.parallelize([1]).is_checkpointed()
         False
         """
@@ -402,6 +733,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def get_checkpoint_file(self) -> str | None:
         """Where ``checkpoint`` wrote (or will write) the splits, or None.
 
+        Returns
+        -------
+        str or None
+            The checkpoint's directory, or ``None`` when ``checkpoint`` was not
+            called.
+
+        Examples
+        --------
         >>> print(ctx.parallelize([1]).get_checkpoint_file())
         None
         """
@@ -410,6 +749,13 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     def get_num_partitions(self) -> int:
         """The number of partitions.
 
+        Returns
+        -------
+        int
+            The number of partitions (computed in the driver, no job runs).
+
+        Examples
+        --------
         >>> ctx.parallelize(range(10), 4).get_num_partitions()
         4
         """
@@ -423,6 +769,20 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def collect(self) -> list[Any]:
         """All records, in partition order.
 
+        Every record is pickled to the driver and kept in its memory: for large
+        RDDs, prefer ``take``, ``to_local_iterator`` or saving to files.
+
+        Returns
+        -------
+        list
+            Awaiting gives every record, partition by partition.
+
+        See Also
+        --------
+        RDD.to_local_iterator : Streams the records instead.
+
+        Examples
+        --------
         >>> await ctx.parallelize(range(5), 2).collect()
         [0, 1, 2, 3, 4]
         """
@@ -431,6 +791,13 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def count(self) -> int:
         """The number of records.
 
+        Returns
+        -------
+        int
+            Awaiting gives the number of records.
+
+        Examples
+        --------
         >>> await ctx.parallelize(range(100), 3).filter(lambda x: x % 3 == 0).count()
         34
         """
@@ -439,6 +806,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def sum(self) -> Any:
         """The sum of the records (0 for an empty RDD).
 
+        Returns
+        -------
+        object
+            Awaiting gives the sum (with ``+``) of the records: each partition's
+            sum, then the sum of those, starting from 0.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1.5, 2.5, 3]).sum()
         7.0
         """
@@ -447,6 +822,29 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
         """Combine all records with a commutative, associative binary ``f``.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(a, b)`` returns their combination.  Each partition is reduced on
+            the workers, then the partial results in the driver, so the order of
+            the combinations is not the records' order.
+
+        Returns
+        -------
+        object
+            Awaiting gives the combination of all records.
+
+        Raises
+        ------
+        ValueError
+            When the RDD has no records.
+
+        See Also
+        --------
+        RDD.fold : With a zero value, which allows empty RDDs.
+
+        Examples
+        --------
         >>> await ctx.parallelize(range(1, 6), 2).reduce(operator.mul)
         120
         """
@@ -463,6 +861,26 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def fold(self, zero_value: Any, op: Callable[[Any, Any], Any]) -> Any:
         """Fold each partition from ``zero_value`` with ``op``, then fold the partial results.
 
+        Parameters
+        ----------
+        zero_value : object
+            The identity of ``op``.  Each partition starts from a deep copy of it;
+            the driver's fold starts from it too.
+        op : callable
+            ``op(a, b)`` returns their combination; it may change and return ``a``.
+
+        Returns
+        -------
+        object
+            Awaiting gives the folded value (``zero_value`` for an empty RDD).
+
+        See Also
+        --------
+        RDD.reduce : Without a zero value.
+        RDD.aggregate : With a result of another type than the records.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3, 4], 2).fold(0, operator.add)
         10
         """
@@ -475,6 +893,28 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def take(self, num: int) -> list[Any]:
         """The first ``num`` records, scanning as few partitions as it can.
 
+        Like Spark, it first computes one partition, then, while it has too few
+        records, scans more partitions at a time (up to four times as many as it has
+        scanned).
+
+        Parameters
+        ----------
+        num : int
+            How many records; 0 or less gives an empty list.
+
+        Returns
+        -------
+        list
+            Awaiting gives the first ``num`` records in partition order (fewer when
+            the RDD has fewer).
+
+        See Also
+        --------
+        RDD.first : One record.
+        RDD.take_ordered : The smallest records instead of the first.
+
+        Examples
+        --------
         >>> await ctx.parallelize(range(100), 10).take(3)
         [0, 1, 2]
         """
@@ -505,6 +945,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def first(self) -> Any:
         """The first record; ``ValueError`` when the RDD is empty.
 
+        Returns
+        -------
+        object
+            Awaiting gives the first record in partition order.
+
+        Raises
+        ------
+        ValueError
+            When the RDD is empty.
+
+        Examples
+        --------
         >>> await ctx.parallelize([3, 1, 2]).first()
         3
         """
@@ -516,6 +968,18 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def foreach(self, f: Callable[[Any], Any]) -> None:
         """Call ``f`` on every record, on the workers.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(record)``, called for its side effects (say, adding to an
+            accumulator); what it returns is ignored.
+
+        See Also
+        --------
+        RDD.foreach_partition : Once per partition.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).foreach(lambda x: None)
         """
 
@@ -528,6 +992,19 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     async def foreach_partition(self, f: Callable[[Iterator[Any]], Any]) -> None:
         """Call ``f`` once per partition with the partition's iterator, on the workers.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(iterator)``, called for its side effects (say, writing the
+            partition to a database over one connection); what it returns is
+            ignored.
+
+        See Also
+        --------
+        RDD.foreach : Once per record.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3], 2).foreach_partition(lambda it: list(it))
         """
         await self._run(lambda _, it: (f(it), None)[1])
@@ -546,6 +1023,29 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         fsspec codec name (``"gzip"``, ``"bz2"`` ...).  An existing ``path``
         is an error unless ``overwrite`` is true.
 
+        Parameters
+        ----------
+        path : str
+            The output directory, a local path or fsspec URL.
+        compression : str or None, optional
+            An fsspec compression codec for the part files (default: none).
+        overwrite : bool, default False
+            Replace an existing ``path`` instead of failing.
+
+        Raises
+        ------
+        FileExistsError
+            When ``path`` exists and ``overwrite`` is false.
+        ValueError
+            For an unknown ``compression``.
+
+        See Also
+        --------
+        Context.text_file : Reads the lines back.
+        RDD.save_as_pickle_file : Keeps the records' types.
+
+        Examples
+        --------
         >>> out = f"{tmp_dir}/doctest-save"
         >>> await ctx.parallelize(["x", "y", "z"], 2).save_as_text_file(out)
         >>> sorted(os.listdir(out))
