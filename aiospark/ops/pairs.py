@@ -46,6 +46,40 @@ class PairOps:
 
         Values are combined on the map side before the shuffle.
 
+        Parameters
+        ----------
+        create_combiner : callable
+            ``create_combiner(v)`` turns a key's first value (in a partition) into a
+            combiner.
+        merge_value : callable
+            ``merge_value(c, v)`` adds a value to a combiner; it may change and
+            return ``c``.
+        merge_combiners : callable
+            ``merge_combiners(c1, c2)`` merges two combiners (built on different
+            partitions); it may change and return ``c1``.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            One ``(key, combiner)`` pair per distinct key, hash-partitioned.  No
+            shuffle happens when this RDD is already partitioned that way.
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        See Also
+        --------
+        RDD.reduce_by_key, RDD.aggregate_by_key, RDD.group_by_key
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
         >>> sums = rdd.combine_by_key(lambda v: [v], lambda c, v: c + [v], operator.add)
         >>> sorted(await sums.collect())
@@ -77,6 +111,33 @@ class PairOps:
 
         The result has ``num_partitions`` partitions (default: as many as this RDD).
 
+        Parameters
+        ----------
+        func : callable
+            ``func(v1, v2)`` returns their combination; associative and
+            commutative.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            One ``(key, reduced value)`` pair per distinct key, hash-partitioned.
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        See Also
+        --------
+        RDD.reduce_by_key_locally : The result as a dict in the driver.
+
+        Examples
+        --------
         >>> pairs = ctx.parallelize([("a", 1), ("b", 1), ("a", 1)], 2)
         >>> sorted(await pairs.reduce_by_key(operator.add).collect())
         [('a', 2), ('b', 1)]
@@ -93,6 +154,27 @@ class PairOps:
 
         Prefer ``reduce_by_key`` for aggregations: grouping ships every value.
 
+        Parameters
+        ----------
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            One ``(key, list of values)`` pair per distinct key, hash-partitioned;
+            the order of a key's values is not defined.
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
         >>> sorted(await rdd.group_by_key().map_values(sorted).collect())
         [('a', [1, 3]), ('b', [2])]
@@ -108,12 +190,47 @@ class PairOps:
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
     ) -> Self:
-        """Aggregate the values of each key: ``seq_func`` folds values into an accumulator
-        that starts from a copy of ``zero_value``, ``comb_func`` merges accumulators.
+        """Aggregate the values of each key into an accumulator of any type.
 
-        Each key's accumulator starts from its own deep copy of ``zero_value``, so
-        a mutable zero (a list, a set) may be modified in place.
+        ``seq_func`` folds values into an accumulator that starts from a copy of
+        ``zero_value``, ``comb_func`` merges accumulators.  Each key's
+        accumulator starts from its own deep copy of ``zero_value``, so a
+        mutable zero (a list, a set) may be modified in place.
 
+        Parameters
+        ----------
+        zero_value : object
+            The accumulator each key starts from (in each partition).
+        seq_func : callable
+            ``seq_func(acc, v)`` folds a value into an accumulator; it may change
+            and return ``acc``.
+        comb_func : callable
+            ``comb_func(acc1, acc2)`` merges two accumulators.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            One ``(key, accumulator)`` pair per distinct key, hash-partitioned.
+
+        Raises
+        ------
+        TypeError
+            When ``seq_func``, ``comb_func`` or ``partition_func`` is not callable.
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        See Also
+        --------
+        RDD.fold_by_key : One function for both.
+        RDD.combine_by_key : The general form.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
         >>> sums_counts = rdd.aggregate_by_key(
         ...     (0, 0), lambda acc, v: (acc[0] + v, acc[1] + 1),
@@ -142,6 +259,33 @@ class PairOps:
         The zero may be folded in more than once per key (once per map-side
         partition), so it should be neutral for ``func``.
 
+        Parameters
+        ----------
+        zero_value : object
+            The value each key's fold starts from, in each partition (deep-copied,
+            unless immutable); neutral for ``func``.
+        func : callable
+            ``func(acc, v)`` returns their combination; associative.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            One ``(key, folded value)`` pair per distinct key, hash-partitioned.
+
+        Raises
+        ------
+        TypeError
+            When ``func`` is not callable.
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
         >>> sorted(await rdd.fold_by_key(0, operator.add).collect())
         [('a', 4), ('b', 2)]
@@ -157,6 +301,31 @@ class PairOps:
     ) -> Self:
         """Group the records by ``f(record)``: ``(key, [records...])`` pairs.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(record)`` returns the record's key.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            One ``(key, list of records)`` pair per distinct key; the order within
+            a list is not defined.
+
+        Raises
+        ------
+        TypeError
+            When ``f`` or ``partition_func`` is not callable.
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 1, 2, 3, 5, 8], 2)
         >>> sorted(await rdd.group_by(lambda x: x % 2).map_values(sorted).collect())
         [(0, [2, 8]), (1, [1, 1, 3, 5])]
@@ -169,6 +338,34 @@ class PairOps:
 
         The values are lists (possibly empty) in arrival order.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of ``(key, value)`` pairs of the same context.
+        num_partitions : int or None, optional
+            Partitions of the result.  Default: those of an input already
+            hash-partitioned (the one with the most partitions), else the sum of
+            the inputs' partition counts.
+
+        Returns
+        -------
+        RDD
+            One ``(key, (list, list))`` pair per key of either RDD.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        See Also
+        --------
+        RDD.group_with : With more RDDs.
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
         >>> y = ctx.parallelize([("a", 2)])
         >>> sorted(await x.cogroup(y).collect())
@@ -180,6 +377,28 @@ class PairOps:
     def group_with(self, other: Self, *others: Self) -> Self:
         """``cogroup`` with any number of RDDs: ``(key, (values in self, in other, ...))``.
 
+        Parameters
+        ----------
+        other : RDD
+            A second RDD of pairs.
+        *others : RDD
+            More RDDs of pairs.
+
+        Returns
+        -------
+        RDD
+            One ``(key, tuple of lists)`` pair per key of any RDD, a list per RDD in
+            argument order (``self`` first), partitioned as in ``cogroup``.
+
+        Raises
+        ------
+        TypeError
+            When one of the others is not an RDD.
+        ValueError
+            When one belongs to another context.
+
+        Examples
+        --------
         >>> w = ctx.parallelize([("a", 5), ("b", 6)])
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
         >>> y = ctx.parallelize([("a", 2)])
@@ -193,6 +412,34 @@ class PairOps:
     def join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Inner join: ``(key, (v, w))`` for every ``v`` in self and ``w`` in other under a key.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of ``(key, value)`` pairs of the same context.
+        num_partitions : int or None, optional
+            Partitions of the result.  Default: those of an input already
+            hash-partitioned (the one with the most partitions), else the sum of
+            the inputs' partition counts.
+
+        Returns
+        -------
+        RDD
+            One ``(key, (v, w))`` pair per pair of values of a key found in both RDDs.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        See Also
+        --------
+        RDD.left_outer_join, RDD.right_outer_join, RDD.full_outer_join
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
         >>> y = ctx.parallelize([("a", 2), ("a", 3)])
         >>> sorted(await x.join(y).collect())
@@ -203,6 +450,31 @@ class PairOps:
     def left_outer_join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Left outer join: like ``join``, plus ``(key, (v, None))`` for keys only in self.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of ``(key, value)`` pairs of the same context.
+        num_partitions : int or None, optional
+            Partitions of the result.  Default: those of an input already
+            hash-partitioned (the one with the most partitions), else the sum of
+            the inputs' partition counts.
+
+        Returns
+        -------
+        RDD
+            The pairs of ``join``, and ``(key, (v, None))`` for each value ``v`` of a key
+            absent from ``other``.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
         >>> y = ctx.parallelize([("a", 2)])
         >>> sorted(await x.left_outer_join(y).collect())
@@ -213,6 +485,31 @@ class PairOps:
     def right_outer_join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Right outer join: like ``join``, plus ``(key, (None, w))`` for keys only in other.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of ``(key, value)`` pairs of the same context.
+        num_partitions : int or None, optional
+            Partitions of the result.  Default: those of an input already
+            hash-partitioned (the one with the most partitions), else the sum of
+            the inputs' partition counts.
+
+        Returns
+        -------
+        RDD
+            The pairs of ``join``, and ``(key, (None, w))`` for each value ``w`` of a key
+            absent from ``self``.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 2)])
         >>> y = ctx.parallelize([("a", 1), ("b", 4)])
         >>> sorted(await x.right_outer_join(y).collect())
@@ -223,6 +520,31 @@ class PairOps:
     def full_outer_join(self, other: Self, num_partitions: int | None = None) -> Self:
         """Full outer join: pairs for keys on both sides, ``None`` for the side a key lacks.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of ``(key, value)`` pairs of the same context.
+        num_partitions : int or None, optional
+            Partitions of the result.  Default: those of an input already
+            hash-partitioned (the one with the most partitions), else the sum of
+            the inputs' partition counts.
+
+        Returns
+        -------
+        RDD
+            The pairs of ``join``, and ``(key, (v, None))`` or ``(key, (None, w))`` for
+            the values of a key found on one side only.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 1), ("b", 4)])
         >>> y = ctx.parallelize([("a", 2), ("c", 8)])
         >>> sorted(await x.full_outer_join(y).collect())
@@ -235,6 +557,35 @@ class PairOps:
 
         Only the keys of ``other`` are shuffled, each once per map partition.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of pairs whose keys are removed (its values are ignored).
+        num_partitions : int or None, optional
+            Partitions of the result.  Default: those of an input already
+            hash-partitioned (the one with the most partitions), else the sum of
+            the inputs' partition counts.
+
+        Returns
+        -------
+        RDD
+            The pairs of ``self`` (every value kept) whose key is not a key of
+            ``other``.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        See Also
+        --------
+        RDD.subtract : Compares whole records.
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 1), ("b", 4), ("b", 5), ("a", 2)])
         >>> y = ctx.parallelize([("a", 3), ("c", None)])
         >>> sorted(await x.subtract_by_key(y).collect())
@@ -278,6 +629,27 @@ class PairOps:
     ) -> Self:
         """Redistribute a pair RDD so that ``partition_func(key) % num_partitions`` picks the split.
 
+        Parameters
+        ----------
+        num_partitions : int
+            Partitions of the result.
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the key goes to partition
+            ``partition_func(key) % num_partitions``.
+
+        Returns
+        -------
+        RDD
+            The same pairs, hash-partitioned; ``self`` when it is already
+            partitioned that way.
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([(1, "a"), (2, "b"), (3, "c"), (4, "d")], 1)
         >>> await rdd.partition_by(2).glom().collect()
         [[(2, 'b'), (4, 'd')], [(1, 'a'), (3, 'c')]]
@@ -293,6 +665,18 @@ class PairOps:
     async def count_by_key(self) -> dict:
         """The number of pairs per key, as a dict.
 
+        Returns
+        -------
+        dict
+            Awaiting gives ``{key: number of pairs}``.
+
+        Raises
+        ------
+        TypeError
+            When a key is unhashable.
+
+        Examples
+        --------
         >>> await ctx.parallelize([("a", 1), ("b", 1), ("a", 1)]).count_by_key()
         {'a': 2, 'b': 1}
         """
@@ -301,6 +685,18 @@ class PairOps:
     async def count_by_value(self) -> dict:
         """How many times each distinct record occurs, as a dict.
 
+        Returns
+        -------
+        dict
+            Awaiting gives ``{record: number of occurrences}``.
+
+        Raises
+        ------
+        TypeError
+            When a record is unhashable.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 1, 2, 2], 2).count_by_value()
         {1: 2, 2: 3}
         """
@@ -309,6 +705,18 @@ class PairOps:
     async def collect_as_map(self) -> dict:
         """The pairs as a dict; for a repeated key the last value (in partition order) wins.
 
+        Returns
+        -------
+        dict
+            Awaiting gives ``{key: value}``.
+
+        Raises
+        ------
+        TypeError
+            When a key is unhashable.
+
+        Examples
+        --------
         >>> await ctx.parallelize([(1, 2), (3, 4), (1, 5)]).collect_as_map()
         {1: 5, 3: 4}
         """
@@ -319,6 +727,28 @@ class PairOps:
 
         Each partition is reduced on its worker; the driver merges the partial dicts.
 
+        Parameters
+        ----------
+        func : callable
+            ``func(v1, v2)`` returns their combination; associative and
+            commutative.
+
+        Returns
+        -------
+        dict
+            Awaiting gives ``{key: reduced value}``.
+
+        Raises
+        ------
+        TypeError
+            When ``func`` is not callable, or a key is unhashable.
+
+        See Also
+        --------
+        RDD.reduce_by_key : The result as an RDD.
+
+        Examples
+        --------
         >>> pairs = ctx.parallelize([("a", 1), ("b", 1), ("a", 1)], 2)
         >>> sorted((await pairs.reduce_by_key_locally(operator.add)).items())
         [('a', 2), ('b', 1)]
@@ -333,6 +763,19 @@ class PairOps:
 
         When the RDD has a partitioner, only the partition holding ``key`` is read.
 
+        Parameters
+        ----------
+        key : object
+            The key, compared with ``==``.
+
+        Returns
+        -------
+        list
+            Awaiting gives the values of the pairs with that key, in partition
+            order (empty when there is none).
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)]).partition_by(4)
         >>> await rdd.lookup("a"), await rdd.lookup("z")
         ([1, 3], [])
