@@ -50,6 +50,29 @@ class SetOps:
         partitioner, partition *i* holds both partitions *i* instead and the
         partitioner is kept.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of the same context.
+
+        Returns
+        -------
+        RDD
+            The records of both RDDs (no shuffle).
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context.
+
+        See Also
+        --------
+        Context.union : The union of several RDDs.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 1, 2], 2)
         >>> await rdd.union(ctx.parallelize([3], 1)).glom().collect()
         [[1], [1, 2], [3]]
@@ -66,6 +89,24 @@ class SetOps:
 
         The result has ``num_partitions`` partitions (default: as many as this RDD).
 
+        Parameters
+        ----------
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+
+        Returns
+        -------
+        RDD
+            Each distinct record once, in no particular order (a shuffle).  The job
+            fails with ``TypeError`` on an unhashable record.
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> sorted(await ctx.parallelize([1, 1, 2, 3, 3, 3], 3).distinct().collect())
         [1, 2, 3]
         """
@@ -81,6 +122,29 @@ class SetOps:
 
         Like PySpark, the result has as many partitions as the two inputs together.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of the same context.
+
+        Returns
+        -------
+        RDD
+            Each record found in both RDDs, once, in no particular order.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context.
+
+        See Also
+        --------
+        RDD.subtract : The records not in the other.
+
+        Examples
+        --------
         >>> left = ctx.parallelize([1, 10, 2, 3, 4, 5, 1])
         >>> sorted(await left.intersection(ctx.parallelize([1, 6, 2, 3, 7, 8])).collect())
         [1, 2, 3]
@@ -97,6 +161,33 @@ class SetOps:
         The result has ``num_partitions`` partitions (default: as many as the
         two inputs together, like PySpark).
 
+        Parameters
+        ----------
+        other : RDD
+            The RDD whose records are removed, of the same context.
+        num_partitions : int or None, optional
+            Partitions of the result.
+
+        Returns
+        -------
+        RDD
+            Every occurrence of each record of this RDD that ``other`` lacks, in no
+            particular order.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context, or ``num_partitions`` is
+            not a positive int.
+
+        See Also
+        --------
+        RDD.subtract_by_key : Compares keys only.
+
+        Examples
+        --------
         >>> x = ctx.parallelize([("a", 1), ("b", 4), ("b", 4), ("a", 3)])
         >>> sorted(await x.subtract(ctx.parallelize([("a", 3), ("c", None)])).collect())
         [('a', 1), ('b', 4), ('b', 4)]
@@ -113,6 +204,26 @@ class SetOps:
 
         One partition per pair of partitions (left-major), as in PySpark.
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of the same context.
+
+        Returns
+        -------
+        RDD
+            ``len(self) * len(other)`` pairs, in
+            ``self.get_num_partitions() * other.get_num_partitions()`` partitions.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2], 2)
         >>> await rdd.cartesian(ctx.parallelize(["a", "b"], 1)).glom().collect()
         [[(1, 'a'), (1, 'b')], [(2, 'a'), (2, 'b')]]
@@ -127,6 +238,27 @@ class SetOps:
         once) and the same number of records in each partition (else the job
         fails with a ``ValueError``).
 
+        Parameters
+        ----------
+        other : RDD
+            An RDD of the same context, with as many partitions and as many
+            records in each.
+
+        Returns
+        -------
+        RDD
+            The pairs ``(x, y)``, in this RDD's partitions.
+
+        Raises
+        ------
+        TypeError
+            When ``other`` is not an RDD.
+        ValueError
+            When ``other`` belongs to another context or has another number of
+            partitions.
+
+        Examples
+        --------
         >>> x, y = ctx.parallelize(range(0, 5), 2), ctx.parallelize(range(1000, 1005), 2)
         >>> await x.zip(y).collect()
         [(0, 1000), (1, 1001), (2, 1002), (3, 1003), (4, 1004)]
@@ -148,6 +280,17 @@ class SetOps:
         every job on the result (its output is reused by later jobs), so this
         method stays a lazy transformation.
 
+        Returns
+        -------
+        RDD
+            The pairs ``(record, index)``, indexes 0, 1, 2 ... without gaps.
+
+        See Also
+        --------
+        RDD.zip_with_unique_id : Ids with gaps, without counting first.
+
+        Examples
+        --------
         >>> await ctx.parallelize(["a", "b", "c", "d"], 3).zip_with_index().glom().collect()
         [[('a', 0)], [('b', 1)], [('c', 2), ('d', 3)]]
         """
@@ -162,6 +305,17 @@ class SetOps:
         ``n`` is the number of partitions.  Unlike ``zip_with_index`` no count
         is needed, but the ids have gaps.
 
+        Returns
+        -------
+        RDD
+            The pairs ``(record, id)``, ids distinct but not consecutive.
+
+        See Also
+        --------
+        RDD.zip_with_index : Consecutive indexes.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(["a", "b", "c", "d", "e"], 3)
         >>> await rdd.zip_with_unique_id().collect()
         [('a', 0), ('b', 1), ('c', 4), ('d', 2), ('e', 5)]
@@ -181,6 +335,31 @@ class SetOps:
         that depends on the partition's index), so the count may also grow and
         the records end up balanced.
 
+        Parameters
+        ----------
+        num_partitions : int
+            The number of partitions wanted.
+        shuffle : bool, default False
+            Redistribute the records by a shuffle, balancing them (the only way to
+            increase the number of partitions).
+
+        Returns
+        -------
+        RDD
+            The same records in ``num_partitions`` partitions (without
+            ``shuffle``, at most as many as this RDD has).
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        See Also
+        --------
+        RDD.repartition : ``coalesce`` with ``shuffle=True``.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2, 3, 4, 5], 3)
         >>> await rdd.glom().collect()
         [[1], [2, 3], [4, 5]]
@@ -201,6 +380,23 @@ class SetOps:
     def repartition(self, num_partitions: int) -> Self:
         """Exactly ``num_partitions`` balanced partitions, by a shuffle: ``coalesce(n, True)``.
 
+        Parameters
+        ----------
+        num_partitions : int
+            The number of partitions wanted; more or fewer than now.
+
+        Returns
+        -------
+        RDD
+            The same records, in ``num_partitions`` partitions of similar sizes.
+
+        Raises
+        ------
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1, 2, 3, 4, 5, 6, 7], 4)
         >>> [len(p) for p in await rdd.repartition(2).glom().collect()]
         [4, 3]
@@ -214,6 +410,13 @@ class SetOps:
     async def is_empty(self) -> bool:
         """True when the RDD has no records (looks at as few partitions as it can).
 
+        Returns
+        -------
+        bool
+            Awaiting gives whether the RDD has no record.
+
+        Examples
+        --------
         >>> await ctx.empty_rdd().is_empty(), await ctx.parallelize([0]).is_empty()
         (True, False)
         """
@@ -235,6 +438,22 @@ class SetOps:
         the worker's.  With ``check_code`` a non-zero exit status fails the
         task with a ``RuntimeError`` naming the command and status.
 
+        Parameters
+        ----------
+        command : str or sequence of str
+            The command line (split with ``shlex``), or its argument vector.
+        env : dict of str to str, optional
+            Variables added to the command's environment.
+        check_code : bool, default False
+            Fail the task when the command exits with a non-zero status.
+
+        Returns
+        -------
+        RDD
+            The command's output lines (str), partition by partition.
+
+        Examples
+        --------
         >>> await ctx.parallelize(["1", "2", "", "3"]).pipe("cat").collect()
         ['1', '2', '', '3']
         >>> await ctx.parallelize(["spark", "asyncio"], 2).pipe("tr a-z A-Z").collect()
