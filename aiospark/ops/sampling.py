@@ -37,6 +37,35 @@ class SampleOps:
         ``fraction`` of the count.  ``seed=None`` picks a random seed now, so
         every action on the returned RDD sees the same sample.
 
+        Parameters
+        ----------
+        with_replacement : bool
+            Whether a record may be picked more than once.
+        fraction : float
+            Without replacement, the probability of keeping each record, in
+            ``[0, 1]``; with replacement, the expected number of copies of each
+            record, ``>= 0``.
+        seed : int or None, optional
+            The random seed (default: a random one, drawn now).
+
+        Returns
+        -------
+        RDD
+            The sampled records, in their original order and partitions.
+
+        Raises
+        ------
+        TypeError
+            When ``fraction`` is not a number or ``seed`` not an int.
+        ValueError
+            When ``fraction`` is out of range.
+
+        See Also
+        --------
+        RDD.take_sample : A sample of an exact size, in the driver.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(20), 2)
         >>> await rdd.sample(False, 0.3, seed=42).collect()
         [0, 1, 3, 4, 7, 16, 17, 18, 19]
@@ -55,6 +84,29 @@ class SampleOps:
 
         Every record lands in exactly one split (weights need not sum to 1).
 
+        Parameters
+        ----------
+        weights : sequence of float
+            One non-negative weight per split; their sum must be positive.
+        seed : int or None, optional
+            The random seed (default: a random one, drawn now).
+
+        Returns
+        -------
+        list of RDD
+            One RDD per weight, in order; together they hold every record once.
+            Each is computed from this RDD (cache it when that is costly).
+
+        Raises
+        ------
+        TypeError
+            When a weight is not a number or ``seed`` not an int.
+        ValueError
+            When ``weights`` is empty, has a negative or NaN weight, or does not
+            sum to a positive finite number.
+
+        Examples
+        --------
         >>> a, b = ctx.parallelize(range(10), 2).random_split([0.6, 0.4], seed=17)
         >>> await a.collect(), await b.collect()
         ([1, 5, 6, 7], [0, 2, 3, 4, 8, 9])
@@ -93,6 +145,31 @@ class SampleOps:
         ``fractions`` maps every key to its fraction (as in ``sample``); a key
         missing from it fails the job with a ``ValueError``.
 
+        Parameters
+        ----------
+        with_replacement : bool
+            Whether a pair may be picked more than once.
+        fractions : dict
+            ``{key: fraction}`` for every key of the RDD, each fraction as in
+            ``sample``.
+        seed : int or None, optional
+            The random seed (default: a random one, drawn now).
+
+        Returns
+        -------
+        RDD
+            The sampled pairs, in their original order and partitions.
+
+        Raises
+        ------
+        TypeError
+            When ``fractions`` is not a dict, a fraction not a number, or ``seed``
+            not an int.
+        ValueError
+            When a fraction is out of range.
+
+        Examples
+        --------
         >>> pairs = ctx.parallelize([("a", i) for i in range(6)] + [("b", i) for i in range(6)], 2)
         >>> await pairs.sample_by_key(False, {"a": 0.5, "b": 0.0}, seed=7).collect()
         [('a', 0), ('a', 1), ('a', 2), ('a', 4)]
@@ -120,6 +197,34 @@ class SampleOps:
         records almost always (sampling again in the rare other case), and
         shuffles the sample.  The result is kept in the driver.
 
+        Parameters
+        ----------
+        with_replacement : bool
+            Whether a record may be picked more than once.
+        num : int
+            The sample's size, ``>= 0``.
+        seed : int or None, optional
+            The random seed (default: random, so each call differs).
+
+        Returns
+        -------
+        list
+            Awaiting gives ``num`` records (fewer when the RDD has fewer and
+            ``with_replacement`` is false), in random order.
+
+        Raises
+        ------
+        TypeError
+            When ``num`` or ``seed`` is not an int.
+        ValueError
+            When ``num`` is negative or too large.
+
+        See Also
+        --------
+        RDD.sample : A lazy sample of a fraction of the records.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(10), 2)
         >>> await rdd.take_sample(False, 4, seed=3)
         [1, 5, 6, 0]

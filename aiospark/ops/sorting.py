@@ -48,6 +48,35 @@ class SortOps:
         which stays the result's ``partitioner``.  Keys must be mutually
         comparable: a ``TypeError`` says so otherwise.
 
+        Parameters
+        ----------
+        ascending : bool, default True
+            Smallest key first; ``False`` for largest first.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        key_func : callable, default identity
+            Sort by ``key_func(key)`` instead of the key (``str.lower``, say).
+
+        Returns
+        -------
+        RDD
+            The same pairs, sorted by key across partitions, range-partitioned.
+            An RDD without partitions is returned as it is.
+
+        Raises
+        ------
+        TypeError
+            When ``key_func`` is not callable.
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        See Also
+        --------
+        RDD.sort_by : Sorts records of any kind.
+        RDD.repartition_and_sort_within_partitions : Sorts within each partition only.
+
+        Examples
+        --------
         >>> pairs = ctx.parallelize([("b", 1), ("a", 2), ("d", 3), ("c", 4)], 2)
         >>> await pairs.sort_by_key().collect()
         [('a', 2), ('b', 1), ('c', 4), ('d', 3)]
@@ -72,6 +101,30 @@ class SortOps:
     ) -> Self:
         """Sort the records by ``keyfunc(record)`` (``key_by``, ``sort_by_key``, ``values``).
 
+        Parameters
+        ----------
+        keyfunc : callable
+            ``keyfunc(record)`` gives the key to sort by; keys must be mutually
+            comparable.
+        ascending : bool, default True
+            Smallest key first; ``False`` for largest first.
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+
+        Returns
+        -------
+        RDD
+            The records, sorted across partitions.
+
+        Raises
+        ------
+        TypeError
+            When ``keyfunc`` is not callable.
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([("a", 3), ("b", 1), ("c", 2)], 2)
         >>> await rdd.sort_by(lambda kv: kv[1]).collect()
         [('b', 1), ('c', 2), ('a', 3)]
@@ -91,6 +144,35 @@ class SortOps:
     ) -> Self:
         """Partition pairs by ``partition_func(key) % num_partitions``, then sort each partition.
 
+        Cheaper than a full sort when only the order within each partition matters
+        (one shuffle, no sampling).
+
+        Parameters
+        ----------
+        num_partitions : int or None, optional
+            Partitions of the result (default: as many as this RDD).
+        partition_func : callable, default portable_hash
+            Maps a key to an int; the pair goes to partition
+            ``partition_func(key) % num_partitions``.
+        ascending : bool, default True
+            Smallest key first within each partition; ``False`` for largest first.
+        key_func : callable, default identity
+            Sort by ``key_func(key)`` instead of the key.
+
+        Returns
+        -------
+        RDD
+            The same pairs, hash-partitioned, each partition sorted by key.
+
+        Raises
+        ------
+        TypeError
+            When ``key_func`` is not callable.
+        ValueError
+            When ``num_partitions`` is not a positive int.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([(0, 5), (3, 8), (2, 6), (0, 8), (3, 8), (1, 3)])
         >>> sorted_parts = rdd.repartition_and_sort_within_partitions(2, lambda k: k % 2)
         >>> await sorted_parts.glom().collect()
@@ -107,6 +189,30 @@ class SortOps:
 
         Each partition keeps its own ``num`` largest; the driver merges them.
 
+        Parameters
+        ----------
+        num : int
+            How many records; 0 or less gives an empty list.
+        key : callable or None, optional
+            Compare ``key(record)`` instead of the records.
+
+        Returns
+        -------
+        list
+            Awaiting gives at most ``num`` records, largest first.
+
+        Raises
+        ------
+        TypeError
+            When ``num`` is not an int or ``key`` is not callable (and, from the
+            job, when records are not mutually comparable).
+
+        See Also
+        --------
+        RDD.take_ordered : The smallest records.
+
+        Examples
+        --------
         >>> await ctx.parallelize([10, 4, 2, 12, 3], 2).top(3)
         [12, 10, 4]
         >>> await ctx.parallelize([10, 4, 2, 12, 3]).top(2, key=str)
@@ -119,6 +225,32 @@ class SortOps:
     ) -> list[Any]:
         """The ``num`` smallest records (by ``key``), smallest first.
 
+        Each partition keeps its own ``num`` smallest; the driver merges them.
+
+        Parameters
+        ----------
+        num : int
+            How many records; 0 or less gives an empty list.
+        key : callable or None, optional
+            Compare ``key(record)`` instead of the records.
+
+        Returns
+        -------
+        list
+            Awaiting gives at most ``num`` records, smallest first.
+
+        Raises
+        ------
+        TypeError
+            When ``num`` is not an int or ``key`` is not callable (and, from the
+            job, when records are not mutually comparable).
+
+        See Also
+        --------
+        RDD.top : The largest records.
+
+        Examples
+        --------
         >>> await ctx.parallelize([10, 1, 2, 9, 3, 4, 5, 6, 7], 2).take_ordered(4)
         [1, 2, 3, 4]
         >>> await ctx.parallelize([10, 1, 2, 9, 3], 2).take_ordered(2, key=lambda x: -x)
