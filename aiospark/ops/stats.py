@@ -43,6 +43,30 @@ class StatOps:
         Each partition starts from its own copy of ``zero_value``, so both
         functions may update their first argument in place and return it.
 
+        Parameters
+        ----------
+        zero_value : object
+            The accumulator's start value (deep-copied for each partition, and for
+            the driver's merge).
+        seq_op : callable
+            ``seq_op(acc, record)`` folds a record into an accumulator.
+        comb_op : callable
+            ``comb_op(acc1, acc2)`` merges two accumulators, in the driver.
+
+        Returns
+        -------
+        object
+            Awaiting gives the merged accumulator (``zero_value`` for an RDD
+            without records).
+
+        See Also
+        --------
+        RDD.tree_aggregate : Merges on the workers first.
+        RDD.fold : When the accumulator has the records' type.
+        RDD.aggregate_by_key : Per key.
+
+        Examples
+        --------
         >>> seq = lambda acc, x: (acc[0] + x, acc[1] + 1)
         >>> comb = lambda a, b: (a[0] + b[0], a[1] + b[1])
         >>> await ctx.parallelize([1, 2, 3, 4], 2).aggregate((0, 0), seq, comb)
@@ -66,6 +90,30 @@ class StatOps:
         ``n ** (1 / depth)`` times fewer per level), so the driver merges only
         a handful of values.  The result is the same as ``aggregate``'s.
 
+        Parameters
+        ----------
+        zero_value : object
+            The accumulator's start value (deep-copied where it is used).
+        seq_op : callable
+            ``seq_op(acc, record)`` folds a record into an accumulator.
+        comb_op : callable
+            ``comb_op(acc1, acc2)`` merges two accumulators; associative.
+        depth : int, default 2
+            Levels of the tree, ``>= 1``.
+
+        Returns
+        -------
+        object
+            Awaiting gives the merged accumulator (``zero_value`` for an RDD
+            without partitions).
+
+        Raises
+        ------
+        ValueError
+            When ``depth`` is not an int ``>= 1``.
+
+        Examples
+        --------
         >>> add = operator.add
         >>> await ctx.parallelize(range(100), 16).tree_aggregate(0, add, add, depth=2)
         4950
@@ -84,6 +132,25 @@ class StatOps:
 
         See ``tree_aggregate``; an empty RDD raises ``ValueError``.
 
+        Parameters
+        ----------
+        f : callable
+            ``f(a, b)`` returns their combination; associative and commutative.
+        depth : int, default 2
+            Levels of the tree, ``>= 1``.
+
+        Returns
+        -------
+        object
+            Awaiting gives the combination of all records.
+
+        Raises
+        ------
+        ValueError
+            When ``depth`` is not an int ``>= 1``, or the RDD has no records.
+
+        Examples
+        --------
         >>> await ctx.parallelize(range(1, 11), 9).tree_reduce(operator.mul, depth=2)
         3628800
         """
@@ -99,6 +166,23 @@ class StatOps:
     async def max(self, key: Callable[[Any], Any] | None = None) -> Any:
         """The largest record (by ``key`` if given); ``ValueError`` when the RDD is empty.
 
+        Parameters
+        ----------
+        key : callable or None, optional
+            Compare ``key(record)`` instead of the records.
+
+        Returns
+        -------
+        object
+            Awaiting gives the largest record (the first of equal ones).
+
+        Raises
+        ------
+        ValueError
+            When the RDD has no records.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1.0, 5.0, 43.0, 10.0]).max()
         43.0
         >>> await ctx.parallelize(["apple", "fig", "kiwi"]).max(key=len)
@@ -109,6 +193,23 @@ class StatOps:
     async def min(self, key: Callable[[Any], Any] | None = None) -> Any:
         """The smallest record (by ``key`` if given); ``ValueError`` when the RDD is empty.
 
+        Parameters
+        ----------
+        key : callable or None, optional
+            Compare ``key(record)`` instead of the records.
+
+        Returns
+        -------
+        object
+            Awaiting gives the smallest record (the first of equal ones).
+
+        Raises
+        ------
+        ValueError
+            When the RDD has no records.
+
+        Examples
+        --------
         >>> await ctx.parallelize([2.0, 5.0, 43.0, 10.0]).min()
         2.0
         >>> await ctx.parallelize(["apple", "fig", "kiwi"]).min(key=len)
@@ -124,6 +225,17 @@ class StatOps:
         Each partition is summarised by a ``StatCounter`` on its worker (numpy
         for batches of plain numbers); the driver merges the counters.
 
+        Returns
+        -------
+        StatCounter
+            Awaiting gives the statistics of the records, which must be numbers.
+
+        See Also
+        --------
+        RDD.mean, RDD.variance, RDD.stdev, RDD.histogram
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).stats()
         (count: 3, mean: 2.0, stdev: 0.816496580927726, max: 3.0, min: 1.0)
         """
@@ -136,6 +248,13 @@ class StatOps:
     async def mean(self) -> float:
         """The mean of the records (NaN for an empty RDD).
 
+        Returns
+        -------
+        float
+            Awaiting gives the arithmetic mean.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).mean()
         2.0
         """
@@ -144,6 +263,17 @@ class StatOps:
     async def variance(self) -> float:
         """The population variance of the records (divides by the count).
 
+        Returns
+        -------
+        float
+            Awaiting gives the variance (NaN for an empty RDD).
+
+        See Also
+        --------
+        RDD.sample_variance : Divides by ``count - 1``.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).variance()
         0.6666666666666666
         """
@@ -152,6 +282,13 @@ class StatOps:
     async def stdev(self) -> float:
         """The population standard deviation of the records.
 
+        Returns
+        -------
+        float
+            Awaiting gives the standard deviation (NaN for an empty RDD).
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).stdev()
         0.816496580927726
         """
@@ -160,6 +297,17 @@ class StatOps:
     async def sample_variance(self) -> float:
         """The sample variance of the records (divides by ``count - 1``).
 
+        Returns
+        -------
+        float
+            Awaiting gives the sample variance (NaN below two records).
+
+        See Also
+        --------
+        RDD.variance : Divides by the count.
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).sample_variance()
         1.0
         """
@@ -168,6 +316,13 @@ class StatOps:
     async def sample_stdev(self) -> float:
         """The sample standard deviation of the records.
 
+        Returns
+        -------
+        float
+            Awaiting gives the sample standard deviation (NaN below two records).
+
+        Examples
+        --------
         >>> await ctx.parallelize([1, 2, 3]).sample_stdev()
         1.0
         """
@@ -186,6 +341,31 @@ class StatOps:
         ``None`` and NaN records are ignored; an RDD with nothing else raises
         ``ValueError`` when the edges have to be computed.
 
+        Parameters
+        ----------
+        buckets : int or list or tuple
+            The number of even buckets, ``>= 1``, or the sorted, distinct bucket
+            edges (at least two, neither ``None`` nor NaN; any mutually comparable
+            values).
+
+        Returns
+        -------
+        tuple of (list, list of int)
+            Awaiting gives ``(edges, counts)``: the ``n + 1`` bucket edges and the
+            ``n`` counts.
+
+        Raises
+        ------
+        TypeError
+            When ``buckets`` is neither an int nor a list or tuple, or even
+            buckets are asked of records that are not numbers.
+        ValueError
+            When there are fewer than one bucket or two edges, the edges are not
+            sorted or repeat, or even buckets are asked of an RDD without numbers
+            or with an infinite one.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(51))
         >>> await rdd.histogram(2)
         ([0, 25, 50], [25, 26])
@@ -255,6 +435,31 @@ class StatOps:
         ``portable_hash`` (so they must be hashable), which every process
         agrees on; each partition builds a sketch and the driver merges them.
 
+        Parameters
+        ----------
+        relative_sd : float, default 0.05
+            The relative standard error wanted, in ``[0.000017, 0.37]``; smaller
+            is more accurate and takes a bigger sketch.
+
+        Returns
+        -------
+        int
+            Awaiting gives the estimated number of distinct records.
+
+        Raises
+        ------
+        TypeError
+            When ``relative_sd`` is not a number (and, from the job, when a record
+            is unhashable).
+        ValueError
+            When ``relative_sd`` is out of range.
+
+        See Also
+        --------
+        RDD.distinct : The exact distinct records.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(1000)).map(str)
         >>> 900 < await rdd.count_approx_distinct() < 1100
         True
