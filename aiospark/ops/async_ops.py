@@ -102,6 +102,34 @@ class AsyncOps:
         Each task runs up to ``concurrency`` calls at once (for I/O such as
         HTTP requests) and keeps the records' order.
 
+        Parameters
+        ----------
+        fn : callable
+            An ``async def`` function (or any callable returning an awaitable):
+            ``await fn(record)`` gives the new record.
+        concurrency : int, default 16
+            The most calls awaited at once in each task.
+
+        Returns
+        -------
+        RDD
+            One record ``await fn(x)`` for each record ``x``, in order.  A call that
+            returns no awaitable fails the task with ``TypeError``.
+
+        Raises
+        ------
+        TypeError
+            When ``fn`` is not callable.
+        ValueError
+            When ``concurrency`` is not a positive int.
+
+        See Also
+        --------
+        RDD.map : For plain functions.
+        RDD.flat_map_async, RDD.foreach_async
+
+        Examples
+        --------
         >>> async def slow_square(x):
         ...     await asyncio.sleep(0.01)
         ...     return x * x
@@ -117,6 +145,28 @@ class AsyncOps:
     ) -> Self:
         """Like ``map_async``, flattening the iterables the function returns.
 
+        Parameters
+        ----------
+        fn : callable
+            An ``async def`` function: ``await fn(record)`` gives an iterable of new
+            records.
+        concurrency : int, default 16
+            The most calls awaited at once in each task.
+
+        Returns
+        -------
+        RDD
+            Every item of every ``await fn(x)``, in order.
+
+        Raises
+        ------
+        TypeError
+            When ``fn`` is not callable.
+        ValueError
+            When ``concurrency`` is not a positive int.
+
+        Examples
+        --------
         >>> async def repeat(x):
         ...     return [x] * x
         >>> await ctx.parallelize([1, 2, 3], 2).flat_map_async(repeat).collect()
@@ -133,6 +183,27 @@ class AsyncOps:
     ) -> None:
         """Run an ``async def`` function on every record on the workers, ``concurrency`` at a time.
 
+        Parameters
+        ----------
+        fn : callable
+            An ``async def`` function, awaited for its side effects; what it
+            returns is ignored.
+        concurrency : int, default 16
+            The most calls awaited at once in each task.
+
+        Raises
+        ------
+        TypeError
+            When ``fn`` is not callable.
+        ValueError
+            When ``concurrency`` is not a positive int.
+
+        See Also
+        --------
+        RDD.foreach : For plain functions.
+
+        Examples
+        --------
         >>> async def noop(x):
         ...     await asyncio.sleep(0)
         >>> await ctx.parallelize(range(10), 2).foreach_async(noop, concurrency=5)

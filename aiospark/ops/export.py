@@ -39,6 +39,32 @@ class ExportOps:
         any fsspec codec name (``"gzip"``, ``"bz2"`` ...); an existing
         ``path`` is an error unless ``overwrite`` is true.
 
+        Parameters
+        ----------
+        path : str
+            The output directory, a local path or fsspec URL.
+        batch_size : int, default 10
+            Records per pickled frame; ``0`` for 1024.
+        compression : str or None, optional
+            An fsspec compression codec for the part files (default: none).
+        overwrite : bool, default False
+            Replace an existing ``path`` instead of failing.
+
+        Raises
+        ------
+        ValueError
+            When ``batch_size`` is not an int ``>= 0``, or for an unknown
+            ``compression``.
+        FileExistsError
+            When ``path`` exists and ``overwrite`` is false.
+
+        See Also
+        --------
+        Context.pickle_file : Reads the records back.
+        RDD.save_as_text_file : Text lines instead.
+
+        Examples
+        --------
         >>> out = f"{tmp_dir}/doctest-pickle"
         >>> await ctx.parallelize([1, "two", (3, None)], 2).save_as_pickle_file(out)
         >>> sorted(os.listdir(out))
@@ -63,6 +89,30 @@ class ExportOps:
         when the consumer asks for its first record.  Leaving the loop early
         cancels the jobs still running.
 
+        Parameters
+        ----------
+        prefetch_partitions : int or bool, default False
+            How many partitions after the current one to compute ahead (``False``
+            is 0, ``True`` is 1).
+
+        Returns
+        -------
+        AsyncIterator
+            The records, in partition order, for ``async for``.  Each partition is
+            computed by a job of its own when the iteration reaches it (or earlier,
+            to prefetch).
+
+        Raises
+        ------
+        ValueError
+            When ``prefetch_partitions`` is negative or not an int.
+
+        See Also
+        --------
+        RDD.collect : All the records at once.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize(range(6), 3)
         >>> [x async for x in rdd.to_local_iterator()]
         [0, 1, 2, 3, 4, 5]
