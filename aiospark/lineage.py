@@ -95,12 +95,54 @@ class Partitioner:
     num_partitions: int
 
     def partition(self, key: Any) -> int:
+        """The partition ``key`` goes to; subclasses implement it.
+
+        Parameters
+        ----------
+        key : object
+            A record's key.
+
+        Returns
+        -------
+        int
+            The partition's index, in ``range(num_partitions)``.
+
+        Examples
+        --------
+        >>> class ByLength(Partitioner):
+        ...     num_partitions = 3
+        ...     def partition(self, key): return min(len(key), 2)
+        >>> [ByLength().partition(k) for k in ("", "a", "abc")]
+        [0, 1, 2]
+        """
         raise NotImplementedError
 
 
 class HashPartitioner(Partitioner):
     """``hash_func(key) % num_partitions``, with a hash every process agrees on.
 
+    Two hash partitioners are equal when they have the same number of
+    partitions and the same ``hash_func``: an RDD partitioned by one is not
+    shuffled again for an operation by key that uses the other.
+
+    Parameters
+    ----------
+    num_partitions : int
+        The number of partitions, ``>= 1``.
+    hash_func : callable, default portable_hash
+        Maps a key to an int.
+
+    Raises
+    ------
+    ValueError
+        When ``num_partitions`` is not a positive int.
+
+    See Also
+    --------
+    RDD.partition_by : Partitions a pair RDD this way.
+
+    Examples
+    --------
     >>> p = HashPartitioner(4)
     >>> p.partition(6), p.partition(None)
     (2, 0)
@@ -115,6 +157,28 @@ class HashPartitioner(Partitioner):
         self.hash_func = hash_func
 
     def partition(self, key: Any) -> int:
+        """The partition of ``key``: ``hash_func(key) % num_partitions``.
+
+        Parameters
+        ----------
+        key : object
+            A record's key; hashable.
+
+        Returns
+        -------
+        int
+            The partition's index, in ``range(num_partitions)``.
+
+        Raises
+        ------
+        TypeError
+            When ``key`` is unhashable (with the default ``hash_func``).
+
+        Examples
+        --------
+        >>> HashPartitioner(3).partition(7)
+        1
+        """
         return self.hash_func(key) % self.num_partitions
 
     def __eq__(self, other: object) -> bool:
@@ -231,6 +295,27 @@ def _raise_if_unhashable(key: Any, exc: TypeError) -> None:
 class StorageLevel:
     """Where ``persist`` keeps an RDD's splits.
 
+    Use the predefined levels: ``MEMORY_ONLY`` (the default of ``persist``),
+    ``MEMORY_ONLY_SER``, ``MEMORY_AND_DISK``, ``MEMORY_AND_DISK_SER`` and
+    ``DISK_ONLY``; docs/caching.md describes them.
+
+    Parameters
+    ----------
+    use_disk : bool
+        Splits may go to the worker's disk: all of them without
+        ``use_memory``, else those that do not fit in memory or are evicted
+        from it (without ``use_disk`` those are dropped, and recomputed from
+        lineage when needed).
+    use_memory : bool
+        Splits are kept in the worker's memory, within its budget.
+    deserialized : bool
+        In memory, keep Python objects (faster to read) rather than pickled
+        frames (smaller).
+    replication : int, default 1
+        Accepted for PySpark compatibility; each split is kept once.
+
+    Examples
+    --------
     >>> StorageLevel.MEMORY_ONLY
     StorageLevel(use_disk=False, use_memory=True, deserialized=True, replication=1)
     """
@@ -328,6 +413,30 @@ class RangePartitioner(Partitioner):
     sort's lineage (``sort_by_key`` samples the keys in a stage of its own); the
     driver's copy then cannot place keys, and equals only itself.
 
+    Parameters
+    ----------
+    num_partitions : int
+        The number of partitions, ``>= 1``.
+    bounds : list or None, optional
+        The sorted upper bounds of the ranges, fewer than ``num_partitions``
+        (``None``: picked on the cluster).
+    ascending : bool, default True
+        Number the ranges from the smallest keys; ``False`` from the largest.
+    key_func : callable or None, optional
+        Compare ``key_func(key)`` with the bounds instead of the key.
+
+    Raises
+    ------
+    ValueError
+        When ``num_partitions`` is not a positive int or there are too many
+        bounds.
+
+    See Also
+    --------
+    RDD.sort_by_key : Sorts with a range partitioner.
+
+    Examples
+    --------
     >>> p = RangePartitioner(3, ["g", "p"])
     >>> [p.partition(k) for k in ("a", "g", "h", "z")]
     [0, 0, 1, 2]
@@ -363,6 +472,30 @@ class RangePartitioner(Partitioner):
         self._bisect_left = bisect_left
 
     def partition(self, key: Any) -> int:
+        """The partition of ``key``: the index of its range.
+
+        Parameters
+        ----------
+        key : object
+            A record's key, comparable with the bounds (after ``key_func``).
+
+        Returns
+        -------
+        int
+            The partition's index, in ``range(num_partitions)``.
+
+        Raises
+        ------
+        RuntimeError
+            When the bounds are picked on the cluster (``bounds=None``).
+        TypeError
+            When the key is not comparable with the bounds.
+
+        Examples
+        --------
+        >>> RangePartitioner(2, [10]).partition(10), RangePartitioner(2, [10]).partition(11)
+        (0, 1)
+        """
         bounds = self.bounds
         if bounds is None:
             raise RuntimeError(

@@ -2,13 +2,14 @@
 
 The API is what ``aiospark.__all__`` exports: the RDD class with its mixins'
 methods, the Context, the shared variables, the partitioners, the storage
-levels, the errors and ``portable_hash``, plus ``StatCounter`` (what
-``RDD.stats`` returns).  Each public function or method needs, besides its
-example (``>>>``), a ``Parameters`` section when it takes parameters besides
-``self``/``cls``, and a ``Returns`` (or ``Yields``) section unless its return
-annotation is ``None``.  A class whose constructor users call documents the
-constructor's parameters in the class docstring.  Sections are numpydoc's: a
-title line, then a line of dashes as long as the title.
+levels, the errors and ``portable_hash``; plus ``RangePartitioner`` (a sorted
+RDD's partitioner) and ``StatCounter`` (what ``RDD.stats`` returns).  Each
+public function or method needs, besides its example (``>>>``), a
+``Parameters`` section when it takes parameters besides ``self``/``cls``, and
+a ``Returns`` (or ``Yields``) section unless its return annotation is
+``None``.  A class whose constructor users call documents the constructor's
+parameters in the class docstring.  Sections are numpydoc's: a title line,
+then a line of dashes as long as the title.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import pytest
 
 import aiospark
+from aiospark.lineage import RangePartitioner
 from aiospark.statcounter import StatCounter
 
 #: Classes users never construct themselves (the Context, or the runtime, makes them).
@@ -41,7 +43,7 @@ def sections(doc: str) -> set[str]:
 
 def _api_classes() -> list[type]:
     classes = [getattr(aiospark, name) for name in aiospark.__all__]
-    return [c for c in classes if inspect.isclass(c)] + [StatCounter]
+    return [c for c in classes if inspect.isclass(c)] + [RangePartitioner, StatCounter]
 
 
 def _members(cls: type) -> dict[str, object]:
@@ -95,12 +97,18 @@ def test_public_callable_has_numpydoc_sections(name: str, member: object) -> Non
     assert missing_sections(member) == [], f"{name}'s docstring lacks these sections"
 
 
-@pytest.mark.parametrize("cls", _api_classes(), ids=lambda c: c.__name__)
+def _constructed_by_users() -> list[type]:
+    """The API classes with a constructor of their own that users call."""
+    return [
+        cls for cls in _api_classes()
+        if cls.__name__ not in INTERNAL_CONSTRUCTORS
+        and inspect.isfunction(vars(cls).get("__init__"))
+    ]
+
+
+@pytest.mark.parametrize("cls", _constructed_by_users(), ids=lambda c: c.__name__)
 def test_public_constructor_parameters_are_documented(cls: type) -> None:
-    init = vars(cls).get("__init__")
-    if cls.__name__ in INTERNAL_CONSTRUCTORS or not inspect.isfunction(init):
-        pytest.skip("not constructed by users, or no constructor of its own")
-    params = [p for p in inspect.signature(init).parameters if p != "self"]
+    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     if params:
         assert "Parameters" in sections(inspect.getdoc(cls) or ""), cls.__name__
 
@@ -147,5 +155,7 @@ def test_the_check_finds_what_is_missing() -> None:
     assert missing_sections(documented) == []
     assert missing_sections(quiet) == ["example"]
     assert len(CALLABLES) > 100
+    assert {c.__name__ for c in _constructed_by_users()} >= {
+        "Context", "HashPartitioner", "RangePartitioner", "StatCounter", "StorageLevel"}
     assert {"RDD.map", "RDD.reduce_by_key", "Context.parallelize", "Broadcast.destroy",
             "StatCounter.mean", "aiospark.portable_hash"} <= {n for n, _ in CALLABLES}
