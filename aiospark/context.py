@@ -1138,6 +1138,16 @@ class Context:
     def get_checkpoint_dir(self) -> str | None:
         """The directory ``set_checkpoint_dir`` set, or None.
 
+        Part of what RDDs ask of their context (the ``lineage.Driver`` protocol).
+
+        Returns
+        -------
+        str or None
+            The checkpoint directory, without a trailing ``/``, or ``None`` before
+            ``set_checkpoint_dir``.
+
+        Examples
+        --------
         >>> ctx.set_checkpoint_dir(f"{tmp_dir}/ckpt-dir")
         >>> ctx.get_checkpoint_dir() == f"{tmp_dir}/ckpt-dir"
         True
@@ -1147,6 +1157,15 @@ class Context:
     def new_rdd_id(self) -> int:
         """A fresh RDD id (each RDD takes one when it is made).
 
+        Part of the ``lineage.Driver`` protocol; users need not call it.
+
+        Returns
+        -------
+        int
+            An id no other RDD of this context has (they increase from 1).
+
+        Examples
+        --------
         >>> ctx.new_rdd_id() < ctx.new_rdd_id()
         True
         """
@@ -1156,6 +1175,15 @@ class Context:
     def new_shuffle_id(self) -> int:
         """A fresh shuffle id (each shuffle dependency takes one when it is made).
 
+        Part of the ``lineage.Driver`` protocol; users need not call it.
+
+        Returns
+        -------
+        int
+            An id no other shuffle of this context has (they increase from 1).
+
+        Examples
+        --------
         >>> ctx.new_shuffle_id() < ctx.new_shuffle_id()
         True
         """
@@ -1168,6 +1196,18 @@ class Context:
         On one host shuffle data never leave the page cache, and compressing
         them costs more CPU than it saves (docs/benchmarks.md has the figures).
 
+        Part of the ``lineage.Driver`` protocol: each shuffle dependency asks it
+        once, when it is made.
+
+        Returns
+        -------
+        str or None
+            ``"lz4"`` or ``"zlib"``, or ``None`` for no compression: what
+            ``shuffle_compression`` says, ``"auto"`` giving lz4 when installed and
+            the cluster's workers are on more than one host.
+
+        Examples
+        --------
         >>> print(ctx.shuffle_codec())  # the doctests' cluster is on one host
         None
         """
@@ -1182,6 +1222,17 @@ class Context:
     def forget_rdd(self, rdd_id: int) -> None:
         """Drop the cached splits of RDD ``rdd_id`` on every worker (``RDD.unpersist``).
 
+        Part of the ``lineage.Driver`` protocol; ``RDD.unpersist`` calls it.  The
+        workers drop the blocks in the background; nothing happens before the
+        context is started.
+
+        Parameters
+        ----------
+        rdd_id : int
+            The RDD's ``id``.
+
+        Examples
+        --------
         >>> rdd = ctx.parallelize([1]).cache()
         >>> ctx.forget_rdd(rdd.id)
         """
