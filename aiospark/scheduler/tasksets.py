@@ -185,7 +185,7 @@ class TaskSet:
             candidates = cluster.at(preferred)
             local = [
                 w for w in candidates
-                if w.free > 0 and w.id not in avoid and not (restricted and w.id in excluded)
+                if w.counted > 0 and w.id not in avoid and not (restricted and w.id in excluded)
             ]
             if local:
                 return min(local, key=placement_key)

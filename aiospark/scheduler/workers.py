@@ -47,7 +47,7 @@ class Worker:
     killed: set[int] = dataclasses.field(default_factory=set)
     #: leaving the cluster: finishes its tasks, takes no new ones
     draining: bool = False
-    #: ``free`` as last counted into ``Cluster.free_slots``
+    #: ``free`` as last counted into ``Cluster.free_slots`` (kept equal by ``Cluster``)
     counted: int = 0
 
     @property
@@ -60,7 +60,7 @@ class Worker:
 
 def placement_key(worker: Worker) -> tuple[int, int, int]:
     """Workers with more free cores first, then fewer running tasks, then the earliest."""
-    return (-worker.free, len(worker.running), worker.order)
+    return (-worker.counted, len(worker.running), worker.order)
 
 
 class Cluster:
@@ -116,7 +116,7 @@ class Cluster:
         while heap:
             key, worker_id = heap[0]
             worker = self._workers.get(worker_id)
-            if worker is None or worker.free <= 0 or key != placement_key(worker):
+            if worker is None or worker.counted <= 0 or key != placement_key(worker):
                 heapq.heappop(heap)  # stale
                 continue
             if avoid is not None and worker_id in avoid:
