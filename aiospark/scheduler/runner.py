@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -47,7 +47,7 @@ from aiospark.protocol.tasks import (
     encode,
 )
 from aiospark.scheduler import events as ev
-from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_blocks
+from aiospark.scheduler.dag import ResultFunc, Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.pools import DEFAULT_POOL
 from aiospark.scheduler.protocols import SchedulerRDD, SchedulerStage
@@ -81,8 +81,8 @@ class JobHandle:
     def __init__(self, job_id: int, count: int, scheduler: Scheduler) -> None:
         loop = asyncio.get_running_loop()
         self.job_id = job_id
-        self.futures: list[asyncio.Future] = [loop.create_future() for _ in range(count)]
-        self.done: asyncio.Future = loop.create_future()
+        self.futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count)]
+        self.done: asyncio.Future[None] = loop.create_future()
         self._scheduler = scheduler
 
     def cancel(self) -> None:
@@ -107,7 +107,7 @@ class WorkerLink:
         self.broadcasts: set[int] = set()
         self.outbox: deque[bytes] = deque()
         self.wakeup = asyncio.Event()
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
     def send(self, message: bytes) -> None:
         self.outbox.append(message)
@@ -165,16 +165,16 @@ class Scheduler:
         self.reporter = JobReporter(self.jobs, session, self.master_url, app_id, app_name)
         #: stage id -> [finished tasks, tasks], for progress events
         self._stage_counts: dict[int, list[int]] = {}
-        self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
+        self._inputs: dict[int, tuple[int, dict[str, list[Any]]]] = {}
         #: RDDs unpersisted (and not persisted again since): blocks of theirs that a task
         #: still cached are not recorded, and the worker is told to drop them
         self._unpersisted: set[int] = set()
         self._next_job = 0
-        self._watch: asyncio.Task | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._snapshot = asyncio.Event()
         self._members_changed = asyncio.Event()
         self._closing = False
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -346,7 +346,9 @@ class Scheduler:
                 # The connection dropped: the worker is gone for us, whatever the master says.
                 self._worker_gone(link.info.worker_id, f"lost connection to {link.info.url}")
 
-    async def _on_worker_message(self, link: WorkerLink, message: Any, blobs: list) -> None:
+    async def _on_worker_message(
+        self, link: WorkerLink, message: Any, blobs: list[memoryview]
+    ) -> None:
         if isinstance(message, BlocksEvicted):
             self.state.handle(ev.BlocksEvicted(link.info.worker_id, _keys(message.evicted)))
             return
@@ -380,6 +382,7 @@ class Scheduler:
                 )
                 self._apply(self.state.handle(ev.TaskFinished(task_id, None, output, cached)))
                 return
+            data: list[bytes] | memoryview | BaseException
             if message.result_url is not None:
                 data = await self._fetch_result(message.result_url)
             else:
@@ -404,13 +407,13 @@ class Scheduler:
             self._apply(self.state.handle(ev.TaskFailed(task_id, JobCancelled(), counts=False)))
         elif reason == "fetch_failed" and message.fetch is not None:
             f = message.fetch
-            error = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
+            lost = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
             self._apply(self.state.handle(
-                ev.FetchFailed(task_id, error, int(f["shuffle_id"]), tuple(f["map_ids"]))))
+                ev.FetchFailed(task_id, lost, int(f["shuffle_id"]), tuple(f["map_ids"]))))
         else:
-            error = _user_error(bytes(blobs[0]) if blobs else b"", message.traceback)
-            log.info("task %s failed on %s: %r", task_id, link.info.worker_id, error)
-            self._apply(self.state.handle(ev.TaskFailed(task_id, error)))
+            user_error = _user_error(bytes(blobs[0]) if blobs else b"", message.traceback)
+            log.info("task %s failed on %s: %r", task_id, link.info.worker_id, user_error)
+            self._apply(self.state.handle(ev.TaskFailed(task_id, user_error)))
 
     def _live_blocks(
         self, link: WorkerLink, keys: list[list[int]]
@@ -455,7 +458,7 @@ class Scheduler:
     def submit(
         self,
         rdd: SchedulerRDD,
-        func: Callable,
+        func: ResultFunc,
         partitions: list[int] | None = None,
         pool: str = DEFAULT_POOL,
     ) -> JobHandle:
@@ -547,7 +550,9 @@ class Scheduler:
             elif isinstance(command, JobAborted):
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None:
-                    handle._fail(command.error)
+                    error = command.error
+                    handle._fail(error if isinstance(error, BaseException)
+                                 else JobFailed(str(error)))
                 self.jobs.ended(command.job_id, "failed", repr(command.error))
                 if publish:
                     publish({"event": "job_failed", "job_id": command.job_id,
@@ -623,9 +628,11 @@ class Scheduler:
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(encode(launch, *blobs))
 
-    def _remote_blocks(self, stage: Stage, partition: int, link: WorkerLink) -> dict[str, list]:
+    def _remote_blocks(
+        self, stage: Stage, partition: int, link: WorkerLink
+    ) -> dict[str, list[str]]:
         """``{"rdd:split": [worker urls]}`` for cached blocks the task may read elsewhere."""
-        remote: dict[str, list] = {}
+        remote: dict[str, list[str]] = {}
         for rdd_id, split in cached_blocks(stage.rdd, partition):
             holders = self.state.cached_on(rdd_id, split) - {link.info.worker_id}
             urls = [self.links[w].info.url for w in sorted(holders) if w in self.links]
@@ -678,16 +685,17 @@ class Scheduler:
                 link.broadcasts.discard(bid)
                 link.send(message)
 
-    def _shuffle_inputs(self, stage: Stage) -> dict[str, list]:
+    def _shuffle_inputs(self, stage: Stage) -> dict[str, list[Any]]:
         """For each shuffle the stage reads: ``[[shuffle_url, [map ids]], ...]``."""
         if not stage.parents:
             return {}
         cached = self._inputs.get(stage.id)
         if cached is not None and cached[0] == self.state.map_epoch:
             return cached[1]
-        inputs: dict[str, list] = {}
+        inputs: dict[str, list[Any]] = {}
         for parent in stage.parents:
             by_url: dict[str, list[int]] = {}
+            assert parent.shuffle_id is not None  # a parent stage is a map stage
             for map_id, output in enumerate(self.state.map_locations(parent.shuffle_id)):
                 by_url.setdefault(output.shuffle_url, []).append(map_id)
             inputs[str(parent.shuffle_id)] = [[url, ids] for url, ids in by_url.items()]

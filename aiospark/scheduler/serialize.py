@@ -35,7 +35,8 @@ def serialize_split(split: Any) -> bytes:
         return pickle.dumps(split, protocol=5)
     except Exception:
         try:
-            return cloudpickle.dumps(split, protocol=5)
+            data: bytes = cloudpickle.dumps(split, protocol=5)
+            return data
         except Exception as exc:
             raise SerializationError(
                 f"could not serialize partition {split.index}'s data: {exc}"
@@ -46,7 +47,8 @@ def serialize_stage(stage: Stage) -> bytes:
     """Pickle a stage's lineage and action; ``SerializationError`` names the culprit."""
     action = stage.func if stage.shuffle_dep is None else stage.shuffle_dep
     try:
-        return cloudpickle.dumps((stage.rdd, action), protocol=5)
+        blob: bytes = cloudpickle.dumps((stage.rdd, action), protocol=5)
+        return blob
     except Exception as exc:
         raise SerializationError(_explain(stage, action, exc)) from exc
 
