@@ -3,7 +3,7 @@
 Every change to the scheduler's state goes through one entry point,
 ``SchedulerState.handle(event)``, with one of these.  Being values, events can
 be logged and replayed: ``EventLog`` keeps the last ones with the time each
-was handled, and ``aiospark.scheduler.state.replay`` feeds a log to a fresh
+was handled, and ``aiospark.scheduler.replay.replay`` feeds a log to a fresh
 state, which decides exactly what the first one did.
 
 >>> log = EventLog(maxlen=2)

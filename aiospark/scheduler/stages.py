@@ -105,6 +105,14 @@ class MapOutputs:
         """How many map outputs of ``shuffle_id`` are missing (None: unknown shuffle)."""
         return self._missing.get(shuffle_id)
 
+    def progress(self, shuffle_id: int) -> tuple[int, int] | None:
+        """``(outputs present, outputs)`` of ``shuffle_id`` (None: unknown shuffle)."""
+        missing = self._missing.get(shuffle_id)
+        if missing is None:
+            return None
+        total = len(self.by_shuffle[shuffle_id])
+        return total - missing, total
+
     def complete(self, shuffle_id: int | None, maps: int) -> bool:
         """Whether every one of the ``maps`` outputs of ``shuffle_id`` is there."""
         if shuffle_id is None:
@@ -174,6 +182,26 @@ class StageGraph:
             return outputs is None or outputs[partition] is None
         jobs = self.jobs
         return any(partition in jobs[j].remaining for j in run.jobs if j in jobs)
+
+    def map_locations(self, shuffle_id: int) -> list[MapOutput]:
+        """Every map output of a complete shuffle, in map order."""
+        outputs = self.outputs.by_shuffle.get(shuffle_id, [])
+        found = [o for o in outputs if o is not None]
+        if len(found) != len(outputs):
+            raise RuntimeError(f"shuffle {shuffle_id} is incomplete")
+        return found
+
+    def job_view(self, job_id: int) -> JobView | None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        return JobView(job.id, job.pool, len(job.outputs), len(job.remaining))
+
+    def stage_view(self, stage_id: int) -> StageView | None:
+        run = self.runs.get(stage_id)
+        if run is None:
+            return None
+        return StageView(stage_id, run.waiting, len(run.tasks.running), len(run.tasks.to_run))
 
     # -- jobs ------------------------------------------------------------------------------
 

@@ -67,11 +67,10 @@ from aiospark.scheduler.workers import (
     Worker,
 )
 
-__all__ = [
+__all__ = [  # with what it re-exports for the runner and older imports
     "EXCLUDE_AFTER", "EXCLUDE_FOR", "FAILURE_WINDOW", "KILL_GRACE", "MAX_BACKOFF",
     "SPECULATION_INTERVAL", "Action", "Cancel", "Command", "JobAborted", "JobFinished",
     "Kill", "Launch", "MapOutput", "PartitionDone", "SchedulerState", "StagesFinished",
-    "replay",
 ]
 
 #: How often to look for stragglers while speculation is on.
@@ -89,7 +88,7 @@ class SchedulerState:
     (``workers``, ``jobs``, ``stages``, ``tasks``, ``map_outputs``, ``cache``)
     are for reading.  ``log`` (a number of events, default from the
     ``AIOSPARK_SCHEDULER_LOG`` environment variable) keeps the last events
-    handled in ``self.log``, to debug or ``replay``.
+    handled in ``self.log``, to debug or replay (``aiospark.scheduler.replay``).
     """
 
     def __init__(
@@ -188,34 +187,19 @@ class SchedulerState:
 
     def map_locations(self, shuffle_id: int) -> list[MapOutput]:
         """Every map output of a complete shuffle, in map order."""
-        outputs = self._graph.outputs.by_shuffle.get(shuffle_id, [])
-        found = [o for o in outputs if o is not None]
-        if len(found) != len(outputs):
-            raise RuntimeError(f"shuffle {shuffle_id} is incomplete")
-        return found
+        return self._graph.map_locations(shuffle_id)
 
     def job_view(self, job_id: int) -> JobView | None:
         """A live job, read-only (None once it ended)."""
-        job = self._graph.jobs.get(job_id)
-        if job is None:
-            return None
-        return JobView(job.id, job.pool, len(job.outputs), len(job.remaining))
+        return self._graph.job_view(job_id)
 
     def stage_view(self, stage_id: int) -> StageView | None:
         """A stage some live job needs, read-only (None otherwise)."""
-        run = self._graph.runs.get(stage_id)
-        if run is None:
-            return None
-        return StageView(stage_id, run.waiting, len(run.tasks.running), len(run.tasks.to_run))
+        return self._graph.stage_view(stage_id)
 
     def shuffle_progress(self, shuffle_id: int) -> tuple[int, int] | None:
         """``(map outputs present, map outputs)`` of a shuffle; None if never run."""
-        outputs = self._graph.outputs
-        missing = outputs.missing(shuffle_id)
-        if missing is None:
-            return None
-        total = len(outputs.by_shuffle[shuffle_id])
-        return total - missing, total
+        return self._graph.outputs.progress(shuffle_id)
 
     # -- events: jobs ----------------------------------------------------------------------
 
@@ -403,12 +387,10 @@ class SchedulerState:
     def _launch_queued(self, free: int, commands: list[Command]) -> None:
         """Fill up to ``free`` slots with queued tasks, the policy choosing whose.
 
-        A stage's tasks are charged to its earliest live job (a map stage
-        shared by several jobs runs once, in that job's pool).  Within a job,
-        stages go in id order (parents before children).  Each pass looks at
-        each queued partition at most once; those that cannot run yet
-        (locality wait, retry backoff, excluded workers) keep their place.
-        """
+        A stage's tasks are charged to its earliest live job (a shared map stage
+        runs once, in that job's pool); within a job, stages go in id order.
+        Each pass looks at each queued partition at most once; those that cannot
+        run yet (locality wait, backoff, excluded workers) keep their place."""
         waiting: dict[int, list[StageRun]] = {}  # job id -> its runnable stages with work
         running: dict[int, int] = {}
         for run in self._graph.runs.values():
@@ -491,24 +473,3 @@ class SchedulerState:
                 self._start_task(run, task.partition, worker, commands, speculative=True)
         self._wake(place.wake_at)
 
-
-def replay(log: ev.EventLog) -> list[list[Action]]:
-    """Feed a logged run's events to a fresh state (same settings, same clock readings):
-    the actions it decides, event by event, are the ones the logged run decided.
-
-    >>> from types import SimpleNamespace as NS
-    >>> from aiospark.scheduler.events import JobSubmitted, WorkerAdded
-    >>> state = SchedulerState(log=100)
-    >>> stage = NS(id=1, num_partitions=1, parents=[], shuffle_id=None,
-    ...            preferred=lambda partition, cache: [])
-    >>> first = [state.handle(WorkerAdded("w1", "h", 1)),
-    ...          state.handle(JobSubmitted(1, stage, (0,)))]
-    >>> replay(state.log) == first
-    True
-    """
-    if log.dropped:
-        raise ValueError(
-            f"the log dropped its first {log.dropped} events: it cannot be replayed")
-    times = iter([t for t, _ in log.entries])
-    state = SchedulerState(clock=lambda: next(times), log=0, **log.options)
-    return [state.handle(event) for _, event in log.entries]

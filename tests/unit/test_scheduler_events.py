@@ -12,8 +12,9 @@ from aiospark.protocol.messages import WorkerInfo
 from aiospark.scheduler import events as ev
 from aiospark.scheduler.actions import Launch, MapOutput
 from aiospark.scheduler.dag import Stage
+from aiospark.scheduler.replay import replay
 from aiospark.scheduler.runner import Scheduler
-from aiospark.scheduler.state import SchedulerState, replay
+from aiospark.scheduler.state import SchedulerState
 
 
 def fake_stage(stage_id, partitions, parents=(), shuffle_id=None, prefer=None):
