@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -52,7 +53,7 @@ def auth_middleware(
     secret: str,
     ready: Callable[[], bool] | None = None,
     allow: Callable[[web.Request], bool] | None = None,
-) -> Callable:
+) -> Callable[..., Any]:
     """aiohttp middleware refusing (401) any request that lacks the secret.
 
     Two probe paths are answered here, before the check: ``/v1/live`` (200

@@ -36,7 +36,7 @@ _HEAD = struct.Struct("<QI")
 _LEN = struct.Struct("<Q")
 
 
-def dumps(obj: Any, buffers: list | None = None) -> bytes:
+def dumps(obj: Any, buffers: list[pickle.PickleBuffer] | None = None) -> bytes:
     """Pickle with protocol 5, falling back to cloudpickle for lambdas and the like."""
     callback = None if buffers is None else buffers.append
     try:
@@ -44,7 +44,8 @@ def dumps(obj: Any, buffers: list | None = None) -> bytes:
     except (pickle.PicklingError, TypeError, AttributeError):
         if buffers is not None:
             buffers.clear()
-        return cloudpickle.dumps(obj, protocol=5, buffer_callback=callback)
+        data: bytes = cloudpickle.dumps(obj, protocol=5, buffer_callback=callback)
+        return data
 
 
 def _lz4() -> Any:
@@ -76,7 +77,8 @@ def available_codecs() -> list[str]:
 def _compress(codec: str, payload: bytes) -> bytes:
     if codec == "zlib":
         return zlib.compress(payload, 1)
-    return _lz4().compress(payload, store_size=True)
+    compressed: bytes = _lz4().compress(payload, store_size=True)
+    return compressed
 
 
 def _decompress(codec_id: int, payload: Any) -> bytes:
@@ -86,7 +88,8 @@ def _decompress(codec_id: int, payload: Any) -> bytes:
         module = _lz4()
         if module is None:
             raise ValueError("frame is lz4-compressed but the lz4 package is not installed")
-        return module.decompress(payload)
+        data: bytes = module.decompress(payload)
+        return data
     raise ValueError(f"unknown frame codec id {codec_id}")
 
 
@@ -114,7 +117,9 @@ def encode_frame(batch: Any, codec: str | None = None) -> list[bytes | memoryvie
     return [b"".join(head), payload, *views]
 
 
-def encode_records(records: Iterable[Any], batch_size: int = DEFAULT_BATCH) -> Iterator[list]:
+def encode_records(
+    records: Iterable[Any], batch_size: int = DEFAULT_BATCH
+) -> Iterator[list[bytes | memoryview]]:
     """Frame pieces for an iterable of records, ``batch_size`` records per frame."""
     for batch in batched(records, batch_size):
         yield encode_frame(batch)
@@ -148,12 +153,14 @@ def _frame_length(view: memoryview, pos: int) -> int | None:
     """Total length of the frame starting at ``pos``, or None if the header is incomplete."""
     if len(view) - pos < _HEAD.size:
         return None
+    pickle_len: int
+    count: int
     pickle_len, count = _HEAD.unpack_from(view, pos)
     nbuf = count & _COUNT_MASK
     head_len = _HEAD.size + 8 * nbuf
     if len(view) - pos < head_len:
         return None
-    body = sum(_LEN.unpack_from(view, pos + _HEAD.size + 8 * i)[0] for i in range(nbuf))
+    body: int = sum(_LEN.unpack_from(view, pos + _HEAD.size + 8 * i)[0] for i in range(nbuf))
     return head_len + pickle_len + body
 
 

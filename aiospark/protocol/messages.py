@@ -134,7 +134,7 @@ class Message:
         name = cls.__name__
         if not isinstance(data, dict):
             raise MessageError(f"{name}: expected a JSON object, got {type(data).__name__}")
-        checkers, fields, required = _shape(cls)
+        checkers, fields, required = _shape(typing.cast(type, cls))  # a dataclass: hashable
         if not fields.issuperset(data):
             unknown = sorted(set(data) - fields)
             raise MessageError(f"{name}: unknown field {unknown[0]!r}")

@@ -96,7 +96,9 @@ _STREAM = {"200": {"description": "record frames (binary)",
                    "content": {"application/octet-stream": {"schema": {}}}}}
 
 #: (role, method, path, summary, request message, path parameters, responses)
-ROUTES: list[tuple[str, str, str, str, type[Message] | None, list[dict], dict]] = [
+ROUTES: list[
+    tuple[str, str, str, str, type[Message] | None, list[dict[str, Any]], dict[str, Any]]
+] = [
     ("master", "post", "/v1/workers", "A worker registers.", messages.RegisterWorker, [],
      _JSON_OK),
     ("master", "post", "/v1/workers/{worker_id}/heartbeat", "A worker's heartbeat.",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 from typing import Any, ClassVar
 
 from aiospark.protocol.envelope import EnvelopeError, pack, unpack
@@ -37,7 +38,7 @@ class TaskMessage(Message):
     def to_json(self) -> dict[str, Any]:
         """The fields that differ from their defaults (the others need no sending, nor
         checking on arrival: this is on the path of every task)."""
-        defaults = _defaults(type(self))
+        defaults = _defaults(typing.cast(type, type(self)))  # a class is hashable
         return {key: value for key, value in self.__dict__.items()
                 if key not in defaults or value != defaults[key]}
 
@@ -76,7 +77,7 @@ class LaunchTask(TaskMessage):
     partition: int
     attempt: int
     #: shuffle id -> [[shuffle service URL, [map ids]], ...] for the shuffles the task reads
-    inputs: dict[str, list] = dataclasses.field(default_factory=dict)
+    inputs: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     stage_included: bool = False
     broadcast_inline: list[int] = dataclasses.field(default_factory=list)
     #: broadcast id -> URLs of workers holding (or fetching) it
@@ -144,7 +145,7 @@ class TaskEnded(TaskMessage):
     #: blocks evicted since the last report
     evicted: list[list[int]] = dataclasses.field(default_factory=list)
     #: [[rdd_id, split, url], ...] of blocks a holder said it no longer has
-    blocks_missing: list[list] = dataclasses.field(default_factory=list)
+    blocks_missing: list[list[Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiospark.lineage import NarrowDependency, ShuffleDependency
+from aiospark.scheduler.protocols import CacheLookup, SchedulerRDD
 
-#: Given (rdd_id, split_index), the workers holding that cached split.
-CacheLookup = Callable[[int, int], "set[str]"]
+#: What a result stage runs on each partition: ``func(split_index, iterator)``.
+ResultFunc = Callable[[int, Iterator[Any]], Any]
 
 
 @dataclasses.dataclass(eq=False)
@@ -24,13 +25,13 @@ class Stage:
     """A set of tasks, one per partition, computing ``rdd`` without a shuffle in between."""
 
     id: int
-    rdd: Any
+    rdd: SchedulerRDD
     num_partitions: int
     parents: list[Stage]
     #: Set on shuffle-map stages: the dependency whose map side this stage writes.
     shuffle_dep: ShuffleDependency | None = None
     #: Set on result stages: ``func(split_index, iterator)`` run on each partition.
-    func: Callable | None = None
+    func: ResultFunc | None = None
 
     @property
     def shuffle_id(self) -> int | None:
@@ -45,7 +46,7 @@ class Stage:
         return f"<{kind} {self.id} rdd={self.rdd.id} tasks={self.num_partitions}>"
 
 
-def narrow_ancestors(rdd: Any) -> Iterator[Any]:
+def narrow_ancestors(rdd: SchedulerRDD) -> Iterator[SchedulerRDD]:
     """The RDD and every ancestor reachable through narrow dependencies (each once)."""
     seen = {rdd.id}
     stack = [rdd]
@@ -58,7 +59,7 @@ def narrow_ancestors(rdd: Any) -> Iterator[Any]:
                 stack.append(dep.rdd)
 
 
-def all_ancestors(rdd: Any) -> list[Any]:
+def all_ancestors(rdd: SchedulerRDD) -> list[SchedulerRDD]:
     """The RDD and every ancestor, through narrow and shuffle dependencies, each once."""
     seen = {rdd.id: rdd}
     stack = [rdd]
@@ -70,15 +71,15 @@ def all_ancestors(rdd: Any) -> list[Any]:
     return list(seen.values())
 
 
-def shuffle_dependencies(rdd: Any) -> list[ShuffleDependency]:
+def shuffle_dependencies(rdd: SchedulerRDD) -> list[ShuffleDependency]:
     """The shuffle dependencies directly below ``rdd``'s stage, in lineage order."""
-    found = []
+    found: list[ShuffleDependency] = []
     for node in narrow_ancestors(rdd):
         found.extend(d for d in node.deps if isinstance(d, ShuffleDependency))
     return found
 
 
-def cached_blocks(rdd: Any, partition: int) -> list[tuple[int, int]]:
+def cached_blocks(rdd: SchedulerRDD, partition: int) -> list[tuple[int, int]]:
     """The persisted ``(rdd_id, split)`` blocks a task for ``partition`` of ``rdd`` may read."""
     found = []
     stack = [(rdd, partition)]
@@ -97,7 +98,7 @@ def cached_blocks(rdd: Any, partition: int) -> list[tuple[int, int]]:
     return found
 
 
-def preferred_locations(rdd: Any, partition: int, cache: CacheLookup) -> list[str]:
+def preferred_locations(rdd: SchedulerRDD, partition: int, cache: CacheLookup) -> list[str]:
     """Spark's rule: cached copies first, then the RDD's own preference, then narrow parents'."""
     stack = [(rdd, partition)]
     seen = set()
@@ -130,7 +131,7 @@ class StageBuilder:
         self._next_id += 1
         return self._next_id
 
-    def result_stage(self, rdd: Any, func: Callable) -> Stage:
+    def result_stage(self, rdd: SchedulerRDD, func: ResultFunc) -> Stage:
         """The result stage of a job computing ``func`` on ``rdd``, with its parent stages."""
         parents = [self.map_stage(dep) for dep in shuffle_dependencies(rdd)]
         return Stage(self._new_id(), rdd, len(rdd.splits()), parents, func=func)

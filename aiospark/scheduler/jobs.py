@@ -8,10 +8,11 @@ runs.  ``changes()`` gives the jobs that changed since the last report, as the
 JSON of ``protocol.messages.JobReport``; ``aiospark.scheduler.reporter`` sends
 them to the master.
 
->>> from aiospark.scheduler.dag import Stage
+>>> from types import SimpleNamespace as NS
 >>> from aiospark.scheduler.state import SchedulerState
 >>> table = JobTable(SchedulerState(), clock=lambda: 100.0)
->>> table.submitted(1, "count at app.py:3", [Stage(1, None, 2, [])], partitions=2)
+>>> stage = NS(id=1, num_partitions=2, parents=[], shuffle_id=None)
+>>> table.submitted(1, "count at app.py:3", [stage], partitions=2)
 >>> [(j["state"], j["stages"][0]["done"]) for j in table.changes()]
 [('running', 0)]
 >>> table.ended(1, "succeeded")
@@ -27,16 +28,19 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Any
 
 from aiospark.protocol.messages import KEEP_ENDED, MAX_TEXT
+from aiospark.scheduler.protocols import SchedulerStage
+from aiospark.scheduler.state import SchedulerState
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
 
 
-def call_site(frame: Any = None) -> str:
+def call_site(frame: FrameType | None = None) -> str:
     """``"count at app.py:12"``: the aiospark method the user called, and from where.
 
     Walks out of the aiospark frames on the stack: the outermost public one
@@ -67,7 +71,7 @@ class _Job:
     description: str
     submitted: float
     partitions: int
-    stages: list[Any]
+    stages: list[SchedulerStage]
     #: map stages whose outputs all existed when the job was submitted
     skipped: set[int]
     state: str = "running"
@@ -83,7 +87,10 @@ class JobTable:
     """Running and recently ended jobs of one driver, read against its scheduler state."""
 
     def __init__(
-        self, state: Any, clock: Callable[[], float] = time.time, keep: int = KEEP_ENDED
+        self,
+        state: SchedulerState,
+        clock: Callable[[], float] = time.time,
+        keep: int = KEEP_ENDED,
     ) -> None:
         self._state = state
         self._clock = clock
@@ -105,7 +112,7 @@ class JobTable:
         self,
         job_id: int,
         description: str,
-        stages: list[Any],
+        stages: Sequence[SchedulerStage],
         partitions: int,
         pool: str = "default",
     ) -> None:
@@ -116,12 +123,11 @@ class JobTable:
         Call it before the scheduler's state hears of the job, so map stages
         already computed by earlier jobs are told apart (shown as skipped).
         """
-        outputs = self._state.map_outputs
+        state = self._state
         skipped = {
             s.id for s in stages
             if s.shuffle_id is not None
-            and (found := outputs.get(s.shuffle_id)) is not None
-            and len(found) == s.num_partitions and all(o is not None for o in found)
+            and state.shuffle_progress(s.shuffle_id) == (s.num_partitions, s.num_partitions)
         }
         self._running[job_id] = _Job(
             job_id, description[:MAX_TEXT], self._clock(), partitions,
@@ -164,9 +170,9 @@ class JobTable:
     # -- reading the scheduler state -----------------------------------------------------
 
     def _report(self, job: _Job) -> dict[str, Any]:
-        live = self._state.jobs.get(job.job_id) if job.state == "running" else None
+        live = self._state.job_view(job.job_id) if job.state == "running" else None
         if live is not None:
-            job.result_done = job.partitions - len(live.remaining)
+            job.result_done = job.partitions - live.remaining
         return {
             "job_id": job.job_id,
             "description": job.description,
@@ -179,15 +185,15 @@ class JobTable:
             "stages": [self._stage(job, stage) for stage in job.stages],
         }
 
-    def _stage(self, job: _Job, stage: Any) -> dict[str, Any]:
+    def _stage(self, job: _Job, stage: SchedulerStage) -> dict[str, Any]:
         if stage.shuffle_id is None:
             kind, tasks, done = "result", job.partitions, job.result_done
         else:
-            outputs = self._state.map_outputs.get(stage.shuffle_id) or ()
+            progress = self._state.shuffle_progress(stage.shuffle_id)
             kind, tasks = "shuffle_map", stage.num_partitions
-            done = sum(o is not None for o in outputs)
-        run = self._state.stages.get(stage.id)
-        running = len(run.running) if run is not None and job.state == "running" else 0
+            done = 0 if progress is None else progress[0]
+        run = self._state.stage_view(stage.id)
+        running = run.running if run is not None and job.state == "running" else 0
         if stage.id in job.skipped:
             state = "skipped"
         elif job.state == "succeeded" or done >= tasks:

@@ -51,7 +51,7 @@ class JobReporter:
         self.interval = interval
         self._wake = asyncio.Event()
         self._resync = True
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         table.on_change = self._wake.set
 
     def start(self) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -46,9 +46,11 @@ from aiospark.protocol.tasks import (
     decode,
     encode,
 )
-from aiospark.scheduler.dag import Stage, StageBuilder, all_ancestors, cached_blocks
+from aiospark.scheduler import events as ev
+from aiospark.scheduler.dag import ResultFunc, Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.pools import DEFAULT_POOL
+from aiospark.scheduler.protocols import SchedulerRDD, SchedulerStage
 from aiospark.scheduler.reporter import JobReporter
 from aiospark.scheduler.results import load_result
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
@@ -79,8 +81,8 @@ class JobHandle:
     def __init__(self, job_id: int, count: int, scheduler: Scheduler) -> None:
         loop = asyncio.get_running_loop()
         self.job_id = job_id
-        self.futures: list[asyncio.Future] = [loop.create_future() for _ in range(count)]
-        self.done: asyncio.Future = loop.create_future()
+        self.futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count)]
+        self.done: asyncio.Future[None] = loop.create_future()
         self._scheduler = scheduler
 
     def cancel(self) -> None:
@@ -105,7 +107,7 @@ class WorkerLink:
         self.broadcasts: set[int] = set()
         self.outbox: deque[bytes] = deque()
         self.wakeup = asyncio.Event()
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
     def send(self, message: bytes) -> None:
         self.outbox.append(message)
@@ -163,16 +165,16 @@ class Scheduler:
         self.reporter = JobReporter(self.jobs, session, self.master_url, app_id, app_name)
         #: stage id -> [finished tasks, tasks], for progress events
         self._stage_counts: dict[int, list[int]] = {}
-        self._inputs: dict[int, tuple[int, dict[str, list]]] = {}
+        self._inputs: dict[int, tuple[int, dict[str, list[Any]]]] = {}
         #: RDDs unpersisted (and not persisted again since): blocks of theirs that a task
         #: still cached are not recorded, and the worker is told to drop them
         self._unpersisted: set[int] = set()
         self._next_job = 0
-        self._watch: asyncio.Task | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._snapshot = asyncio.Event()
         self._members_changed = asyncio.Event()
         self._closing = False
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -274,11 +276,16 @@ class Scheduler:
             self._spawn(self._connect(info))
 
     def _worker_gone(self, worker_id: str, reason: str) -> None:
-        self.known.pop(worker_id, None)
+        info = self.known.pop(worker_id, None)
         link = self.links.pop(worker_id, None)
         if link is not None:
             self._spawn(self._close_link(link))
-        self._apply(self.state.worker_lost(worker_id, JobFailed(reason)))
+            info = info or link.info
+        self._apply(self.state.handle(ev.WorkerLost(worker_id, JobFailed(reason))))
+        lost = _own_shuffle_url(info, self.known.values())
+        if lost is not None:
+            # It served its map outputs itself (no shuffle service): they went with it.
+            self._apply(self.state.handle(ev.ShuffleOutputsLost(lost)))
         # Tasks that were running there will never answer: forget where they ran.
         for task_id in [t for t in self._task_partitions if t not in self.state.tasks]:
             del self._task_partitions[task_id]
@@ -313,7 +320,7 @@ class Scheduler:
             asyncio.create_task(link.write_loop()),
             asyncio.create_task(self._read_loop(link)),
         ]
-        self._apply(self.state.worker_added(info.worker_id, info.host, info.cores))
+        self._apply(self.state.handle(ev.WorkerAdded(info.worker_id, info.host, info.cores)))
         self._members_changed.set()
 
     async def _close_link(self, link: WorkerLink) -> None:
@@ -339,13 +346,15 @@ class Scheduler:
                 # The connection dropped: the worker is gone for us, whatever the master says.
                 self._worker_gone(link.info.worker_id, f"lost connection to {link.info.url}")
 
-    async def _on_worker_message(self, link: WorkerLink, message: Any, blobs: list) -> None:
+    async def _on_worker_message(
+        self, link: WorkerLink, message: Any, blobs: list[memoryview]
+    ) -> None:
         if isinstance(message, BlocksEvicted):
-            self.state.blocks_evicted(link.info.worker_id, message.evicted)
+            self.state.handle(ev.BlocksEvicted(link.info.worker_id, _keys(message.evicted)))
             return
         if isinstance(message, Draining):
             log.info("worker %s is draining: no new tasks go there", link.info.worker_id)
-            self._apply(self.state.worker_draining(link.info.worker_id))
+            self._apply(self.state.handle(ev.WorkerDraining(link.info.worker_id)))
             return
         if isinstance(message, Refused):
             log.error("worker %s refused a message: %s", link.info.worker_id, message.error)
@@ -359,9 +368,9 @@ class Scheduler:
         for rdd_id, split, url in message.blocks_missing:
             for worker_id, other in self.links.items():
                 if other.info.url == url:
-                    self.state.blocks_evicted(worker_id, [(rdd_id, split)])
+                    self.state.handle(ev.BlocksEvicted(worker_id, ((rdd_id, split),)))
         if message.evicted:
-            self.state.blocks_evicted(link.info.worker_id, message.evicted)
+            self.state.handle(ev.BlocksEvicted(link.info.worker_id, _keys(message.evicted)))
         cached = self._live_blocks(link, message.cached)
         if isinstance(message, TaskSucceeded):
             if message.acc_blob is not None and placed is not None and task_id in self.state.tasks:
@@ -371,8 +380,9 @@ class Scheduler:
                 output = MapOutput(
                     link.info.worker_id, link.info.shuffle_url, tuple(message.map_sizes)
                 )
-                self._apply(self.state.task_succeeded(task_id, map_output=output, cached=cached))
+                self._apply(self.state.handle(ev.TaskFinished(task_id, None, output, cached)))
                 return
+            data: list[bytes] | memoryview | BaseException
             if message.result_url is not None:
                 data = await self._fetch_result(message.result_url)
             else:
@@ -384,28 +394,30 @@ class Scheduler:
             except Exception as exc:  # e.g. a class the driver cannot import
                 error = JobFailed(f"the result of task {task_id} could not be loaded: {exc!r}")
                 error.__cause__ = exc
-                self._apply(self.state.task_failed(task_id, error))
+                self._apply(self.state.handle(ev.TaskFailed(task_id, error)))
                 return
-            self._apply(self.state.task_succeeded(task_id, result=result, cached=cached))
+            self._apply(self.state.handle(ev.TaskFinished(task_id, result, None, cached)))
             return
         assert isinstance(message, TaskFailed)
-        self.state.blocks_cached(link.info.worker_id, cached)
+        if cached:
+            self.state.handle(ev.BlocksCached(link.info.worker_id, cached))
         link.broadcasts.difference_update(message.broadcast_failed)
         reason = message.reason
         if reason in ("cancelled", "draining"):  # draining: refused by a worker leaving
-            self._apply(self.state.task_failed(task_id, JobCancelled(), counts=False))
+            self._apply(self.state.handle(ev.TaskFailed(task_id, JobCancelled(), counts=False)))
         elif reason == "fetch_failed" and message.fetch is not None:
             f = message.fetch
-            error = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
-            self._apply(
-                self.state.task_failed(task_id, error, fetch_failed=(f["shuffle_id"], f["map_ids"]))
-            )
+            lost = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
+            self._apply(self.state.handle(
+                ev.FetchFailed(task_id, lost, int(f["shuffle_id"]), tuple(f["map_ids"]))))
         else:
-            error = _user_error(bytes(blobs[0]) if blobs else b"", message.traceback)
-            log.info("task %s failed on %s: %r", task_id, link.info.worker_id, error)
-            self._apply(self.state.task_failed(task_id, error))
+            user_error = _user_error(bytes(blobs[0]) if blobs else b"", message.traceback)
+            log.info("task %s failed on %s: %r", task_id, link.info.worker_id, user_error)
+            self._apply(self.state.handle(ev.TaskFailed(task_id, user_error)))
 
-    def _live_blocks(self, link: WorkerLink, keys: list) -> list[tuple[int, int]]:
+    def _live_blocks(
+        self, link: WorkerLink, keys: list[list[int]]
+    ) -> tuple[tuple[int, int], ...]:
         """The reported blocks of RDDs still persisted; the worker drops the others.
 
         A task that started before ``unpersist`` may cache a block after the
@@ -420,7 +432,7 @@ class Scheduler:
                 live.append((rdd_id, split))
         for rdd_id in sorted(stale):
             link.send(encode(Unpersist(rdd_id)))
-        return live
+        return tuple(live)
 
     def _publish_task(self, message: TaskEnded, placed: tuple[int, int], link: WorkerLink) -> None:
         counts = self._stage_counts.setdefault(placed[0], [0, 0])
@@ -445,8 +457,8 @@ class Scheduler:
 
     def submit(
         self,
-        rdd: Any,
-        func: Callable,
+        rdd: SchedulerRDD,
+        func: ResultFunc,
         partitions: list[int] | None = None,
         pool: str = DEFAULT_POOL,
     ) -> JobHandle:
@@ -478,7 +490,8 @@ class Scheduler:
         if self.progress.active:
             self.progress.publish({"event": "job_started", "job_id": handle.job_id,
                                    "rdd": repr(rdd), "partitions": len(partitions)})
-        self._apply(self.state.submit_job(handle.job_id, stage, partitions, pool))
+        self._apply(self.state.handle(
+            ev.JobSubmitted(handle.job_id, stage, tuple(partitions), pool)))
         return handle
 
     def cancel_job(self, job_id: int) -> None:
@@ -490,7 +503,7 @@ class Scheduler:
             self.progress.publish({"event": "job_cancelled", "job_id": job_id})
         for future in (*handle.futures, handle.done):
             future.cancel()
-        self._apply(self.state.cancel_job(job_id))
+        self._apply(self.state.handle(ev.CancelJob(job_id)))
 
     def add_file(self, name: str, data: bytes, python: bool) -> None:
         """Ship a file to every worker, now and as they join (before any later task)."""
@@ -502,7 +515,7 @@ class Scheduler:
     def unpersist(self, rdd_id: int) -> None:
         """Forget where an RDD's blocks are, and tell every worker to drop them."""
         self._unpersisted.add(rdd_id)
-        self.state.forget_cached(rdd_id)
+        self.state.handle(ev.Unpersisted(rdd_id))
         message = encode(Unpersist(rdd_id))
         for link in self.links.values():
             link.send(message)
@@ -514,7 +527,7 @@ class Scheduler:
         for command in commands:
             if isinstance(command, Launch):
                 self._launch(command)
-                stage = command.stage
+                stage = _stage(command.stage)
                 if stage.id not in self._stage_counts:
                     self._stage_counts[stage.id] = [0, stage.num_partitions]
                     if publish:
@@ -537,7 +550,9 @@ class Scheduler:
             elif isinstance(command, JobAborted):
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None:
-                    handle._fail(command.error)
+                    error = command.error
+                    handle._fail(error if isinstance(error, BaseException)
+                                 else JobFailed(str(error)))
                 self.jobs.ended(command.job_id, "failed", repr(command.error))
                 if publish:
                     publish({"event": "job_failed", "job_id": command.job_id,
@@ -570,7 +585,7 @@ class Scheduler:
     def _on_timer(self) -> None:
         self._timer = None
         if not self._closing:
-            self._apply(self.state.tick())
+            self._apply(self.state.handle(ev.Tick()))
 
     async def _kill(self, command: Kill) -> None:
         """Ask a worker's supervisor to kill the executor where cancelled tasks run on."""
@@ -591,7 +606,7 @@ class Scheduler:
 
     def _launch(self, command: Launch) -> None:
         link = self.links.get(command.worker_id)
-        stage: Stage = command.stage
+        stage = _stage(command.stage)
         if link is None:  # raced with the worker's loss: the state machine hears of it next
             return
         blobs = [serialize_split(stage.rdd.splits()[command.partition])]
@@ -613,9 +628,11 @@ class Scheduler:
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(encode(launch, *blobs))
 
-    def _remote_blocks(self, stage: Stage, partition: int, link: WorkerLink) -> dict[str, list]:
+    def _remote_blocks(
+        self, stage: Stage, partition: int, link: WorkerLink
+    ) -> dict[str, list[str]]:
         """``{"rdd:split": [worker urls]}`` for cached blocks the task may read elsewhere."""
-        remote: dict[str, list] = {}
+        remote: dict[str, list[str]] = {}
         for rdd_id, split in cached_blocks(stage.rdd, partition):
             holders = self.state.cached_on(rdd_id, split) - {link.info.worker_id}
             urls = [self.links[w].info.url for w in sorted(holders) if w in self.links]
@@ -668,16 +685,17 @@ class Scheduler:
                 link.broadcasts.discard(bid)
                 link.send(message)
 
-    def _shuffle_inputs(self, stage: Stage) -> dict[str, list]:
+    def _shuffle_inputs(self, stage: Stage) -> dict[str, list[Any]]:
         """For each shuffle the stage reads: ``[[shuffle_url, [map ids]], ...]``."""
         if not stage.parents:
             return {}
         cached = self._inputs.get(stage.id)
         if cached is not None and cached[0] == self.state.map_epoch:
             return cached[1]
-        inputs: dict[str, list] = {}
+        inputs: dict[str, list[Any]] = {}
         for parent in stage.parents:
             by_url: dict[str, list[int]] = {}
+            assert parent.shuffle_id is not None  # a parent stage is a map stage
             for map_id, output in enumerate(self.state.map_locations(parent.shuffle_id)):
                 by_url.setdefault(output.shuffle_url, []).append(map_id)
             inputs[str(parent.shuffle_id)] = [[url, ids] for url, ids in by_url.items()]
@@ -693,6 +711,37 @@ class Scheduler:
         for stage_id in stage_ids:
             self._inputs.pop(stage_id, None)
             self._stage_blobs.pop(stage_id, None)  # made again if the stage ever reruns
+
+
+def _stage(stage: SchedulerStage) -> Stage:
+    """The stage of a ``Launch``: the runner only ever submits ``dag.Stage`` objects."""
+    assert isinstance(stage, Stage), stage
+    return stage
+
+
+def _keys(keys: list[list[int]] | list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """``(rdd_id, split)`` block keys from a worker's message (JSON lists)."""
+    return tuple((int(rdd_id), int(split)) for rdd_id, split in keys)
+
+
+def _own_shuffle_url(info: WorkerInfo | None, others: Iterable[WorkerInfo]) -> str | None:
+    """The URL a lost worker served its own map outputs at, if it did (it ran without a
+    shuffle service: ``--shuffle-url``); None when a shuffle service outlives it.
+
+    >>> def info(worker_id, url, shuffle_url):
+    ...     return WorkerInfo(worker_id, url, "h", 1, 0, shuffle_url, "alive")
+    >>> _own_shuffle_url(info("w1", "http://h:1", "http://h:1"), [])
+    'http://h:1'
+    >>> _own_shuffle_url(info("w1", "http://h:1", "http://h:9"), [])   # a shuffle service
+    """
+    if info is None or not info.shuffle_url:
+        return None
+    url = info.shuffle_url.rstrip("/")
+    if url != info.url.rstrip("/"):
+        return None
+    if any(other.shuffle_url.rstrip("/") == url for other in others):
+        return None
+    return url
 
 
 def _user_error(blob: bytes, remote_traceback: str) -> Exception:

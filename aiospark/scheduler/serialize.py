@@ -35,7 +35,8 @@ def serialize_split(split: Any) -> bytes:
         return pickle.dumps(split, protocol=5)
     except Exception:
         try:
-            return cloudpickle.dumps(split, protocol=5)
+            data: bytes = cloudpickle.dumps(split, protocol=5)
+            return data
         except Exception as exc:
             raise SerializationError(
                 f"could not serialize partition {split.index}'s data: {exc}"
@@ -46,14 +47,17 @@ def serialize_stage(stage: Stage) -> bytes:
     """Pickle a stage's lineage and action; ``SerializationError`` names the culprit."""
     action = stage.func if stage.shuffle_dep is None else stage.shuffle_dep
     try:
-        return cloudpickle.dumps((stage.rdd, action), protocol=5)
+        blob: bytes = cloudpickle.dumps((stage.rdd, action), protocol=5)
+        return blob
     except Exception as exc:
         raise SerializationError(_explain(stage, action, exc)) from exc
 
 
 def _explain(stage: Stage, action: Any, exc: Exception) -> str:
     for rdd in narrow_ancestors(stage.rdd):
-        for name, value in vars(rdd.plan).items():
+        # An RDD's functions live on its plan (aiospark.plans), when it has one.
+        holder: Any = getattr(rdd, "plan", rdd)
+        for name, value in vars(holder).items():
             if name in ("ctx", "_splits") or not callable(value):
                 continue
             problem = describe_unpicklable(value)

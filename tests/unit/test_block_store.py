@@ -12,6 +12,7 @@ import pytest
 from aiospark.lineage import StorageLevel
 from aiospark.memory import MemoryManager
 from aiospark.scheduler.dag import preferred_locations
+from aiospark.scheduler.events import BlocksCached, BlocksEvicted
 from aiospark.scheduler.state import SchedulerState
 from aiospark.sizeof import records_size
 from aiospark.worker.blocks import BlockStore, choose_victims
@@ -308,12 +309,12 @@ class _FakeRDD:
 def test_driver_stops_preferring_a_worker_that_evicted_the_block():
     state = SchedulerState()
     rdd = _FakeRDD(5)
-    state.blocks_cached("w1", [(5, 0), (5, 1)])
-    state.blocks_cached("w2", [(5, 0)])
+    assert state.handle(BlocksCached("w1", ((5, 0), (5, 1)))) == []
+    state.handle(BlocksCached("w2", ((5, 0),)))
     assert preferred_locations(rdd, 0, state.cached_on) == ["w1", "w2"]
-    state.blocks_evicted("w1", [(5, 0), (7, 3)])  # (7, 3) was never known: ignored
+    state.handle(BlocksEvicted("w1", ((5, 0), (7, 3))))  # (7, 3) was never known: ignored
     assert preferred_locations(rdd, 0, state.cached_on) == ["w2"]
-    state.blocks_evicted("w2", [(5, 0)])
+    state.handle(BlocksEvicted("w2", ((5, 0),)))
     assert preferred_locations(rdd, 0, state.cached_on) == []
     assert (5, 0) not in state.cache and state.cached_on(5, 1) == {"w1"}
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from aiospark.scheduler import events as ev
 from aiospark.scheduler.state import (
     KILL_GRACE,
     Cancel,
@@ -109,20 +110,22 @@ class Sim:
 
     def add_worker(self, worker_id: str, cores: int = 1, host: str | None = None):
         self.cores[worker_id] = cores
-        return self.apply(self.state.worker_added(worker_id, host or f"host-{worker_id}", cores))
+        return self.apply(
+            self.state.handle(ev.WorkerAdded(worker_id, host or f"host-{worker_id}", cores)))
 
     def lose_worker(self, worker_id: str, error="lost"):
-        commands = self.apply(self.state.worker_lost(worker_id, error))
+        commands = self.apply(self.state.handle(ev.WorkerLost(worker_id, error)))
         for tasks in (self.running, self.stopping):
             for task_id in [t for t, launch in tasks.items() if launch.worker_id == worker_id]:
                 del tasks[task_id]
         return commands
 
     def submit(self, job_id: int, stage, partitions, pool: str = "default"):
-        return self.apply(self.state.submit_job(job_id, stage, list(partitions), pool))
+        event = ev.JobSubmitted(job_id, stage, tuple(partitions), pool)
+        return self.apply(self.state.handle(event))
 
     def cancel(self, job_id: int):
-        return self.apply(self.state.cancel_job(job_id))
+        return self.apply(self.state.handle(ev.CancelJob(job_id)))
 
     def succeed(self, task_id: int, result=None, cached=(), map_output=None):
         launch = self._pop(task_id)
@@ -131,12 +134,20 @@ class Sim:
         if launch is not None and launch.stage.shuffle_id is None and result is None:
             result = f"s{launch.stage.id}p{launch.partition}"
         return self.apply(
-            self.state.task_succeeded(task_id, result=result, map_output=map_output, cached=cached)
+            self.state.handle(ev.TaskFinished(task_id, result, map_output, tuple(cached)))
         )
 
-    def fail(self, task_id: int, error="boom", **kwargs):
+    def fail(self, task_id: int, error="boom", fetch_failed=None, **kwargs):
         self._pop(task_id)
-        return self.apply(self.state.task_failed(task_id, error, **kwargs))
+        if fetch_failed is not None:
+            shuffle_id, map_ids = fetch_failed
+            event = ev.FetchFailed(task_id, error, shuffle_id, tuple(map_ids))
+        else:
+            event = ev.TaskFailed(task_id, error, **kwargs)
+        return self.apply(self.state.handle(event))
+
+    def tick(self):
+        return self.apply(self.state.handle(ev.Tick()))
 
     # -- queries ----------------------------------------------------------------------
 
@@ -243,8 +254,8 @@ def test_job_finished_exactly_once_even_with_late_reports():
     assert sim.finished(1) == 1
     # The same success reported again, and a failure for a finished task: both ignored.
     for task in launched:
-        assert sim.state.task_succeeded(task.task_id, result="again") == []
-        assert sim.state.task_failed(task.task_id, "late") == []
+        assert sim.state.handle(ev.TaskFinished(task.task_id, "again")) == []
+        assert sim.state.handle(ev.TaskFailed(task.task_id, "late")) == []
     assert sim.finished(1) == 1
 
 
@@ -331,10 +342,10 @@ def test_busy_preferred_worker_is_waited_for_then_given_up_on():
     assert sim.submit(2, make_stage(2, 1, prefer={0: ["w2"]}), [0]) == []
     assert sim.state.wake_at == 102.0
     now[0] = 101.0
-    assert sim.apply(sim.state.tick()) == []
+    assert sim.tick() == []
     # ... and runs elsewhere once the locality wait is over.
     now[0] = 102.5
-    launched = sim.apply(sim.state.tick())
+    launched = sim.tick()
     assert [c.worker_id for c in launched] == ["w1"]
     assert sim.state.wake_at is None
 
@@ -548,7 +559,7 @@ def test_too_many_failures_abort_the_job_and_cancel_its_tasks():
     assert StagesFinished((1,)) in out
     # Reports from the cancelled tasks change nothing; no more launches for the job.
     for c in cancelled:
-        assert sim.state.task_succeeded(c.task_id, result="late") == []
+        assert sim.state.handle(ev.TaskFinished(c.task_id, "late")) == []
     assert sim.results(1) == {}
     assert sim.finished(1) == 0
     assert sim.state.jobs == {} and sim.state.stages == {} and sim.state.tasks == {}
@@ -631,7 +642,7 @@ def test_job_waits_without_workers_and_resumes_when_one_joins():
     assert of_type(out, Launch) == [] and of_type(out, JobAborted) == []
     assert 1 in sim.state.jobs
     # A late report from the lost worker changes nothing.
-    assert sim.state.task_succeeded(launched[0].task_id, result="ghost") == []
+    assert sim.state.handle(ev.TaskFinished(launched[0].task_id, "ghost")) == []
 
     out = sim.add_worker("w2", cores=1)
     assert [c.worker_id for c in out] == ["w2"]
@@ -661,7 +672,7 @@ def test_unknown_worker_lost_is_a_no_op():
 def test_adding_a_known_worker_twice_keeps_one():
     sim = Sim()
     sim.add_worker("w1", cores=1)
-    assert sim.state.worker_added("w1", "host-w1", 1) == []
+    assert sim.state.handle(ev.WorkerAdded("w1", "host-w1", 1)) == []
     assert list(sim.state.workers) == ["w1"]
 
 
@@ -689,7 +700,7 @@ def test_a_draining_worker_finishes_its_tasks_and_gets_no_new_ones():
     sim.submit(1, make_stage(1, 6), range(6))
     on_w1 = [t for t, launch in sim.running.items() if launch.worker_id == "w1"]
     assert len(on_w1) == 2
-    assert sim.apply(sim.state.worker_draining("w1")) == []
+    assert sim.apply(sim.state.handle(ev.WorkerDraining("w1"))) == []
     for task_id in on_w1:  # its running tasks may still finish, and count
         assert not of_type(sim.succeed(task_id), Launch)
     sim.run()
@@ -701,7 +712,7 @@ def test_tasks_a_draining_worker_hands_back_do_not_count_as_attempts():
     sim = Sim(max_attempts=1)
     sim.add_worker("w1")
     sim.submit(1, make_stage(1, 1), [0])
-    sim.apply(sim.state.worker_draining("w1"))
+    sim.apply(sim.state.handle(ev.WorkerDraining("w1")))
     sim.add_worker("w2")
     assert not sim.aborted(1) and sim.task(1, 0).worker_id == "w1"
     out = sim.lose_worker("w1", error="left")  # drain timeout: the task is handed back
@@ -716,7 +727,7 @@ def test_a_task_refused_by_a_draining_worker_runs_elsewhere_without_counting():
     sim.add_worker("w1")
     sim.submit(1, make_stage(1, 1), [0])
     refused = sim.task(1, 0).task_id
-    sim.apply(sim.state.worker_draining("w1"))
+    sim.apply(sim.state.handle(ev.WorkerDraining("w1")))
     assert not of_type(sim.fail(refused, "draining", counts=False), Launch)  # nowhere to go
     sim.add_worker("w2")
     assert sim.task(1, 0).worker_id == "w2"
@@ -839,7 +850,7 @@ def test_shuffle_outputs_lost_then_fetch_failure_recovers():
     on = [loc.worker_id for loc in sim.state.map_locations(10)]
     assert sorted(on) == ["w1", "w2"]
     epoch = sim.state.map_epoch
-    assert of_type(sim.apply(sim.state.shuffle_outputs_lost(url_of("w1"))), Launch) == []
+    assert of_type(sim.apply(sim.state.handle(ev.ShuffleOutputsLost(url_of("w1")))), Launch) == []
     assert sim.state.map_epoch > epoch
     assert [o is None for o in sim.state.map_outputs[10]] == [w == "w1" for w in on]
     sim.fail(sim.task(2, 0).task_id, "fetch", fetch_failed=(10, [0, 1]))
@@ -856,7 +867,7 @@ def test_shuffle_outputs_lost_while_the_map_stage_runs():
     done = sim.task(1, 0)
     sim.succeed(done.task_id)
     # The shuffle service holding map output 0 dies before map task 1 finishes.
-    sim.apply(sim.state.shuffle_outputs_lost(url_of(done.worker_id)))
+    sim.apply(sim.state.handle(ev.ShuffleOutputsLost(url_of(done.worker_id))))
     sim.run()
     assert sim.finished(1) == 1
     assert Counter(c.partition for c in sim.launches(1)) == {0: 2, 1: 1}
@@ -872,11 +883,8 @@ def speculate(sim: Sim, stage_id: int, partition: int) -> Launch:
     the way a speculative re-launch would.
     """
     state = sim.state
-    run = state.stages[stage_id]
-    state._enqueue(run, partition)
-    commands: list[Command] = []
-    state._schedule(commands)
-    (launch,) = sim.apply(commands)
+    state.stages[stage_id].tasks.enqueue(partition, now=0.0)
+    (launch,) = sim.tick()
     assert launch.partition == partition
     return launch
 
@@ -886,7 +894,7 @@ def test_same_success_reported_twice_is_delivered_once():
     sim.add_worker("w1", cores=2)
     launched = sim.submit(1, make_stage(1, 2), [0, 1])
     assert sim.succeed(launched[0].task_id, result="a") == [PartitionDone(1, 0, "a")]
-    assert sim.state.task_succeeded(launched[0].task_id, result="a") == []
+    assert sim.state.handle(ev.TaskFinished(launched[0].task_id, "a")) == []
     sim.run()
     assert sim.results(1) == {0: "a", 1: "s1p1"}
     assert sim.finished(1) == 1
@@ -906,7 +914,7 @@ def test_two_attempts_of_a_partition_deliver_once_and_the_loser_is_cancelled():
         Cancel(original.task_id, original.worker_id),
         PartitionDone(1, 0, "copy"),
     ]
-    assert sim.state.task_succeeded(original.task_id, result="original") == []
+    assert sim.state.handle(ev.TaskFinished(original.task_id, "original")) == []
     sim.run()
     assert sim.results(1) == {0: "copy", 1: "s1p1"}
     assert sim.finished(1) == 1
@@ -932,7 +940,7 @@ def test_two_attempts_of_a_map_partition_register_one_output():
     out = sim.succeed(original.task_id)
     assert Cancel(copy.task_id, copy.worker_id) in out
     assert sim.state.map_locations(10)[0].worker_id == original.worker_id
-    assert sim.state.task_succeeded(copy.task_id, map_output=MapOutput("x", "y")) == []
+    assert sim.state.handle(ev.TaskFinished(copy.task_id, map_output=MapOutput("x", "y"))) == []
     assert sim.state.map_locations(10)[0].worker_id == original.worker_id
     sim.run()
     assert sim.finished(1) == 1
@@ -965,7 +973,7 @@ def test_cancel_job_cancels_its_running_tasks():
 
 
 def test_cancel_unknown_job_is_a_no_op():
-    assert SchedulerState().cancel_job(12) == []
+    assert SchedulerState().handle(ev.CancelJob(12)) == []
 
 
 def test_cancel_keeps_a_shared_map_stage_running_for_the_other_job():
@@ -1009,7 +1017,7 @@ def test_cached_splits_are_recorded_and_forgotten():
     sim.succeed(launched[1].task_id, cached=[(5, 0)])
     assert sim.state.cached_on(5, 0) == {"w1", "w2"}
     assert sim.state.cached_on(6, 0) == {launched[0].worker_id}
-    assert sim.state.forget_cached(5) is None
+    assert sim.state.handle(ev.Unpersisted(5)) == []
     assert sim.state.cached_on(5, 0) == set()
     assert sim.state.cached_on(6, 0) == {launched[0].worker_id}
 
@@ -1054,7 +1062,7 @@ def test_random_interleavings_finish_every_job(seed):
         if roll < 0.10 and len(sim.state.workers) > 1:
             sim.lose_worker(launch.worker_id)
         elif roll < 0.12:
-            sim.apply(sim.state.shuffle_outputs_lost(url_of(rng.choice(sorted(sim.cores)))))
+            sim.apply(sim.state.handle(ev.ShuffleOutputsLost(url_of(rng.choice(sorted(sim.cores))))))
         elif roll < 0.20:
             sim.fail(task_id, "flaky")
         elif roll < 0.30 and launch.stage.parents:
@@ -1089,9 +1097,9 @@ def test_retry_waits_for_its_backoff():
     assert of_type(sim.fail(sim.task(1, 0).task_id, "boom"), Launch) == []
     assert sim.state.wake_at == 1000.5
     clock.now += 0.4
-    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    assert of_type(sim.tick(), Launch) == []
     clock.now += 0.2
-    assert len(of_type(sim.apply(sim.state.tick()), Launch)) == 1
+    assert len(of_type(sim.tick(), Launch)) == 1
     # The second retry waits twice as long.
     sim.fail(sim.task(1, 0).task_id, "boom")
     assert sim.state.wake_at == clock.now + 1.0
@@ -1111,7 +1119,7 @@ def test_a_worker_that_keeps_failing_is_excluded_for_a_while():
     sim.submit(2, make_stage(2, 2), [0, 1])
     assert all(t.worker_id == "good" for t in sim.running.values())
     clock.now += 31
-    launched = of_type(sim.apply(sim.state.tick()), Launch)
+    launched = of_type(sim.tick(), Launch)
     assert {c.worker_id for c in launched} == {"bad"}
 
 
@@ -1149,14 +1157,14 @@ def test_stragglers_get_a_speculative_copy_and_the_first_result_wins():
         clock.now += 0.1
         sim.succeed(sim.task(1, p).task_id)
     # 3 of 4 done, median 0.2 s; the last one has run 0.3 s: not yet 1.5 x median.
-    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    assert of_type(sim.tick(), Launch) == []
     clock.now += 1.0
-    copies = of_type(sim.apply(sim.state.tick()), Launch)
+    copies = of_type(sim.tick(), Launch)
     assert len(copies) == 1 and copies[0].partition == 3
     assert copies[0].worker_id != slow.worker_id and copies[0].attempt == 1
     # Only one copy per partition.
     clock.now += 5
-    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    assert of_type(sim.tick(), Launch) == []
     done = sim.succeed(copies[0].task_id, result="from the copy")
     assert [c.result for c in of_type(done, PartitionDone)] == ["from the copy"]
     assert of_type(done, Cancel) == [Cancel(slow.task_id, slow.worker_id)]
@@ -1172,7 +1180,7 @@ def test_no_speculation_unless_enabled():
     clock.now += 0.1
     sim.succeed(sim.task(1, 0).task_id)
     clock.now += 100
-    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    assert of_type(sim.tick(), Launch) == []
 
 
 def test_cancelling_a_job_hands_its_cores_to_the_jobs_queued_behind_it():
@@ -1199,9 +1207,9 @@ def test_a_cancelled_task_that_runs_on_gets_its_process_killed_after_the_kill_ti
     (cancel,) = of_type(sim.cancel(1), Cancel)
     assert sim.state.wake_at == clock.now + 2.0
     clock.now += 1.9
-    assert of_type(sim.apply(sim.state.tick()), Kill) == []
+    assert of_type(sim.tick(), Kill) == []
     clock.now += 0.2
-    out = sim.apply(sim.state.tick())
+    out = sim.tick()
     assert of_type(out, Kill) == [Kill("w1", (cancel.task_id,))]
     assert of_type(out, Launch) == []  # the core is taken until the worker is gone
     out = sim.lose_worker("w1")  # the killed process's connection closes
@@ -1218,12 +1226,12 @@ def test_a_kill_nobody_answers_frees_the_core_after_the_grace_period():
     sim.submit(2, make_stage(2, 1), [0])
     sim.cancel(1)
     clock.now += 1.0
-    assert kinds(sim.apply(sim.state.tick())) == ["Kill"]
+    assert kinds(sim.tick()) == ["Kill"]
     clock.now += KILL_GRACE - 0.1
-    assert of_type(sim.apply(sim.state.tick()), Launch) == []
+    assert of_type(sim.tick(), Launch) == []
     clock.now += 0.2
     sim.stopping.clear()  # the simulated worker gave up on it too
-    out = sim.apply(sim.state.tick())
+    out = sim.tick()
     assert [c.stage.id for c in of_type(out, Launch)] == [2]
     assert of_type(out, Kill) == []  # asked once
 
@@ -1236,7 +1244,7 @@ def test_without_a_kill_timeout_a_cancelled_task_keeps_its_core_and_nothing_is_k
     (cancel,) = of_type(sim.cancel(1), Cancel)
     assert sim.state.wake_at is None
     clock.now += 3600
-    assert sim.apply(sim.state.tick()) == []
+    assert sim.tick() == []
     sim.submit(2, make_stage(2, 1), [0])
     out = sim.fail(cancel.task_id, "cancelled", counts=False)
     assert [c.stage.id for c in of_type(out, Launch)] == [2]

@@ -14,6 +14,7 @@ from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import escape_label, render_metrics
 from aiospark.master.ui import Sessions
 from aiospark.protocol.messages import JobsReport, MessageError
+from aiospark.scheduler import events as ev
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.state import Launch, MapOutput, SchedulerState
 
@@ -32,21 +33,21 @@ class Driver:
         self.table = JobTable(self.state, clock=lambda: self.now)
         self.launched: list[Launch] = []
         for worker in ("w1", "w2"):
-            self.apply(self.state.worker_added(worker, "host", 1))
+            self.apply(self.state.handle(ev.WorkerAdded(worker, "host", 1)))
 
     def apply(self, commands) -> None:
         self.launched.extend(c for c in commands if isinstance(c, Launch))
 
     def submit(self, job_id, result, stages, partitions):
         self.table.submitted(job_id, f"job {job_id}", stages, len(partitions))
-        self.apply(self.state.submit_job(job_id, result, partitions))
+        self.apply(self.state.handle(ev.JobSubmitted(job_id, result, tuple(partitions))))
 
     def finish(self, launch: Launch) -> None:
         output = MapOutput(launch.worker_id, "http://shuffle", (1,))
         if launch.stage.shuffle_id is None:
-            self.apply(self.state.task_succeeded(launch.task_id, result=1))
+            self.apply(self.state.handle(ev.TaskFinished(launch.task_id, result=1)))
         else:
-            self.apply(self.state.task_succeeded(launch.task_id, map_output=output))
+            self.apply(self.state.handle(ev.TaskFinished(launch.task_id, map_output=output)))
 
     def stages(self, job_id):
         [report] = [r for r in self.table.changes(everything=True) if r["job_id"] == job_id]
@@ -89,7 +90,7 @@ def test_a_map_stage_computed_by_an_earlier_job_is_skipped_and_failed_jobs_stop(
     second = stage(3, 2, parents=[map_stage])
     d.submit(2, second, [second, map_stage], [0, 1])
     assert d.stages(2)[1][0] == ("shuffle_map", 2, 0, 2, "skipped")
-    d.apply(d.state.cancel_job(2))
+    d.apply(d.state.handle(ev.CancelJob(2)))
     d.table.ended(2, "cancelled")
     report, stages = d.stages(2)
     assert report["state"] == "cancelled"
