@@ -19,7 +19,7 @@ import aiospark
 from aiospark import context as context_module
 from aiospark import offload, slices
 from aiospark.errors import SerializationError
-from aiospark.ops import output
+from aiospark.ops import export
 from aiospark.scheduler import results
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -135,7 +135,7 @@ async def test_parallelize_pickles_a_large_list_off_the_loop(ctx, monkeypatch):
 
 
 async def test_async_for_lets_the_loop_run_within_a_partition(ctx, monkeypatch):
-    monkeypatch.setattr(output, "YIELD_EVERY", 0.0)  # let it run at every chance
+    monkeypatch.setattr(export, "YIELD_EVERY", 0.0)  # let it run at every chance
     other = asyncio.Event()
     seen_at = None
     count = 0
