@@ -28,7 +28,19 @@ def test_migration_table_lists_every_public_method_and_only_real_ones():
 
 def test_readme_starts_with_the_install_and_test_commands():
     readme = (ROOT / "README.md").read_text()
-    first_block = readme.split("```")[1]
-    assert "pip install -e '.[test]'" in first_block and "examples/wordcount.py" in first_block
-    assert "python -m pytest -q" in first_block
-    assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+    lines = [line.split("#")[0].strip() for line in readme.split("```")[1].splitlines()[1:]]
+    venv, run, test = [line for line in lines if line]
+    assert venv.startswith("python3 -m venv .venv") and ". .venv/bin/activate" in venv
+    # Running needs only the core install; the test tools come with the test command.
+    assert run.startswith("pip install -e . &&") and "examples/wordcount.py" in run
+    assert test.startswith("pip install -e '.[test]' &&") and test.endswith("python -m pytest -q")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install --quiet -e '.[test]'" in ci and "python -m pytest -q" in ci
+
+
+def test_readme_links_the_newcomer_docs():
+    readme = (ROOT / "README.md").read_text()
+    head = readme[: readme.index("## ")]
+    for page in ("docs/getting-started.md", "docs/concepts.md", "docs/api/index.md"):
+        assert f"]({page})" in head, page
+        assert (ROOT / page).is_file(), page
