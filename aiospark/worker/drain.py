@@ -15,8 +15,8 @@ deregisters it.
    elsewhere, again without counting an attempt.
 
 Map outputs the worker wrote to its host's shuffle service stay there; those
-it served itself (no ``--shuffle-url``) go with it and are recomputed when a
-reducer misses them.
+it served itself (no ``--shuffle-url``) go with it: drivers recompute them once
+they learn the worker is gone (``ShuffleOutputsLost``), or when a reducer misses them.
 """
 
 from __future__ import annotations
