@@ -357,6 +357,10 @@ OPTIONS: tuple[Option, ...] = (
            env="AIOSPARK_WORKER_ID", metavar="ID", shown_default="worker-<random>"),
     Option("heartbeat_interval", "--heartbeat-interval", "seconds between heartbeats",
            ("worker",), default=1.0, parse=seconds(), metavar="SECONDS"),
+    Option("connect_timeout", "--connect-timeout", "seconds without reaching the master "
+           "(unreachable, or refusing the secret) after which the worker exits with status 1",
+           ("worker",), default=None, parse=seconds(), env="AIOSPARK_CONNECT_TIMEOUT",
+           metavar="SECONDS", shown_default="retry forever"),
     Option("drain_timeout", "--drain-timeout", "on SIGTERM, seconds to let running tasks "
            "finish before handing them back (0: stop at once)", ("worker",), default=60.0,
            parse=seconds(zero_ok=True), env="AIOSPARK_DRAIN_TIMEOUT", metavar="SECONDS"),

@@ -30,6 +30,7 @@ from aiospark.errors import (
 from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError
 from aiospark.protocol.messages import ClusterEvent, KillTasks, MessageError, WorkerInfo
+from aiospark.protocol.reach import MasterLink, failure_reason
 from aiospark.protocol.tasks import (
     AddFile,
     BlocksEvicted,
@@ -180,7 +181,14 @@ class Scheduler:
 
     async def start(self) -> None:
         self._watch = asyncio.create_task(self._watch_master())
-        await self._snapshot.wait()
+        snapshot = asyncio.create_task(self._snapshot.wait())
+        try:
+            await asyncio.wait([snapshot, self._watch], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            snapshot.cancel()
+        if not self._snapshot.is_set():
+            self._watch.result()  # the master refused us, or never answered: say why
+            raise ClusterError(f"the master at {self.master_url} closed its event stream")
         self.reporter.start()
 
     async def wait_for_workers(self, count: int, timeout: float) -> None:
@@ -225,6 +233,7 @@ class Scheduler:
         url = f"{self.master_url}/v1/events"
         # Naming the application lets the master tell when this driver goes away.
         params = {"app": self.app_id, "name": self.app_name}
+        link = MasterLink(f"driver {self.app_id}", self.master_url)
         failures = 0
         while not self._closing:
             try:
@@ -232,19 +241,29 @@ class Scheduler:
                     url, params=params, heartbeat=None, timeout=_WS_TIMEOUT
                 ) as ws:
                     failures = 0
+                    if (line := link.succeeded()) is not None:
+                        log.info("%s", line)
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
                         self._on_cluster_event(ClusterEvent.from_json(msg.json()))
+                lost: BaseException = ConnectionResetError("it closed the event stream")
             except (aiohttp.ClientError, OSError, MessageError) as exc:
+                lost = exc
                 failures += 1
-                if not self._snapshot.is_set() and failures >= 50:
+                kind, reason = failure_reason(exc)
+                # Before the first snapshot the Context is starting: a refusal will not
+                # mend by retrying, and an unreachable master fails the start after a while.
+                if not self._snapshot.is_set() and (kind == "refused" or failures >= 50):
                     raise ClusterError(
-                        f"cannot reach the master at {self.master_url}: {exc}"
+                        f"cannot connect to the master at {self.master_url}: {reason}"
                     ) from exc
-                log.debug("master event stream lost (%s); reconnecting", exc)
-            if not self._closing:
-                await asyncio.sleep(min(0.05 * 2**failures, 1.0))
+            if self._closing:
+                break
+            line, delay = link.failed(lost)
+            if line is not None:
+                log.warning("%s", line)
+            await asyncio.sleep(delay)
 
     def _on_cluster_event(self, event: ClusterEvent) -> None:
         if event.kind == "snapshot":

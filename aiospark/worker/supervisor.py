@@ -42,6 +42,7 @@ from aiospark.memory import default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.messages import Heartbeat, KillTasks, RegisterWorker, read_message
+from aiospark.protocol.reach import MasterLink
 from aiospark.runtime import serve, wait_for_stop
 from aiospark.sockets import listening_socket
 from aiospark.worker.control import ControlLink
@@ -134,6 +135,11 @@ class Supervisor:
         self.memory_bytes = settings.memory or default_budget(settings.cores)
         self.work_dir = settings.work_dir
         self.heartbeat_interval = settings.heartbeat_interval
+        #: what to log, and how long to wait, while the master cannot be reached
+        self.link = MasterLink(
+            f"worker {self.worker_id}", self.master_url, max_delay=self.heartbeat_interval,
+            give_up_after=getattr(settings, "connect_timeout", None),
+        )
         #: A register or heartbeat request that takes longer is retried (a cut link must not
         #: leave the worker waiting out TCP's back-off).
         self._request_timeout = aiohttp.ClientTimeout(total=max(3.0, 3 * self.heartbeat_interval))
@@ -346,7 +352,6 @@ class Supervisor:
 
     async def _heartbeat_loop(self) -> None:
         assert self._session is not None
-        delay = 0.05
         while not self._leaving:
             try:
                 executor = self.executor
@@ -354,7 +359,7 @@ class Supervisor:
                     self._registered_pid != executor.pid
                 ):
                     await self._register(executor)  # a new executor: drivers reconnect
-                    delay = 0.05
+                    self._reached_master()
                 elif self._registered_pid and not (executor and process_stopped(executor.pid)):
                     # (A stopped executor, SIGSTOP or a debugger, is hung: the master is to
                     # see this worker go silent, as it would if the whole worker hung.)
@@ -367,19 +372,31 @@ class Supervisor:
                             self._forget_registration()
                             continue
                         resp.raise_for_status()
+                    self._reached_master()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
                 self._beat_now.clear()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
-                    log.error("the master at %s refused this worker's cluster secret (401)",
-                              self.master_url)
-                log.debug("master unreachable (%s); retrying in %.2fs", exc, delay)
+                line, delay = self.link.failed(exc)
+                if line is not None:
+                    log.warning("%s", line)
+                else:
+                    log.debug("master still unreachable (%s); retrying in %.2fs", exc, delay)
                 self._forget_registration()
+                if self.link.gave_up:
+                    log.error("worker %s gives up: no link to the master at %s for %.0f s "
+                              "(--connect-timeout)", self.worker_id, self.master_url,
+                              self.link.give_up_after)
+                    self.failed.set()
+                    return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.heartbeat_interval)
+
+    def _reached_master(self) -> None:
+        line = self.link.succeeded()
+        if line is not None:
+            log.info("%s", line)
 
     def _forget_registration(self) -> None:
         self._registered_pid = 0
