@@ -1,4 +1,4 @@
-"""A worker (or a driver) that cannot reach its master, or is refused, says so once, then backs off."""
+"""A worker (or a driver) that cannot reach its master, or is refused, says so once."""
 
 from __future__ import annotations
 
