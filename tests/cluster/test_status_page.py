@@ -66,7 +66,7 @@ async def test_status_follows_a_running_job_and_its_stages(ctx, tmp_path):
                       for s in running[0]["stages"]]
             return stages == [("shuffle_map", 2, 2, 4, "running"), ("result", 0, 0, 2, "waiting")]
 
-        await wait_until(half_done, 20, "the map stage at 2/4 with 2 tasks running")
+        await wait_until(half_done, 60, "the map stage at 2/4 with 2 tasks running")
         status = await get_status(ctx)
         [running] = [j for j in our_jobs(ctx, status).values() if j["state"] == "running"]
         assert running["description"] == description, "no other job runs, none is left running"
@@ -77,7 +77,7 @@ async def test_status_follows_a_running_job_and_its_stages(ctx, tmp_path):
         async def workers_busy():
             return sum(w["running_tasks"] for w in (await get_status(ctx))["workers"]) == 2
 
-        await wait_until(workers_busy, 20, "both workers to report a running task")
+        await wait_until(workers_busy, 60, "both workers to report a running task")
     finally:
         open(gate, "w").close()
         result = await job
