@@ -5,7 +5,9 @@ The master's and shuffle service's listening sockets are created here and
 inherited by the children, so every process starts at once, already knowing
 every address.  The driver supervises them: a process that dies is started
 again (a restarted master or shuffle service on the same socket, so the same
-address).  Children watch their parent and exit when the driver dies; ``stop``
+address).  A master or shuffle service that stops answering (stopped with
+SIGSTOP, or hung) is killed and so restarted too: ``Liveness`` decides when.
+Children watch their parent and exit when the driver dies; ``stop``
 terminates them and removes the session's temporary directory.
 """
 
@@ -23,6 +25,7 @@ import tempfile
 import time
 
 from aiospark.protocol import tls
+from aiospark.runtime import process_stopped
 from aiospark.sockets import listening_socket
 
 log = logging.getLogger("aiospark.embedded")
@@ -30,6 +33,50 @@ log = logging.getLogger("aiospark.embedded")
 #: A process that dies more than MAX_RESTARTS times in RESTART_WINDOW seconds stays dead.
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60
+#: Seconds between liveness probes of the master and the shuffle service, and a probe's bound.
+PROBE_INTERVAL = 1.0
+PROBE_TIMEOUT = 3.0
+
+
+class Liveness:
+    """When to kill a role that no longer answers, so that it is restarted.
+
+    A process seen stopped (SIGSTOP, a debugger) twice in a row is hung for
+    sure; one that has answered its health probe before and then misses
+    ``max_misses`` in a row (about 20 s) is hung too.  A process still
+    starting (it never answered) is left alone: a slow start is not a hang.
+
+    >>> live = Liveness(max_misses=2)
+    >>> live.probed(answered=False, stopped=False)  # still starting
+    False
+    >>> live.probed(answered=True, stopped=False)
+    False
+    >>> live.probed(answered=False, stopped=False), live.probed(answered=False, stopped=False)
+    (False, True)
+    >>> stopped = Liveness()
+    >>> stopped.probed(answered=False, stopped=True), stopped.probed(answered=False, stopped=True)
+    (False, True)
+    """
+
+    def __init__(self, max_misses: int = 5, max_stopped: int = 2) -> None:
+        self.max_misses = max_misses
+        self.max_stopped = max_stopped
+        self.answered_once = False
+        self.misses = 0
+        self.stopped = 0
+
+    def probed(self, answered: bool, stopped: bool) -> bool:
+        """One probe's outcome; True when the process is to be killed (and counts restart)."""
+        self.stopped = self.stopped + 1 if stopped else 0
+        if answered:
+            self.answered_once = True
+            self.misses = 0
+        elif self.answered_once:
+            self.misses += 1
+        if self.stopped >= self.max_stopped or self.misses >= self.max_misses:
+            self.answered_once, self.misses, self.stopped = False, 0, 0
+            return True
+        return False
 
 
 def driver_python_path() -> str:
@@ -74,6 +121,7 @@ class EmbeddedCluster:
         self._restarts: dict[str, list[float]] = {}
         self._sockets: list[socket.socket] = []
         self._stopping = False
+        self._probes: asyncio.Task | None = None
 
     def _command(self, role: str, *args: str) -> list[str]:
         return [
@@ -154,10 +202,42 @@ class EmbeddedCluster:
             )
             for i in range(self.num_workers):
                 await self.start_worker(i)
+            self._probes = asyncio.create_task(self._probe_roles())
         except BaseException:
             await self.stop()
             raise
         return self.master_url
+
+    async def _probe_roles(self) -> None:
+        """Kill a master or shuffle service that stopped answering: ``_supervise`` restarts it."""
+        import aiohttp
+
+        from aiospark.protocol.auth import auth_headers
+
+        roles = {"master": self.master_url, "shuffle-service": self.shuffle_url}
+        liveness = {name: Liveness() for name in roles}
+        timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+        async with aiohttp.ClientSession(
+            headers=auth_headers(self.secret), timeout=timeout,
+            connector=aiohttp.TCPConnector(ssl=tls.client_context()),
+        ) as session:
+            while not self._stopping:
+                for name, url in roles.items():
+                    proc = self.processes.get(name)
+                    if proc is None or proc.returncode is not None:
+                        continue  # dead: _supervise restarts it
+                    answered = True
+                    try:
+                        async with session.get(f"{url}/v1/health") as resp:
+                            await resp.read()
+                    except (aiohttp.ClientError, OSError, TimeoutError):
+                        answered = False
+                    if liveness[name].probed(answered, process_stopped(proc.pid)):
+                        log.warning("%s (pid %d) stopped answering; killing it to restart it",
+                                    name, proc.pid)
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()
+                await asyncio.sleep(PROBE_INTERVAL)
 
     def _worker_command(self, index: int) -> list[str]:
         shuffle_dir = os.path.join(self.root, "shuffle")
@@ -184,6 +264,8 @@ class EmbeddedCluster:
     async def stop(self, timeout: float = 5.0) -> None:
         """Terminate every process (SIGKILL after ``timeout``) and remove temporary files."""
         self._stopping = True
+        if self._probes is not None:
+            self._probes.cancel()
         for watcher in list(self._watchers):
             watcher.cancel()
         procs = [p for p in self.processes.values() if p.returncode is None]

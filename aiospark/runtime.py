@@ -86,3 +86,18 @@ async def wait_for_stop(parent_pid: int | None = None) -> str:
     finally:
         if watcher is not None:
             watcher.cancel()
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, a debugger); False where unknown.
+
+    >>> process_stopped(os.getpid())
+    False
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"T", b"t")

@@ -43,7 +43,7 @@ from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.messages import Heartbeat, KillTasks, RegisterWorker, read_message
 from aiospark.protocol.reach import MasterLink
-from aiospark.runtime import serve, wait_for_stop
+from aiospark.runtime import process_stopped, serve, wait_for_stop
 from aiospark.sockets import listening_socket
 from aiospark.worker.control import ControlLink
 from aiospark.worker.spawn import Spawned, executor_config, spawn_executor
@@ -60,21 +60,6 @@ DEREGISTER_TIMEOUT = 3.0
 STOP_GRACE = 3.0
 #: The first executor must be serving within this many seconds.
 START_TIMEOUT = 60.0
-
-
-def process_stopped(pid: int) -> bool:
-    """Whether process ``pid`` is stopped (SIGSTOP, a debugger); False where unknown.
-
-    >>> process_stopped(os.getpid())
-    False
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    # "pid (command) state ...": the command may hold spaces and parentheses.
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"T", b"t")
 
 
 class CrashCounter:
