@@ -142,9 +142,11 @@ async def _raw(url: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes
     return status, body
 
 
-def _request(method: str, path: str, *, body: bytes = b"", auth: bool = True,
+def _request(method: str, path: str | bytes, *, body: bytes = b"", auth: bool = True,
              headers: bytes = b"") -> bytes:
-    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+    if isinstance(path, str):
+        path = path.encode()
+    return (method.encode() + b" " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
             + (AUTH_LINE if auth else b"") + headers
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
@@ -164,8 +166,19 @@ CASES = [
     *[(f"malformed-head-{role}", role, b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400)
       for role in ROLES],
     *[(f"bad-request-line-{role}", role, b"GET\x00/ HTTP/1.1\r\n\r\n", 400) for role in ROLES],
-    *[(f"utf8-path-{role}", role, _request("GET", "/v1/\xff\xfe".encode("latin-1")), 404)
+    *[(f"utf8-path-{role}", role, _request("GET", b"/v1/\xff\xfe"), 400) for role in ROLES],
+    *[(f"utf8-header-{role}", role,
+       _request("GET", "/v1/health", auth=False, headers=b"X-Name: \xff\xfe\r\n"), 401)
       for role in ROLES],
+    ("encoded-utf8-app", "shuffle-service", _request("DELETE", "/v1/shuffle/%FF%FE"), 400),
+    ("encoded-utf8-events-app", "master", _request("GET", "/v1/events?app=%FF%FE"), 400),
+    ("utf8-cookie", "master",
+     _request("GET", "/v1/status", auth=False, headers=b"Cookie: aiospark_session=\xff\xfe\r\n"),
+     401),
+    ("utf8-cookie-page", "master",
+     _request("GET", "/ui/", auth=False, headers=b"Cookie: aiospark_session=\xff\xfe\r\n"),
+     303),
+    ("utf8-login-token", "master", _request("GET", "/ui/login?token=%FF%FE", auth=False), 401),
     *[(f"huge-header-{role}", role,
        _request("GET", "/v1/health", headers=b"X-Big: " + b"a" * 20_000 + b"\r\n"), 400)
       for role in ROLES],
@@ -209,7 +222,7 @@ CASES = [
 @pytest.mark.parametrize("name,role,data,expected", CASES, ids=[c[0] for c in CASES])
 def test_malformed_requests_get_4xx(servers, name, role, data, expected):
     status, body = asyncio.run(_raw(servers[role], data))
-    assert 400 <= status < 500, f"{name}: {status} {body[:300]!r}"
+    assert status < 500, f"{name}: {status} {body[:300]!r}"
     assert status == expected, f"{name}: {status} {body[:300]!r}"
 
 
