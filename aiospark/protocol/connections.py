@@ -48,7 +48,7 @@ def guarded_runner(runner_app: web.Application, guard: ConnectionGuard | None = 
     """An ``AppRunner`` for ``app`` with the guard's middleware first (call before setup)."""
     guard = guard or ConnectionGuard()
     runner_app.middlewares.insert(0, guard.middleware())
-    handler_args = {"access_log": None, "keepalive_timeout": guard.idle_timeout}
+    handler_args: dict[str, Any] = {"access_log": None, "keepalive_timeout": guard.idle_timeout}
     runner = web.AppRunner(runner_app, handle_signals=False, **handler_args)
     return runner, guard, handler_args
 
@@ -228,8 +228,9 @@ class GuardedSite(web.SockSite):
         def protocol() -> _GuardedHandler:
             return _GuardedHandler(guard, server, loop=loop, **args)
 
-        extra = {} if self._guarded_ssl is None else {"ssl_handshake_timeout": guard.header_timeout}
+        # A TLS handshake must not take longer than a request head either.
+        handshake = None if self._guarded_ssl is None else guard.header_timeout
         self._server = await loop.create_server(
             protocol, sock=self._guarded_sock, ssl=self._guarded_ssl,
-            backlog=self._guarded_backlog, **extra,
+            backlog=self._guarded_backlog, ssl_handshake_timeout=handshake,
         )
