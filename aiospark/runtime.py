@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from aiospark.protocol import tls
+from aiospark.protocol.connections import GuardedSite, guarded_runner
 from aiospark.sockets import listening_socket  # noqa: F401  (re-exported)
 
 log = logging.getLogger("aiospark")
@@ -39,20 +40,21 @@ async def serve(
     The URL names ``advertise`` when given (the address other machines use to
     reach this process), else the bound address, or this machine's host name
     when bound to every interface.  With TLS configured (``protocol.tls``) it
-    serves HTTPS and the URL says so.
+    serves HTTPS and the URL says so.  Connections go through a
+    ``protocol.connections.ConnectionGuard``: a header deadline, an idle deadline
+    and a cap on open connections.
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner, guard, handler_args = guarded_runner(app)
     await runner.setup()
     ssl_context = tls.server_context()
     if fd is not None:
         sock = socket.socket(fileno=fd)
-        site: web.BaseSite = web.SockSite(runner, sock, ssl_context=ssl_context)
     else:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(512)
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+    site = GuardedSite(runner, sock, guard, handler_args, ssl_context=ssl_context)
     await site.start()
     bound_host, bound_port = sock.getsockname()[:2]
     if advertise:

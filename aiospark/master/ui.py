@@ -81,7 +81,7 @@ _MESSAGES = {
 
 
 def _key(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class Sessions:
@@ -126,7 +126,8 @@ class Sessions:
 
     def login(self, attempt: str) -> str | None:
         """A new session when ``attempt`` is the cluster secret, else None."""
-        if not hmac.compare_digest(attempt.encode(), self._secret.encode()):
+        if not hmac.compare_digest(attempt.encode("utf-8", "surrogateescape"),
+                                   self._secret.encode("utf-8", "surrogateescape")):
             return None
         return self._add(self._sessions, SESSION_SECONDS)
 
@@ -256,7 +257,10 @@ class StatusPage:
     async def login(self, request: web.Request) -> web.Response:
         if not _same_origin(request):
             raise web.HTTPForbidden(text="cross-origin login refused")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (UnicodeDecodeError, ValueError):  # not UTF-8, or a malformed form
+            raise web.HTTPBadRequest(text="the form is not valid UTF-8 form data") from None
         attempt = form.get("secret")
         if not isinstance(attempt, str):
             raise web.HTTPBadRequest(text="the form needs a 'secret' field")

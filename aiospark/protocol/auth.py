@@ -38,10 +38,16 @@ def is_authorized(header_value: str | None, secret: str) -> bool:
     (True, False)
     >>> is_authorized(None, "abc")
     False
+
+    A header that is not UTF-8 (aiohttp keeps its bytes as surrogates) is simply wrong:
+
+    >>> is_authorized("Bearer " + b"\\xff".decode("utf-8", "surrogateescape"), "abc")
+    False
     """
     if not header_value or not header_value.startswith(_SCHEME):
         return False
-    return hmac.compare_digest(header_value[len(_SCHEME) :].encode(), secret.encode())
+    given = header_value[len(_SCHEME) :].encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, secret.encode("utf-8", "surrogateescape"))
 
 
 #: Probes answered without the secret (Kubernetes cannot send it); they reveal nothing.
@@ -77,9 +83,11 @@ def auth_middleware(
             return web.json_response({"ready": is_ready}, status=200 if is_ready else 503)
         authorized = is_authorized(request.headers.get(HEADER), secret)
         if not authorized and not (allow is not None and allow(request)):
-            return web.json_response(
+            refused = web.json_response(
                 {"error": "missing or wrong cluster secret"}, status=401
             )
+            refused.force_close()  # no kept-alive connections for whoever lacks the secret
+            return refused
         return await handler(request)
 
     return check

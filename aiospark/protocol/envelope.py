@@ -16,6 +16,8 @@ import json
 import struct
 from typing import Any
 
+from aiospark.protocol import jsonbody
+
 _LEN = struct.Struct("<I")
 
 
@@ -39,9 +41,9 @@ def unpack(data: bytes | bytearray) -> tuple[dict[str, Any], list[memoryview]]:
     if end > len(view):
         raise EnvelopeError("header runs past the end of the message")
     try:
-        header = json.loads(bytes(view[_LEN.size : end]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"header is not JSON: {exc}") from None
+        header = jsonbody.loads(view[_LEN.size : end])
+    except jsonbody.JSONBodyError as exc:
+        raise EnvelopeError(f"header is not acceptable JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise EnvelopeError("header must be an object with a string 'type'")
     lengths = header.get("blobs", [])

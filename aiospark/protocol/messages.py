@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
+from aiospark.protocol.jsonbody import read_json
+
 
 class MessageError(ValueError):
     """A control message does not have the declared shape."""
@@ -154,15 +156,7 @@ class Message:
 
 async def read_message(request: web.Request, cls: type[Message]) -> Any:
     """Parse a request body as ``cls``, answering 400 with the reason when it is not."""
-    try:
-        data = await request.json()
-    except ConnectionError:  # the client went away mid-body: nobody to answer
-        raise web.HTTPBadRequest(text='{"error": "connection lost"}') from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"body is not valid JSON: {exc}"}),
-            content_type="application/json",
-        ) from None
+    data = await read_json(request)  # bounded: 400 for deep, huge or non-UTF-8 JSON
     try:
         return cls.from_json(data)
     except MessageError as exc:

@@ -58,7 +58,7 @@ def read_segment_range(index_path: str, reduce_id: int) -> tuple[int, int]:
     with open(index_path, "rb") as f:
         f.seek(8 * reduce_id)
         raw = f.read(16)
-    if len(raw) != 16:
-        raise ValueError(f"reducer {reduce_id} is out of range for {index_path}")
+    if len(raw) != 16:  # (the message names no path: it may go back to a client)
+        raise ValueError(f"reducer {reduce_id} is out of range for this shuffle")
     start, end = struct.unpack("<QQ", raw)
     return start, end - start

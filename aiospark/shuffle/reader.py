@@ -22,6 +22,7 @@ import aiohttp
 from aiospark import faults
 from aiospark.errors import FetchFailed
 from aiospark.protocol.frames import decode_frame, iter_file_frames, read_frames
+from aiospark.protocol.ids import parse_id
 from aiospark.shuffle.layout import map_paths, read_segment_range, shuffle_dir
 
 #: Tries of one fetch before its map outputs are declared lost (Spark: 3 retries).
@@ -31,6 +32,9 @@ FETCH_RETRY_WAIT = 0.05
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 #: Bytes of fetched frames a reducer may have in flight (received, not yet decoded).
 MAX_BYTES_IN_FLIGHT = 32 << 20
+#: Most map outputs one request to a shuffle service names (a reducer reading more from
+#: one host asks in several requests).
+MAX_MAPS_PER_REQUEST = 100_000
 _DONE = object()
 
 
@@ -99,20 +103,29 @@ def format_map_ids(map_ids: list[int]) -> str:
     return ",".join(parts)
 
 
-def parse_map_ids(text: str, limit: int = 1_000_000) -> list[int]:
-    """Inverse of ``format_map_ids``; ``ValueError`` on anything malformed.
+def parse_map_ids(text: str, limit: int = MAX_MAPS_PER_REQUEST) -> list[int]:
+    """Inverse of ``format_map_ids``; ``ValueError`` on anything malformed, or past ``limit``.
 
     >>> parse_map_ids("0-2,5")
     [0, 1, 2, 5]
+    >>> parse_map_ids("0-999999")
+    Traceback (most recent call last):
+    ...
+    ValueError: more than 100000 map ids
     """
     ids: list[int] = []
     for part in text.split(","):
         lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise ValueError(f"bad map id range {part!r}")
-        start, end = int(lo), int(hi or lo)
-        if end < start or len(ids) + end - start + 1 > limit:
-            raise ValueError(f"bad map id range {part!r}")
+        shown = part if len(part) <= 40 else part[:40] + "..."
+        try:
+            start = parse_id(lo, "map id")
+            end = parse_id(hi, "map id") if hi else start
+        except ValueError:
+            raise ValueError(f"bad map id range {shown!r}") from None
+        if end < start:
+            raise ValueError(f"bad map id range {shown!r}")
+        if len(ids) + end - start + 1 > limit:
+            raise ValueError(f"more than {limit} map ids")
         ids.extend(range(start, end + 1))
     return ids
 
@@ -154,33 +167,11 @@ async def _stream_remote(
     out: ByteBoundedQueue,
 ) -> None:
     target = f"{url}/v1/shuffle/{app_id}/{shuffle_id}/{reduce_id}"
-    params = {"maps": format_map_ids(map_ids)}
     loop = asyncio.get_running_loop()
-    delivered = False
     try:
-        for attempt in range(FETCH_ATTEMPTS):
-            try:
-                async with session.get(
-                    target, params=params, timeout=FETCH_TIMEOUT
-                ) as r:
-                    if r.status != 200:
-                        body = await r.text()
-                        raise FetchFailed(
-                            shuffle_id, map_ids, url, f"HTTP {r.status}: {body[:200]}"
-                        )
-                    async for frame in read_frames(r.content):
-                        delivered = True
-                        # put() may block when the reducer is behind: do it off the loop.
-                        await loop.run_in_executor(None, out.put, frame)
-                return
-            except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError,
-                    FetchFailed) as exc:
-                # Retry a transient failure, unless part of the data was already handed on
-                # (or the outputs are missing): then only recomputing them helps.
-                missing = isinstance(exc, FetchFailed) and "HTTP 404" in exc.reason
-                if delivered or missing or attempt + 1 == FETCH_ATTEMPTS:
-                    raise
-                await asyncio.sleep(FETCH_RETRY_WAIT * 2**attempt)
+        for first in range(0, len(map_ids), MAX_MAPS_PER_REQUEST):
+            await _stream_chunk(session, url, target, shuffle_id,
+                                map_ids[first : first + MAX_MAPS_PER_REQUEST], out)
     except FetchFailed as exc:
         await loop.run_in_executor(None, out.put, exc, 0)
     except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
@@ -188,6 +179,43 @@ async def _stream_remote(
         await loop.run_in_executor(None, out.put, failure, 0)
     finally:
         await loop.run_in_executor(None, out.put, _DONE, 0)
+
+
+async def _stream_chunk(
+    session: aiohttp.ClientSession,
+    url: str,
+    target: str,
+    shuffle_id: int,
+    map_ids: list[int],
+    out: ByteBoundedQueue,
+) -> None:
+    """One request's frames into ``out``, retrying a transient failure before any arrived."""
+    params = {"maps": format_map_ids(map_ids)}
+    loop = asyncio.get_running_loop()
+    delivered = False
+    for attempt in range(FETCH_ATTEMPTS):
+        try:
+            async with session.get(
+                target, params=params, timeout=FETCH_TIMEOUT
+            ) as r:
+                if r.status != 200:
+                    body = await r.text()
+                    raise FetchFailed(
+                        shuffle_id, map_ids, url, f"HTTP {r.status}: {body[:200]}"
+                    )
+                async for frame in read_frames(r.content):
+                    delivered = True
+                    # put() may block when the reducer is behind: do it off the loop.
+                    await loop.run_in_executor(None, out.put, frame)
+            return
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, TimeoutError,
+                FetchFailed) as exc:
+            # Retry a transient failure, unless part of the data was already handed on
+            # (or the outputs are missing): then only recomputing them helps.
+            missing = isinstance(exc, FetchFailed) and "HTTP 404" in exc.reason
+            if delivered or missing or attempt + 1 == FETCH_ATTEMPTS:
+                raise
+            await asyncio.sleep(FETCH_RETRY_WAIT * 2**attempt)
 
 
 def read_remote(

@@ -20,9 +20,12 @@ from aiospark.protocol.frames import decode_frame
 
 #: How long a peer waits for a broadcast this worker is still fetching.
 PEER_WAIT_SECONDS = 120.0
-#: How long a peer waits for a broadcast this worker has not heard of yet (its launch
-#: message, carrying or announcing it, may still be on the way).
-ARRIVAL_WAIT_SECONDS = 30.0
+#: How long a peer waits for a broadcast this worker has not heard of yet: the driver
+#: names this worker as a source as soon as it has sent it the launch message carrying
+#: or announcing it, which this worker may not have read yet.  That takes milliseconds;
+#: a broadcast not here after this long is not coming, and the peer gets its 404 (it
+#: then tries its other sources, and its task fails and is retried if none has it).
+ARRIVAL_WAIT_SECONDS = 5.0
 
 
 class _Entry:

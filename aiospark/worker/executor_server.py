@@ -37,7 +37,7 @@ from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
 from aiospark.protocol.envelope import EnvelopeError
 from aiospark.protocol.frames import decode_frame, split_frames
-from aiospark.protocol.ids import check_app_id
+from aiospark.protocol.ids import check_app_id, parse_id
 from aiospark.protocol.messages import CachedRDD, Heartbeat
 from aiospark.protocol.tasks import (
     AddFile,
@@ -354,7 +354,8 @@ class Worker:
 
     async def get_result(self, request: web.Request) -> web.StreamResponse:
         try:
-            key = (check_app_id(request.match_info["app"]), int(request.match_info["task"]))
+            key = (check_app_id(request.match_info["app"]),
+                   parse_id(request.match_info["task"], "task"))
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         data = self.results.pop(key, None)
@@ -367,7 +368,8 @@ class Worker:
         """A cached split, streamed as frames; 404 when this worker no longer has it."""
         try:
             app_id = check_app_id(request.match_info["app"])
-            rdd_id, split = int(request.match_info["rdd"]), int(request.match_info["split"])
+            rdd_id = parse_id(request.match_info["rdd"], "rdd")
+            split = parse_id(request.match_info["split"], "split")
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         frames = self.blocks.frames(app_id, rdd_id, split)
@@ -392,7 +394,7 @@ class Worker:
         """A broadcast value's bytes, for a peer worker (waits while still fetching it)."""
         try:
             app_id = check_app_id(request.match_info["app"])
-            bid = int(request.match_info["bid"])
+            bid = parse_id(request.match_info["bid"], "bid")
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if not any(session.app_id == app_id for session in self.sessions):

@@ -29,8 +29,9 @@ pytestmark = pytest.mark.cluster
 
 SECRET = "fuzz-test-secret"
 AUTH = auth_headers(SECRET)
-#: Cases generated per operation (15 operations).
-EXAMPLES = 40
+#: Cases generated per operation (15 operations), with the secret; and without it.
+EXAMPLES = 100
+ANONYMOUS_EXAMPLES = 20
 #: A request must be answered within this many seconds (a hang fails the test).
 ANSWER_WITHIN = 15
 TRIED: dict[str, int] = {}
@@ -99,12 +100,16 @@ def cluster(tmp_path_factory):
                 proc.wait()
 
 
-def _fuzz(role: str, case, cluster) -> None:
-    response = case.call(base_url=cluster[role], headers=AUTH, timeout=ANSWER_WITHIN)
-    TRIED[role] = TRIED.get(role, 0) + 1
+def _fuzz(role: str, case, cluster, secret: bool = True) -> None:
+    response = case.call(base_url=cluster[role], headers=AUTH if secret else None,
+                         timeout=ANSWER_WITHIN)
+    key = role if secret else f"{role} (no secret)"
+    TRIED[key] = TRIED.get(key, 0) + 1
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
     )
+    if not secret and case.path not in ("/v1/live", "/v1/ready"):
+        assert response.status_code == 401, (case.method, case.formatted_path)
 
 
 _FUZZ_SETTINGS = settings(
@@ -142,11 +147,39 @@ def test_worker_supervisor_api_survives_fuzzing(case, cluster):
     _fuzz("worker-supervisor", case, cluster)
 
 
+_ANONYMOUS_SETTINGS = settings(_FUZZ_SETTINGS, max_examples=ANONYMOUS_EXAMPLES)
+
+
+@master_api.parametrize()
+@_ANONYMOUS_SETTINGS
+def test_master_api_without_the_secret(case, cluster):
+    _fuzz("master", case, cluster, secret=False)
+
+
+@worker_api.parametrize()
+@_ANONYMOUS_SETTINGS
+def test_worker_api_without_the_secret(case, cluster):
+    _fuzz("worker", case, cluster, secret=False)
+
+
+@shuffle_api.parametrize()
+@_ANONYMOUS_SETTINGS
+def test_shuffle_service_api_without_the_secret(case, cluster):
+    _fuzz("shuffle-service", case, cluster, secret=False)
+
+
+@supervisor_api.parametrize()
+@_ANONYMOUS_SETTINGS
+def test_worker_supervisor_api_without_the_secret(case, cluster):
+    _fuzz("worker-supervisor", case, cluster, secret=False)
+
+
 def test_fuzzing_tried_many_cases(cluster):
     total = sum(TRIED.values())
     print(f"\nschemathesis tried {total} requests: {TRIED}")
-    assert set(TRIED) == {"master", "worker", "shuffle-service", "worker-supervisor"}
-    assert total >= 100
+    roles = {"master", "worker", "shuffle-service", "worker-supervisor"}
+    assert set(TRIED) == roles | {f"{role} (no secret)" for role in roles}
+    assert total >= 1000
 
 
 def _registered_paths(app) -> set[str]:
