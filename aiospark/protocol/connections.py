@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import resource
-import ssl
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
