@@ -38,7 +38,7 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 40
 
 
-_LONG_DIGITS = re.compile(r"\d{%d}" % (MAX_INT_DIGITS + 1))
+_LONG_DIGITS = re.compile(rf"\d{{{MAX_INT_DIGITS + 1}}}")
 
 
 class JSONBodyError(ValueError):
