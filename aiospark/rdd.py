@@ -43,7 +43,7 @@ from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
 from aiospark.plans.basic import MapPartitions, Shuffled
-from aiospark.validation import positive_int
+from aiospark.validation import check_count, check_path, positive_int
 
 
 class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
@@ -900,13 +900,21 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         Parameters
         ----------
         num : int
-            How many records; 0 or less gives an empty list.
+            How many records, ``>= 0`` (0 gives an empty list).
 
         Returns
         -------
         list
             Awaiting gives the first ``num`` records in partition order (fewer when
             the RDD has fewer).
+
+        Raises
+        ------
+        TypeError
+            When ``num`` is not an int.
+        ValueError
+            When ``num`` is negative (PySpark returns an empty list there; a
+            negative count is a mistake, such as ``-1`` meant as "all").
 
         See Also
         --------
@@ -918,7 +926,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         >>> await ctx.parallelize(range(100), 10).take(3)
         [0, 1, 2]
         """
-        if num <= 0:
+        check_count(num, "take")
+        if num == 0:
             return []
         total = self.get_num_partitions()
         chunks: list[list[Any]] = []
@@ -1053,6 +1062,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         """
         from aiospark.io.output import save_partitions, write_text_part
 
+        path = check_path(path, "save_as_text_file")
         await save_partitions(self, path, compression, overwrite, write_text_part)
 
     # -- streaming ----------------------------------------------------------------
@@ -1070,6 +1080,20 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         3
         """
         return self.to_local_iterator(prefetch_partitions=2 * self.ctx.default_parallelism)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Not iterable with ``for``: the records come from a job, so use ``async for``.
+
+        >>> for x in ctx.parallelize(range(4)):
+        ...     pass
+        Traceback (most recent call last):
+        ...
+        TypeError: an RDD is not iterable with 'for': its records come from a job; ...
+        """
+        raise TypeError(
+            "an RDD is not iterable with 'for': its records come from a job; "
+            "use 'async for x in rdd' or 'await rdd.collect()' (or 'await rdd.take(n)')"
+        )
 
 
 _EMPTY = object()
