@@ -79,12 +79,15 @@ class ShuffleDependency(Dependency):
         partitioner: Partitioner,
         aggregator: Aggregator | None = None,
         map_side_combine: bool = False,
+        op: str | None = None,
     ) -> None:
         super().__init__(rdd)
         self.shuffle_id = shuffle_id
         self.partitioner = partitioner
         self.aggregator = aggregator
         self.map_side_combine = map_side_combine and aggregator is not None
+        #: the operation shuffling (``"reduce_by_key"`` ...), named by errors about its records
+        self.op = op
         #: how map outputs compress their frames (chosen by the Context; None: not at all)
         self.codec: str | None = rdd.ctx.shuffle_codec() if rdd is not None else None
 

@@ -42,6 +42,7 @@ from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
+from aiospark.pair_errors import pair_error, raised_here
 from aiospark.plans.basic import MapPartitions, Shuffled
 from aiospark.validation import check_count, check_path, positive_int
 
@@ -77,9 +78,10 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         partitioner: Partitioner,
         aggregator: Aggregator | None = None,
         map_side_combine: bool = False,
+        op: str | None = None,
     ) -> RDD:
-        """This RDD's records regrouped by key by ``partitioner``: a shuffle."""
-        return self._derive(Shuffled(self, partitioner, aggregator, map_side_combine))
+        """This RDD's records regrouped by key by ``partitioner``: a shuffle (by ``op``)."""
+        return self._derive(Shuffled(self, partitioner, aggregator, map_side_combine, op))
 
     # -- the five-tuple -------------------------------------------------------
 
@@ -1145,6 +1147,9 @@ def _map_value_records(f: Callable[[Any], Any], pairs: Iterable[Any]) -> Iterato
             yield key, f(value)
     except StopIteration as exc:
         raise UserCodeError.wrapping(exc) from exc
+    except (TypeError, ValueError) as exc:
+        _raise_if_not_a_pair(exc, "map_values")
+        raise
 
 
 def _flat_map_value_records(
@@ -1156,6 +1161,16 @@ def _flat_map_value_records(
                 yield key, item
     except StopIteration as exc:
         raise UserCodeError.wrapping(exc) from exc
+    except (TypeError, ValueError) as exc:
+        _raise_if_not_a_pair(exc, "flat_map_values")
+        raise
+
+
+def _raise_if_not_a_pair(exc: Exception, op: str) -> None:
+    """Raise the clear error when ``exc`` is the caller's own unpacking of a record."""
+    clear = pair_error(op, exc) if raised_here(exc) else None
+    if clear is not None:
+        raise clear from exc
 
 
 def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:

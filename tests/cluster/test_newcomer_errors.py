@@ -114,7 +114,6 @@ WORDS = ["to be", "or not", "to be", "x"]
         ("join", lambda rdd: rdd.join(rdd).collect()),
         ("left_outer_join", lambda rdd: rdd.left_outer_join(rdd, 1).collect()),
         ("cogroup", lambda rdd: rdd.cogroup(rdd).collect()),
-        ("subtract_by_key", lambda rdd: rdd.subtract_by_key(rdd).collect()),
         ("map_values", lambda rdd: rdd.map_values(len).collect()),
         ("flat_map_values", lambda rdd: rdd.flat_map_values(list).collect()),
         ("collect_as_map", lambda rdd: rdd.collect_as_map()),
@@ -123,9 +122,12 @@ WORDS = ["to be", "or not", "to be", "x"]
     ],
 )
 async def test_pair_operations_on_strings_say_they_need_pairs(ctx, op, run):
-    with pytest.raises(TypeError, match=rf"{op} needs \(key, value\) pairs") as info:
+    with pytest.raises(TypeError, match=rf"^{op} needs \(key, value\) pairs") as info:
         await run(ctx.parallelize(WORDS, 2))
-    assert "str" in str(info.value), info.value
+    if op.startswith(("map_values", "flat_map_values")):  # streaming: Python's words only
+        assert "too many values to unpack" in str(info.value), info.value
+    else:  # the batch at hand shows the record itself
+        assert "a record is a str: '" in str(info.value), info.value
 
 
 @pytest.mark.parametrize(
