@@ -35,7 +35,7 @@ def short_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)``, cut to ``limit`` characters.
 
     >>> short_repr("ab" * 50, 12)
-    "'ababababa..."
+    "'abababab..."
     """
     try:
         text = repr(value)
