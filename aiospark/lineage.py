@@ -287,6 +287,10 @@ def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict
     return combined
 
 
+#: The functions whose loops read ``(key, value)`` records (see ``pair_errors.raised_in``).
+COMBINING_LOOPS = (Aggregator._combine_values, Aggregator.combine_combiners, _sum_by_key)
+
+
 def _raise_if_unhashable(key: Any, exc: TypeError) -> None:
     """Turn Python's bare "unhashable type" into an error saying keys must be hashable."""
     clear = hash_failure(key)

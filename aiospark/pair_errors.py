@@ -23,11 +23,15 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-#: What Python says when a record is unpacked or indexed as a pair but is not one.
-_NOT_A_PAIR = re.compile(
-    r"cannot unpack non-iterable|values to unpack|object is not subscriptable"
-    r"|index out of range|dictionary update sequence element"
-)
+#: What Python says when a record is unpacked (``k, v = r``), indexed (``r[0]``) or
+#: made a dict entry (``dict(records)``) as a pair but is not one.
+_SAYS = {
+    "unpack": r"cannot unpack non-iterable|values to unpack",
+    "index": r"object is not subscriptable|index out of range",
+    "dict": r"dictionary update sequence element",
+}
+_NOT_A_PAIR = {kind: re.compile(words) for kind, words in _SAYS.items()}
+_NOT_A_PAIR["any"] = re.compile("|".join(_SAYS.values()))
 _HINT = "make pairs first, e.g. rdd.map(lambda x: (x, 1)) or rdd.key_by(f)"
 
 
@@ -75,7 +79,7 @@ def not_a_pair_error(what: str | None, record: Any) -> TypeError:
 
 
 def pair_error(
-    what: str | None, exc: BaseException, records: Iterable[Any] | None = None
+    what: str | None, exc: BaseException, records: Iterable[Any] | None = None, how: str = "any"
 ) -> TypeError | None:
     """A clear error when ``exc`` is Python's complaint about a record that is not a pair.
 
@@ -94,6 +98,9 @@ def pair_error(
         What the loop raised.
     records : iterable or None, optional
         The records the loop was reading, when it still has them.
+    how : {"any", "unpack", "index", "dict"}, default "any"
+        How the loop reads a record (``k, v = r``, ``r[0]``, ``dict(records)``):
+        only Python's words for that failure count.
 
     Returns
     -------
@@ -112,7 +119,7 @@ def pair_error(
     """  # noqa: E501
     if not isinstance(exc, TypeError | ValueError | IndexError):
         return None
-    if not _NOT_A_PAIR.search(str(exc)):
+    if not _NOT_A_PAIR[how].search(str(exc)):
         return None
     if records is None:
         return TypeError(
@@ -125,9 +132,32 @@ def pair_error(
     return None
 
 
-def raised_here(exc: BaseException) -> bool:
+def raised_in(exc: BaseException, *functions: Any) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback runs one of ``functions``:
+    the failure is their own unpacking or indexing, not that of a function they called
+    or of the iterator they read (whose frames would come after theirs).
+
+    >>> def unpack(record):
+    ...     key, value = record
+    >>> try:
+    ...     unpack(3)
+    ... except TypeError as exc:
+    ...     raised_in(exc, unpack), raised_in(exc, short_repr)
+    (True, False)
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return any(getattr(f, "__code__", None) is code for f in functions)
+
+
+def raised_here(exc: BaseException, depth: int = 0) -> bool:
     """Whether ``exc`` (being handled) was raised by the frame handling it, not by a
-    function it called: Python's own unpacking or indexing in that frame.
+    function it called: Python's own unpacking or indexing in that frame.  With
+    ``depth``, the frames of that many calls below it count too (a comprehension's).
 
     >>> try:
     ...     a, b = 1
@@ -136,4 +166,8 @@ def raised_here(exc: BaseException) -> bool:
     True
     """
     tb = exc.__traceback__
+    for _ in range(depth):
+        if tb is None or tb.tb_next is None:
+            break
+        tb = tb.tb_next
     return tb is not None and tb.tb_next is None

@@ -23,10 +23,9 @@ from fractions import Fraction
 from typing import Any, Self
 
 from aiospark import offload
-from aiospark.batching import batched
 from aiospark.hashing import named_hash_failure, portable_hash
-from aiospark.lineage import Aggregator, HashPartitioner, Partitioner
-from aiospark.pair_errors import pair_error
+from aiospark.lineage import COMBINING_LOOPS, Aggregator, HashPartitioner, Partitioner
+from aiospark.pair_errors import pair_error, raised_here, raised_in
 from aiospark.plans.cogroup import CoGrouped, Joined, Subtracted, keys_with_none
 
 #: Zero values of these types are immutable, so they are shared instead of deep-copied.
@@ -827,15 +826,11 @@ def _zero_factory(zero_value: Any) -> Callable[[], Any]:
 
 def _count_keys(_: int, it: Iterator[Any]) -> Counter:
     counts: Counter = Counter()
-    key = operator.itemgetter(0)
-    batch: list = []
     try:
-        for batch in batched(it):  # in batches, to name a record that is not a pair
-            _count_elements(counts, map(key, batch))
+        _count_elements(counts, map(operator.itemgetter(0), it))  # Counter(...)'s own loop
     except (TypeError, IndexError) as exc:
-        clear = pair_error("count_by_key", exc, batch) or named_hash_failure(
-            exc, "count_by_key keys"
-        )
+        clear = pair_error("count_by_key", exc, how="index") if raised_here(exc) else None
+        clear = clear or named_hash_failure(exc, "count_by_key keys")
         if clear is None:
             raise
         raise clear from exc
@@ -874,49 +869,40 @@ def _combine_parts(aggregator: Aggregator, parts: list[dict]) -> dict:
 
 
 def _partition_map(_: int, it: Iterator[Any]) -> dict:
-    table: dict = {}
-    batch: list = []
     try:
-        for batch in batched(it):  # in batches, to name a record that is not a pair
-            table.update(batch)
+        return dict(it)
     except (TypeError, ValueError) as exc:
-        clear = pair_error("collect_as_map", exc, batch) or named_hash_failure(
-            exc, "collect_as_map keys"
-        )
+        clear = pair_error("collect_as_map", exc, how="dict") if raised_here(exc) else None
+        clear = clear or named_hash_failure(exc, "collect_as_map keys")
         if clear is None:
             raise
         raise clear from exc
-    return table
 
 
 def _reduce_partition_locally(aggregator: Aggregator, _: int, it: Iterator[Any]) -> dict:
-    combined: dict = {}
-    batch: list = []
     try:
-        for batch in batched(it):  # in batches, to name a record that is not a pair
-            aggregator.combine_values(batch, combined)
+        return aggregator.combine_values(it)
     except (TypeError, ValueError, IndexError) as exc:
-        clear = pair_error("reduce_by_key_locally", exc, batch)
+        clear = None
+        if raised_in(exc, *COMBINING_LOOPS):
+            clear = pair_error("reduce_by_key_locally", exc)
         if clear is None and isinstance(exc, TypeError):
             clear = named_hash_failure(exc, "reduce_by_key_locally keys")
         if clear is None:
             raise
         raise clear from exc
-    return combined
 
 
 def _lookup_partition(key: Any, _: int, it: Iterator[Any]) -> list:
-    found: list = []
-    batch: list = []
     try:
-        for batch in batched(it):  # in batches, to name a record that is not a pair
-            found += [v for k, v in batch if k == key]
+        return [v for k, v in it if k == key]
     except (TypeError, ValueError) as exc:
-        clear = pair_error("lookup", exc, batch)
+        # Raised by the comprehension's own unpacking (its frame, if it has one, is the
+        # last): not by the iterator it reads, whose frames would come after.
+        clear = pair_error("lookup", exc, how="unpack") if raised_here(exc, 1) else None
         if clear is None:
             raise
         raise clear from exc
-    return found
 
 
 def _identity(x: Any) -> Any:
