@@ -23,7 +23,7 @@ from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
 from aiospark.protocol.frames import CODECS, available_codecs
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
-from aiospark.validation import positive_int
+from aiospark.validation import check_path, check_paths, positive_int
 
 if TYPE_CHECKING:
     import aiohttp
@@ -608,6 +608,8 @@ class Context:
 
         Raises
         ------
+        TypeError
+            When ``path`` is not a str, an ``os.PathLike`` or a list of them.
         FileNotFoundError
             When ``path`` matches no file (checked at once, in the driver).
         ValueError
@@ -637,6 +639,7 @@ class Context:
         from aiospark.plans.basic import TextFile
         from aiospark.rdd import RDD
 
+        path = check_paths(path, "text_file")
         check_min_partitions(min_partitions)
         check_encoding(encoding)
         if min_partitions is None:
@@ -723,6 +726,7 @@ class Context:
         """
         import fsspec
 
+        path = check_path(path, "set_checkpoint_dir")
         fs, root = fsspec.core.url_to_fs(path, **self.storage_options)
         fs.makedirs(root, exist_ok=True)
         self._checkpoint_dir = path.rstrip("/")
@@ -760,7 +764,7 @@ class Context:
         >>> await ctx.parallelize([0]).map(setting).collect()
         ['debug=1']
         """
-        self._ship(path, python=False)
+        self._ship(check_path(path, "add_file"), python=False)
 
     def add_py_file(self, path: str) -> None:
         """Ship a ``.py`` module (or a ``.zip``/``.egg``/``.whl`` of them) that tasks can import.
@@ -795,7 +799,7 @@ class Context:
         >>> await ctx.parallelize([1, 2]).map(use).collect()
         [3, 6]
         """
-        self._ship(path, python=True)
+        self._ship(check_path(path, "add_py_file"), python=True)
 
     def _ship(self, path: str, python: bool) -> None:
         import fsspec
@@ -1005,6 +1009,8 @@ class Context:
 
         Raises
         ------
+        TypeError
+            When ``path`` is not a str, an ``os.PathLike`` or a list of them.
         FileNotFoundError
             When ``path`` matches no file.
         ValueError
@@ -1026,6 +1032,7 @@ class Context:
         from aiospark.plans.files import PickleFile
         from aiospark.rdd import RDD
 
+        path = check_paths(path, "pickle_file")
         check_min_partitions(min_partitions)
         fs, paths = self._input_files(path)
         return RDD(self, PickleFile(fs, paths))
@@ -1059,6 +1066,8 @@ class Context:
 
         Raises
         ------
+        TypeError
+            When ``path`` is not a str, an ``os.PathLike`` or a list of them.
         FileNotFoundError
             When ``path`` matches no file.
         ValueError
@@ -1082,6 +1091,7 @@ class Context:
         from aiospark.plans.files import WholeFile
         from aiospark.rdd import RDD
 
+        path = check_paths(path, "whole_text_files")
         check_min_partitions(min_partitions)
         fs, paths = self._input_files(path)
         mode = "text" if use_unicode else "text-bytes"
@@ -1108,6 +1118,8 @@ class Context:
 
         Raises
         ------
+        TypeError
+            When ``path`` is not a str, an ``os.PathLike`` or a list of them.
         FileNotFoundError
             When ``path`` matches no file.
         ValueError
@@ -1128,6 +1140,7 @@ class Context:
         from aiospark.plans.files import WholeFile
         from aiospark.rdd import RDD
 
+        path = check_paths(path, "binary_files")
         check_min_partitions(min_partitions)
         fs, paths = self._input_files(path)
         n = min_partitions or self.default_min_partitions

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import linecache
+import re
+
 
 class AiosparkError(Exception):
     """Base of aiospark's own errors."""
@@ -95,3 +98,39 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return "\n\n" + self.text
+
+
+_FRAME_LINE = re.compile(r'^( *)File "([^"]+)", line (\d+), in ')
+
+
+def with_source_lines(text: str) -> str:
+    """A worker's traceback ``text`` with the source lines it lacks read from this machine.
+
+    A worker prints a frame's source line only when it has the file; a driver
+    on another machine that shipped the user's function usually has it, so the
+    missing lines are filled in from the driver's copy (``linecache``).  Frames
+    that have their line, or whose file the driver lacks, are left as they are.
+
+    >>> import inspect
+    >>> line = inspect.getsourcelines(AiosparkError)[1]
+    >>> text = f'Traceback (most recent call last):\\n  File "{__file__}", line {line}, in f'
+    >>> print(with_source_lines(text))
+    Traceback (most recent call last):
+      File ".../aiospark/errors.py", line ..., in f
+        class AiosparkError(Exception):
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        match = _FRAME_LINE.match(line)
+        if match is None:
+            continue
+        indent = match.group(1) + "  "
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if following.startswith(indent) and not _FRAME_LINE.match(following):
+            continue  # the worker printed the source line
+        source = linecache.getline(match.group(2), int(match.group(3))).strip()
+        if source:
+            out.append(indent + source)
+    return "\n".join(out)

@@ -79,12 +79,15 @@ class ShuffleDependency(Dependency):
         partitioner: Partitioner,
         aggregator: Aggregator | None = None,
         map_side_combine: bool = False,
+        op: str | None = None,
     ) -> None:
         super().__init__(rdd)
         self.shuffle_id = shuffle_id
         self.partitioner = partitioner
         self.aggregator = aggregator
         self.map_side_combine = map_side_combine and aggregator is not None
+        #: the operation shuffling (``"reduce_by_key"`` ...), named by errors about its records
+        self.op = op
         #: how map outputs compress their frames (chosen by the Context; None: not at all)
         self.codec: str | None = rdd.ctx.shuffle_codec() if rdd is not None else None
 
@@ -282,6 +285,10 @@ def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict
         else:
             aggregator._combine_values(batch, combined)
     return combined
+
+
+#: The functions whose loops read ``(key, value)`` records (see ``pair_errors.raised_in``).
+COMBINING_LOOPS = (Aggregator._combine_values, Aggregator.combine_combiners, _sum_by_key)
 
 
 def _raise_if_unhashable(key: Any, exc: TypeError) -> None:

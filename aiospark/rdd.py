@@ -42,8 +42,9 @@ from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
 from aiospark.ops.stats import StatOps
+from aiospark.pair_errors import pair_error, raised_here
 from aiospark.plans.basic import MapPartitions, Shuffled
-from aiospark.validation import positive_int
+from aiospark.validation import check_count, check_path, positive_int
 
 
 class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
@@ -77,9 +78,10 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         partitioner: Partitioner,
         aggregator: Aggregator | None = None,
         map_side_combine: bool = False,
+        op: str | None = None,
     ) -> RDD:
-        """This RDD's records regrouped by key by ``partitioner``: a shuffle."""
-        return self._derive(Shuffled(self, partitioner, aggregator, map_side_combine))
+        """This RDD's records regrouped by key by ``partitioner``: a shuffle (by ``op``)."""
+        return self._derive(Shuffled(self, partitioner, aggregator, map_side_combine, op))
 
     # -- the five-tuple -------------------------------------------------------
 
@@ -900,13 +902,21 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         Parameters
         ----------
         num : int
-            How many records; 0 or less gives an empty list.
+            How many records, ``>= 0`` (0 gives an empty list).
 
         Returns
         -------
         list
             Awaiting gives the first ``num`` records in partition order (fewer when
             the RDD has fewer).
+
+        Raises
+        ------
+        TypeError
+            When ``num`` is not an int.
+        ValueError
+            When ``num`` is negative (PySpark returns an empty list there; a
+            negative count is a mistake, such as ``-1`` meant as "all").
 
         See Also
         --------
@@ -918,7 +928,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         >>> await ctx.parallelize(range(100), 10).take(3)
         [0, 1, 2]
         """
-        if num <= 0:
+        check_count(num, "take")
+        if num == 0:
             return []
         total = self.get_num_partitions()
         chunks: list[list[Any]] = []
@@ -1053,6 +1064,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         """
         from aiospark.io.output import save_partitions, write_text_part
 
+        path = check_path(path, "save_as_text_file")
         await save_partitions(self, path, compression, overwrite, write_text_part)
 
     # -- streaming ----------------------------------------------------------------
@@ -1070,6 +1082,20 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         3
         """
         return self.to_local_iterator(prefetch_partitions=2 * self.ctx.default_parallelism)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Not iterable with ``for``: the records come from a job, so use ``async for``.
+
+        >>> for x in ctx.parallelize(range(4)):
+        ...     pass
+        Traceback (most recent call last):
+        ...
+        TypeError: an RDD is not iterable with 'for': its records come from a job; ...
+        """
+        raise TypeError(
+            "an RDD is not iterable with 'for': its records come from a job; "
+            "use 'async for x in rdd' or 'await rdd.collect()' (or 'await rdd.take(n)')"
+        )
 
 
 _EMPTY = object()
@@ -1121,6 +1147,9 @@ def _map_value_records(f: Callable[[Any], Any], pairs: Iterable[Any]) -> Iterato
             yield key, f(value)
     except StopIteration as exc:
         raise UserCodeError.wrapping(exc) from exc
+    except (TypeError, ValueError) as exc:
+        _raise_if_not_a_pair(exc, "map_values")
+        raise
 
 
 def _flat_map_value_records(
@@ -1132,6 +1161,16 @@ def _flat_map_value_records(
                 yield key, item
     except StopIteration as exc:
         raise UserCodeError.wrapping(exc) from exc
+    except (TypeError, ValueError) as exc:
+        _raise_if_not_a_pair(exc, "flat_map_values")
+        raise
+
+
+def _raise_if_not_a_pair(exc: Exception, op: str) -> None:
+    """Raise the clear error when ``exc`` is the caller's own unpacking of a record."""
+    clear = pair_error(op, exc) if raised_here(exc) else None
+    if clear is not None:
+        raise clear from exc
 
 
 def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:

@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import sys
 import threading
+import traceback
 import types
 from collections.abc import Coroutine
 from typing import Any
@@ -72,8 +73,34 @@ class AsyncConsole(code.InteractiveConsole):
             done.result()
         except SystemExit:
             raise
-        except BaseException:
-            self.showtraceback()
+        except BaseException as exc:
+            self.show_user_traceback(exc)
+
+    def show_user_traceback(self, exc: BaseException) -> None:
+        """Print ``exc`` as the plain REPL does: from the line's own frame on.
+
+        The frames of the console's machinery (this module, ``concurrent.futures``,
+        asyncio) come before the first frame of the typed code and are left out;
+        the frames the line called (aiospark's included) are kept.
+
+        >>> console = AsyncConsole({}, asyncio.new_event_loop())
+        >>> console.write = lambda text: print(text, end="")
+        >>> try:
+        ...     exec(compile("undefined_name", "<aiospark shell>", "exec"))
+        ... except NameError as exc:
+        ...     console.show_user_traceback(exc)
+        Traceback (most recent call last):
+          File "<aiospark shell>", line 1, in <module>
+        NameError: name 'undefined_name' is not defined
+        """
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != self.filename:
+            tb = tb.tb_next
+        sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+        if sys.version_info >= (3, 12):
+            sys.last_exc = exc  # pragma: no cover - 3.12+
+        lines = traceback.format_exception(type(exc), exc, tb)
+        self.write("".join(lines))
 
     def _start(self, code: types.CodeType, done: concurrent.futures.Future) -> None:
         """On the loop: run the line; a coroutine becomes the running task."""

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiospark.lineage import Node
-from aiospark.validation import non_negative_int
+from aiospark.validation import check_path, non_negative_int
 
 #: ``async for`` over an RDD lets the event loop run at least this often (seconds) ...
 YIELD_EVERY = 0.005
@@ -75,6 +75,7 @@ class ExportOps:
         from aiospark.io.formats import AUTO_BATCH, write_pickle_part
         from aiospark.io.output import save_partitions
 
+        path = check_path(path, "save_as_pickle_file")
         non_negative_int(batch_size, "batch_size")
         writer = functools.partial(write_pickle_part, batch_size or AUTO_BATCH)
         await save_partitions(self, path, compression, overwrite, writer)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import operator
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from fractions import Fraction
@@ -24,7 +24,8 @@ from typing import Any, Self
 
 from aiospark import offload
 from aiospark.hashing import named_hash_failure, portable_hash
-from aiospark.lineage import Aggregator, HashPartitioner, Partitioner
+from aiospark.lineage import COMBINING_LOOPS, Aggregator, HashPartitioner, Partitioner
+from aiospark.pair_errors import pair_error, raised_here, raised_in
 from aiospark.plans.cogroup import CoGrouped, Joined, Subtracted, keys_with_none
 
 #: Zero values of these types are immutable, so they are shared instead of deep-copied.
@@ -86,7 +87,7 @@ class PairOps:
         [('a', [1, 3]), ('b', [2])]
         """
         aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+        return self._combine(aggregator, num_partitions, partition_func, True, "combine_by_key")
 
     def _combine(
         self,
@@ -94,12 +95,13 @@ class PairOps:
         num_partitions: int | None,
         partition_func: Callable[[Any], int],
         map_side: bool,
+        op: str,
     ) -> Self:
         partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
         if self.partitioner == partitioner:
             # Already partitioned this way: combine inside each partition, no shuffle.
             return self.map_partitions(lambda it: iter(aggregator.combine_values(it).items()), True)
-        return self._shuffled(partitioner, aggregator, map_side_combine=map_side)
+        return self._shuffled(partitioner, aggregator, map_side_combine=map_side, op=op)
 
     def reduce_by_key(
         self,
@@ -143,7 +145,7 @@ class PairOps:
         [('a', 2), ('b', 1)]
         """
         aggregator = Aggregator(_identity, func, func, identity_create=True)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+        return self._combine(aggregator, num_partitions, partition_func, True, "reduce_by_key")
 
     def group_by_key(
         self,
@@ -180,7 +182,7 @@ class PairOps:
         [('a', [1, 3]), ('b', [2])]
         """
         aggregator = Aggregator(_list_create, _list_append, _list_extend)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=False)
+        return self._combine(aggregator, num_partitions, partition_func, False, "group_by_key")
 
     def aggregate_by_key(
         self,
@@ -239,13 +241,26 @@ class PairOps:
         [('a', (4, 2)), ('b', (2, 1))]
         """
         _check_callable(seq_func=seq_func, comb_func=comb_func, partition_func=partition_func)
+        return self._aggregate(
+            zero_value, seq_func, comb_func, num_partitions, partition_func, "aggregate_by_key"
+        )
+
+    def _aggregate(
+        self,
+        zero_value: Any,
+        seq_func: Callable[[Any, Any], Any],
+        comb_func: Callable[[Any, Any], Any],
+        num_partitions: int | None,
+        partition_func: Callable[[Any], int],
+        op: str,
+    ) -> Self:
         zero = _zero_factory(zero_value)
 
         def create(value: Any) -> Any:
             return seq_func(zero(), value)
 
         aggregator = Aggregator(create, seq_func, comb_func)
-        return self._combine(aggregator, num_partitions, partition_func, map_side=True)
+        return self._combine(aggregator, num_partitions, partition_func, True, op)
 
     def fold_by_key(
         self,
@@ -290,8 +305,10 @@ class PairOps:
         >>> sorted(await rdd.fold_by_key(0, operator.add).collect())
         [('a', 4), ('b', 2)]
         """
-        _check_callable(func=func)
-        return self.aggregate_by_key(zero_value, func, func, num_partitions, partition_func)
+        _check_callable(func=func, partition_func=partition_func)
+        return self._aggregate(
+            zero_value, func, func, num_partitions, partition_func, "fold_by_key"
+        )
 
     def group_by(
         self,
@@ -657,7 +674,7 @@ class PairOps:
         partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
         if self.partitioner == partitioner:
             return self
-        return self._shuffled(partitioner)
+        return self._shuffled(partitioner, op="partition_by")
 
 
     # -- actions ----------------------------------------------------------------
@@ -808,13 +825,16 @@ def _zero_factory(zero_value: Any) -> Callable[[], Any]:
 
 
 def _count_keys(_: int, it: Iterator[Any]) -> Counter:
+    counts: Counter = Counter()
     try:
-        return Counter(map(operator.itemgetter(0), it))
-    except TypeError as exc:
-        clear = named_hash_failure(exc, "count_by_key keys")
+        _count_elements(counts, map(operator.itemgetter(0), it))  # Counter(...)'s own loop
+    except (TypeError, IndexError) as exc:
+        clear = pair_error("count_by_key", exc, how="index") if raised_here(exc) else None
+        clear = clear or named_hash_failure(exc, "count_by_key keys")
         if clear is None:
             raise
         raise clear from exc
+    return counts
 
 
 def _count_values(_: int, it: Iterator[Any]) -> Counter:
@@ -851,8 +871,9 @@ def _combine_parts(aggregator: Aggregator, parts: list[dict]) -> dict:
 def _partition_map(_: int, it: Iterator[Any]) -> dict:
     try:
         return dict(it)
-    except TypeError as exc:
-        clear = named_hash_failure(exc, "collect_as_map keys")
+    except (TypeError, ValueError) as exc:
+        clear = pair_error("collect_as_map", exc, how="dict") if raised_here(exc) else None
+        clear = clear or named_hash_failure(exc, "collect_as_map keys")
         if clear is None:
             raise
         raise clear from exc
@@ -861,15 +882,27 @@ def _partition_map(_: int, it: Iterator[Any]) -> dict:
 def _reduce_partition_locally(aggregator: Aggregator, _: int, it: Iterator[Any]) -> dict:
     try:
         return aggregator.combine_values(it)
-    except TypeError as exc:
-        clear = named_hash_failure(exc, "reduce_by_key_locally keys")
+    except (TypeError, ValueError, IndexError) as exc:
+        clear = None
+        if raised_in(exc, *COMBINING_LOOPS):
+            clear = pair_error("reduce_by_key_locally", exc)
+        if clear is None and isinstance(exc, TypeError):
+            clear = named_hash_failure(exc, "reduce_by_key_locally keys")
         if clear is None:
             raise
         raise clear from exc
 
 
 def _lookup_partition(key: Any, _: int, it: Iterator[Any]) -> list:
-    return [v for k, v in it if k == key]
+    try:
+        return [v for k, v in it if k == key]
+    except (TypeError, ValueError) as exc:
+        # Raised by the comprehension's own unpacking (its frame, if it has one, is the
+        # last): not by the iterator it reads, whose frames would come after.
+        clear = pair_error("lookup", exc, how="unpack") if raised_here(exc, 1) else None
+        if clear is None:
+            raise
+        raise clear from exc
 
 
 def _identity(x: Any) -> Any:

@@ -26,6 +26,7 @@ from aiospark.plans.sort import (
     sample_keys,
     sort_partition,
 )
+from aiospark.validation import check_count
 
 
 class SortOps:
@@ -192,7 +193,7 @@ class SortOps:
         Parameters
         ----------
         num : int
-            How many records; 0 or less gives an empty list.
+            How many records, ``>= 0`` (0 gives an empty list).
         key : callable or None, optional
             Compare ``key(record)`` instead of the records.
 
@@ -206,6 +207,8 @@ class SortOps:
         TypeError
             When ``num`` is not an int or ``key`` is not callable (and, from the
             job, when records are not mutually comparable).
+        ValueError
+            When ``num`` is negative.
 
         See Also
         --------
@@ -230,7 +233,7 @@ class SortOps:
         Parameters
         ----------
         num : int
-            How many records; 0 or less gives an empty list.
+            How many records, ``>= 0`` (0 gives an empty list).
         key : callable or None, optional
             Compare ``key(record)`` instead of the records.
 
@@ -244,6 +247,8 @@ class SortOps:
         TypeError
             When ``num`` is not an int or ``key`` is not callable (and, from the
             job, when records are not mutually comparable).
+        ValueError
+            When ``num`` is negative.
 
         See Also
         --------
@@ -262,11 +267,10 @@ class SortOps:
 async def _select(
     rdd: Node, pick: Callable[..., list], what: str, num: int, key: Callable | None
 ) -> list[Any]:
-    if isinstance(num, bool) or not isinstance(num, int):
-        raise TypeError(f"{what}: num must be an int, got {num!r}")
+    check_count(num, what)
     if key is not None and not callable(key):
         raise TypeError(f"{what}: key must be callable, got {key!r}")
-    if num <= 0:
+    if num == 0:
         return []
     partials = await rdd._run(functools.partial(_pick_partition, pick, what, num, key))
     return await offload.run_sized(

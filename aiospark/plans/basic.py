@@ -114,9 +114,10 @@ class Shuffled(Plan):
         partitioner: Partitioner,
         aggregator: Aggregator | None = None,
         map_side_combine: bool = False,
+        op: str | None = None,
     ) -> None:
         dep = ShuffleDependency(
-            parent, parent.ctx.new_shuffle_id(), partitioner, aggregator, map_side_combine
+            parent, parent.ctx.new_shuffle_id(), partitioner, aggregator, map_side_combine, op
         )
         super().__init__([dep], partitioner)
         self.dep = dep

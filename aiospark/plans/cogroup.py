@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from aiospark.batching import batched
 from aiospark.hashing import hash_failure
@@ -27,6 +27,7 @@ from aiospark.lineage import (
     Split,
     TaskContext,
 )
+from aiospark.pair_errors import pair_error, raised_here
 from aiospark.spill import ExternalMap, join_external, merge_external
 
 _NO_KEY = object()
@@ -63,7 +64,7 @@ def group_values(records: Iterable[tuple], into: dict | None = None) -> dict:
             else:
                 bucket.append(value)
     except TypeError as exc:
-        _reraise_for_key(exc, key)
+        _reraise_unhashable(exc, key)
     return table
 
 
@@ -82,7 +83,10 @@ class CoGrouped(Plan):
         parents: list[Node],
         partitioner: Partitioner,
         keys_only: frozenset[int] = frozenset(),
+        op: str = "cogroup",
     ) -> None:
+        #: the operation, named by errors about its records
+        self.op = op
         new_shuffle_id = parents[0].ctx.new_shuffle_id
         deps: list[Dependency] = []
         for i, parent in enumerate(parents):
@@ -91,11 +95,11 @@ class CoGrouped(Plan):
             elif i in keys_only:
                 deps.append(
                     ShuffleDependency(
-                        parent, new_shuffle_id(), partitioner, KEYS_ONLY, map_side_combine=True
+                        parent, new_shuffle_id(), partitioner, KEYS_ONLY, True, op
                     )
                 )
             else:
-                deps.append(ShuffleDependency(parent, new_shuffle_id(), partitioner))
+                deps.append(ShuffleDependency(parent, new_shuffle_id(), partitioner, op=op))
         super().__init__(deps, partitioner)
 
     def compute_splits(self) -> list[Split]:
@@ -119,8 +123,12 @@ class CoGrouped(Plan):
     def grouped(self, split: Split, i: int, tctx: TaskContext) -> ExternalMap:
         """Parent ``i``'s values by key, spilling past the task's memory share."""
         table = ExternalMap(_extend, tctx.memory, tctx.spill_dir)
-        for batch in batched(self.side(split, i, tctx), 4096):
-            table.merge_values(batch, combine=group_values)
+        batch: list = []
+        try:
+            for batch in batched(self.side(split, i, tctx), 4096):
+                table.merge_values(batch, combine=group_values)
+        except (TypeError, ValueError, IndexError) as exc:
+            _reraise_for_batch(exc, self.op, batch)
         return table
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
@@ -128,18 +136,30 @@ class CoGrouped(Plan):
         return merge_external(tables, _merge_groups)
 
 
+def _reraise_for_batch(exc: Exception, op: str, batch: list) -> NoReturn:
+    """Raise ``exc``, or the error naming the record of ``batch`` that is not a pair."""
+    clear = pair_error(op, exc, batch)
+    if clear is None:
+        raise exc
+    raise clear from exc
+
+
 def _extend(values: list, more: list) -> list:
     values.extend(more)
     return values
 
 
-def keys_with_none(records: Iterator[tuple]) -> Iterator[tuple]:
+def keys_with_none(records: Iterable[tuple]) -> Iterator[tuple]:
     """``(key, None)`` for each pair: what a keys-only side of a cogroup ships.
 
     >>> list(keys_with_none(iter([("a", 1), ("b", 2)])))
     [('a', None), ('b', None)]
     """
-    return ((kv[0], None) for kv in records)
+    try:
+        for kv in records:
+            yield kv[0], None
+    except (TypeError, IndexError) as exc:
+        _reraise_for_key(exc, _NO_KEY, "subtract_by_key")
 
 
 def _merge_groups(tables: list[dict]) -> Iterator[tuple]:
@@ -171,7 +191,8 @@ class Joined(CoGrouped):
     def __init__(self, left: Node, right: Node, partitioner: Partitioner, how: str) -> None:
         if how not in ("inner", "left", "right", "full"):
             raise ValueError(f"unknown join type {how!r}")
-        super().__init__([left, right], partitioner)
+        op = {"inner": "join"}.get(how, f"{how}_outer_join")
+        super().__init__([left, right], partitioner, op=op)
         self.how = how
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
@@ -193,8 +214,8 @@ def _inner_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
             if ws is not None:
                 for w in ws:
                     yield key, (v, w)
-    except TypeError as exc:
-        _reraise_for_key(exc, key)
+    except (TypeError, ValueError) as exc:
+        _reraise_for_key(exc, key, "join")
 
 
 def _left_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
@@ -208,8 +229,8 @@ def _left_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
             else:
                 for w in ws:
                     yield key, (v, w)
-    except TypeError as exc:
-        _reraise_for_key(exc, key)
+    except (TypeError, ValueError) as exc:
+        _reraise_for_key(exc, key, "left_outer_join")
 
 
 def _right_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
@@ -223,8 +244,8 @@ def _right_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
             else:
                 for v in vs:
                     yield key, (v, w)
-    except TypeError as exc:
-        _reraise_for_key(exc, key)
+    except (TypeError, ValueError) as exc:
+        _reraise_for_key(exc, key, "right_outer_join")
 
 
 def _full_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
@@ -241,16 +262,27 @@ def _full_join(table: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
                 add(key)
                 for w in ws:
                     yield key, (v, w)
-    except TypeError as exc:
-        _reraise_for_key(exc, key)
+    except (TypeError, ValueError) as exc:
+        _reraise_for_key(exc, key, "full_outer_join")
     for key, ws in table.items():
         if key not in matched:
             for w in ws:
                 yield key, (None, w)
 
 
-def _reraise_for_key(exc: TypeError, key: Any) -> None:
+def _reraise_unhashable(exc: TypeError, key: Any) -> NoReturn:
     clear = None if key is _NO_KEY else hash_failure(key)
+    if clear is None:
+        raise exc
+    raise clear from exc
+
+
+def _reraise_for_key(exc: Exception, key: Any, op: str) -> NoReturn:
+    """Raise ``exc``, restated when the loop's own unpacking met a record that is not a
+    pair, or its ``key`` is unhashable."""
+    clear = pair_error(op, exc) if raised_here(exc) else None
+    if clear is None and key is not _NO_KEY and isinstance(exc, TypeError):
+        clear = hash_failure(key)
     if clear is None:
         raise exc
     raise clear from exc
@@ -264,12 +296,16 @@ class Subtracted(CoGrouped):
     """
 
     def __init__(self, left: Node, right: Node, partitioner: Partitioner) -> None:
-        super().__init__([left, right], partitioner, keys_only=frozenset({1}))
+        super().__init__([left, right], partitioner, keys_only=frozenset({1}), op="subtract_by_key")
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         seen = ExternalMap(_keep_first, tctx.memory, tctx.spill_dir)
-        for batch in batched(self.side(split, 1, tctx), 4096):
-            seen.merge_values(batch, combine=_note_keys)
+        batch: list = []
+        try:
+            for batch in batched(self.side(split, 1, tctx), 4096):
+                seen.merge_values(batch, combine=_note_keys)
+        except (TypeError, ValueError, IndexError) as exc:
+            _reraise_for_batch(exc, self.op, batch)
         return join_external(seen, self.side(split, 0, tctx), _without_keys)
 
 
@@ -279,7 +315,7 @@ def _note_keys(batch: list, table: dict) -> None:
         for key, _ in batch:
             table[key] = None
     except TypeError as exc:
-        _reraise_for_key(exc, key)
+        _reraise_unhashable(exc, key)
 
 
 def _without_keys(seen: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
@@ -289,5 +325,5 @@ def _without_keys(seen: dict, stream: Iterator[tuple]) -> Iterator[tuple]:
             key = kv[0]
             if key not in seen:
                 yield kv
-    except TypeError as exc:
-        _reraise_for_key(exc, key)
+    except (TypeError, IndexError) as exc:
+        _reraise_for_key(exc, key, "subtract_by_key")

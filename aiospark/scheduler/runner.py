@@ -26,6 +26,7 @@ from aiospark.errors import (
     JobFailed,
     RemoteTraceback,
     UserCodeError,
+    with_source_lines,
 )
 from aiospark.progress import ProgressHub
 from aiospark.protocol.envelope import EnvelopeError
@@ -777,7 +778,7 @@ def _user_error(blob: bytes, remote_traceback: str) -> Exception:
     if not isinstance(error, BaseException):
         error = JobFailed(f"a task failed with {error!r}")
     if remote_traceback:
-        error.__cause__ = RemoteTraceback(remote_traceback)
+        error.__cause__ = RemoteTraceback(with_source_lines(remote_traceback))
     if isinstance(error, StopIteration) or not isinstance(error, Exception):
         return UserCodeError.wrapping(error)
     return error

@@ -1,7 +1,10 @@
 """Pickling what tasks need, with errors that name what could not be pickled.
 
 A stage travels once per worker as ``cloudpickle((rdd, func_or_dependency))``;
-each task carries only its split.  When cloudpickle fails, the error names the
+each task carries only its split.  Functions cloudpickle ships by value (lambdas,
+closures, functions of ``__main__`` or of a REPL) keep the file name of their
+code, so a worker's traceback names the user's file and line (cloudpickle
+itself replaces it with ``"<dynamic-code>"``).  When cloudpickle fails, the error names the
 RDD, the user function, and the variable it captured that cannot be pickled:
 
 >>> import threading
@@ -12,8 +15,10 @@ RDD, the user function, and the variable it captured that cannot be pickled:
 
 from __future__ import annotations
 
+import io
 import pickle
 import types
+from collections import ChainMap
 from typing import Any
 
 import cloudpickle
@@ -21,6 +26,38 @@ import cloudpickle
 from aiospark.errors import SerializationError
 from aiospark.scheduler.dag import Stage, narrow_ancestors
 from aiospark.slices import PickledSplit
+
+_CLOUDPICKLE_CODE_REDUCE = cloudpickle.Pickler.dispatch_table[types.CodeType]
+_DYNAMIC_CODE = "<dynamic-code>"
+
+
+def _code_reduce_keeping_filename(code: types.CodeType) -> tuple[Any, tuple[Any, ...]]:
+    """cloudpickle's reduction of a code object, with the code's own ``co_filename``."""
+    constructor, args = _CLOUDPICKLE_CODE_REDUCE(code)
+    where = [i for i, arg in enumerate(args) if isinstance(arg, str) and arg == _DYNAMIC_CODE]
+    if len(where) == 1 and code.co_filename != _DYNAMIC_CODE:
+        args = (*args[: where[0]], code.co_filename, *args[where[0] + 1 :])
+    return constructor, args
+
+
+class _LineagePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle, but code shipped by value keeps its file name (for tracebacks)."""
+
+    dispatch_table = ChainMap(
+        {types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table
+    )
+
+
+def dumps_lineage(obj: Any) -> bytes:
+    """``cloudpickle.dumps(obj, protocol=5)``, keeping the file names of shipped functions.
+
+    >>> f = pickle.loads(dumps_lineage(lambda x: x + 1))
+    >>> f(1), f.__code__.co_filename
+    (2, '<doctest aiospark.scheduler.serialize.dumps_lineage[0]>')
+    """
+    with io.BytesIO() as file:
+        _LineagePickler(file, protocol=5).dump(obj)
+        return file.getvalue()
 
 
 def serialize_split(split: Any) -> bytes:
@@ -47,8 +84,7 @@ def serialize_stage(stage: Stage) -> bytes:
     """Pickle a stage's lineage and action; ``SerializationError`` names the culprit."""
     action = stage.func if stage.shuffle_dep is None else stage.shuffle_dep
     try:
-        blob: bytes = cloudpickle.dumps((stage.rdd, action), protocol=5)
-        return blob
+        return dumps_lineage((stage.rdd, action))
     except Exception as exc:
         raise SerializationError(_explain(stage, action, exc)) from exc
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiospark.lineage import ShuffleDependency, TaskContext
+from aiospark.pair_errors import pair_error
 from aiospark.spill import ExternalMap
 
 
@@ -22,6 +23,13 @@ def reduce_split(dep: ShuffleDependency, reduce_id: int, tctx: TaskContext) -> I
         return itertools.chain.from_iterable(batches)
     table = ExternalMap(aggregator.merge_combiners, tctx.memory, tctx.spill_dir)
     combine = aggregator.combine_combiners if dep.map_side_combine else aggregator.combine_values
-    for batch in batches:
-        table.merge_values(batch, combine=combine)
+    batch: list = []
+    try:
+        for batch in batches:
+            table.merge_values(batch, combine=combine)
+    except (TypeError, ValueError, IndexError) as exc:
+        clear = pair_error(dep.op, exc, batch)  # a record that is not a pair, or None
+        if clear is None:
+            raise
+        raise clear from exc
     return table.items()

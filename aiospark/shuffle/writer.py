@@ -19,6 +19,7 @@ from typing import Any
 from aiospark.batching import batched
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
+from aiospark.pair_errors import pair_error
 from aiospark.shuffle.layout import encode_index, map_paths
 from aiospark.sizeof import SizeTracker
 from aiospark.spill import (
@@ -123,28 +124,41 @@ def _buffer(
     """Bucket (or combine) everything, spilling whenever the buffer outgrows ``memory``."""
     n = dep.partitioner.num_partitions
     tracker = SizeTracker()
+    batch: list = []
     if dep.map_side_combine:
         aggregator = dep.aggregator
         assert aggregator is not None
         table: dict = {}
-        for batch in batched(records):
-            aggregator.combine_values(batch, table)
-            if not memory.ensure(tracker.estimate(table, len(table))):
-                buckets = buckets_of(table.items(), dep.partitioner)
-                spills.append(_Spill(buckets, spill_dir, dep.codec))
-                table = {}
-                memory.release()
+        try:
+            for batch in batched(records):
+                aggregator.combine_values(batch, table)
+                if not memory.ensure(tracker.estimate(table, len(table))):
+                    buckets = buckets_of(table.items(), dep.partitioner)
+                    spills.append(_Spill(buckets, spill_dir, dep.codec))
+                    table = {}
+                    memory.release()
+        except (TypeError, ValueError, IndexError) as exc:
+            clear = pair_error(dep.op, exc, batch)  # a record that is not a pair, or None
+            if clear is None:
+                raise
+            raise clear from exc
         return buckets_of(table.items(), dep.partitioner)
     buckets: list[list] = [[] for _ in range(n)]
     held = 0
-    for batch in batched(records):
-        partition_into(batch, dep.partitioner, buckets)
-        held += len(batch)
-        if not memory.ensure(tracker.estimate(buckets if n > 1 else buckets[0], held)):
-            spills.append(_Spill(buckets, spill_dir, dep.codec))
-            buckets = [[] for _ in range(n)]
-            held = 0
-            memory.release()
+    try:
+        for batch in batched(records):
+            partition_into(batch, dep.partitioner, buckets)
+            held += len(batch)
+            if not memory.ensure(tracker.estimate(buckets if n > 1 else buckets[0], held)):
+                spills.append(_Spill(buckets, spill_dir, dep.codec))
+                buckets = [[] for _ in range(n)]
+                held = 0
+                memory.release()
+    except (TypeError, ValueError, IndexError) as exc:
+        clear = pair_error(dep.op, exc, batch)  # a record that is not a pair, or None
+        if clear is None:
+            raise
+        raise clear from exc
     return buckets
 
 

@@ -224,7 +224,7 @@ async def test_top_and_take_ordered_match_heapq(ctx):
         assert await rdd.take_ordered(num, key=lambda x: -x) == heapq.nsmallest(
             num, values, key=lambda x: -x
         )
-    assert await rdd.top(0) == [] and await rdd.take_ordered(-1) == []
+    assert await rdd.top(0) == [] and await rdd.take_ordered(0) == []
     assert await ctx.parallelize([], 3).top(3) == []
     assert await ctx.parallelize([1, 2], 8).take_ordered(5) == [1, 2]
     rows = [[v, str(v)] for v in values[:100]]  # unhashable records are fine
