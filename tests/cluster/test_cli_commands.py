@@ -168,6 +168,32 @@ def test_submit_runs_an_app_whose_context_connects_to_the_master(local, tmp_path
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
+def test_submit_runs_a_program_written_for_the_embedded_cluster_unchanged(local, tmp_path):
+    # getting-started.md's first_job.py says Context(workers=2): submit runs it as it is,
+    # the cluster's workers replacing the embedded ones, named by its file on the status page.
+    app = tmp_path / "first_job.py"
+    app.write_text(textwrap.dedent("""
+        import asyncio
+        import aiospark
+
+        async def main():
+            async with aiospark.Context(workers=2, worker_memory="256m") as ctx:
+                print("master", ctx.master)
+                print("sum", await ctx.parallelize(range(1, 1001), 4).map(lambda x: x * x).sum())
+
+        asyncio.run(main())
+    """))
+    done = run(["submit", "--master", local.url, "--log-level", "info", str(app)], local.env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"master {local.url}", "sum 333833500"]
+    notes = [line for line in done.stderr.splitlines() if "workers=" in line]
+    assert len(notes) == 1 and "ignored" in notes[0], done.stderr
+    quiet = run(["submit", "--master", local.url, str(app)], local.env)
+    assert quiet.returncode == 0 and "workers=" not in quiet.stderr, quiet.stderr
+    status = json.loads(run(["status", "--json", "--master", local.url], local.env).stdout)
+    assert "first_job.py" in {a["name"] for a in status["apps"]}, status["apps"]
+
+
 def test_shell_has_a_connected_ctx_and_top_level_await(local):
     script = "\n".join([
         "print('parallelism', ctx.default_parallelism)",

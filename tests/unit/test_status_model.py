@@ -3,12 +3,14 @@ scheduler state, the master's job board, login sessions, and the Prometheus text
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from types import SimpleNamespace
 
 import pytest
 
+import aiospark
 from aiospark.master import ui
 from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import escape_label, render_metrics
@@ -154,6 +156,43 @@ def test_call_site_names_the_action_and_the_callers_line():
     site = namespace["count"]()
     line = inspect.currentframe().f_lineno - 1
     assert site == f"count at test_status_model.py:{line}"
+
+
+class SiteRecorder:
+    """Stands in for a started scheduler: each job's call site, each job done at once."""
+
+    def __init__(self) -> None:
+        self.sites: list[str] = []
+        self.total_cores = 2
+        # compiled as if in aiospark's own files, as the real Scheduler.submit is
+        namespace = {"call_site": call_site, "done": self._done, "sites": self.sites}
+        exec(compile("def submit(rdd, func, partitions, pool):\n"
+                     "    sites.append(call_site())\n"
+                     "    return done(partitions[0])\n",
+                     call_site.__code__.co_filename, "exec"), namespace)
+        self.submit = namespace["submit"]
+
+    @staticmethod
+    def _done(partition):
+        loop = asyncio.get_running_loop()
+        result, done = loop.create_future(), loop.create_future()
+        result.set_result([partition])
+        done.set_result(None)
+        return SimpleNamespace(futures=[result], done=done, cancel=lambda: None)
+
+
+async def test_the_call_site_of_an_async_for_job_is_the_async_for_line():
+    ctx = aiospark.Context(workers=1)
+    scheduler = SiteRecorder()
+    ctx._scheduler, ctx._started = scheduler, True
+    rdd = ctx.parallelize(range(4), 3)
+    line = inspect.currentframe().f_lineno + 1
+    assert [x async for x in rdd] == [0, 1, 2]  # the recorder's record: the partition index
+    assert [x async for x in rdd.to_local_iterator(prefetch_partitions=1)] == [0, 1, 2]
+    here = "test_status_model.py"
+    assert scheduler.sites == [f"async for at {here}:{line}"] * 3 + [
+        f"async for at {here}:{line + 1}"] * 3
+
 
 
 # -- the master's board ------------------------------------------------------------------
