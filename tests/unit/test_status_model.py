@@ -219,6 +219,19 @@ def test_board_asks_for_everything_until_an_app_has_reported():
     assert board.ended_jobs["succeeded"] == 1, "a job resent is not counted twice"
 
 
+def test_jobs_of_applications_with_the_same_name_and_job_ids_stay_apart():
+    # Two runs of one program: both number their jobs from 1.
+    board = JobBoard()
+    for app_id in ("app-1", "app-2"):
+        board.connected(app_id, "first_job.py")
+        board.report(app_id, report(job(1), job(2, "succeeded"), name="first_job.py"))
+    board.report("app-2", report(job(1, "failed", error="boom"), name="first_job.py"))
+    rows = {(j["app_id"], j["job_id"]): j["state"] for j in board.jobs()}
+    assert rows == {("app-1", 1): "running", ("app-1", 2): "succeeded",
+                    ("app-2", 1): "failed", ("app-2", 2): "succeeded"}
+    assert board.running_jobs == 1 and board.ended_jobs["failed"] == 1
+
+
 def test_a_driver_that_disconnects_loses_its_running_jobs():
     board = JobBoard()
     board.connected("app-1", "etl")
