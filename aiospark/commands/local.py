@@ -86,24 +86,22 @@ async def _local(settings: Settings, secret: security.Secret) -> None:
         master_port=settings.port,
     )
 
-    async def start() -> str:
-        master = await cluster.start()
+    async def workers_ready(master: str) -> None:
         async with http.session(secret.value) as client:
             await http.wait_for_workers(client, master, workers, START_TIMEOUT)
-        return master
 
-    starting = asyncio.ensure_future(start())
     try:
-        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():  # stopped while starting
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
-        else:
-            master = starting.result()
+        master = await cluster.start()  # spawning only: quick, and never left halfway
+        ready = asyncio.ensure_future(workers_ready(master))
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            ready.result()  # raises if the workers did not come
             print(connect_hint(http.aiospark_url(master), workers, secret), flush=True)
+        else:  # stopped while the workers were registering
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
         reason = await wait_for_stop(stopped=stopped)
         log.info("stopping: %s", reason)
     finally:
-        starting.cancel()
         await cluster.stop()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -228,6 +229,37 @@ def test_local_stops_every_process_on_sigterm(tmp_path):
         code = running.stop(signal.SIGTERM)
     assert code == 0, "\n".join(running.err)
     assert not [pid for pid in children if pid_alive(pid)]
+
+
+def started_by(pid: int) -> list[int]:
+    """Live processes of an embedded cluster whose driver is ``pid`` (``--parent-pid``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--parent-pid" in argv and argv[argv.index(b"--parent-pid") + 1:][:1] == [
+                    str(pid).encode()] and pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_local_stopped_while_starting_stops_every_process(tmp_path):
+    # The stop signal is caught from before the first process starts: a SIGTERM while
+    # the cluster starts is a clean stop (exit 0), not a death leaving orphans behind.
+    running = Foreground([*AIOSPARK, "local", "--workers", "2", "--port", "0"],
+                         user_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while not children_of(running.proc.pid):
+            assert running.proc.poll() is None and time.monotonic() < deadline, running.err
+            time.sleep(0.005)
+    finally:
+        code = running.stop(signal.SIGTERM)
+    assert code == 0, "\n".join(running.err)
+    assert started_by(running.proc.pid) == []
 
 
 def test_a_port_in_use_is_one_line_and_exit_code_1(tmp_path):
