@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import contextvars
 import importlib
+import logging
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from aiospark.rdd import RDD
     from aiospark.scheduler.runner import JobHandle, Scheduler
     from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
+
+log = logging.getLogger(__name__)
 
 #: How long ``start`` waits for the cluster before giving up.
 START_TIMEOUT = 60.0
@@ -53,6 +57,21 @@ def import_driver_modules() -> None:
     """
     for name in DRIVER_MODULES:
         importlib.import_module(name)
+
+
+def default_app_name() -> str:
+    """The program's file name (``python app.py``, ``aiospark submit app.py``), else "aiospark".
+
+    A REPL, a notebook or ``python -m module`` has no program file of its own.
+
+    >>> default_app_name()   # doctests run under pytest's ``__main__.py``
+    'aiospark'
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return "aiospark"
+    name = os.path.basename(path)
+    return "aiospark" if name == "__main__.py" else name
 
 
 def master_http_url(master: str) -> str:
@@ -102,14 +121,18 @@ class Context:
         and when that is unset too, an embedded cluster.
     workers : int or None, optional
         Worker processes of the embedded cluster (default: one per CPU).  Only
-        for the embedded cluster.
+        for the embedded cluster: refused with a ``master`` argument, ignored
+        (with an INFO log line) when the master comes from ``AIOSPARK_MASTER``,
+        as under ``aiospark submit``, so the program runs unchanged.
     secret : str or None, optional
         The cluster secret.  Default: a new random one for the embedded
         cluster; for a remote master, ``AIOSPARK_SECRET`` or the file named by
         ``AIOSPARK_SECRET_FILE``, else, for a master on this machine, this
         user's local secret (as for ``aiospark shell``).
-    app_name : str, default "aiospark"
-        The application's name, as the status page shows it.
+    app_name : str or None, optional
+        The application's name, as the status page shows it.  Default: the
+        program's file name (``app.py``, also under ``aiospark submit``), or
+        ``"aiospark"`` in a REPL or notebook.
     max_task_attempts : int, default 4
         Tries per task before the job fails.
     locality_wait : float, default 3.0
@@ -132,7 +155,7 @@ class Context:
         bytes or as a size such as ``"2g"``; past it blocks are evicted or
         spilled and shuffles spill to disk.  Default: 60% of the machine's
         memory shared among the workers.  Only for the embedded cluster
-        (remote workers take ``--memory``).
+        (remote workers take ``--memory``), like ``workers``.
     shuffle_compression : {"auto", "lz4", "zlib", None}, default "auto"
         How shuffle data are compressed: ``"auto"`` uses lz4, when installed,
         for clusters spanning several hosts and nothing on one host; ``None``
@@ -142,7 +165,8 @@ class Context:
     log_level : str, default "WARNING"
         The log level of the embedded cluster's processes.
     progress_bar : bool or None, optional
-        Show a status line on stderr for jobs running over half a second.
+        Show a status line on stderr once a job has run half a second (each
+        stage's tasks done, running and in all), updated as the job runs.
         Default: on in interactive sessions, off in scripts and tests.
     scheduler_mode : {"fair", "fifo"}, default "fair"
         How jobs share the task slots (see above).
@@ -156,7 +180,7 @@ class Context:
     ------
     ValueError
         For an invalid argument: ``workers`` not a positive int, ``workers``
-        or ``worker_memory`` with a remote master, a negative
+        or ``worker_memory`` with a ``master`` argument, a negative
         ``task_kill_timeout``, an unknown or uninstalled
         ``shuffle_compression`` codec, or a bad ``scheduler_mode`` or pool.
 
@@ -186,7 +210,7 @@ class Context:
         *,
         workers: int | None = None,
         secret: str | None = None,
-        app_name: str = "aiospark",
+        app_name: str | None = None,
         max_task_attempts: int = 4,
         locality_wait: float = 3.0,
         speculation: bool = False,
@@ -200,13 +224,23 @@ class Context:
         scheduler_mode: str = "fair",
         pools: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        master = master or os.environ.get("AIOSPARK_MASTER") or None
         if workers is not None:
             positive_int(workers, "workers")
+        if not master and os.environ.get("AIOSPARK_MASTER"):
+            # The master comes from outside the program (``aiospark submit``): the
+            # program runs unchanged, its embedded-cluster settings unused.
+            master = os.environ["AIOSPARK_MASTER"]
+            ignored = [f"{name}=" for name, value in (("workers", workers),
+                       ("worker_memory", worker_memory)) if value is not None]
+            if ignored:
+                log.info("%s ignored: running against the master %s (AIOSPARK_MASTER)",
+                         " and ".join(ignored), master)
+            workers = worker_memory = None
+        master = master or None
         if master is not None and workers is not None:
             raise ValueError("workers= applies to the embedded cluster, not to a remote master")
         self.master = master
-        self.app_name = app_name
+        self.app_name = app_name or default_app_name()
         self.app_id = f"app-{uuid.uuid4().hex[:16]}"
         self.storage_options = dict(storage_options or {})
         self._workers = workers or os.cpu_count() or 1
@@ -335,7 +369,8 @@ class Context:
         self._started = True
         show_bar = interactive() if self._progress_bar is None else self._progress_bar
         if show_bar:
-            bar = ProgressBar(self._scheduler.progress.subscribe())
+            bar = ProgressBar(self._scheduler.progress.subscribe(),
+                              status=self._scheduler.jobs.running_reports)
             self._progress_task = asyncio.create_task(bar.run())
         return self
 

@@ -65,22 +65,40 @@ async def serve(
     return runner, f"{tls.scheme()}://{shown}:{bound_port}"
 
 
-async def wait_for_stop(parent_pid: int | None = None) -> str:
-    """Wait for SIGTERM/SIGINT or, when ``parent_pid`` is given, for that parent to die."""
+def stop_signals() -> asyncio.Future[str]:
+    """Catch SIGTERM and SIGINT from now on: the future gets the first one's name.
+
+    Call it before a process announces that it is ready, so a stop signal sent
+    as soon as the announcement is read is caught, not fatal.
+    """
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[str] = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(
             sig, lambda s=sig: stopped.done() or stopped.set_result(signal.Signals(s).name)
         )
+    return stopped
+
+
+async def wait_for_stop(
+    parent_pid: int | None = None, stopped: asyncio.Future[str] | None = None
+) -> str:
+    """Wait for SIGTERM/SIGINT or, when ``parent_pid`` is given, for that parent to die.
+
+    ``stopped`` is the future of an earlier ``stop_signals()``; without it the
+    signal handlers are installed now.
+    """
+    if stopped is None:
+        stopped = stop_signals()
     watcher = None
     if parent_pid:
+        done = stopped
 
         async def watch_parent() -> None:
             while os.getppid() == parent_pid:
                 await asyncio.sleep(0.25)
-            if not stopped.done():
-                stopped.set_result("parent exited")
+            if not done.done():
+                done.set_result("parent exited")
 
         watcher = asyncio.create_task(watch_parent())
     try:

@@ -103,6 +103,23 @@ def test_the_api_reference_documents_every_public_method(site):
     assert "aiospark.statcounter.StatCounter.mean" in documented
 
 
+def test_the_rdd_page_lists_the_user_api_before_the_internals(site):
+    _, out = site
+    html = (out / "api" / "rdd" / "index.html").read_text()
+
+    def at(anchor: str) -> int:
+        found = html.find(f'id="{anchor}"')
+        assert found >= 0, anchor
+        return found
+
+    transformations = [at(f"aiospark.RDD.{n}") for n in ("map", "flat_map", "filter")]
+    actions = [at(f"aiospark.RDD.{n}") for n in ("collect", "count", "take")]
+    internals = [at(f"aiospark.RDD.{n}") for n in ("splits", "compute", "iterator",
+                                                   "preferred_locations")]
+    assert max(transformations) < min(actions) < max(actions) < at("internals")
+    assert at("internals") < min(internals)
+
+
 def test_docstring_examples_render_as_highlighted_code(site):
     _, out = site
     for page in ("context", "rdd", "pairs", "stats", "shared"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 
@@ -10,7 +12,7 @@ from aiospark.commands import http
 from aiospark.commands.failure import CommandFailed
 from aiospark.commands.roles import BIND_ERRORS
 from aiospark.config import Settings
-from aiospark.runtime import run, wait_for_stop
+from aiospark.runtime import run, stop_signals, wait_for_stop
 
 log = logging.getLogger("aiospark.cli")
 
@@ -73,18 +75,33 @@ def local(settings: Settings) -> int:
 async def _local(settings: Settings, secret: security.Secret) -> None:
     from aiospark.embedded import EmbeddedCluster
 
+    # Caught from the start: a SIGTERM sent as soon as "Press Ctrl-C" is read, or
+    # while the cluster starts, stops it cleanly (exit 0) instead of killing this
+    # process and orphaning the cluster's processes until they notice.
+    stopped = stop_signals()
     workers = settings.workers or os.cpu_count() or 1
     cluster = EmbeddedCluster(
         workers, secret.value, worker_timeout=settings.worker_timeout,
         log_level=settings.log_level, worker_memory=settings.memory or None,
         master_port=settings.port,
     )
-    try:
-        master = await cluster.start()
+
+    async def workers_ready(master: str) -> None:
         async with http.session(secret.value) as client:
             await http.wait_for_workers(client, master, workers, START_TIMEOUT)
-        print(connect_hint(http.aiospark_url(master), workers, secret), flush=True)
-        reason = await wait_for_stop()
+
+    try:
+        master = await cluster.start()  # spawning only: quick, and never left halfway
+        ready = asyncio.ensure_future(workers_ready(master))
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            ready.result()  # raises if the workers did not come
+            print(connect_hint(http.aiospark_url(master), workers, secret), flush=True)
+        else:  # stopped while the workers were registering
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+        reason = await wait_for_stop(stopped=stopped)
         log.info("stopping: %s", reason)
     finally:
         await cluster.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import os
 import sys
 import time
@@ -44,7 +45,9 @@ def call_site(frame: FrameType | None = None) -> str:
     """``"count at app.py:12"``: the aiospark method the user called, and from where.
 
     Walks out of the aiospark frames on the stack: the outermost public one
-    names the action; the first frame outside aiospark (unless it is asyncio's
+    names the action, or ``async for`` when the outermost is an async
+    generator (a job streamed to an ``async for``, whose methods have returned
+    before it runs); the first frame outside aiospark (unless it is asyncio's
     own) gives the file and line.
 
     >>> call_site()   # called from no aiospark method: a plain "job"
@@ -56,7 +59,9 @@ def call_site(frame: FrameType | None = None) -> str:
         filename = frame.f_code.co_filename
         if not filename.startswith(_PACKAGE_DIR):
             break
-        if not frame.f_code.co_name.startswith("_"):
+        if frame.f_code.co_flags & inspect.CO_ASYNC_GENERATOR:
+            action = "async for"
+        elif not frame.f_code.co_name.startswith("_"):
             action = frame.f_code.co_name
         frame = frame.f_back
     if frame is None or frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
@@ -148,6 +153,10 @@ class JobTable:
                 self._unsent[oldest.job_id] = oldest  # the master must still hear it ended
         self._ended.append(job)
         self.on_change()
+
+    def running_reports(self) -> list[dict[str, Any]]:
+        """The reports of the running jobs, oldest first, read now (for the progress bar)."""
+        return [self._report(job) for job in self._running.values()]
 
     def changes(self, everything: bool = False) -> list[dict[str, Any]]:
         """Reports of the jobs that changed since ``sent`` was last called (or all of them)."""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -168,6 +169,32 @@ def test_submit_runs_an_app_whose_context_connects_to_the_master(local, tmp_path
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
+def test_submit_runs_a_program_written_for_the_embedded_cluster_unchanged(local, tmp_path):
+    # getting-started.md's first_job.py says Context(workers=2): submit runs it as it is,
+    # the cluster's workers replacing the embedded ones, named by its file on the status page.
+    app = tmp_path / "first_job.py"
+    app.write_text(textwrap.dedent("""
+        import asyncio
+        import aiospark
+
+        async def main():
+            async with aiospark.Context(workers=2, worker_memory="256m") as ctx:
+                print("master", ctx.master)
+                print("sum", await ctx.parallelize(range(1, 1001), 4).map(lambda x: x * x).sum())
+
+        asyncio.run(main())
+    """))
+    done = run(["submit", "--master", local.url, "--log-level", "info", str(app)], local.env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"master {local.url}", "sum 333833500"]
+    notes = [line for line in done.stderr.splitlines() if "workers=" in line]
+    assert len(notes) == 1 and "ignored" in notes[0], done.stderr
+    quiet = run(["submit", "--master", local.url, str(app)], local.env)
+    assert quiet.returncode == 0 and "workers=" not in quiet.stderr, quiet.stderr
+    status = json.loads(run(["status", "--json", "--master", local.url], local.env).stdout)
+    assert "first_job.py" in {a["name"] for a in status["apps"]}, status["apps"]
+
+
 def test_shell_has_a_connected_ctx_and_top_level_await(local):
     script = "\n".join([
         "print('parallelism', ctx.default_parallelism)",
@@ -202,6 +229,37 @@ def test_local_stops_every_process_on_sigterm(tmp_path):
         code = running.stop(signal.SIGTERM)
     assert code == 0, "\n".join(running.err)
     assert not [pid for pid in children if pid_alive(pid)]
+
+
+def started_by(pid: int) -> list[int]:
+    """Live processes of an embedded cluster whose driver is ``pid`` (``--parent-pid``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--parent-pid" in argv and argv[argv.index(b"--parent-pid") + 1:][:1] == [
+                    str(pid).encode()] and pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_local_stopped_while_starting_stops_every_process(tmp_path):
+    # The stop signal is caught from before the first process starts: a SIGTERM while
+    # the cluster starts is a clean stop (exit 0), not a death leaving orphans behind.
+    running = Foreground([*AIOSPARK, "local", "--workers", "2", "--port", "0"],
+                         user_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while not children_of(running.proc.pid):
+            assert running.proc.poll() is None and time.monotonic() < deadline, running.err
+            time.sleep(0.005)
+    finally:
+        code = running.stop(signal.SIGTERM)
+    assert code == 0, "\n".join(running.err)
+    assert started_by(running.proc.pid) == []
 
 
 def test_a_port_in_use_is_one_line_and_exit_code_1(tmp_path):

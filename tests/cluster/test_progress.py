@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import operator
+import sys
 import time
 
 import pytest
 
+import aiospark
 from aiospark.progress import ProgressBar
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -55,3 +57,20 @@ async def test_progress_bar_draws_for_long_jobs_and_clears(ctx):
     text = out.getvalue()
     assert "[aiospark] stage" in text
     assert text.endswith("\r"), "the line is cleared when the job ends"
+
+
+async def test_the_progress_bar_draws_before_the_first_task_of_a_slow_job_ends(monkeypatch):
+    # Records of seconds each: the line must not wait for a task to finish.
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    async with aiospark.Context(workers=2, progress_bar=True) as own:
+        events = own.progress()
+        job = asyncio.create_task(
+            own.parallelize(range(2), 2).map(lambda x: time.sleep(1.5) or x).count())
+        async for event in events:
+            if event["event"] == "task_finished":
+                break
+        drawn = err.getvalue()
+        assert await job == 2
+    assert "[aiospark] stage" in drawn and "0/2 (2 running)" in drawn, repr(drawn)
+    assert err.getvalue().endswith("\r"), "the line is cleared when the job ends"

@@ -100,6 +100,16 @@ async def test_status_page_shows_workers_cache_and_live_job_progress(tmp_path):
             await expect(done).to_have_attribute("data-state", "succeeded")
             await expect(done.locator(".stage .count")).to_have_text(["4/4", "2/2"])
             await expect(page.locator('#jobs tr[data-state="succeeded"]')).to_have_count(2)
+
+            # A second run of the same program: its job 1 is a row of its own, and the
+            # application cells tell the two runs apart.
+            async with aiospark.Context(ctx._scheduler.master_url, secret=ctx._cluster.secret,
+                                        app_name="wordcount") as again:
+                assert await again.parallelize(range(10), 2).count() == 10
+                first = page.locator(f'#jobs tr[data-job="{ctx.app_id}:1"] td.app')
+                second = page.locator(f'#jobs tr[data-job="{again.app_id}:1"] td.app')
+                await expect(second).to_have_text(f"wordcount ({again.app_id[:10]})")
+                await expect(first).to_have_text(f"wordcount ({ctx.app_id[:10]})")
             assert await page.evaluate("document.cookie") == "", "the session cookie is HttpOnly"
             assert problems == [], problems
         finally:

@@ -3,12 +3,14 @@ scheduler state, the master's job board, login sessions, and the Prometheus text
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from types import SimpleNamespace
 
 import pytest
 
+import aiospark
 from aiospark.master import ui
 from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import escape_label, render_metrics
@@ -156,6 +158,43 @@ def test_call_site_names_the_action_and_the_callers_line():
     assert site == f"count at test_status_model.py:{line}"
 
 
+class SiteRecorder:
+    """Stands in for a started scheduler: each job's call site, each job done at once."""
+
+    def __init__(self) -> None:
+        self.sites: list[str] = []
+        self.total_cores = 2
+        # compiled as if in aiospark's own files, as the real Scheduler.submit is
+        namespace = {"call_site": call_site, "done": self._done, "sites": self.sites}
+        exec(compile("def submit(rdd, func, partitions, pool):\n"
+                     "    sites.append(call_site())\n"
+                     "    return done(partitions[0])\n",
+                     call_site.__code__.co_filename, "exec"), namespace)
+        self.submit = namespace["submit"]
+
+    @staticmethod
+    def _done(partition):
+        loop = asyncio.get_running_loop()
+        result, done = loop.create_future(), loop.create_future()
+        result.set_result([partition])
+        done.set_result(None)
+        return SimpleNamespace(futures=[result], done=done, cancel=lambda: None)
+
+
+async def test_the_call_site_of_an_async_for_job_is_the_async_for_line():
+    ctx = aiospark.Context(workers=1)
+    scheduler = SiteRecorder()
+    ctx._scheduler, ctx._started = scheduler, True
+    rdd = ctx.parallelize(range(4), 3)
+    line = inspect.currentframe().f_lineno + 1
+    assert [x async for x in rdd] == [0, 1, 2]  # the recorder's record: the partition index
+    assert [x async for x in rdd.to_local_iterator(prefetch_partitions=1)] == [0, 1, 2]
+    here = "test_status_model.py"
+    assert scheduler.sites == [f"async for at {here}:{line}"] * 3 + [
+        f"async for at {here}:{line + 1}"] * 3
+
+
+
 # -- the master's board ------------------------------------------------------------------
 
 
@@ -178,6 +217,19 @@ def test_board_asks_for_everything_until_an_app_has_reported():
     assert board.ended_jobs["succeeded"] == 1
     board.report("app-1", report(job(1, "succeeded")))
     assert board.ended_jobs["succeeded"] == 1, "a job resent is not counted twice"
+
+
+def test_jobs_of_applications_with_the_same_name_and_job_ids_stay_apart():
+    # Two runs of one program: both number their jobs from 1.
+    board = JobBoard()
+    for app_id in ("app-1", "app-2"):
+        board.connected(app_id, "first_job.py")
+        board.report(app_id, report(job(1), job(2, "succeeded"), name="first_job.py"))
+    board.report("app-2", report(job(1, "failed", error="boom"), name="first_job.py"))
+    rows = {(j["app_id"], j["job_id"]): j["state"] for j in board.jobs()}
+    assert rows == {("app-1", 1): "running", ("app-1", 2): "succeeded",
+                    ("app-2", 1): "failed", ("app-2", 2): "succeeded"}
+    assert board.running_jobs == 1 and board.ended_jobs["failed"] == 1
 
 
 def test_a_driver_that_disconnects_loses_its_running_jobs():

@@ -105,11 +105,26 @@ function renderStage(stage) {
     el("span", {class: "count"}, count));
 }
 
+// Each application's label: its name, followed by the start of its id when another
+// application on the page has the same name (two runs of one program), so that rows of
+// different applications never read the same (job ids start at 1 in every application).
+function appLabels(s) {
+  const count = {};
+  for (const a of s.apps) count[a.name] = (count[a.name] || 0) + 1;
+  return Object.fromEntries(s.apps.map((a) => [a.app_id,
+    !a.name ? a.app_id : count[a.name] > 1 ? a.name + " (" + a.app_id.slice(0, 10) + ")" : a.name]));
+}
+
+function appCell(labels, appId, name) {
+  return el("td", {class: "app", title: appId}, labels[appId] || name || appId);
+}
+
 function renderJobs(s) {
+  const labels = appLabels(s);
   const rows = s.jobs.map((j) => {
     const end = j.completed === null ? s.now : j.completed;
     return el("tr", {"data-job": j.app_id + ":" + j.job_id, "data-state": j.state},
-      el("td", {}, j.app_name || j.app_id),
+      appCell(labels, j.app_id, j.app_name),
       el("td", {class: "num"}, j.job_id),
       el("td", {}, el("span", {class: "mono description"}, j.description),
          j.pool && j.pool !== "default" ? el("span", {class: "pool"}, "pool " + j.pool) : "",
@@ -123,9 +138,9 @@ function renderJobs(s) {
 }
 
 function renderCached(s) {
-  const names = Object.fromEntries(s.apps.map((a) => [a.app_id, a.name]));
+  const labels = appLabels(s);
   const rows = s.cached.map((c) => el("tr", {"data-rdd": c.app_id + ":" + c.rdd_id},
-    el("td", {}, names[c.app_id] || c.app_id),
+    appCell(labels, c.app_id, ""),
     el("td", {class: "num"}, c.rdd_id),
     el("td", {class: "num"}, c.splits),
     el("td", {class: "num"}, bytes(c.memory_bytes)),
