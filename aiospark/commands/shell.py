@@ -142,9 +142,9 @@ class AsyncConsole(code.InteractiveConsole):
 
 def _make_context(settings: Settings) -> aiospark.Context:
     if settings.master is None:
-        return aiospark.Context(workers=settings.workers)
+        return aiospark.Context(workers=settings.workers, app_name="aiospark shell")
     secret = security.client_secret(settings, http_url(settings.master))
-    return aiospark.Context(settings.master, secret=secret.value)
+    return aiospark.Context(settings.master, secret=secret.value, app_name="aiospark shell")
 
 
 def banner(ctx: aiospark.Context) -> str:
