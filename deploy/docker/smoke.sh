@@ -101,13 +101,14 @@ cleanup() {
         compose down -v --timeout 20 >/dev/null 2>&1 || say "compose down failed"
     fi
     if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
+        local t=$SECONDS
         kill -TERM "$DOCKERD_PID"
         for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
         if kill -0 "$DOCKERD_PID" 2>/dev/null; then
             say "dockerd $DOCKERD_PID did not stop in 30 s: killing it"
             kill -KILL "$DOCKERD_PID"
         fi
-        say "dockerd stopped"
+        say "dockerd stopped ($((SECONDS - t)) s)"
     fi
     # containerd and shims of our dockerd have our exec root in their command
     # line; dockerd stops them, this only catches what a killed dockerd left
@@ -119,7 +120,10 @@ cleanup() {
     if awk -v d="$WORK/" 'index($2, d) == 1 {found=1} END {exit !found}' /proc/self/mounts; then
         say "left $WORK: something is still mounted below it"
     else
+        local t=$SECONDS
+        du -sh "$WORK" 2>/dev/null | awk '{printf "smoke: removing %s ", $1}'
         rm -rf "$WORK"
+        echo "($((SECONDS - t)) s)"
     fi
     step_end
     say "total $SECONDS s"
