@@ -3,7 +3,7 @@
 # workers), run a job from the host against it, scale the workers to 3 and to
 # 1 (a job after each), stop everything.  tests/test_deploy_docker.py runs this.
 #
-#   sudo deploy/docker/smoke.sh
+#   sudo env PYTHON="$(command -v python3)" deploy/docker/smoke.sh
 #
 # Needs: root, Debian's docker.io and docker-compose (or the `docker compose`
 # plugin), and, unless AIOSPARK_BASE_IMAGE names an image the daemon has or can
