@@ -87,13 +87,16 @@ def main() -> None:
     else:
         before = succeeded(args.master)
         asyncio.run(asyncio.wait_for(job(args.master), args.timeout))
-        # the workers report their counters with their heartbeats: wait (a little) for them
+        # the workers report their counters with their heartbeats (every second): wait,
+        # 10 s at most, until they have grown and then hold still for one heartbeat
         deadline = time.monotonic() + 10
-        while True:
-            after = succeeded(args.master)
-            if sum(after.values()) > sum(before.values()) or time.monotonic() > deadline:
+        after = succeeded(args.master)
+        while time.monotonic() < deadline:
+            time.sleep(1.2)
+            now = succeeded(args.master)
+            if now == after and sum(now.values()) > sum(before.values()):
                 break
-            time.sleep(0.5)
+            after = now
         ran = {worker: n - before.get(worker, 0) for worker, n in after.items()}
         print(f"smoke: tasks per worker: {ran}")
 
