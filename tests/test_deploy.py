@@ -80,7 +80,8 @@ def test_compose_file_runs_master_shuffle_and_scalable_workers():
     assert set(services) == {"master", "shuffle", "worker"}
     worker = services["worker"]
     assert "container_name" not in worker and "ports" not in worker  # --scale works
-    assert compose["secrets"]["cluster_secret"]["file"] == "./secret"
+    assert compose["secrets"]["cluster_secret"]["file"] == "${AIOSPARK_SECRET_FILE:-./secret}"
+    assert all(s["network_mode"] == "host" for s in services.values())
     assert all(s["environment"]["AIOSPARK_SECRET_FILE"] for s in services.values())
 
 
