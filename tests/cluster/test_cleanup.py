@@ -103,13 +103,16 @@ async def broadcasts_held(ctx) -> int:
     return sum(health["broadcasts"]["held"] for health in await worker_health(ctx))
 
 
+async def lookups(ctx, table) -> list[str]:
+    return sorted(await ctx.parallelize(range(4), 4).map(lambda i: table.value[i]).collect())
+
+
 async def test_a_collected_broadcast_leaves_the_workers_and_the_driver(ctx):
     await settle(ctx)
     before = await broadcasts_held(ctx)
     table = ctx.broadcast({i: str(i) for i in range(1000)})
     bid = table.bid
-    assert sorted(await ctx.parallelize(range(4), 4).map(lambda i: table.value[i]).collect()) \
-        == ["0", "1", "2", "3"]
+    assert await lookups(ctx, table) == ["0", "1", "2", "3"]
     assert await broadcasts_held(ctx) > before
     del table
     await settle(ctx)
