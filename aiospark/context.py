@@ -24,6 +24,7 @@ from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
 from aiospark.protocol.frames import CODECS, available_codecs
+from aiospark.scheduler.cleaner import Cleaner, Kind
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
 from aiospark.validation import check_path, check_paths, positive_int
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from aiospark.rdd import RDD
+    from aiospark.scheduler.cleaning import CleaningTask
     from aiospark.scheduler.runner import JobHandle, Scheduler
     from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
 
@@ -175,6 +177,14 @@ class Context:
         "mode": "fair" | "fifo"}}``, each key optional (defaults 1, 0,
         ``"fair"``).  A pool gets slots in proportion to its weight, and up to
         ``min_share`` slots before that.
+    cleanup : bool, default True
+        Clean up, while the context lives, what the program no longer
+        references: the map outputs of shuffles whose RDDs were
+        garbage-collected, the cached blocks of collected persisted RDDs, the
+        copies of collected broadcasts and the checkpoint files of collected
+        checkpointed RDDs (Spark's ``ContextCleaner``).  Keep an RDD to keep
+        its shuffle output and cached blocks.  With ``False`` they stay until
+        ``stop()`` (docs/caching.md, docs/shuffles.md).
 
     Raises
     ------
@@ -223,6 +233,7 @@ class Context:
         progress_bar: bool | None = None,
         scheduler_mode: str = "fair",
         pools: Mapping[str, Mapping[str, Any]] | None = None,
+        cleanup: bool = True,
     ) -> None:
         if workers is not None:
             positive_int(workers, "workers")
@@ -281,6 +292,9 @@ class Context:
         self._progress_task: asyncio.Task | None = None
         self._next_rdd = 0
         self._next_shuffle = 0
+        #: what the program no longer references, to clean up (``cleanup=``)
+        self._cleaner = Cleaner(enabled=bool(cleanup))
+        self._cleaning: CleaningTask | None = None
         #: The one path every action's jobs take (``aiospark.jobpath``).
         self.jobs = JobPath(self._submit_job)
         self._started = False
@@ -354,6 +368,7 @@ class Context:
                 app_name=self.app_name,
                 scheduler_mode=self.scheduler_mode,
                 pools=self._pools,
+                watch=self.watch,
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await self._scheduler.start()
@@ -367,6 +382,10 @@ class Context:
                 ) from None
             raise
         self._started = True
+        from aiospark.scheduler.cleaning import CleaningTask
+
+        self._cleaning = CleaningTask(self._cleaner, self._scheduler, self._remove_checkpoint)
+        self._cleaning.start()
         show_bar = interactive() if self._progress_bar is None else self._progress_bar
         if show_bar:
             bar = ProgressBar(self._scheduler.progress.subscribe(),
@@ -396,6 +415,9 @@ class Context:
         if self._progress_task is not None:
             self._progress_task.cancel()
             self._progress_task = None
+        if self._cleaning is not None:
+            await self._cleaning.stop()
+            self._cleaning = None
         shuffle_urls = set()
         if self._scheduler is not None:
             shuffle_urls = {w.shuffle_url for w in self._scheduler.known.values()}
@@ -410,6 +432,7 @@ class Context:
         self._scheduler = None
         self._session = None
         self._cluster = None
+        self._cleaner.take(self._cleaner.pending + 1)  # the application's files are gone with it
 
     async def _delete_shuffle_files(self, shuffle_url: str) -> None:
         import aiohttp
@@ -419,6 +442,17 @@ class Context:
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
             async with self._session.delete(url, timeout=aiohttp.ClientTimeout(total=2)):
                 pass
+
+    def _remove_checkpoint(self, directory: str) -> None:
+        from aiospark.io.checkpoint import remove_checkpoint
+
+        remove_checkpoint(directory, self.storage_options)
+
+    async def _clean_now(self) -> None:
+        """Clean up everything the cleaner queued so far (tests and benchmarks call it
+        after ``gc.collect()``; the cleaning task does it by itself meanwhile)."""
+        if self._cleaning is not None:
+            await self._cleaning.drain()
 
     async def __aenter__(self) -> Context:
         return await self.start()
@@ -1286,6 +1320,33 @@ class Context:
         """
         if self._scheduler is not None:
             self._scheduler.unpersist(rdd_id)
+
+    def watch(self, obj: object, kind: Kind, key: int | str) -> None:
+        """Clean ``(kind, key)`` up on the cluster once ``obj`` is garbage-collected.
+
+        Part of the ``lineage.Driver`` protocol: shuffle dependencies, persisted
+        and checkpointed RDDs and broadcasts call it when they are made; users
+        need not.  Does nothing with ``Context(cleanup=False)``.
+
+        Parameters
+        ----------
+        obj : object
+            What the program holds (weakly referenced).
+        kind : {"shuffle", "rdd", "broadcast", "checkpoint"}
+            What it leaves on the cluster: a shuffle's map outputs, an RDD's
+            cached blocks, a broadcast's copies, a checkpoint's files.
+        key : int or str
+            The shuffle, RDD or broadcast id, or the checkpoint directory.
+
+        Examples
+        --------
+        >>> rdd = ctx.parallelize(range(4), 2).map(lambda x: (x % 2, x)).reduce_by_key(
+        ...     lambda a, b: a + b)
+        >>> await rdd.collect()
+        [(0, 2), (1, 4)]
+        >>> del rdd  # its shuffle's files are deleted in the background
+        """
+        self._cleaner.watch(obj, kind, key)
 
     def _submit_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None

@@ -90,6 +90,8 @@ class ShuffleDependency(Dependency):
         self.op = op
         #: how map outputs compress their frames (chosen by the Context; None: not at all)
         self.codec: str | None = rdd.ctx.shuffle_codec() if rdd is not None else None
+        if rdd is not None:  # its map outputs are deleted once it is garbage-collected
+            rdd.ctx.watch(self, "shuffle", shuffle_id)
 
 
 class Partitioner:
@@ -675,4 +677,9 @@ class Driver(Protocol):
 
     def forget_rdd(self, rdd_id: int) -> None:
         """Drop ``rdd_id``'s cached splits everywhere (``unpersist``)."""
+        ...
+
+    def watch(self, obj: object, kind: str, key: int | str) -> None:
+        """Clean ``(kind, key)`` up on the cluster once ``obj`` is garbage-collected
+        (``kind``: "shuffle", "rdd", "broadcast" or "checkpoint")."""
         ...

@@ -542,6 +542,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
             raise ValueError(
                 f"{self!r} is already persisted at {self.storage_level}; unpersist it first"
             )
+        if self.storage_level is None:  # its blocks are dropped once it is garbage-collected
+            self.ctx.watch(self, "rdd", self.id)
         self.storage_level = storage_level
         return self
 
@@ -693,6 +695,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         if self.checkpoint_data is None:
             options = self.ctx.storage_options
             self.checkpoint_data = CheckpointState(f"{directory}/rdd-{self.id}", options)
+            self.ctx.watch(self, "checkpoint", self.checkpoint_data.directory)
 
     def local_checkpoint(self) -> None:
         """Keep the splits in the workers' block stores (memory, spilling to disk).

@@ -8,6 +8,7 @@ leaves half a part.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -51,3 +52,18 @@ class CheckpointState:
         with fs.open(temporary, "wb") as f:
             write_frames(f, records, DEFAULT_BATCH)
         fs.mv(temporary, path)
+
+
+def remove_checkpoint(directory: str, storage_options: dict[str, Any]) -> None:
+    """Delete a checkpoint's directory (the cleaner's, once its RDD was collected).
+
+    >>> state = CheckpointState(f"{tmp_dir}/doctest-removed", {})
+    >>> state.write_partition(0, iter([1]))
+    >>> remove_checkpoint(state.directory, {})
+    >>> os.path.exists(state.directory)
+    False
+    >>> remove_checkpoint(state.directory, {})  # gone already: nothing to do
+    """
+    fs, path = fsspec.core.url_to_fs(directory, **storage_options)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)

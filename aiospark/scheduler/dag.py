@@ -10,6 +10,7 @@ reads the same shuffle, so a second action on a reduced RDD skips the map side.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,11 +122,20 @@ def preferred_locations(rdd: SchedulerRDD, partition: int, cache: CacheLookup) -
 
 
 class StageBuilder:
-    """Makes stages for jobs, reusing shuffle-map stages across jobs."""
+    """Makes stages for jobs, reusing shuffle-map stages across jobs.
+
+    Map stages are held weakly: a stage lives while a job (or a later stage)
+    needs it, and holds its shuffle dependency, so a shuffle some running job
+    reads is never garbage-collected (nor cleaned).  A later job on an RDD the
+    program kept gets a new stage for the same shuffle, whose map outputs are
+    still known by shuffle id: its map side is skipped, not rerun.
+    """
 
     def __init__(self) -> None:
         self._next_id = 0
-        self._map_stages: dict[int, Stage] = {}
+        self._map_stages: weakref.WeakValueDictionary[int, Stage] = (
+            weakref.WeakValueDictionary()
+        )
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -141,24 +151,28 @@ class StageBuilder:
         stage = self._map_stages.get(dep.shuffle_id)
         if stage is not None:
             return stage
+        made: list[Stage] = []  # strong references until the walk is done
         # Post-order walk without recursion: deep iterative lineages are common.
         stack: list[tuple[ShuffleDependency, bool]] = [(dep, False)]
         while stack:
             current, parents_done = stack.pop()
-            if current.shuffle_id in self._map_stages:
+            found = self._map_stages.get(current.shuffle_id)
+            if found is not None:
+                made.append(found)
                 continue
             below = shuffle_dependencies(current.rdd)
             if not parents_done:
                 stack.append((current, True))
                 stack.extend((d, False) for d in below)
                 continue
-            self._map_stages[current.shuffle_id] = Stage(
+            made.append(Stage(
                 self._new_id(),
                 current.rdd,
                 len(current.rdd.splits()),
                 [self._map_stages[d.shuffle_id] for d in below],
                 shuffle_dep=current,
-            )
+            ))
+            self._map_stages[current.shuffle_id] = made[-1]
         return self._map_stages[dep.shuffle_id]
 
     def ancestors(self, stage: Stage) -> list[Stage]:

@@ -156,6 +156,14 @@ class ShuffleOutputsLost:
 
 
 @dataclasses.dataclass(frozen=True)
+class ShuffleRemoved:
+    """No RDD references the shuffle any more (the driver's cleaner): forget its map
+    outputs.  A stage of a live job never reads such a shuffle: it holds the dependency."""
+
+    shuffle_id: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Tick:
     """Time passed (``SchedulerState.wake_at`` was reached): place tasks that waited
     for locality or backoff, kill cancelled tasks past their timeout, speculate."""
@@ -164,7 +172,7 @@ class Tick:
 Event: TypeAlias = (
     JobSubmitted | CancelJob | TaskFinished | TaskFailed | FetchFailed | WorkerAdded
     | WorkerDraining | WorkerLost | BlocksCached | BlocksEvicted | Unpersisted
-    | ShuffleOutputsLost | Tick
+    | ShuffleOutputsLost | ShuffleRemoved | Tick
 )
 
 

@@ -70,13 +70,23 @@ def call_site(frame: FrameType | None = None) -> str:
     return f"{action or 'job'} at {where}"
 
 
+@dataclasses.dataclass(frozen=True)
+class _StageInfo:
+    """What a job's report needs of a stage: not the stage itself, which holds its RDDs
+    (and shuffle dependency) alive, keeping the cleaner from collecting them."""
+
+    id: int
+    shuffle_id: int | None
+    num_partitions: int
+
+
 @dataclasses.dataclass
 class _Job:
     job_id: int
     description: str
     submitted: float
     partitions: int
-    stages: list[SchedulerStage]
+    stages: list[_StageInfo]
     #: map stages whose outputs all existed when the job was submitted
     skipped: set[int]
     state: str = "running"
@@ -136,7 +146,9 @@ class JobTable:
         }
         self._running[job_id] = _Job(
             job_id, description[:MAX_TEXT], self._clock(), partitions,
-            sorted(stages, key=lambda s: s.id), skipped, pool=pool[:MAX_TEXT],
+            [_StageInfo(s.id, s.shuffle_id, s.num_partitions)
+             for s in sorted(stages, key=lambda s: s.id)],
+            skipped, pool=pool[:MAX_TEXT],
         )
         self.on_change()
 
@@ -194,7 +206,7 @@ class JobTable:
             "stages": [self._stage(job, stage) for stage in job.stages],
         }
 
-    def _stage(self, job: _Job, stage: SchedulerStage) -> dict[str, Any]:
+    def _stage(self, job: _Job, stage: _StageInfo) -> dict[str, Any]:
         if stage.shuffle_id is None:
             kind, tasks, done = "result", job.partitions, job.result_done
         else:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -138,6 +138,7 @@ class Scheduler:
         kill_timeout: float | None = 1.0,
         scheduler_mode: str = "fair",
         pools: dict[str, dict[str, Any]] | None = None,
+        watch: Callable[[object, Any, int], None] | None = None,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name
@@ -158,7 +159,8 @@ class Scheduler:
         self._stage_broadcasts: dict[int, set[int]] = {}
         #: task id -> (stage id, partition), to apply accumulator updates once per partition
         self._task_partitions: dict[int, tuple[int, int]] = {}
-        self.shared = SharedVariables(on_unpersist=self._unpersist_broadcast)
+        #: ``watch`` (the cleaner's) is told of each broadcast, to drop it once collected
+        self.shared = SharedVariables(on_unpersist=self._unpersist_broadcast, watch=watch)
         #: files shipped to every worker: name -> (data, is python code)
         self.files: dict[str, tuple[bytes, bool]] = {}
         self.progress = ProgressHub()
@@ -532,6 +534,44 @@ class Scheduler:
         for link in self.links.values():
             link.send(message)
 
+    async def remove_shuffles(self, shuffle_ids: list[int]) -> None:
+        """Forget these shuffles' map outputs and delete their files wherever they may be.
+
+        The cleaner calls it once no RDD references them: no running job reads
+        them (its stages hold their dependencies).  A shuffle service or worker
+        that cannot be reached keeps the files until the application stops.
+        """
+        urls = {info.shuffle_url.rstrip("/") for info in self.known.values() if info.shuffle_url}
+        for shuffle_id in shuffle_ids:
+            for output in self.state.map_outputs.get(shuffle_id, ()):
+                if output is not None and output.shuffle_url:
+                    urls.add(output.shuffle_url.rstrip("/"))
+            self._apply(self.state.handle(ev.ShuffleRemoved(shuffle_id)))
+        if self._closing:
+            return
+        limit = asyncio.Semaphore(16)
+
+        async def delete(url: str) -> None:
+            async with limit:
+                try:
+                    async with self.session.delete(
+                        url, timeout=aiohttp.ClientTimeout(total=10)
+                    ) as resp:
+                        if resp.status >= 400:
+                            log.warning("could not delete %s: HTTP %s", url, resp.status)
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    log.warning("could not delete %s: %s", url, exc)
+
+        await asyncio.gather(*(
+            delete(f"{url}/v1/shuffle/{self.app_id}/{shuffle_id}")
+            for shuffle_id in shuffle_ids for url in sorted(urls)
+        ))
+
+    def drop_broadcast(self, bid: int) -> None:
+        """A broadcast nobody references: drop its blob here and its copies on the workers."""
+        self.shared.destroy_broadcast(bid)
+        self._unpersist_broadcast(bid)
+
     def unpersist(self, rdd_id: int) -> None:
         """Forget where an RDD's blocks are, and tell every worker to drop them."""
         self._unpersisted.add(rdd_id)
@@ -731,6 +771,7 @@ class Scheduler:
         for stage_id in stage_ids:
             self._inputs.pop(stage_id, None)
             self._stage_blobs.pop(stage_id, None)  # made again if the stage ever reruns
+            self._stage_broadcasts.pop(stage_id, None)
 
 
 def _stage(stage: SchedulerStage) -> Stage:

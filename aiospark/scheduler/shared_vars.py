@@ -19,8 +19,14 @@ from aiospark.shared import Accumulator, AccumulatorParam, AddingParam, Broadcas
 class SharedVariables:
     """Every broadcast and accumulator a driver created."""
 
-    def __init__(self, on_unpersist: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        on_unpersist: Callable[[int], None],
+        watch: Callable[[object, Any, int], None] | None = None,
+    ) -> None:
         self._on_unpersist = on_unpersist
+        #: called with each new broadcast, to clean it up once garbage-collected
+        self._watch = watch
         self.blobs: dict[int, bytes] = {}
         self._accumulators: weakref.WeakValueDictionary[int, Accumulator] = (
             weakref.WeakValueDictionary()
@@ -35,7 +41,10 @@ class SharedVariables:
     def new_broadcast(self, value: Any) -> Broadcast:
         bid = self._new_id()
         self.blobs[bid] = frame_bytes(value)
-        return Broadcast(bid, value, registry=self)
+        broadcast = Broadcast(bid, value, registry=self)
+        if self._watch is not None:
+            self._watch(broadcast, "broadcast", bid)
+        return broadcast
 
     def unpersist_broadcast(self, bid: int) -> None:
         self._on_unpersist(bid)

@@ -138,6 +138,12 @@ class MapOutputs:
                 outputs[m] = None
                 self._missing[shuffle_id] += 1
 
+    def forget(self, shuffle_id: int) -> None:
+        """The shuffle is gone for good (cleaned): drop what was known of it."""
+        if self.by_shuffle.pop(shuffle_id, None) is not None:
+            del self._missing[shuffle_id]
+            self.epoch += 1
+
     def lose_url(self, shuffle_url: str) -> bool:
         """Every map output served at ``shuffle_url`` is gone; True if there were some."""
         self.epoch += 1
@@ -324,6 +330,15 @@ class StageGraph:
         ):
             del self.runs[stage_id]
             commands.append(StagesFinished((stage_id,)))
+
+    def forget_shuffle(self, shuffle_id: int) -> None:
+        """Drop a cleaned shuffle's map outputs, unless a live stage still uses it."""
+        for run in self.runs.values():
+            if run.stage.shuffle_id == shuffle_id or any(
+                p.shuffle_id == shuffle_id for p in run.stage.parents
+            ):
+                return  # cannot happen (a live stage holds its dependency): keep it safe
+        self.outputs.forget(shuffle_id)
 
     # -- lost map outputs ------------------------------------------------------------------
 

@@ -149,6 +149,7 @@ class SchedulerState:
             ev.BlocksEvicted: self._blocks_evicted,
             ev.Unpersisted: self._unpersisted,
             ev.ShuffleOutputsLost: self._shuffle_outputs_lost,
+            ev.ShuffleRemoved: self._shuffle_removed,
             ev.Tick: self._tick,
         }
         self.workers: Mapping[str, Worker] = self._cluster.workers
@@ -324,6 +325,10 @@ class SchedulerState:
         self._graph.outputs_lost(event.shuffle_url, commands)
         self._schedule(commands)
         return commands
+
+    def _shuffle_removed(self, event: ev.ShuffleRemoved) -> list[Command]:
+        self._graph.forget_shuffle(event.shuffle_id)
+        return []
 
     def _tick(self, event: ev.Tick) -> list[Command]:
         commands: list[Command] = []
