@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import re
+import resource
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from aiospark.logs import parse_logfmt
@@ -148,3 +151,43 @@ async def roles(**env: str):
         yield started
     finally:
         await started.close()
+
+
+def start_serving(
+    role: str, *args: str, secret: str, fd_limit: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``aiospark <role> *args`` (blocking); return the process and the URL it serves.
+
+    A worker's process gets ``control_url`` (its supervisor's).  ``fd_limit``
+    caps the role's open files.  The caller stops the process.
+    """
+
+    def limit() -> None:
+        if fd_limit is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, hard))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiospark", role, "--log-level", "INFO", *args],
+        env={**os.environ, "AIOSPARK_SECRET": secret},
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
+    )
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:  # keep reading, so a chatty process never blocks on a full pipe
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        line = lines.get(timeout=30)
+        if not line:
+            raise AssertionError(f"{role} exited before serving")
+        found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
+        if found:
+            control = re.search(r"control_url=(http://\S+)", line)
+            if control:  # a worker: its supervisor serves there
+                proc.control_url = control.group(1)  # type: ignore[attr-defined]
+            return proc, found.group(1)

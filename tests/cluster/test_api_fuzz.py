@@ -8,12 +8,7 @@ a bound, and every process must still be serving afterwards.
 
 from __future__ import annotations
 
-import os
-import queue
-import re
 import subprocess
-import sys
-import threading
 
 import pytest
 import requests
@@ -22,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from aiospark.master.server import Master
 from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.openapi import NOT_DOCUMENTED, openapi_document
+from tests.cluster.cli_processes import start_serving
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the test extra")
 
@@ -38,29 +34,7 @@ TRIED: dict[str, int] = {}
 
 
 def _start(role: str, *args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aiospark", role, "--log-level", "INFO", *args],
-        env={**os.environ, "AIOSPARK_SECRET": SECRET},
-        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-
-    def pump() -> None:  # keep reading, so a chatty process never blocks on a full pipe
-        for line in proc.stderr:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    while True:
-        line = lines.get(timeout=30)
-        if not line:
-            raise AssertionError(f"{role} exited before serving")
-        found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
-        if found:
-            control = re.search(r"control_url=(http://\S+)", line)
-            if control:  # a worker: its supervisor serves there
-                proc.control_url = control.group(1)  # type: ignore[attr-defined]
-            return proc, found.group(1)
+    return start_serving(role, *args, secret=SECRET)
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import queue
-import re
 import resource
 import struct
 import subprocess
-import sys
-import threading
 import time
 
 import aiohttp
@@ -30,6 +25,7 @@ import pytest
 from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.connections import HEADER_TIMEOUT
 from aiospark.worker.broadcasts import ARRIVAL_WAIT_SECONDS
+from tests.cluster.cli_processes import start_serving
 
 pytestmark = pytest.mark.cluster
 
@@ -51,34 +47,7 @@ def _raise_fd_limit(wanted: int) -> None:
 
 
 def _start(role: str, *args: str, fd_limit: int | None = None) -> tuple[subprocess.Popen, str]:
-    def limit() -> None:
-        if fd_limit is not None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, hard))
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aiospark", role, "--log-level", "INFO", *args],
-        env={**os.environ, "AIOSPARK_SECRET": SECRET},
-        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
-    )
-    lines: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stderr:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    while True:
-        line = lines.get(timeout=30)
-        if not line:
-            raise AssertionError(f"{role} exited before serving")
-        found = re.search(r"serving (?:\S+ )?at (http://[^\s\"]+)", line)
-        if found:
-            control = re.search(r"control_url=(http://\S+)", line)
-            if control:
-                proc.control_url = control.group(1)  # type: ignore[attr-defined]
-            return proc, found.group(1)
+    return start_serving(role, *args, secret=SECRET, fd_limit=fd_limit)
 
 
 @pytest.fixture(scope="module")
