@@ -154,7 +154,8 @@ class Worker:
         self.url = ""
         #: which tasks run, and when a cancelled one gets this process killed
         self.state = WorkerState(cores)
-        #: launches the state queued until a core frees: (app, task) -> session, message, blobs
+        #: launches the state queued until a core frees: (app, task) -> session, message,
+        #: what ``_receive`` kept of it
         self._queued: dict[tuple[str, int], tuple[DriverSession, LaunchTask, list]] = {}
         #: the channel to the supervisor (None when run on its own, as in tests), and the
         #: running-task count it reads even while user code holds the GIL
@@ -321,9 +322,9 @@ class Worker:
         if queued is None:  # its driver went away meanwhile
             self._apply(self.state.ended(app_id, task_id))
             return
-        session, message, blobs = queued
+        session, message, received = queued
         try:
-            self._launch(session, message, blobs)
+            self._launch(session, message, received)
         except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
             self._apply(self.state.ended(app_id, task_id))
             error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
@@ -483,7 +484,7 @@ class Worker:
         if isinstance(message, LaunchTask):
             key = (app_id, message.task_id)
             if key not in self._queued:
-                self._queued[key] = (session, message, blobs)
+                self._queued[key] = (session, message, self._receive(session, message, blobs))
             instructions = self.state.launch(app_id, message.task_id, self._now())
             if not instructions and key not in self.state.waiting:
                 self._queued.pop(key, None)  # a duplicate of a running launch
@@ -530,8 +531,11 @@ class Worker:
                 sys.path.insert(0, entry)
             importlib.invalidate_caches()
 
-    def _launch(self, session: DriverSession, launch: LaunchTask, blobs: list) -> None:
-        """Start a task.  Blobs: the split, then the stage if included, then inline broadcasts."""
+    def _receive(self, session: DriverSession, launch: LaunchTask, blobs: list) -> list:
+        """Keep what a launch ships (its stage, inline broadcasts) as it arrives, even if the
+        task waits for a core or is cancelled meanwhile: the driver counts on this worker
+        holding them.  Blobs: the split, then the stage if included, then inline broadcasts.
+        Returns what starting the task needs: the split and the task's broadcast ids."""
         app_id = session.app_id
         stage_id = launch.stage_id
         if len(blobs) != 1 + launch.stage_included + len(launch.broadcast_inline):
@@ -549,13 +553,22 @@ class Worker:
             bid = int(key)
             self.broadcasts.ensure(app_id, bid, sources)
             broadcast_ids.append(bid)
+        return [blobs[0], broadcast_ids]
+
+    def _launch(self, session: DriverSession, launch: LaunchTask, received: list) -> None:
+        """Start a task, with what ``_receive`` kept of its launch."""
+        app_id = session.app_id
+        stage_id = launch.stage_id
+        split_blob, broadcast_ids = received
+        if not self.stages.has(app_id, stage_id):
+            raise ValueError(f"stage {stage_id} was forgotten before the task started")
         spec = TaskSpec(
             app_id=app_id,
             task_id=launch.task_id,
             stage_id=stage_id,
             partition=launch.partition,
             attempt=launch.attempt,
-            split_blob=bytes(blobs[0]),
+            split_blob=bytes(split_blob),
             shuffle_inputs=launch.inputs,
             broadcasts=broadcast_ids + launch.broadcast_held,
             remote_blocks=launch.blocks,
