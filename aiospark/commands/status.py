@@ -76,9 +76,11 @@ def render(status: dict[str, Any], master: str) -> str:
     if apps:
         rows = [[a.get("app_id", "?"), a.get("name", ""),
                  "yes" if a.get("connected") else "no",
+                 "-" if a.get("cores") is None else a["cores"],
                  a.get("jobs_running", 0), a.get("jobs", 0)] for a in apps]
-        lines += ["", table(["APPLICATION", "NAME", "CONNECTED", "JOBS RUNNING", "JOBS"],
-                            rows)]
+        # CORES: the application's share of the cluster's cores (``master.shares``)
+        lines += ["", table(["APPLICATION", "NAME", "CONNECTED", "CORES", "JOBS RUNNING",
+                             "JOBS"], rows)]
     return "\n".join(lines)
 
 

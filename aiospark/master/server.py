@@ -28,6 +28,7 @@ from aiohttp import web
 from aiospark import faults, logs
 from aiospark.master.job_board import JobBoard
 from aiospark.master.metrics import CONTENT_TYPE, render_metrics
+from aiospark.master.shares import split_cores
 from aiospark.master.ui import Changes, StatusPage
 from aiospark.protocol.auth import auth_middleware
 from aiospark.protocol.ids import check_app_id
@@ -60,6 +61,9 @@ class Master:
         self.worker_timeout = worker_timeout
         self.workers: dict[str, WorkerInfo] = {}
         self.watchers: set[web.WebSocketResponse] = set()
+        #: the drivers' event streams: WebSocket -> application id, and the share last sent
+        self.app_streams: dict[web.WebSocketResponse, str] = {}
+        self.shares_sent: dict[web.WebSocketResponse, int] = {}
         self.started = time.time()
         self._reaper: asyncio.Task | None = None
         #: workers declared lost (most recent first), and how many since start
@@ -128,6 +132,25 @@ class Master:
         for ws in list(self.watchers):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_json(data)
+        await self._push_shares()
+
+    def shares(self) -> dict[str, int]:
+        """Each connected application's share of the cluster's cores (``master.shares``)."""
+        apps = sorted((a for a in self.board.apps.values() if a.connections > 0),
+                      key=lambda a: (a.first_seen, a.app_id))
+        busy = [(a.app_id, any(j["state"] == "running" for j in a.jobs.values())) for a in apps]
+        return split_cores(sum(w.cores for w in self.workers.values()), busy)
+
+    async def _push_shares(self) -> None:
+        """Tell each driver its share when it changed."""
+        shares = self.shares()
+        for ws, app_id in list(self.app_streams.items()):
+            share = shares.get(app_id)
+            if share is None or self.shares_sent.get(ws) == share:
+                continue
+            self.shares_sent[ws] = share
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(ClusterEvent("share", cores=share).to_json())
 
     async def register(self, request: web.Request) -> web.Response:
         msg = await read_message(request, RegisterWorker)
@@ -195,6 +218,7 @@ class Master:
         report = await read_message(request, JobsReport)
         resync = self.board.report(app_id, report)
         self.changes.bump()
+        await self._push_shares()  # a job started or ended: the split may change
         return web.json_response({"ok": True, "resync": resync})
 
     def snapshot(self) -> dict[str, Any]:
@@ -206,7 +230,8 @@ class Master:
         ``cached`` at the top sums those over the workers, per RDD, and says
         where its blocks are (``locations``).  ``lost_workers`` are the last
         workers declared lost.  ``apps`` are the drivers (connected or lately
-        gone) and ``jobs`` their running jobs, then the most recently ended,
+        gone, each with ``cores``, its share of the cluster's cores, ``master.shares``)
+        and ``jobs`` their running jobs, then the most recently ended,
         each with its stages' tasks done and running (``protocol.messages.JobReport``;
         a job whose driver went away while it ran is ``lost``).  ``counters``
         count lost workers and ended jobs since the master started; ``now`` is
@@ -218,6 +243,9 @@ class Master:
         """
         workers = list(self.workers.values())
         board = self.board.to_json()
+        shares = self.shares()
+        for app in board["apps"]:
+            app["cores"] = shares.get(app["app_id"])  # its share (None: not connected)
         return {
             "now": time.time(),
             "uptime": round(time.time() - self.started, 3),
@@ -261,15 +289,20 @@ class Master:
         self.watchers.add(ws)
         if app_id is not None:
             self.board.connected(app_id, name)
+            self.app_streams[ws] = app_id
             self.changes.bump()
+            await self._push_shares()
         try:
             async for _ in ws:
                 pass  # drivers only listen
         finally:
             self.watchers.discard(ws)
+            self.app_streams.pop(ws, None)
+            self.shares_sent.pop(ws, None)
             if app_id is not None:
                 self.board.disconnected(app_id)
                 self.changes.bump()
+                await self._push_shares()  # its cores go back to the others
         return ws
 
 

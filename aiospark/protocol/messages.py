@@ -271,10 +271,12 @@ class WorkerInfo(Message):
 @dataclasses.dataclass(frozen=True)
 class ClusterEvent(Message):
     """Pushed by the master to drivers: ``snapshot``, ``worker_added``, ``worker_lost``
-    (no heartbeat) or ``worker_left`` (deregistered after draining)."""
+    (no heartbeat), ``worker_left`` (deregistered after draining) or ``share``: the
+    most tasks this driver's application may run at once (``cores``; None: no cap)."""
 
     kind: str
     workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
+    cores: int | None = None
 
 
 # -- driver -> master: job progress for the status page ------------------------

@@ -164,6 +164,15 @@ class ShuffleRemoved:
 
 
 @dataclasses.dataclass(frozen=True)
+class ShareChanged:
+    """The master gave this application ``cores`` of the cluster's cores (None: no cap).
+
+    New launches wait while this many tasks run; running ones are never preempted."""
+
+    cores: int | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Tick:
     """Time passed (``SchedulerState.wake_at`` was reached): place tasks that waited
     for locality or backoff, kill cancelled tasks past their timeout, speculate."""
@@ -172,7 +181,7 @@ class Tick:
 Event: TypeAlias = (
     JobSubmitted | CancelJob | TaskFinished | TaskFailed | FetchFailed | WorkerAdded
     | WorkerDraining | WorkerLost | BlocksCached | BlocksEvicted | Unpersisted
-    | ShuffleOutputsLost | ShuffleRemoved | Tick
+    | ShuffleOutputsLost | ShuffleRemoved | ShareChanged | Tick
 )
 
 

@@ -287,6 +287,9 @@ class Scheduler:
         elif event.kind == "worker_left":  # deregistered, after draining
             for info in event.workers:
                 self._worker_gone(info.worker_id, f"worker {info.worker_id} left the cluster")
+        elif event.kind == "share" and event.cores != self.state.share:
+            # This application's share of the cluster's cores (``master.shares``).
+            self._apply(self.state.handle(ev.ShareChanged(event.cores)))
 
     def _worker_seen(self, info: WorkerInfo) -> None:
         link = self.links.get(info.worker_id)

@@ -130,6 +130,8 @@ class SchedulerState:
         #: The last events handled, with their times (None unless asked for).
         self.log: ev.EventLog | None = ev.EventLog(size, options) if size > 0 else None
         self._now = 0.0
+        #: the most cores this application may take at once (the master's share; None: all)
+        self.share: int | None = None
         self._wake_at: float | None = None
         self._next_task = 0
         self._cluster = Cluster()
@@ -150,6 +152,7 @@ class SchedulerState:
             ev.Unpersisted: self._unpersisted,
             ev.ShuffleOutputsLost: self._shuffle_outputs_lost,
             ev.ShuffleRemoved: self._shuffle_removed,
+            ev.ShareChanged: self._share_changed,
             ev.Tick: self._tick,
         }
         self.workers: Mapping[str, Worker] = self._cluster.workers
@@ -330,6 +333,12 @@ class SchedulerState:
         self._graph.forget_shuffle(event.shuffle_id)
         return []
 
+    def _share_changed(self, event: ev.ShareChanged) -> list[Command]:
+        self.share = event.cores
+        commands: list[Command] = []
+        self._schedule(commands)  # a bigger share may start waiting tasks at once
+        return commands
+
     def _tick(self, event: ev.Tick) -> list[Command]:
         commands: list[Command] = []
         for worker_id, task_ids in self._cluster.reap(self._now):
@@ -382,12 +391,20 @@ class SchedulerState:
 
     def _schedule(self, commands: list[Command]) -> None:
         self._wake_at = None
-        free = self._cluster.free_slots
+        free = self._free_in_share()
         if free > 0:
             self._launch_queued(free, commands)
         if self.speculation and self._tasks:
             self._wake(self._now + SPECULATION_INTERVAL)
         self._wake(self._cluster.next_deadline())
+
+    def _free_in_share(self) -> int:
+        """Free cores this application may take: the cluster's, within its share."""
+        free = self._cluster.free_slots
+        if self.share is not None and free > 0:
+            taken = sum(len(w.running) + len(w.stopping) for w in self._cluster.workers.values())
+            free = min(free, self.share - taken)
+        return free
 
     def _launch_queued(self, free: int, commands: list[Command]) -> None:
         """Fill up to ``free`` slots with queued tasks, the policy choosing whose.
@@ -471,6 +488,8 @@ class SchedulerState:
                 self._now, self._tasks, self.speculation_quantile,
                 self.speculation_multiplier, self.speculation_min_seconds,
             ):
+                if self.share is not None and self._free_in_share() <= 0:
+                    break  # copies stay within the share too
                 worker = run.tasks.pick_worker(task.partition, place, avoid=(task.worker_id,))
                 if worker is None:
                     continue

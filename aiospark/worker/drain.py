@@ -82,7 +82,7 @@ async def drain(worker: Worker, timeout: float) -> bool:
     >>> await drain(idle, 1.0), idle.ready()
     (True, False)
     """
-    worker.state.drain()
+    worker.apply(worker.state.drain())  # queued launches are refused
     running = worker.running_tasks()
     log.info("draining: taking no new tasks, %d running", running,
              extra=logs.fields(running_tasks=running, timeout=timeout))

@@ -77,6 +77,7 @@ from aiospark.worker.state import (
     Refuse,
     ReportLoad,
     Start,
+    Unqueue,
     WorkerState,
 )
 
@@ -152,7 +153,10 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self.url = ""
         #: which tasks run, and when a cancelled one gets this process killed
-        self.state = WorkerState()
+        self.state = WorkerState(cores)
+        #: launches the state queued until a core frees: (app, task) -> session, message,
+        #: what ``_receive`` kept of it
+        self._queued: dict[tuple[str, int], tuple[DriverSession, LaunchTask, list]] = {}
         #: the channel to the supervisor (None when run on its own, as in tests), and the
         #: running-task count it reads even while user code holds the GIL
         self.control: ControlLink | None = None
@@ -295,11 +299,38 @@ class Worker:
                 self._drop_app(instruction.app_id)
             elif isinstance(instruction, ReportLoad):
                 self._beat_now.set()
+            elif isinstance(instruction, Start):
+                self._start_queued(instruction.app_id, instruction.task_id)
+            elif isinstance(instruction, (Refuse, Unqueue)):
+                queued = self._queued.pop((instruction.app_id, instruction.task_id), None)
+                if queued is not None:
+                    reason = instruction.reason if isinstance(instruction, Refuse) else "cancelled"
+                    self._spawn(queued[0].send(TaskFailed(instruction.task_id, reason=reason)))
             elif isinstance(instruction, Kill):
                 log.info("asking to be killed: %s", instruction.reason)
                 if self.control is not None:
                     self.control.send({"type": "kill", "reason": instruction.reason})
         self._arm_kill_timer()
+
+    def apply(self, instructions: list[Instruction]) -> None:
+        """Carry out decisions of ``self.state`` taken outside this module (the drain)."""
+        self._apply(instructions)
+
+    def _start_queued(self, app_id: str, task_id: int) -> None:
+        """A core freed for a launch the state had queued: start it."""
+        queued = self._queued.pop((app_id, task_id), None)
+        if queued is None:  # its driver went away meanwhile
+            self._apply(self.state.ended(app_id, task_id))
+            return
+        session, message, received = queued
+        try:
+            self._launch(session, message, received)
+        except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            self._apply(self.state.ended(app_id, task_id))
+            error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
+            self._spawn(session.send(TaskFailed(task_id), pickle_exception(error)))
+        finally:
+            self._count_running()
 
     def _arm_kill_timer(self) -> None:
         if self._kill_timer is not None:
@@ -431,11 +462,14 @@ class Worker:
                         await session.send(Refused(f"bad message: {exc}"))
                         continue
                     # Fail the task rather than leave the driver waiting for it.
-                    self.state.ended(app_id, task_id)
+                    self._queued.pop((app_id, task_id), None)
+                    self._apply(self.state.ended(app_id, task_id))
                     error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
                     await session.send(TaskFailed(task_id), pickle_exception(error))
         finally:
             self.sessions.discard(session)
+            for key in [k for k, q in self._queued.items() if q[0] is session]:
+                del self._queued[key]
             self._apply(self.state.driver_gone(app_id, self._now(), session.kill_after))
         return ws
 
@@ -448,20 +482,15 @@ class Worker:
     def _dispatch(self, session: DriverSession, message: TaskMessage, blobs: list) -> None:
         app_id = session.app_id
         if isinstance(message, LaunchTask):
+            key = (app_id, message.task_id)
+            if key not in self._queued:
+                self._queued[key] = (session, message, self._receive(session, message, blobs))
             instructions = self.state.launch(app_id, message.task_id, self._now())
-            for instruction in instructions:
-                if isinstance(instruction, Start):
-                    try:
-                        self._launch(session, message, blobs)
-                    except BaseException:
-                        self.state.ended(app_id, message.task_id)
-                        raise
-                    finally:
-                        self._count_running()
-                elif isinstance(instruction, Refuse):
-                    # Sent before the driver heard we drain: it runs the task elsewhere.
-                    refused = TaskFailed(message.task_id, reason=instruction.reason)
-                    self._spawn(session.send(refused))
+            if not instructions and key not in self.state.waiting:
+                self._queued.pop(key, None)  # a duplicate of a running launch
+            # Start runs it (or fails it); Refuse, sent before the driver heard we
+            # drain, answers it so the driver runs it elsewhere; none: queued.
+            self._apply(instructions)
         elif isinstance(message, CancelTask):
             session.kill_after = message.kill_after
             self._apply(self.state.cancel(app_id, message.task_id, self._now(),
@@ -502,8 +531,11 @@ class Worker:
                 sys.path.insert(0, entry)
             importlib.invalidate_caches()
 
-    def _launch(self, session: DriverSession, launch: LaunchTask, blobs: list) -> None:
-        """Start a task.  Blobs: the split, then the stage if included, then inline broadcasts."""
+    def _receive(self, session: DriverSession, launch: LaunchTask, blobs: list) -> list:
+        """Keep what a launch ships (its stage, inline broadcasts) as it arrives, even if the
+        task waits for a core or is cancelled meanwhile: the driver counts on this worker
+        holding them.  Blobs: the split, then the stage if included, then inline broadcasts.
+        Returns what starting the task needs: the split and the task's broadcast ids."""
         app_id = session.app_id
         stage_id = launch.stage_id
         if len(blobs) != 1 + launch.stage_included + len(launch.broadcast_inline):
@@ -521,13 +553,22 @@ class Worker:
             bid = int(key)
             self.broadcasts.ensure(app_id, bid, sources)
             broadcast_ids.append(bid)
+        return [blobs[0], broadcast_ids]
+
+    def _launch(self, session: DriverSession, launch: LaunchTask, received: list) -> None:
+        """Start a task, with what ``_receive`` kept of its launch."""
+        app_id = session.app_id
+        stage_id = launch.stage_id
+        split_blob, broadcast_ids = received
+        if not self.stages.has(app_id, stage_id):
+            raise ValueError(f"stage {stage_id} was forgotten before the task started")
         spec = TaskSpec(
             app_id=app_id,
             task_id=launch.task_id,
             stage_id=stage_id,
             partition=launch.partition,
             attempt=launch.attempt,
-            split_blob=bytes(blobs[0]),
+            split_blob=bytes(split_blob),
             shuffle_inputs=launch.inputs,
             broadcasts=broadcast_ids + launch.broadcast_held,
             remote_blocks=launch.blocks,

@@ -25,6 +25,18 @@ sleep): its cached blocks go with it, and the drivers recompute them.
 [Kill(reason='task 7 of app-1 ignored its cancellation for 2.5 s')]
 >>> state.ended("app-1", 7)
 [ReportLoad()]
+
+With ``cores`` set, at most that many tasks run at once, whichever drivers launched
+them; a launch that finds every core busy waits in a FIFO queue and starts when a
+core frees (a queued task that is cancelled is dropped, and answered at once):
+
+>>> state = WorkerState(cores=1)
+>>> state.launch("a", 1, now=0.0), state.launch("b", 1, now=0.0)
+([Start(app_id='a', task_id=1)], [])
+>>> state.running, state.queued
+(1, 1)
+>>> state.ended("a", 1)
+[Start(app_id='b', task_id=1)]
 """
 
 from __future__ import annotations
@@ -56,6 +68,14 @@ class Refuse:
 
 
 @dataclasses.dataclass(frozen=True)
+class Unqueue:
+    """A queued (never started) task was cancelled: answer it as cancelled."""
+
+    app_id: str
+    task_id: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Interrupt:
     """Set the task's cancel flag: it stops at its next check."""
 
@@ -82,7 +102,7 @@ class ReportLoad:
     """Tell the supervisor the running tasks now, not at the next interval."""
 
 
-Instruction = Start | Refuse | Interrupt | DropApp | Kill | ReportLoad
+Instruction = Start | Refuse | Unqueue | Interrupt | DropApp | Kill | ReportLoad
 
 
 @dataclasses.dataclass
@@ -97,8 +117,12 @@ class _Task:
 class WorkerState:
     """The tasks one executor runs, the drivers it serves, and whether it drains."""
 
-    def __init__(self) -> None:
+    def __init__(self, cores: int | None = None) -> None:
+        #: the most tasks running at once (None: no limit)
+        self.cores = cores
         self.tasks: dict[tuple[str, int], _Task] = {}
+        #: launches waiting for a free core, oldest first
+        self.waiting: list[tuple[str, int]] = []
         #: application id -> connected driver sessions
         self.drivers: dict[str, int] = {}
         #: leaving the cluster: no new tasks
@@ -116,6 +140,11 @@ class WorkerState:
         1
         """
         return len(self.tasks)
+
+    @property
+    def queued(self) -> int:
+        """Launches waiting for a free core."""
+        return len(self.waiting)
 
     # -- events ------------------------------------------------------------------------
 
@@ -139,6 +168,7 @@ class WorkerState:
             self.drivers[app_id] = left
             return []
         self.drivers.pop(app_id, None)
+        self.waiting = [k for k in self.waiting if k[0] != app_id]
         instructions: list[Instruction] = []
         for key in sorted(k for k in self.tasks if k[0] == app_id):
             instructions.extend(self.cancel(app_id, key[1], now, kill_after))
@@ -154,9 +184,13 @@ class WorkerState:
         """
         if self.draining:
             return [Refuse(app_id, task_id, "draining")]
-        if (app_id, task_id) in self.tasks:
+        key = (app_id, task_id)
+        if key in self.tasks or key in self.waiting:
             return []  # a duplicate launch: the first one runs
-        self.tasks[(app_id, task_id)] = _Task(app_id, task_id)
+        if self.cores is not None and (self.waiting or len(self.tasks) >= self.cores):
+            self.waiting.append(key)  # every core is busy: wait for one
+            return []
+        self.tasks[key] = _Task(app_id, task_id)
         return [Start(app_id, task_id)]
 
     def cancel(self, app_id: str, task_id: int, now: float,
@@ -167,6 +201,9 @@ class WorkerState:
         >>> WorkerState().cancel("a", 99, now=0.0)  # not running (any more): nothing to do
         []
         """
+        if (app_id, task_id) in self.waiting:
+            self.waiting.remove((app_id, task_id))
+            return [Unqueue(app_id, task_id)]
         task = self.tasks.get((app_id, task_id))
         if task is None:
             return []
@@ -182,15 +219,29 @@ class WorkerState:
         """A task finished, failed or stopped; a cancelled one is reported at once (a kill
         asked for it is then moot)."""
         task = self.tasks.pop((app_id, task_id), None)
-        if task is None or task.kill_at is None:
-            return []
-        self._wake()
-        return [ReportLoad()]
+        instructions: list[Instruction] = []
+        if task is not None and task.kill_at is not None:
+            self._wake()
+            instructions.append(ReportLoad())
+        return instructions + self._start_waiting()
+
+    def _start_waiting(self) -> list[Instruction]:
+        """Start queued launches on the free cores, oldest first."""
+        started: list[Instruction] = []
+        while self.waiting and not self.draining and not self.killing and (
+                self.cores is None or len(self.tasks) < self.cores):
+            app_id, task_id = self.waiting.pop(0)
+            self.tasks[(app_id, task_id)] = _Task(app_id, task_id)
+            started.append(Start(app_id, task_id))
+        return started
 
     def drain(self) -> list[Instruction]:
-        """The worker leaves the cluster: take no new tasks; running ones may finish."""
+        """The worker leaves the cluster: take no new tasks (queued ones are refused, so
+        their drivers run them elsewhere); running ones may finish."""
         self.draining = True
-        return []
+        refused: list[Instruction] = [Refuse(a, t, "draining") for a, t in self.waiting]
+        self.waiting = []
+        return refused
 
     def tick(self, now: float) -> list[Instruction]:
         """Time passed: kill the process if a cancelled task outlived its deadline."""

@@ -399,6 +399,8 @@ class Supervisor:
             "executors_started": self.started,
             "executors_killed": self.kills,
             "registered": bool(self._registered_pid),
+            # the executor's tasks now (its shared counter, set at each launch and end)
+            "running_tasks": executor.gauge.get() if executor is not None else 0,
         })
 
     async def kill(self, request: web.Request) -> web.Response:

@@ -1391,3 +1391,23 @@ def test_many_jobs_each_get_a_slot_before_any_gets_two():
     assert running_per_job(sim) == dict.fromkeys(range(1, 9), 1)
     sim.run()
     assert all(sim.finished(job) == 1 for job in range(1, 9))
+
+
+def test_the_masters_share_caps_running_tasks_and_never_preempts():
+    sim = Sim()
+    for worker_id in ("w1", "w2", "w3"):
+        sim.add_worker(worker_id, cores=2)
+    sim.apply(sim.state.handle(ev.ShareChanged(2)))
+    stage = make_stage(0, 8)
+    sim.submit(1, stage, range(8))
+    assert len(sim.running) == 2  # six free cores, a share of two
+    sim.apply(sim.state.handle(ev.ShareChanged(1)))
+    assert len(sim.running) == 2 and not sim.stopping  # smaller: nothing preempted
+    sim.succeed(next(iter(sim.running)))
+    assert len(sim.running) == 1  # the freed core is not refilled: over the share
+    sim.succeed(next(iter(sim.running)))
+    assert len(sim.running) == 1
+    assert len(sim.apply(sim.state.handle(ev.ShareChanged(None)))) == 5  # no cap: all free cores
+    while sim.running:
+        sim.succeed(next(iter(sim.running)))
+    assert len(sim.results(1)) == 8

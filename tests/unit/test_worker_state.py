@@ -16,7 +16,16 @@ from aiospark.protocol.tasks import (
     encode,
     task_id_of,
 )
-from aiospark.worker.state import DropApp, Interrupt, Kill, Refuse, ReportLoad, Start, WorkerState
+from aiospark.worker.state import (
+    DropApp,
+    Interrupt,
+    Kill,
+    Refuse,
+    ReportLoad,
+    Start,
+    Unqueue,
+    WorkerState,
+)
 
 
 def test_a_task_runs_once_even_if_launched_twice():
@@ -116,3 +125,51 @@ def test_a_refused_launch_can_still_be_answered():
 
 def test_message_kinds_are_distinct():
     assert len(MESSAGES) == len({cls for cls in MESSAGES.values()})
+
+
+def test_a_worker_never_runs_more_tasks_than_its_cores_whoever_launches_them():
+    state = WorkerState(cores=2)
+    assert state.launch("a", 1, now=0.0) == [Start("a", 1)]
+    assert state.launch("b", 1, now=0.0) == [Start("b", 1)]
+    assert state.launch("a", 2, now=0.0) == []  # every core busy: queued, in order
+    assert state.launch("b", 2, now=0.0) == []
+    assert state.launch("a", 2, now=0.0) == []  # a duplicate of a queued launch
+    assert (state.running, state.queued) == (2, 2)
+    assert state.ended("b", 1) == [Start("a", 2)]  # FIFO, whichever driver freed the core
+    assert (state.running, state.queued) == (2, 1)
+    assert state.ended("a", 2) == [Start("b", 2)]
+    assert state.ended("a", 1) == []
+    assert state.ended("b", 2) == []
+    assert (state.running, state.queued) == (0, 0)
+
+
+def test_a_launch_behind_queued_ones_waits_its_turn():
+    state = WorkerState(cores=1)
+    state.launch("a", 1, now=0.0)
+    state.launch("b", 1, now=0.0)
+    assert state.cancel("a", 1, now=0.0, kill_after=-1.0) == [Interrupt("a", 1)]
+    assert state.running == 1  # a cancelled task holds its core until it really ends
+    assert state.ended("a", 1) == [Start("b", 1)]
+
+
+def test_a_queued_task_cancelled_is_dropped_and_answered():
+    state = WorkerState(cores=1)
+    state.launch("a", 1, now=0.0)
+    state.launch("a", 2, now=0.0)
+    state.launch("a", 3, now=0.0)
+    assert state.cancel("a", 2, now=0.0) == [Unqueue("a", 2)]
+    assert state.wake_at is None  # nothing to kill: it never started
+    assert state.ended("a", 1) == [Start("a", 3)]
+    assert state.ended("a", 3) == []
+
+
+def test_a_driver_gone_drops_its_queued_tasks_and_a_drain_refuses_them():
+    state = WorkerState(cores=1)
+    for app in ("a", "b"):
+        state.driver_connected(app)
+    state.launch("a", 1, now=0.0)
+    state.launch("b", 1, now=0.0)
+    state.launch("a", 2, now=0.0)
+    assert state.driver_gone("b", now=0.0) == [DropApp("b")]
+    assert state.drain() == [Refuse("a", 2, "draining")]
+    assert state.ended("a", 1) == [] and state.queued == 0

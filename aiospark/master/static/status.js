@@ -156,8 +156,9 @@ function renderApps(s) {
     el("td", {}, a.name), el("td", {class: "mono"}, a.app_id),
     el("td", {}, badge(a.connected ? "connected" : "gone")),
     el("td", {class: "num"}, clock(a.first_seen)),
+    el("td", {class: "num"}, a.cores == null ? "-" : a.cores),
     el("td", {class: "num"}, a.jobs_running)));
-  fill("apps", rows, 5, "no drivers");
+  fill("apps", rows, 6, "no drivers");
 }
 
 function render(status) {
