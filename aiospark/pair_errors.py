@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 #: What Python says when a record is unpacked (``k, v = r``), indexed (``r[0]``) or
 #: made a dict entry (``dict(records)``) as a pair but is not one.
@@ -171,3 +171,12 @@ def raised_here(exc: BaseException, depth: int = 0) -> bool:
             break
         tb = tb.tb_next
     return tb is not None and tb.tb_next is None
+
+
+def reraise_for_batch(exc: BaseException, what: str | None, batch: list) -> NoReturn:
+    """Raise ``exc``, or ``pair_error``'s clearer error when ``batch`` holds a record that
+    is not a pair (the loop over ``batch`` raised ``exc``)."""
+    clear = pair_error(what, exc, batch)
+    if clear is None:
+        raise exc
+    raise clear from exc

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from aiospark import offload
 from aiospark.ops import samplers
+from aiospark.validation import check_count
 
 #: take_sample's upper limit on the sample size keeps this many deviations of headroom.
 _TAKE_SAMPLE_DEVIATIONS = 10.0
@@ -231,10 +232,7 @@ class SampleOps:
         >>> len(await rdd.take_sample(True, 20, seed=1)), sorted(await rdd.take_sample(False, 15))
         (20, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
         """
-        if isinstance(num, bool) or not isinstance(num, int):
-            raise TypeError(f"take_sample: num must be an int, got {num!r}")
-        if num < 0:
-            raise ValueError(f"take_sample: the sample size must be >= 0, got {num}")
+        check_count(num, "take_sample")
         if seed is not None:
             samplers.check_seed(seed, "take_sample")
         if num == 0:

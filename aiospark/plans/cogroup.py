@@ -27,7 +27,7 @@ from aiospark.lineage import (
     Split,
     TaskContext,
 )
-from aiospark.pair_errors import pair_error, raised_here
+from aiospark.pair_errors import pair_error, raised_here, reraise_for_batch
 from aiospark.spill import ExternalMap, join_external, merge_external
 
 _NO_KEY = object()
@@ -128,20 +128,12 @@ class CoGrouped(Plan):
             for batch in batched(self.side(split, i, tctx), 4096):
                 table.merge_values(batch, combine=group_values)
         except (TypeError, ValueError, IndexError) as exc:
-            _reraise_for_batch(exc, self.op, batch)
+            reraise_for_batch(exc, self.op, batch)
         return table
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
         tables = [self.grouped(split, i, tctx) for i in range(len(self.deps))]
         return merge_external(tables, _merge_groups)
-
-
-def _reraise_for_batch(exc: Exception, op: str, batch: list) -> NoReturn:
-    """Raise ``exc``, or the error naming the record of ``batch`` that is not a pair."""
-    clear = pair_error(op, exc, batch)
-    if clear is None:
-        raise exc
-    raise clear from exc
 
 
 def _extend(values: list, more: list) -> list:
@@ -305,7 +297,7 @@ class Subtracted(CoGrouped):
             for batch in batched(self.side(split, 1, tctx), 4096):
                 seen.merge_values(batch, combine=_note_keys)
         except (TypeError, ValueError, IndexError) as exc:
-            _reraise_for_batch(exc, self.op, batch)
+            reraise_for_batch(exc, self.op, batch)
         return join_external(seen, self.side(split, 0, tctx), _without_keys)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiospark.lineage import ShuffleDependency, TaskContext
-from aiospark.pair_errors import pair_error
+from aiospark.pair_errors import reraise_for_batch
 from aiospark.spill import ExternalMap
 
 
@@ -28,8 +28,5 @@ def reduce_split(dep: ShuffleDependency, reduce_id: int, tctx: TaskContext) -> I
         for batch in batches:
             table.merge_values(batch, combine=combine)
     except (TypeError, ValueError, IndexError) as exc:
-        clear = pair_error(dep.op, exc, batch)  # a record that is not a pair, or None
-        if clear is None:
-            raise
-        raise clear from exc
+        reraise_for_batch(exc, dep.op, batch)
     return table.items()

@@ -19,7 +19,7 @@ from typing import Any
 from aiospark.batching import batched
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
-from aiospark.pair_errors import pair_error
+from aiospark.pair_errors import reraise_for_batch
 from aiospark.shuffle.layout import encode_index, map_paths
 from aiospark.sizeof import SizeTracker
 from aiospark.spill import (
@@ -138,10 +138,7 @@ def _buffer(
                     table = {}
                     memory.release()
         except (TypeError, ValueError, IndexError) as exc:
-            clear = pair_error(dep.op, exc, batch)  # a record that is not a pair, or None
-            if clear is None:
-                raise
-            raise clear from exc
+            reraise_for_batch(exc, dep.op, batch)
         return buckets_of(table.items(), dep.partitioner)
     buckets: list[list] = [[] for _ in range(n)]
     held = 0
@@ -155,10 +152,7 @@ def _buffer(
                 held = 0
                 memory.release()
     except (TypeError, ValueError, IndexError) as exc:
-        clear = pair_error(dep.op, exc, batch)  # a record that is not a pair, or None
-        if clear is None:
-            raise
-        raise clear from exc
+        reraise_for_batch(exc, dep.op, batch)
     return buckets
 
 
