@@ -53,10 +53,9 @@ async def test_a_refused_secret_is_said_once_and_a_returning_master_is_noticed(t
                          "the refusal logged")
         good = await cluster.worker(master.url, shuffle.url, tmp_path, "w-good",
                                     "--heartbeat-interval", "0.2")
-        # The good worker registers and heartbeats meanwhile: 5+ rounds of the wrong one.
+        # The wrong worker keeps retrying (backing off from 0.05 s) while the good one
+        # starts and serves: the refusal is still said once.
         await wait_until(lambda: lines_with(good, "serving at"), 20, "the good worker serving")
-        deadline = time.monotonic() + 2.0
-        await wait_until(lambda: time.monotonic() > deadline, 5, "a few heartbeat rounds")
         assert len(lines_with(wrong, "refused the cluster secret")) == 1
 
         # The master goes away, then comes back on the same port: one line each way.
