@@ -11,7 +11,7 @@ import operator
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,14 @@ from bench_common import (
     WORKLOADS,
     Config,
     Results,
+    atimed,
     check_rbk_keys,
     check_word_counts,
     inc,
     median_text,
     mod_pair,
     p90,
+    put_cpu,
     report,
     timed,
     word_one,
@@ -40,13 +42,6 @@ ENGINE = "aiospark"
 
 #: Called between timed runs (the machine-capacity probe).
 Hook = Callable[[], object]
-
-
-async def atimed(job: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-    """Await ``job()``; return (seconds, its result)."""
-    start = time.perf_counter()
-    value = await job()
-    return time.perf_counter() - start, value
 
 
 async def measure_startup(cfg: Config, results: Results) -> None:
@@ -127,15 +122,15 @@ async def measure_word_count(
     (or ``--text-partitions``), and, unless disabled, aiospark with ``min_partitions =
     2 x workers`` (the "tuned" run: every worker gets the same number of splits).
     """
-    serial, mine, tuned = [], [], []
+    serial, mine, tuned, serial_cpu, mine_cpu = [], [], [], [], []
     tuned_min = 2 * cfg.workers
     reference: Counter[str] = Counter()
     for _ in range(cfg.data_runs):
         between()
-        seconds, reference = timed(lambda: word_count(corpus))
+        seconds, reference = timed(lambda: word_count(corpus), serial_cpu)
         serial.append(seconds)
         lines, collect = word_count_job(ctx, corpus, cfg.text_partitions)
-        seconds, pairs = await atimed(collect)
+        seconds, pairs = await atimed(collect, mine_cpu)
         check_word_counts(ENGINE, pairs, reference)
         mine.append(seconds)
         if cfg.tuned_word_count:
@@ -147,6 +142,7 @@ async def measure_word_count(
     results.put("serial", "wordcount_s", statistics.median(serial))
     results.put(ENGINE, "wordcount_s", statistics.median(mine))
     results.put(ENGINE, "wordcount_partitions", partitions)
+    put_cpu(results, "wordcount", serial_cpu, mine_cpu)
     report("serial", f"word count: {median_text(serial)} ({len(reference):,} distinct words)")
     how = "default" if cfg.text_partitions is None else f"min_partitions={cfg.text_partitions}"
     report(
@@ -168,36 +164,38 @@ async def measure_word_count(
 
 async def measure_rbk(ctx: aiospark.Context, cfg: Config, results: Results, between: Hook) -> None:
     """reduce_by_key + count of generated pairs, serial and aiospark runs alternating."""
-    serial, mine = [], []
+    serial, mine, serial_cpu, mine_cpu = [], [], [], []
     for _ in range(cfg.data_runs):
         between()
-        seconds, keys = timed(lambda: reduce_by_key_count(cfg.rbk_pairs))
+        seconds, keys = timed(lambda: reduce_by_key_count(cfg.rbk_pairs), serial_cpu)
         check_rbk_keys("serial", keys, cfg.rbk_pairs)
         serial.append(seconds)
         pairs = ctx.range(cfg.rbk_pairs, num_slices=cfg.rbk_slices).map(mod_pair)
-        seconds, keys = await atimed(pairs.reduce_by_key(operator.add).count)
+        seconds, keys = await atimed(pairs.reduce_by_key(operator.add).count, mine_cpu)
         check_rbk_keys(ENGINE, keys, cfg.rbk_pairs)
         mine.append(seconds)
     results.put("serial", "rbk_s", statistics.median(serial))
     results.put(ENGINE, "rbk_s", statistics.median(mine))
+    put_cpu(results, "rbk", serial_cpu, mine_cpu)
     report("serial", f"reduce_by_key + count: {median_text(serial)}")
     report(ENGINE, f"reduce_by_key + count: {median_text(mine)} ({keys:,} keys)")
 
 
 async def measure_sort(ctx: aiospark.Context, cfg: Config, results: Results, between: Hook) -> None:
     """sort_by_key + count of the generated pairs, serial and aiospark runs alternating."""
-    serial, mine = [], []
+    serial, mine, serial_cpu, mine_cpu = [], [], [], []
     for _ in range(cfg.data_runs):
         between()
-        seconds, count = timed(lambda: sort_by_key_count(cfg.rbk_pairs))
+        seconds, count = timed(lambda: sort_by_key_count(cfg.rbk_pairs), serial_cpu)
         assert count == cfg.rbk_pairs, f"serial sort counted {count}"
         serial.append(seconds)
         pairs = ctx.range(cfg.rbk_pairs, num_slices=cfg.rbk_slices).map(mod_pair)
-        seconds, count = await atimed(pairs.sort_by_key().count)
+        seconds, count = await atimed(pairs.sort_by_key().count, mine_cpu)
         assert count == cfg.rbk_pairs, f"{ENGINE}: sort_by_key + count gave {count}"
         mine.append(seconds)
     results.put("serial", "sort_s", statistics.median(serial))
     results.put(ENGINE, "sort_s", statistics.median(mine))
+    put_cpu(results, "sort", serial_cpu, mine_cpu)
     report("serial", f"sort_by_key + count: {median_text(serial)}")
     report(ENGINE, f"sort_by_key + count: {median_text(mine)} ({count:,} pairs)")
 

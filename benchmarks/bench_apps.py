@@ -15,14 +15,14 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import cloudpickle
 import numpy as np
-from bench_common import Config, Results, median_text, report, timed
+from bench_common import Config, Results, atimed, median_text, put_cpu, report, timed
 
 import aiospark
 
@@ -50,13 +50,6 @@ def example(name: str) -> ModuleType:
     return module
 
 
-async def atimed(job: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-    """Await ``job()``; return (seconds, its result)."""
-    start = time.perf_counter()
-    value = await job()
-    return time.perf_counter() - start, value
-
-
 # -- PageRank -----------------------------------------------------------------------------------
 
 
@@ -79,21 +72,23 @@ async def measure_pagerank(
     nodes, edges, iterations = cfg.pagerank_nodes, cfg.pagerank_edges, cfg.pagerank_iterations
     seed = pr.parse_args([]).seed
     partitions = 2 * ctx.default_parallelism  # the example's default
-    serial, mine = [], []
+    serial, mine, serial_cpu, mine_cpu = [], [], [], []
     for _ in range(cfg.pagerank_runs):
         between()
         seconds, expected = timed(
-            lambda: pr.pagerank_serial(pr.generated_edges(nodes, edges, seed), iterations)
+            lambda: pr.pagerank_serial(pr.generated_edges(nodes, edges, seed), iterations),
+            serial_cpu,
         )
         serial.append(seconds)
         links = pr.cached_links(pr.cluster_edges(ctx, nodes, edges, seed), partitions)
         ranks = pr.pagerank(links, iterations, partitions)
-        seconds, pairs = await atimed(ranks.collect)
+        seconds, pairs = await atimed(ranks.collect, mine_cpu)
         links.unpersist()
         check_ranks(expected, dict(pairs))
         mine.append(seconds)
     results.put("serial", "pagerank_s", statistics.median(serial))
     results.put(ENGINE, "pagerank_s", statistics.median(mine))
+    put_cpu(results, "pagerank", serial_cpu, mine_cpu)
     report("serial", f"PageRank: {median_text(serial)} ({len(expected):,} ranked nodes)")
     report(
         ENGINE,

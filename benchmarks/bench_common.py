@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from bench_cpu import tree_cpu_seconds
 
 #: How the workloads are named on the command line (``--only``), in running order.
 WORKLOADS = (
@@ -136,11 +138,38 @@ class Results:
         self.notes.append(text)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Run ``fn()``; return (seconds, its result)."""
-    start = time.perf_counter()
+def timed(fn: Callable[[], Any], cpu: list[float] | None = None) -> tuple[float, Any]:
+    """Run ``fn()``; return (seconds, its result).  Appends its CPU-seconds to ``cpu``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     value = fn()
-    return time.perf_counter() - start, value
+    seconds = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(time.process_time() - start_cpu)
+    return seconds, value
+
+
+async def atimed(
+    job: Callable[[], Awaitable[Any]], cpu: list[float] | None = None
+) -> tuple[float, Any]:
+    """Await ``job()``; return (seconds, its result).
+
+    Appends to ``cpu`` the CPU-seconds that this process and every process below it
+    (the embedded cluster's master, shuffle service, workers and executors) used
+    meanwhile: the runtime's whole cost, compared with the serial run's ``timed`` CPU.
+    """
+    start_cpu = tree_cpu_seconds() if cpu is not None else 0.0
+    start = time.perf_counter()
+    value = await job()
+    seconds = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(tree_cpu_seconds() - start_cpu)
+    return seconds, value
+
+
+def put_cpu(results: Results, metric: str, serial: list[float], engine: list[float]) -> None:
+    """Record the median CPU-seconds of the serial runs and of aiospark's (``<metric>_cpu``)."""
+    results.put("serial", f"{metric}_cpu", statistics.median(serial))
+    results.put("aiospark", f"{metric}_cpu", statistics.median(engine))
 
 
 def p90(samples: list[float]) -> float:

@@ -262,12 +262,36 @@ def summary_lines(cfg: Config, results: Results) -> list[str]:
                 f"k-means {label} first iteration, including producing the points: serial "
                 f"{serial:.2f} s, aiospark {mine:.2f} s (generating, caching on the workers)"
             )
+    lines += cpu_lines(results)
     evaluated = evaluate(cfg, results)
     missed = [f"{t['metric']} {t['target']}" for t in evaluated if t["status"] == "missed"]
     met = sum(t["status"] == "met" for t in evaluated)
     lines.append(
         f"targets: {met} met, {len(missed)} missed" + (f" ({', '.join(missed)})" if missed else "")
     )
+    return lines
+
+
+#: The workloads whose CPU cost is measured, and issue 13's ceiling on CPU / serial CPU.
+CPU_ROWS = {"wordcount": None, "rbk": 1.25, "sort": 1.25, "pagerank": 1.25}
+
+
+def cpu_lines(results: Results) -> list[str]:
+    """The headline overhead: CPU-seconds of every process over the serial CPU-seconds."""
+    lines = []
+    for metric, ceiling in CPU_ROWS.items():
+        serial = results.get("serial", f"{metric}_cpu")
+        mine = results.get("aiospark", f"{metric}_cpu")
+        if not serial or mine is None:
+            continue
+        line = (
+            f"CPU cost of {metric}: aiospark {mine:.2f} CPU-s in all processes / serial "
+            f"{serial:.2f} CPU-s = {mine / serial:.2f}x"
+        )
+        if ceiling is not None:
+            met = "met" if mine / serial <= ceiling else "missed"
+            line += f" (target <= {ceiling:g}x: {met})"
+        lines.append(line)
     return lines
 
 
