@@ -20,14 +20,22 @@ from aiospark.batching import batched
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.pair_errors import reraise_for_batch
+from aiospark.protocol.frames import encode_frame
+from aiospark.shuffle.columns import (
+    CUT_RECORDS,
+    FRAME_RECORDS,
+    Columns,
+    columns_of_table,
+    split_by_partition,
+)
 from aiospark.shuffle.layout import encode_index, map_paths
 from aiospark.sizeof import SizeTracker
 from aiospark.spill import (
+    STATS,
     SpillError,
     new_spill_file,
     remove_files,
     write_batches,
-    write_spill,
 )
 
 #: Bytes copied at a time when concatenating spilled segments.
@@ -62,6 +70,39 @@ def buckets_of(records: Iterable[Any], partitioner: Partitioner) -> list[list[An
     return buckets
 
 
+def write_bucket(out: Any, bucket: list, path: str, codec: str | None) -> int:
+    """Write one reducer's batches (lists of records, ``Columns``) as frames; returns the bytes.
+
+    Consecutive ``Columns`` are joined into frames of up to ``FRAME_RECORDS`` pairs.
+    """
+    written = 0
+    pending: list[Columns] = []
+    held = 0
+
+    def flush() -> int:
+        nonlocal held
+        if not pending:
+            return 0
+        frame = Columns.concat(pending)
+        pending.clear()
+        held = 0
+        try:
+            return sum(out.write(piece) for piece in encode_frame(frame, codec))
+        except OSError as exc:
+            raise SpillError(exc.errno, f"writing {path} failed: {exc}") from exc
+
+    for batch in bucket:
+        if type(batch) is Columns:
+            pending.append(batch)
+            held += len(batch)
+            if held >= FRAME_RECORDS:
+                written += flush()
+        else:
+            written += flush()
+            written += write_batches(out, batch, path, codec)
+    return written + flush()
+
+
 class _Spill:
     """One spill file: every reducer's segment, one after another."""
 
@@ -70,7 +111,8 @@ class _Spill:
         self.offsets = [0]
         with out:
             for bucket in buckets:
-                written = write_spill(out, bucket, self.path, codec)
+                written = write_bucket(out, bucket, self.path, codec)
+                STATS.add(written)
                 self.offsets.append(self.offsets[-1] + written)
 
     def copy_segment(self, reduce_id: int, src: Any, out: Any) -> int:
@@ -121,8 +163,12 @@ def _buffer(
     spill_dir: str,
     spills: list[_Spill],
 ) -> list[list]:
-    """Bucket (or combine) everything, spilling whenever the buffer outgrows ``memory``."""
-    n = dep.partitioner.num_partitions
+    """Bucket (or combine) everything, spilling whenever the buffer outgrows ``memory``.
+
+    Returns, per reducer, a list of batches: ``Columns`` where the records are
+    pairs (see ``shuffle.columns``), lists of records otherwise.
+    """
+    partitioner = dep.partitioner
     tracker = SizeTracker()
     batch: list = []
     if dep.map_side_combine:
@@ -133,20 +179,19 @@ def _buffer(
             for batch in batched(records):
                 aggregator.combine_values(batch, table)
                 if not memory.ensure(tracker.estimate(table, len(table))):
-                    buckets = buckets_of(table.items(), dep.partitioner)
-                    spills.append(_Spill(buckets, spill_dir, dep.codec))
+                    spills.append(_Spill(_bucket_table(table, partitioner), spill_dir, dep.codec))
                     table = {}
                     memory.release()
         except (TypeError, ValueError, IndexError) as exc:
             reraise_for_batch(exc, dep.op, batch)
-        return buckets_of(table.items(), dep.partitioner)
+        return _bucket_table(table, partitioner)
+    n = partitioner.num_partitions
     buckets: list[list] = [[] for _ in range(n)]
     held = 0
     try:
-        for batch in batched(records):
-            partition_into(batch, dep.partitioner, buckets)
-            held += len(batch)
-            if not memory.ensure(tracker.estimate(buckets if n > 1 else buckets[0], held)):
+        for batch in batched(records, CUT_RECORDS):
+            held += _bucket_batch(batch, partitioner, buckets, tracker)
+            if not memory.ensure(held):
                 spills.append(_Spill(buckets, spill_dir, dep.codec))
                 buckets = [[] for _ in range(n)]
                 held = 0
@@ -154,6 +199,30 @@ def _buffer(
     except (TypeError, ValueError, IndexError) as exc:
         reraise_for_batch(exc, dep.op, batch)
     return buckets
+
+
+def _bucket_table(table: dict, partitioner: Partitioner) -> list[list]:
+    """A combined table's pairs, one ``Columns`` batch per reducer."""
+    if not table:
+        return [[] for _ in range(partitioner.num_partitions)]
+    parts = split_by_partition(columns_of_table(table), partitioner)
+    return [[part] if len(part) else [] for part in parts]
+
+
+def _bucket_batch(
+    batch: list, partitioner: Partitioner, buckets: list[list], tracker: SizeTracker
+) -> int:
+    """Add one batch of records to the reducers' buckets; returns the bytes it holds."""
+    cols = Columns.of(batch)
+    if cols is not None:
+        for bucket, part in zip(buckets, split_by_partition(cols, partitioner), strict=True):
+            if len(part):
+                bucket.append(part)
+        return cols.nbytes()
+    for bucket, part in zip(buckets, buckets_of(batch, partitioner), strict=True):
+        if part:
+            bucket.append(part)
+    return tracker.estimate(batch, len(batch))
 
 
 def _write_final(
@@ -172,7 +241,7 @@ def _write_final(
                     spill.copy_segment(reduce_id, src, out)
                     for spill, src in zip(spills, sources, strict=True)
                 )
-                written += write_batches(out, bucket, data_path, codec)
+                written += write_bucket(out, bucket, data_path, codec)
                 bucket.clear()
                 sizes.append(written)
                 offsets.append(offsets[-1] + written)

@@ -53,9 +53,21 @@ async def test_group_by_key_spills_and_is_exact(small_ctx, pairs):
 
 
 async def test_sort_by_key_spills_and_is_exact(small_ctx, pairs):
+    texts = [(k, str(v)) for k, v in pairs]  # objects: no compact numeric columns
     before = await spilled_bytes(small_ctx)
-    got = await small_ctx.parallelize(pairs, 4).sort_by_key(num_partitions=3).collect()
-    assert got == sorted(pairs, key=operator.itemgetter(0))
+    got = await small_ctx.parallelize(texts, 4).sort_by_key(num_partitions=3).collect()
+    assert got == sorted(texts, key=operator.itemgetter(0))
+    assert await spilled_bytes(small_ctx) > before
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+async def test_numeric_sort_past_the_budget_spills_and_is_exact(small_ctx, ascending):
+    # 16 bytes a pair as numeric columns: each reducer's ~5 MB is past the 4 MB budget.
+    rng = random.Random(9)
+    numbers = [(rng.randrange(1000), rng.random()) for _ in range(700_000)]
+    before = await spilled_bytes(small_ctx)
+    got = await small_ctx.parallelize(numbers, 4).sort_by_key(ascending, 2).collect()
+    assert got == sorted(numbers, key=operator.itemgetter(0), reverse=not ascending)
     assert await spilled_bytes(small_ctx) > before
 
 

@@ -1,0 +1,292 @@
+"""Shuffled pairs as two columns: partitioned, shipped and combined without a Python loop.
+
+Most shuffles move ``(key, value)`` pairs whose keys are all ints (or all
+strings) and whose values are all ints or all floats.  Such a batch is cut into
+a key column and a value column (``Columns``); a column of ints or floats
+becomes a numpy array, which pickles as one raw buffer (``protocol.frames``
+ships it out of band) instead of one pickle opcode run per record.  Hashing,
+range partitioning, bucketing, sorting and ``operator.add`` combining then run
+as numpy kernels; a batch of anything else keeps the general per-record path.
+
+A ``Columns`` batch iterates as its ``(key, value)`` tuples, so every reader of
+shuffled batches (``chain.from_iterable``, the combining loops) takes it as it
+takes a list of records.  The round trip is exact: Python ints and floats come
+back as the same values and types (an int column is used only when every key
+fits in 64 bits).
+
+>>> cols = Columns.of([(3, 1.5), (1, 2.0), (3, 0.5)])
+>>> cols.keys.dtype, cols.values.dtype, list(cols)
+(dtype('int64'), dtype('float64'), [(3, 1.5), (1, 2.0), (3, 0.5)])
+>>> [list(part) for part in split_by_partition(cols, HashPartitioner(2))]
+[[], [(3, 1.5), (1, 2.0), (3, 0.5)]]
+>>> list(sum_by_key([cols, Columns.of([(1, 1.0)])]))
+[(1, 3.0), (3, 2.0)]
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Iterator
+from typing import Any
+from zlib import crc32
+
+import numpy as np
+
+from aiospark.hashing import portable_hash
+from aiospark.lineage import HashPartitioner, Partitioner, RangePartitioner
+
+#: Records per ``Columns`` frame written to a shuffle file.
+FRAME_RECORDS = 1 << 16
+#: Records cut into columns at a time on the map side: enough to amortise numpy's
+#: per-call cost, few enough to keep the copy of a batch small.
+CUT_RECORDS = 1 << 14
+
+_TYPED = {int: np.int64, float: np.float64}
+_INT_KEYS_SAFE = 2**61 - 1  # below this, hash(int) is the int itself (but -1 -> -2)
+_keys_of, _values_of = operator.itemgetter(0), operator.itemgetter(1)
+_encode = operator.methodcaller("encode", "utf-8", "surrogatepass")
+
+Column = Any  # a list of Python objects, or an int64 / float64 numpy array
+
+
+def typed(items: list) -> Column:
+    """``items`` as an int64 or float64 array when they are all ints or all floats, else as is.
+
+    >>> typed([1, 2]).dtype, typed([1.0, 2]), typed([True, False]), typed([2**70])
+    (dtype('int64'), [1.0, 2], [True, False], [1180591620717411303424])
+    """
+    if not items:
+        return items
+    kinds = set(map(type, items))
+    if len(kinds) != 1:
+        return items
+    dtype = _TYPED.get(kinds.pop())
+    if dtype is None:
+        return items
+    try:
+        return np.array(items, dtype=dtype)
+    except OverflowError:  # an int beyond 64 bits: keep the Python ints
+        return items
+
+
+def as_list(column: Column) -> list:
+    """The column's items as Python objects (ints and floats for a typed column)."""
+    return column.tolist() if isinstance(column, np.ndarray) else column
+
+
+class Columns:
+    """A batch of ``(key, value)`` pairs held as a key column and a value column.
+
+    Iterating yields the pairs as tuples; ``len`` counts them.
+    """
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: Column, values: Column) -> None:
+        self.keys = keys
+        self.values = values
+
+    @classmethod
+    def of(cls, records: list) -> Columns | None:
+        """``records`` as columns, or None unless every record is a ``tuple`` of two.
+
+        >>> Columns.of([(1, "a")]).values, Columns.of([(1, "a"), [2, "b"]])
+        (['a'], None)
+        """
+        if not records or set(map(type, records)) != {tuple} or set(map(len, records)) != {2}:
+            return None
+        return cls(typed(list(map(_keys_of, records))), typed(list(map(_values_of, records))))
+
+    @classmethod
+    def concat(cls, parts: list[Columns]) -> Columns:
+        """One batch holding ``parts`` one after another."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(_concat([p.keys for p in parts]), _concat([p.values for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return zip(as_list(self.keys), as_list(self.values), strict=True)
+
+    def __getitem__(self, span: slice) -> Columns:
+        return Columns(self.keys[span], self.values[span])
+
+    def __reduce__(self) -> tuple:
+        return (Columns, (self.keys, self.values))
+
+    def __repr__(self) -> str:
+        return f"Columns({len(self)} pairs)"
+
+    def nbytes(self) -> int:
+        """Roughly the memory held: exact for typed columns, 64 bytes an object otherwise."""
+        return sum(c.nbytes if isinstance(c, np.ndarray) else 64 * len(c) for c in self._cols())
+
+    def _cols(self) -> tuple[Column, Column]:
+        return self.keys, self.values
+
+
+def _concat(columns: list[Column]) -> Column:
+    kinds = {c.dtype if isinstance(c, np.ndarray) else None for c in columns if len(c)}
+    if len(kinds) == 1 and None not in kinds:
+        return np.concatenate([c for c in columns if len(c)])
+    joined: list = []
+    for c in columns:
+        joined.extend(as_list(c))
+    return joined
+
+
+def _object_array(items: list) -> np.ndarray:
+    return np.fromiter(items, dtype=object, count=len(items))
+
+
+# -- the map side: which reducer each key goes to ------------------------------------------------
+
+
+def partition_ids(keys: Column, partitioner: Partitioner) -> np.ndarray:
+    """The reducer of every key, as ``partitioner.partition`` would place it one by one.
+
+    Vectorised for the default hash of int and str keys and for range bounds of
+    numbers; any other key or partitioner calls ``partitioner.partition`` per key.
+
+    >>> partition_ids(np.array([5, -1, 7]), HashPartitioner(3)).tolist()
+    [2, 1, 1]
+    >>> partition_ids(np.array([1, 10, 11]), RangePartitioner(2, [10])).tolist()
+    [0, 0, 1]
+    """
+    n = partitioner.num_partitions
+    if n == 1:
+        return np.zeros(len(keys), dtype=np.int64)
+    if isinstance(partitioner, HashPartitioner) and partitioner.hash_func is portable_hash:
+        hashes = _portable_hashes(keys)
+        if hashes is not None:
+            return hashes % n
+    elif isinstance(partitioner, RangePartitioner):
+        ids = _range_ids(keys, partitioner)
+        if ids is not None:
+            return ids
+    return np.fromiter(map(partitioner.partition, as_list(keys)), dtype=np.int64, count=len(keys))
+
+
+def _portable_hashes(keys: Column) -> np.ndarray | None:
+    if isinstance(keys, np.ndarray):
+        if keys.dtype == np.int64 and len(keys):
+            if keys.min() > -_INT_KEYS_SAFE and keys.max() < _INT_KEYS_SAFE:
+                return np.where(keys == -1, -2, keys)
+            return None
+        return np.fromiter(map(hash, keys.tolist()), dtype=np.int64, count=len(keys))
+    if set(map(type, keys)) == {str}:
+        return np.fromiter(map(crc32, map(_encode, keys)), dtype=np.int64, count=len(keys))
+    return None
+
+
+def _range_ids(keys: Column, partitioner: RangePartitioner) -> np.ndarray | None:
+    bounds = partitioner.bounds
+    if partitioner.key_func is not None or bounds is None or not isinstance(keys, np.ndarray):
+        return None
+    array = typed(list(bounds)) if bounds else np.array([], dtype=keys.dtype)
+    if not isinstance(array, np.ndarray) or array.dtype != keys.dtype:
+        return None
+    if keys.dtype == np.float64 and (np.isnan(keys).any() or np.isnan(array).any()):
+        return None  # NaN compares false both ways: leave it to bisect
+    ids = np.searchsorted(array, keys, side="left")
+    return ids if partitioner.ascending else partitioner.num_partitions - 1 - ids
+
+
+def split_by_partition(cols: Columns, partitioner: Partitioner) -> list[Columns]:
+    """``cols`` cut into one batch per reducer, each keeping the pairs' order."""
+    n = partitioner.num_partitions
+    if n == 1:
+        return [cols]
+    ids = partition_ids(cols.keys, partitioner)
+    order = np.argsort(ids, kind="stable")
+    ends = np.cumsum(np.bincount(ids, minlength=n)).tolist()
+    keys, values = (_take(c, order) for c in cols._cols())
+    starts = [0, *ends[:-1]]
+    return [Columns(keys[a:b], values[a:b]) for a, b in zip(starts, ends, strict=True)]
+
+
+def _take(column: Column, order: np.ndarray) -> np.ndarray:
+    if isinstance(column, np.ndarray):
+        return column[order]
+    return _object_array(column)[order]
+
+
+def columns_of_table(table: dict) -> Columns:
+    """A combined ``{key: combiner}`` table as columns, in the table's order."""
+    return Columns(typed(list(table)), typed(list(table.values())))
+
+
+# -- the reduce side ----------------------------------------------------------------------------
+
+
+def numeric(batch: Any) -> bool:
+    """Whether ``batch`` is a ``Columns`` of int keys and int or float values."""
+    return (
+        type(batch) is Columns
+        and isinstance(batch.keys, np.ndarray)
+        and batch.keys.dtype == np.int64
+        and isinstance(batch.values, np.ndarray)
+    )
+
+
+def sum_by_key(parts: list[Columns]) -> Iterator[tuple]:
+    """``(key, sum of its values)`` over numeric batches (``numeric``), keys in ascending order.
+
+    The values of one key are added in arrival order, exactly as the loop
+    ``table[k] = table[k] + v`` would (floats start from -0.0, the identity of
+    IEEE addition).  Raises OverflowError when int sums could leave 64 bits.
+    """
+    cols = Columns.concat(parts)
+    keys, values = cols.keys, cols.values
+    if not len(keys):
+        return iter(())
+    if values.dtype == np.int64:
+        low, high = int(values.min()), int(values.max())
+        if max(abs(low), abs(high)) * len(values) >= 2**63:
+            raise OverflowError("int sums could leave 64 bits")
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < 4 * len(keys) + 1024:  # dense keys: index by key
+        slots = keys - low
+        present = np.flatnonzero(np.bincount(slots, minlength=high - low + 1))
+        unique = present + low
+        index = np.zeros(high - low + 1, dtype=np.int64)
+        index[present] = np.arange(len(present))
+        inverse = index[slots]
+    else:
+        unique, inverse = np.unique(keys, return_inverse=True)
+    if values.dtype == np.float64:
+        sums = np.full(len(unique), -0.0)
+    else:
+        sums = np.zeros(len(unique), dtype=np.int64)
+    np.add.at(sums, inverse, values)
+    return zip(unique.tolist(), sums.tolist(), strict=True)
+
+
+def sorted_pairs(parts: list[Columns], descending: bool) -> Iterator[tuple] | None:
+    """The pairs of numeric-keyed batches sorted by key (stable, like ``sorted``), or None.
+
+    None when a key column is not an int or NaN-free float array.
+    """
+    cols = Columns.concat(parts)
+    keys = cols.keys
+    if not isinstance(keys, np.ndarray) or keys.dtype not in (np.int64, np.float64):
+        return None
+    if keys.dtype == np.float64 and np.isnan(keys).any():
+        return None
+    if not len(keys):
+        return iter(())
+    if descending:
+        if keys.dtype == np.int64 and keys.min() == np.iinfo(np.int64).min:
+            return None
+        order = np.argsort(-keys, kind="stable")
+    else:
+        order = np.argsort(keys, kind="stable")
+    return iter(Columns(keys[order], _take(cols.values, order)))
+
+
+def records_of(batches: Iterable[Any]) -> Iterator[Any]:
+    """The records of shuffled batches, whether lists of records or ``Columns``."""
+    for batch in batches:
+        yield from batch
