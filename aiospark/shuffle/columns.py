@@ -144,11 +144,12 @@ def _object_array(items: list) -> np.ndarray:
 # -- the map side: which reducer each key goes to ------------------------------------------------
 
 
-def partition_ids(keys: Column, partitioner: Partitioner) -> np.ndarray:
+def partition_ids(keys: Column, partitioner: Partitioner) -> np.ndarray | None:
     """The reducer of every key, as ``partitioner.partition`` would place it one by one.
 
-    Vectorised for the default hash of int and str keys and for range bounds of
-    numbers; any other key or partitioner calls ``partitioner.partition`` per key.
+    Vectorised for the default hash of int, float and str keys and for range
+    bounds of numbers; None for any other key or partitioner (whose own
+    ``partition``, perhaps user code, is left to place the records one by one).
 
     >>> partition_ids(np.array([5, -1, 7]), HashPartitioner(3)).tolist()
     [2, 1, 1]
@@ -162,11 +163,10 @@ def partition_ids(keys: Column, partitioner: Partitioner) -> np.ndarray:
         hashes = _portable_hashes(keys)
         if hashes is not None:
             return hashes % n
-    elif isinstance(partitioner, RangePartitioner):
-        ids = _range_ids(keys, partitioner)
-        if ids is not None:
-            return ids
-    return np.fromiter(map(partitioner.partition, as_list(keys)), dtype=np.int64, count=len(keys))
+        return None
+    if isinstance(partitioner, RangePartitioner):
+        return _range_ids(keys, partitioner)
+    return None
 
 
 def _portable_hashes(keys: Column) -> np.ndarray | None:
@@ -194,12 +194,17 @@ def _range_ids(keys: Column, partitioner: RangePartitioner) -> np.ndarray | None
     return ids if partitioner.ascending else partitioner.num_partitions - 1 - ids
 
 
-def split_by_partition(cols: Columns, partitioner: Partitioner) -> list[Columns]:
-    """``cols`` cut into one batch per reducer, each keeping the pairs' order."""
+def split_by_partition(cols: Columns, partitioner: Partitioner) -> list[Columns] | None:
+    """``cols`` cut into one batch per reducer, each keeping the pairs' order.
+
+    None when ``partition_ids`` cannot place the keys.
+    """
     n = partitioner.num_partitions
     if n == 1:
         return [cols]
     ids = partition_ids(cols.keys, partitioner)
+    if ids is None:
+        return None
     order = np.argsort(ids, kind="stable")
     ends = np.cumsum(np.bincount(ids, minlength=n)).tolist()
     keys, values = (_take(c, order) for c in cols._cols())

@@ -203,9 +203,9 @@ def _buffer(
 
 def _bucket_table(table: dict, partitioner: Partitioner) -> list[list]:
     """A combined table's pairs, one ``Columns`` batch per reducer."""
-    if not table:
-        return [[] for _ in range(partitioner.num_partitions)]
-    parts = split_by_partition(columns_of_table(table), partitioner)
+    parts = split_by_partition(columns_of_table(table), partitioner) if table else None
+    if parts is None:
+        return [[bucket] for bucket in buckets_of(table.items(), partitioner)]
     return [[part] if len(part) else [] for part in parts]
 
 
@@ -214,8 +214,9 @@ def _bucket_batch(
 ) -> int:
     """Add one batch of records to the reducers' buckets; returns the bytes it holds."""
     cols = Columns.of(batch)
-    if cols is not None:
-        for bucket, part in zip(buckets, split_by_partition(cols, partitioner), strict=True):
+    parts = None if cols is None else split_by_partition(cols, partitioner)
+    if parts is not None:
+        for bucket, part in zip(buckets, parts, strict=True):
             if len(part):
                 bucket.append(part)
         return cols.nbytes()
