@@ -274,10 +274,12 @@ def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict
     is never kept.)
     """
     keys_of, values_of = operator.itemgetter(0), operator.itemgetter(1)
-    it = iter(records)
-    for batch in batched(it, 1024):
+    # A list (the shuffle writer's batch) is one batch: no copy into another.
+    batches = [records] if type(records) is list else batched(records, 1024)
+    for batch in batches:
         values = list(map(values_of, batch))
-        if values.count(1) == len(values) and set(map(type, values)) == {int}:
+        n = len(values)
+        if values.count(1) == n and list(map(type, values)).count(int) == n:
             try:
                 _count_elements(combined, map(keys_of, batch))
             except TypeError as exc:  # name an unhashable key, as the general loop does
