@@ -57,14 +57,12 @@ def typed(items: list) -> Column:
     """
     if not items:
         return items
-    kinds = set(map(type, items))
-    if len(kinds) != 1:
-        return items
-    dtype = _TYPED.get(kinds.pop())
-    if dtype is None:
+    kinds = list(map(type, items))  # counting a list beats building a set
+    dtype = _TYPED.get(kinds[0])
+    if dtype is None or kinds.count(kinds[0]) != len(kinds):
         return items
     try:
-        return np.array(items, dtype=dtype)
+        return np.fromiter(items, dtype=dtype, count=len(items))
     except OverflowError:  # an int beyond 64 bits: keep the Python ints
         return items
 
@@ -93,7 +91,10 @@ class Columns:
         >>> Columns.of([(1, "a")]).values, Columns.of([(1, "a"), [2, "b"]])
         (['a'], None)
         """
-        if not records or set(map(type, records)) != {tuple} or set(map(len, records)) != {2}:
+        n = len(records)
+        if not n or list(map(type, records)).count(tuple) != n:
+            return None
+        if list(map(len, records)).count(2) != n:
             return None
         return cls(typed(list(map(_keys_of, records))), typed(list(map(_values_of, records))))
 
