@@ -222,6 +222,18 @@ class Aggregator:
             return _sum_by_key(records, self, combined)
         return self._combine_values(records, combined)
 
+    def sums(self) -> bool:
+        """Whether this is ``reduce_by_key(operator.add)``'s aggregator: values summed.
+
+        >>> Aggregator(lambda v: v, operator.add, operator.add, identity_create=True).sums()
+        True
+        """
+        return (
+            self.identity_create
+            and self.merge_value is operator.add
+            and self.merge_combiners is operator.add
+        )
+
     def _combine_values(self, records: Iterable[tuple], combined: dict) -> dict:
         merge = self.merge_value
         key = None
@@ -264,6 +276,16 @@ class Aggregator:
         return combined
 
 
+def all_int_ones(values: list) -> bool:
+    """Whether every value is the int 1 (not ``True``, not ``1.0``): a batch being counted.
+
+    >>> all_int_ones([1, 1]), all_int_ones([1, True]), all_int_ones([1, 2])
+    (True, False, False)
+    """
+    n = len(values)
+    return values.count(1) == n and list(map(type, values)).count(int) == n
+
+
 def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict) -> dict:
     """``reduce_by_key(operator.add)``'s map side, counting in C where it can.
 
@@ -277,9 +299,7 @@ def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict
     # A list (the shuffle writer's batch) is one batch: no copy into another.
     batches = [records] if type(records) is list else batched(records, 1024)
     for batch in batches:
-        values = list(map(values_of, batch))
-        n = len(values)
-        if values.count(1) == n and list(map(type, values)).count(int) == n:
+        if all_int_ones(list(map(values_of, batch))):
             try:
                 _count_elements(combined, map(keys_of, batch))
             except TypeError as exc:  # name an unhashable key, as the general loop does

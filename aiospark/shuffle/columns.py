@@ -15,7 +15,7 @@ back as the same values and types (an int column is used only when every key
 fits in 64 bits).
 
 >>> cols = Columns.of([(3, 1.5), (1, 2.0), (3, 0.5)])
->>> cols.keys.dtype, cols.values.dtype, list(cols)
+>>> cols.key_col.dtype, cols.value_col.dtype, list(cols)
 (dtype('int64'), dtype('float64'), [(3, 1.5), (1, 2.0), (3, 0.5)])
 >>> [list(part) for part in split_by_partition(cols, HashPartitioner(2))]
 [[], [(3, 1.5), (1, 2.0), (3, 0.5)]]
@@ -78,17 +78,17 @@ class Columns:
     Iterating yields the pairs as tuples; ``len`` counts them.
     """
 
-    __slots__ = ("keys", "values")
+    __slots__ = ("key_col", "value_col")
 
     def __init__(self, keys: Column, values: Column) -> None:
-        self.keys = keys
-        self.values = values
+        self.key_col = keys
+        self.value_col = values
 
     @classmethod
     def of(cls, records: list) -> Columns | None:
         """``records`` as columns, or None unless every record is a ``tuple`` of two.
 
-        >>> Columns.of([(1, "a")]).values, Columns.of([(1, "a"), [2, "b"]])
+        >>> Columns.of([(1, "a")]).value_col, Columns.of([(1, "a"), [2, "b"]])
         (['a'], None)
         """
         n = len(records)
@@ -103,19 +103,19 @@ class Columns:
         """One batch holding ``parts`` one after another."""
         if len(parts) == 1:
             return parts[0]
-        return cls(_concat([p.keys for p in parts]), _concat([p.values for p in parts]))
+        return cls(_concat([p.key_col for p in parts]), _concat([p.value_col for p in parts]))
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.key_col)
 
     def __iter__(self) -> Iterator[tuple]:
-        return zip(as_list(self.keys), as_list(self.values), strict=True)
+        return zip(as_list(self.key_col), as_list(self.value_col), strict=True)
 
     def __getitem__(self, span: slice) -> Columns:
-        return Columns(self.keys[span], self.values[span])
+        return Columns(self.key_col[span], self.value_col[span])
 
     def __reduce__(self) -> tuple:
-        return (Columns, (self.keys, self.values))
+        return (Columns, (self.key_col, self.value_col))
 
     def __repr__(self) -> str:
         return f"Columns({len(self)} pairs)"
@@ -125,7 +125,7 @@ class Columns:
         return sum(c.nbytes if isinstance(c, np.ndarray) else 64 * len(c) for c in self._cols())
 
     def _cols(self) -> tuple[Column, Column]:
-        return self.keys, self.values
+        return self.key_col, self.value_col
 
 
 def _concat(columns: list[Column]) -> Column:
@@ -203,7 +203,7 @@ def split_by_partition(cols: Columns, partitioner: Partitioner) -> list[Columns]
     n = partitioner.num_partitions
     if n == 1:
         return [cols]
-    ids = partition_ids(cols.keys, partitioner)
+    ids = partition_ids(cols.key_col, partitioner)
     if ids is None:
         return None
     order = np.argsort(ids, kind="stable")
@@ -231,9 +231,9 @@ def numeric(batch: Any) -> bool:
     """Whether ``batch`` is a ``Columns`` of int keys and int or float values."""
     return (
         type(batch) is Columns
-        and isinstance(batch.keys, np.ndarray)
-        and batch.keys.dtype == np.int64
-        and isinstance(batch.values, np.ndarray)
+        and isinstance(batch.key_col, np.ndarray)
+        and batch.key_col.dtype == np.int64
+        and isinstance(batch.value_col, np.ndarray)
     )
 
 
@@ -245,7 +245,7 @@ def sum_by_key(parts: list[Columns]) -> Iterator[tuple]:
     IEEE addition).  Raises OverflowError when int sums could leave 64 bits.
     """
     cols = Columns.concat(parts)
-    keys, values = cols.keys, cols.values
+    keys, values = cols.key_col, cols.value_col
     if not len(keys):
         return iter(())
     if values.dtype == np.int64:
@@ -276,7 +276,7 @@ def sorted_pairs(parts: list[Columns], descending: bool) -> Iterator[tuple] | No
     None when a key column is not an int or NaN-free float array.
     """
     cols = Columns.concat(parts)
-    keys = cols.keys
+    keys = cols.key_col
     if not isinstance(keys, np.ndarray) or keys.dtype not in (np.int64, np.float64):
         return None
     if keys.dtype == np.float64 and np.isnan(keys).any():
@@ -289,7 +289,7 @@ def sorted_pairs(parts: list[Columns], descending: bool) -> Iterator[tuple] | No
         order = np.argsort(-keys, kind="stable")
     else:
         order = np.argsort(keys, kind="stable")
-    return iter(Columns(keys[order], _take(cols.values, order)))
+    return iter(Columns(keys[order], _take(cols.value_col, order)))
 
 
 def records_of(batches: Iterable[Any]) -> Iterator[Any]:
