@@ -34,6 +34,7 @@ import numpy as np
 
 from aiospark.hashing import portable_hash
 from aiospark.lineage import HashPartitioner, Partitioner, RangePartitioner
+from aiospark.sizeof import SAMPLE, deep_size
 
 #: Records per ``Columns`` frame written to a shuffle file.
 FRAME_RECORDS = 1 << 16
@@ -121,11 +122,27 @@ class Columns:
         return f"Columns({len(self)} pairs)"
 
     def nbytes(self) -> int:
-        """Roughly the memory held: exact for typed columns, 64 bytes an object otherwise."""
-        return sum(c.nbytes if isinstance(c, np.ndarray) else 64 * len(c) for c in self._cols())
+        """The memory held: exact for typed columns, sampled for columns of objects.
+
+        >>> Columns.of([(1, 2.0)] * 10).nbytes()
+        160
+        >>> Columns.of([(1, "x" * 1000)] * 10).nbytes() > 10_000
+        True
+        """
+        return sum(map(_column_bytes, self._cols()))
 
     def _cols(self) -> tuple[Column, Column]:
         return self.key_col, self.value_col
+
+
+def _column_bytes(column: Column) -> int:
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return int(column.nbytes)
+    n = len(column)
+    if not n:
+        return 0
+    sample = [column[i * n // SAMPLE] for i in range(min(n, SAMPLE))]
+    return 8 * n + sum(map(deep_size, sample)) * n // len(sample)
 
 
 def _concat(columns: list[Column]) -> Column:
