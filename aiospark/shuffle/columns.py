@@ -193,6 +193,8 @@ def _portable_hashes(keys: Column) -> np.ndarray | None:
             if keys.min() > -_INT_KEYS_SAFE and keys.max() < _INT_KEYS_SAFE:
                 return np.where(keys == -1, -2, keys)
             return None
+        if keys.dtype != np.float64 or np.isnan(keys).any():  # hash(nan) is the object's id
+            return None
         return np.fromiter(map(hash, keys.tolist()), dtype=np.int64, count=len(keys))
     if set(map(type, keys)) == {str}:
         return np.fromiter(map(crc32, map(_encode, keys)), dtype=np.int64, count=len(keys))
@@ -283,7 +285,8 @@ def sum_by_key(parts: list[Columns]) -> Iterator[tuple]:
         sums = np.full(len(unique), -0.0)
     else:
         sums = np.zeros(len(unique), dtype=np.int64)
-    np.add.at(sums, inverse, values)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan, as Python's floats give
+        np.add.at(sums, inverse, values)
     return zip(unique.tolist(), sums.tolist(), strict=True)
 
 

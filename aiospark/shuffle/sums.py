@@ -64,7 +64,8 @@ class DenseSums:
         if not self._fit(low, high, values.dtype, self.pairs + len(keys)):
             return False
         slots = keys - self.low
-        np.add.at(self.sums, slots, values)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf and nan, as Python's floats give
+            np.add.at(self.sums, slots, values)
         self.seen[slots] = True  # type: ignore[index]
         self.pairs += len(keys)
         self.bound = bound
