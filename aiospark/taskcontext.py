@@ -94,6 +94,11 @@ class TaskContext:
     def partition_id(self) -> int:
         """The index of the partition this task computes.
 
+        Returns
+        -------
+        int
+            The partition's index, from 0.
+
         Examples
         --------
         >>> await ctx.parallelize(range(4), 2).map(
@@ -104,6 +109,11 @@ class TaskContext:
 
     def stage_id(self) -> int:
         """The id of the stage this task belongs to.
+
+        Returns
+        -------
+        int
+            The stage's id, shared by the tasks of the stage.
 
         Examples
         --------
@@ -117,6 +127,11 @@ class TaskContext:
     def attempt_number(self) -> int:
         """How many times this partition was attempted before: 0 for a first attempt.
 
+        Returns
+        -------
+        int
+            The attempt's number, from 0 (a retry or a speculative copy counts up).
+
         Examples
         --------
         >>> await ctx.parallelize([1]).map(lambda _: TaskContext.get().attempt_number()).collect()
@@ -126,6 +141,11 @@ class TaskContext:
 
     def task_attempt_id(self) -> int:
         """The id of this task attempt, unique among the attempts of the driver's jobs.
+
+        Returns
+        -------
+        int
+            The attempt's id (another attempt of the same partition has another).
 
         Examples
         --------
@@ -141,6 +161,16 @@ class TaskContext:
 
         aiospark has no ``set_local_property`` yet, so jobs carry none and this
         is None (PySpark: the properties set with ``sc.setLocalProperty``).
+
+        Parameters
+        ----------
+        key : str
+            The property's name.
+
+        Returns
+        -------
+        str or None
+            Its value, or None when the job does not carry it.
 
         Examples
         --------
