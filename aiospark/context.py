@@ -1253,9 +1253,11 @@ class Context:
         """Fixed-length records of binary files: ``bytes`` of ``record_length`` each.
 
         PySpark's ``binaryRecords``.  Files come from a path, directory, glob or
-        comma-separated list (any fsspec URL), are read in path order and never
-        decompressed; each is cut into splits of whole records (about
-        ``default_min_partitions`` splits in all, as ``text_file`` cuts files).
+        comma-separated list (any fsspec URL) and are read in path order; each
+        is cut into splits of whole records (about ``default_min_partitions``
+        splits in all, as ``text_file`` cuts files).  A compressed file (by its
+        extension, ``.gz`` ...) is decompressed, as Hadoop's
+        ``FixedLengthInputFormat`` does, in one split.
 
         Parameters
         ----------
@@ -1274,7 +1276,8 @@ class Context:
         ------
         ValueError
             When a file's size is not a multiple of ``record_length`` (the error
-            names it), or ``record_length`` is not a positive int.
+            names it; for a compressed file, raised by the job reading it), or
+            ``record_length`` is not a positive int.
         FileNotFoundError
             When ``path`` matches no file.
 

@@ -4,7 +4,9 @@ Like Hadoop's ``FixedLengthInputFormat`` under PySpark's ``binaryRecords``: ever
 file's size must be a multiple of the record length (else an error naming the
 file, raised in the driver before any job); files are cut as ``text_file`` cuts
 them (``plan_text_splits``' sizes), each cut moved down to a record boundary, so
-no record is split; files are never decompressed.
+no record is split.  A compressed file (by extension, as ``text_file`` reads it)
+is one split, decompressed; its partial last record is found, and named, as it
+is read.
 
 >>> import fsspec
 >>> fs = fsspec.filesystem("memory")
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiospark.io.locations import block_locations, hosts_for_range
+from aiospark.io.paths import compression_of, open_input
 from aiospark.io.text import TextSplit
 
 #: The last split of a file may be up to 10% larger than the others (Hadoop's SPLIT_SLOP).
@@ -61,7 +64,7 @@ def plan_record_splits(
     """
     sizes = [int(fs.size(p)) for p in paths]
     for path, size in zip(paths, sizes, strict=True):
-        if size % record_length:
+        if size % record_length and compression_of(path) is None:
             raise ValueError(
                 f"{path}: its size, {size} bytes, is not a multiple of record_length "
                 f"{record_length}"
@@ -71,6 +74,11 @@ def plan_record_splits(
     splits: list[TextSplit] = []
     for path, size in zip(paths, sizes, strict=True):
         blocks = block_locations(fs, path, size)
+        compression = compression_of(path)
+        if compression is not None:  # read whole, decompressed
+            splits.append(TextSplit(path, 0, size, compression,
+                                    hosts_for_range(blocks, 0, size)))
+            continue
         start = 0
         while (size - start) / split_size > _SPLIT_SLOP:
             splits.append(TextSplit(path, start, split_size,
@@ -85,15 +93,30 @@ def plan_record_splits(
 def read_records(
     fs: Any, split: TextSplit, record_length: int, check: Callable[[], None] = lambda: None
 ) -> Iterator[bytes]:
-    """The records of ``split`` as ``bytes`` of ``record_length`` each (on a worker)."""
+    """The records of ``split`` as ``bytes`` of ``record_length`` each (on a worker).
+
+    >>> import fsspec, gzip
+    >>> fs = fsspec.filesystem("memory")
+    >>> fs.pipe("/doctest-gz/a.bin.gz", gzip.compress(b"abcde"))
+    >>> split = plan_record_splits(fs, ["/doctest-gz/a.bin.gz"], 1, 2)[0]
+    >>> list(read_records(fs, split, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: /doctest-gz/a.bin.gz: ends inside a record: 1 byte left over (record_length 2)
+    >>> fs.rm("/doctest-gz", recursive=True)
+    """
     per_chunk = max(1, _CHUNK // record_length) * record_length
-    remaining = split.length
+    compressed = split.compression is not None
+    remaining = float("inf") if compressed else split.length
     leftover = b""  # a short read can stop inside a record
-    with fs.open(split.path, "rb") as f:
-        f.seek(split.start)
+    with open_input(fs, split.path, split.compression) as f:
+        if not compressed:
+            f.seek(split.start)
         while remaining > 0:
             check()
-            chunk = f.read(min(per_chunk, remaining))
+            chunk = f.read(int(min(per_chunk, remaining)))
+            if not chunk and compressed:
+                break
             if not chunk:
                 raise EOFError(f"{split.path} ended early: was it changed while being read?")
             remaining -= len(chunk)
@@ -103,3 +126,8 @@ def read_records(
             for offset in range(0, whole, record_length):
                 yield bytes(view[offset:offset + record_length])
             leftover = bytes(view[whole:])
+    if leftover:
+        raise ValueError(
+            f"{split.path}: ends inside a record: {len(leftover)} byte"
+            f"{'s' if len(leftover) > 1 else ''} left over (record_length {record_length})"
+        )

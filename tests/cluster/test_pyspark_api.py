@@ -138,6 +138,11 @@ async def test_binary_records_reads_fixed_length_records_of_every_file(ctx, tmp_
     records = await rdd.collect()
     assert records == [bytes(range(i, i + 3)) for i in range(0, 30, 3)] + [b"xyz"] * 1000
     assert await ctx.binary_records(str(folder / "a.bin"), 30).collect() == [bytes(range(30))]
+    (tmp_path / "packed.bin.gz").write_bytes(gzip.compress(b"ab" * 5000))
+    assert await ctx.binary_records(str(tmp_path / "packed.bin.gz"), 2).count() == 5000
+    (tmp_path / "odd.bin.gz").write_bytes(gzip.compress(b"abc"))
+    with pytest.raises(ValueError, match=r"odd\.bin\.gz: ends inside a record"):
+        await ctx.binary_records(str(tmp_path / "odd.bin.gz"), 2).collect()
     (folder / "odd.bin").write_bytes(b"12345")
     with pytest.raises(ValueError, match=r"odd\.bin: its size, 5 bytes, is not a multiple"):
         ctx.binary_records(str(folder), 3)
