@@ -67,7 +67,8 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         self.plan = plan
         self.storage_level: StorageLevel | None = None
         self._name: str | None = None
-        #: Set by ``checkpoint()``; once written, the RDD reads its splits from there.
+        #: Set by ``checkpoint()`` or ``local_checkpoint()``; once written, the RDD reads its
+        #: splits from there.
         self.checkpoint_data: CheckpointState | LocalCheckpoint | None = None
 
     def _derive(self, plan: Plan) -> RDD:
