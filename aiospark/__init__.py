@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
     from aiospark.rdd import RDD
     from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
+    from aiospark.taskcontext import TaskContext
 
 # Imported on first use, so the cluster's own processes (``python -m aiospark
 # worker``) start without loading the driver's modules.
@@ -43,6 +44,7 @@ _EXPORTS = {
     "Accumulator": "aiospark.shared",
     "AccumulatorParam": "aiospark.shared",
     "Broadcast": "aiospark.shared",
+    "TaskContext": "aiospark.taskcontext",
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "RemoteTraceback",
     "SerializationError",
     "StorageLevel",
+    "TaskContext",
     "UserCodeError",
     "portable_hash",
 ]

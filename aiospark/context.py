@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import importlib
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ from aiospark.protocol import tls
 from aiospark.protocol.frames import CODECS, available_codecs
 from aiospark.scheduler.cleaner import Cleaner, Kind
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
-from aiospark.validation import check_path, check_paths, positive_int
+from aiospark.validation import check_partitions, check_path, check_paths, positive_int
 
 if TYPE_CHECKING:
     import aiohttp
@@ -298,6 +300,7 @@ class Context:
         #: The one path every action's jobs take (``aiospark.jobpath``).
         self.jobs = JobPath(self._submit_job)
         self._started = False
+        self._start_time: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -382,6 +385,7 @@ class Context:
                 ) from None
             raise
         self._started = True
+        self._start_time = time.time_ns() // 1_000_000
         from aiospark.scheduler.cleaning import CleaningTask
 
         self._cleaning = CleaningTask(self._cleaner, self._scheduler, self._remove_checkpoint)
@@ -736,6 +740,25 @@ class Context:
         return self.app_id
 
     @property
+    def start_time(self) -> int:
+        """When the context started, in milliseconds since the epoch (PySpark's ``startTime``).
+
+        Raises
+        ------
+        RuntimeError
+            When the context is not started.
+
+        Examples
+        --------
+        >>> import time
+        >>> 0 < ctx.start_time <= time.time() * 1000
+        True
+        """
+        self._require_started()
+        assert self._start_time is not None
+        return self._start_time
+
+    @property
     def ui_web_url(self) -> str | None:
         """The master's URL (its ``/v1/status`` serves the cluster's state), once started.
 
@@ -800,21 +823,26 @@ class Context:
         fs.makedirs(root, exist_ok=True)
         self._checkpoint_dir = path.rstrip("/")
 
-    def add_file(self, path: str) -> None:
+    def add_file(self, path: str, recursive: bool = False) -> None:
         """Ship a file (any fsspec path) to every worker; tasks find it with ``files.get(name)``.
 
         The file is read in the driver when this is called, and shipped under its
         base name; a later ``add_file`` of another file with that name replaces it.
+        A directory is shipped whole with ``recursive=True`` (as in PySpark):
+        ``files.get(its base name)`` is then a directory holding its files.
 
         Parameters
         ----------
         path : str
-            The file's path or fsspec URL.
+            The file's (or directory's) path or fsspec URL.
+        recursive : bool, default False
+            Allow a directory, shipping every file under it.
 
         Raises
         ------
         ValueError
-            When the file's base name is not a plain file name.
+            When a base name is not a plain file name, or ``path`` is a directory
+            and ``recursive`` is false.
         RuntimeError
             When the context is not started.
 
@@ -832,8 +860,16 @@ class Context:
         ...     return open(files.get("settings.txt")).read()
         >>> await ctx.parallelize([0]).map(setting).collect()
         ['debug=1']
+        >>> os.makedirs(f"{tmp_dir}/conf-dir/sub", exist_ok=True)
+        >>> _ = open(f"{tmp_dir}/conf-dir/sub/level.txt", "w").write("info")
+        >>> ctx.add_file(f"{tmp_dir}/conf-dir", recursive=True)
+        >>> def level(_):
+        ...     from aiospark import files
+        ...     return open(os.path.join(files.get("conf-dir"), "sub", "level.txt")).read()
+        >>> await ctx.parallelize([0]).map(level).collect()
+        ['info']
         """
-        self._ship(check_path(path, "add_file"), python=False)
+        self._ship(check_path(path, "add_file"), python=False, recursive=recursive)
 
     def add_py_file(self, path: str) -> None:
         """Ship a ``.py`` module (or a ``.zip``/``.egg``/``.whl`` of them) that tasks can import.
@@ -870,16 +906,14 @@ class Context:
         """
         self._ship(check_path(path, "add_py_file"), python=True)
 
-    def _ship(self, path: str, python: bool) -> None:
-        import fsspec
-
+    def _ship(self, path: str, python: bool, recursive: bool = False) -> None:
         from aiospark import files
 
-        name = files.check_name(os.path.basename(str(path).rstrip("/")))
-        with fsspec.open(path, "rb", **self.storage_options) as f:
-            data = f.read()
-        self._require_started().add_file(name, data, python)
-        files.driver_files[name] = path
+        scheduler = self._require_started()
+        shipped = files.read_for_shipping(path, self.storage_options, recursive)
+        for name, data in shipped:
+            scheduler.add_file(name, data, python)
+        files.driver_files[shipped[0][0].split("/")[0]] = path
 
     def progress(self) -> ProgressStream:
         """An async iterator of this driver's job events, from now until ``close()``.
@@ -1214,6 +1248,115 @@ class Context:
         fs, paths = self._input_files(path)
         n = min_partitions or self.default_min_partitions
         return RDD(self, WholeFile(fs, paths, n, "binary"))
+
+    def binary_records(self, path: str | list[str], record_length: int) -> RDD:
+        """Fixed-length records of binary files: ``bytes`` of ``record_length`` each.
+
+        PySpark's ``binaryRecords``.  Files come from a path, directory, glob or
+        comma-separated list (any fsspec URL) and are read in path order; each
+        is cut into splits of whole records (about ``default_min_partitions``
+        splits in all, as ``text_file`` cuts files).  A compressed file (by its
+        extension, ``.gz`` ...) is decompressed, as Hadoop's
+        ``FixedLengthInputFormat`` does, in one split.
+
+        Parameters
+        ----------
+        path : str or list of str
+            A file, a directory, a glob, a comma-separated list of them, or a list
+            of them; any fsspec URL.
+        record_length : int
+            The length of every record in bytes, ``>= 1``.
+
+        Returns
+        -------
+        RDD
+            Every file's records, in order, as ``bytes``.
+
+        Raises
+        ------
+        ValueError
+            When a file's size is not a multiple of ``record_length`` (the error
+            names it; for a compressed file, raised by the job reading it), or
+            ``record_length`` is not a positive int.
+        FileNotFoundError
+            When ``path`` matches no file.
+
+        See Also
+        --------
+        Context.binary_files : Whole files.
+
+        Examples
+        --------
+        >>> path = f"{tmp_dir}/doctest-records.bin"
+        >>> _ = open(path, "wb").write(bytes(range(6)))
+        >>> await ctx.binary_records(path, 2).collect()
+        [b'\\x00\\x01', b'\\x02\\x03', b'\\x04\\x05']
+        >>> ctx.binary_records(path, 4)
+        Traceback (most recent call last):
+        ...
+        ValueError: .../doctest-records.bin: its size, 6 bytes, is not a multiple of record_length 4
+        """
+        from aiospark.io.records import check_record_length, plan_record_splits
+        from aiospark.plans.files import BinaryRecords
+        from aiospark.rdd import RDD
+
+        path = check_paths(path, "binary_records")
+        check_record_length(record_length)
+        fs, paths = self._input_files(path)
+        splits = plan_record_splits(fs, paths, self.default_min_partitions, record_length)
+        return RDD(self, BinaryRecords(fs, splits, record_length))
+
+    async def run_job(
+        self,
+        rdd: RDD,
+        partition_func: Callable[[Iterator[Any]], Iterable[Any]],
+        partitions: Iterable[int] | None = None,
+        allow_local: bool = False,
+    ) -> list[Any]:
+        """Run ``partition_func(iterator)`` on some partitions of ``rdd``; the items it returns.
+
+        PySpark's ``runJob``: the iterables the function returns, one per
+        partition, are concatenated in the order of ``partitions``.
+
+        Parameters
+        ----------
+        rdd : RDD
+            An RDD of this context.
+        partition_func : callable
+            ``partition_func(iterator)`` returns an iterable of results; it runs on
+            the workers, once per partition.
+        partitions : iterable of int or None, optional
+            The partitions to run on (default: all), each in
+            ``range(rdd.get_num_partitions())``.
+        allow_local : bool, default False
+            Accepted for PySpark compatibility (ignored, as in PySpark).
+
+        Returns
+        -------
+        list
+            What awaiting gives: the items of every partition's result, in order.
+
+        Raises
+        ------
+        ValueError
+            When a partition is out of range, or ``rdd`` belongs to another context.
+
+        Examples
+        --------
+        >>> rdd = ctx.parallelize(range(6), 3)
+        >>> await ctx.run_job(rdd, lambda part: [x * x for x in part])
+        [0, 1, 4, 9, 16, 25]
+        >>> await ctx.run_job(rdd, lambda part: [x * x for x in part], [0, 2])
+        [0, 1, 16, 25]
+        """
+        from aiospark.jobpath import partition_results
+
+        if rdd.ctx is not self:
+            raise ValueError(f"run_job(): {rdd!r} belongs to another Context")
+        wanted = check_partitions(partitions, rdd.get_num_partitions())
+        parts = await self.jobs.run(rdd, functools.partial(partition_results, partition_func),
+                                    wanted)
+        return await offload.concat_parts(parts)
 
     # -- what RDDs ask of their context (``lineage.Driver``) ---------------------------------
 

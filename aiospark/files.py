@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 
 from aiospark.taskcontext import current_task_context
@@ -36,6 +37,63 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
         raise ValueError(f"invalid file name {name!r}: use a plain name without directories")
     return name
+
+
+def check_relative_name(name: str) -> str:
+    """A shipped file's name inside a shipped directory: plain names joined by ``/``.
+
+    >>> check_relative_name("conf/app/settings.ini")
+    'conf/app/settings.ini'
+    >>> check_relative_name("conf/../../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid file name '..': use a plain name without directories
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"invalid file name {name!r}")
+    for part in name.split("/"):
+        check_name(part)
+    return name
+
+
+def read_for_shipping(
+    path: str, storage_options: dict, recursive: bool
+) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of the file at ``path``, or of every file under it when a directory.
+
+    A directory ships as ``<its base name>/<path inside it>`` names, so tasks
+    find it with ``files.get(base name)``; it needs ``recursive=True``, as in
+    PySpark's ``addFile``.
+
+    >>> folder = f"{tmp_dir}/doctest-ship"
+    >>> os.makedirs(f"{folder}/sub", exist_ok=True)
+    >>> _ = open(f"{folder}/a.txt", "w").write("a")
+    >>> _ = open(f"{folder}/sub/b.txt", "w").write("b")
+    >>> read_for_shipping(folder, {}, recursive=True)
+    [('doctest-ship/a.txt', b'a'), ('doctest-ship/sub/b.txt', b'b')]
+    >>> read_for_shipping(folder, {}, recursive=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../doctest-ship is a directory: add it with recursive=True
+    """
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(path, **storage_options)
+    base = check_name(posixpath.basename(str(root).rstrip("/")))
+    if not fs.isdir(root):
+        with fs.open(root, "rb") as f:
+            return [(base, f.read())]
+    if not recursive:
+        raise ValueError(f"{path} is a directory: add it with recursive=True")
+    top = str(root).rstrip("/")
+    shipped = []
+    for found in sorted(fs.find(root)):
+        name = f"{base}/{posixpath.relpath(found, top)}"
+        with fs.open(found, "rb") as f:
+            shipped.append((check_relative_name(name), f.read()))
+    if not shipped:
+        raise ValueError(f"{path} is a directory without files: nothing to ship")
+    return shipped
 
 
 def root_directory() -> str | None:

@@ -349,12 +349,24 @@ class StorageLevel:
     --------
     >>> StorageLevel.MEMORY_ONLY
     StorageLevel(use_disk=False, use_memory=True, deserialized=True, replication=1)
+    >>> print(StorageLevel.MEMORY_AND_DISK)
+    Disk Memory Deserialized 1x Replicated
     """
 
     use_disk: bool
     use_memory: bool
     deserialized: bool
     replication: int = 1
+
+    def __str__(self) -> str:
+        """PySpark's description of the level (``repr`` shows the fields).
+
+        >>> str(StorageLevel.MEMORY_ONLY_SER), str(StorageLevel.DISK_ONLY)
+        ('Memory Serialized 1x Replicated', 'Disk Serialized 1x Replicated')
+        """
+        where = ("Disk " if self.use_disk else "") + ("Memory " if self.use_memory else "")
+        form = "Deserialized" if self.deserialized else "Serialized"
+        return f"{where}{form} {self.replication}x Replicated"
 
     MEMORY_ONLY: ClassVar[StorageLevel]
     MEMORY_ONLY_SER: ClassVar[StorageLevel]

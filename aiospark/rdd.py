@@ -15,6 +15,7 @@ The examples in this module's docstrings run against a live ``ctx``::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import operator
@@ -23,7 +24,7 @@ from typing import Any
 
 from aiospark import offload
 from aiospark.errors import UserCodeError
-from aiospark.io.checkpoint import CheckpointState
+from aiospark.io.checkpoint import CheckpointState, LocalCheckpoint
 from aiospark.lineage import (
     Aggregator,
     Dependency,
@@ -66,8 +67,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         self.plan = plan
         self.storage_level: StorageLevel | None = None
         self._name: str | None = None
-        #: Set by ``checkpoint()``; once written, the RDD reads its splits from there.
-        self.checkpoint_data: CheckpointState | None = None
+        #: Set by ``checkpoint()`` or ``local_checkpoint()``; once written, the RDD reads its
+        #: splits from there.
+        self.checkpoint_data: CheckpointState | LocalCheckpoint | None = None
 
     def _derive(self, plan: Plan) -> RDD:
         """A new RDD of this context computing ``plan``."""
@@ -698,35 +700,80 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
             self.ctx.watch(self, "checkpoint", self.checkpoint_data.directory)
 
     def local_checkpoint(self) -> None:
-        """Keep the splits in the workers' block stores (memory, spilling to disk).
+        """Cut the lineage after the next job, keeping the splits in the workers' block stores.
 
-        Faster than ``checkpoint`` because nothing goes to shared storage.  Unlike
-        Spark, a lost local checkpoint is recomputed from lineage, not an error.
-
-        Persists at ``StorageLevel.MEMORY_AND_DISK``, unless the RDD is already
-        persisted (then its level is kept).
+        As in PySpark: the RDD is persisted (at ``StorageLevel.MEMORY_AND_DISK``, or
+        at its own level with disk added), and once the next job has computed it
+        (every split: a short extra job computes those the action did not), its
+        lineage is cut and ``is_checkpointed()`` is true.  Faster than
+        ``checkpoint`` because nothing goes to shared storage, but not fault
+        tolerant: a split lost with its worker (or dropped by ``unpersist``) is
+        then an error, since there is no lineage left to recompute it from.
 
         See Also
         --------
-        RDD.checkpoint : To shared storage, cutting the lineage.
+        RDD.checkpoint : To shared storage, surviving the loss of a worker.
+        RDD.is_locally_checkpointed : Whether it was called.
 
         Examples
         --------
         >>> rdd = ctx.parallelize(range(3)).map(lambda x: x + 1)
         >>> rdd.local_checkpoint()
-        >>> await rdd.sum(), rdd.get_storage_level() == StorageLevel.MEMORY_AND_DISK
-        (6, True)
+        >>> rdd.is_locally_checkpointed(), rdd.is_checkpointed()
+        (True, False)
+        >>> await rdd.sum(), rdd.is_checkpointed(), rdd.deps
+        (6, True, [])
+        >>> rdd.get_storage_level() == StorageLevel.MEMORY_AND_DISK
+        True
         """
-        if self.storage_level is None:
+        level = self.storage_level
+        if level is None:
             self.persist(StorageLevel.MEMORY_AND_DISK)
+        elif not level.use_disk:  # Spark's LocalRDDCheckpointData.transformStorageLevel
+            self.storage_level = dataclasses.replace(level, use_disk=True)
+        if not self.is_checkpointed():
+            self.checkpoint_data = LocalCheckpoint(self.id)
 
-    def is_checkpointed(self) -> bool:
-        """True once the RDD's splits have been written by ``checkpoint``.
+    def is_locally_checkpointed(self) -> bool:
+        """True once ``local_checkpoint()`` was called (written or not yet).
 
         Returns
         -------
         bool
-            Whether a job has written the checkpoint.
+            Whether the RDD is marked for a local checkpoint.
+
+        Examples
+        --------
+        >>> rdd = ctx.parallelize([1])
+        >>> rdd.is_locally_checkpointed()
+        False
+        >>> rdd.local_checkpoint()
+        >>> rdd.is_locally_checkpointed()
+        True
+        """
+        return isinstance(self.checkpoint_data, LocalCheckpoint)
+
+    @property
+    def is_cached(self) -> bool:
+        """True while the RDD is persisted (``cache()`` or ``persist()``, until ``unpersist()``).
+
+        PySpark's ``is_cached`` attribute.
+
+        Examples
+        --------
+        >>> rdd = ctx.parallelize([1])
+        >>> rdd.is_cached, rdd.cache().is_cached, rdd.unpersist().is_cached
+        (False, True, False)
+        """
+        return self.storage_level is not None
+
+    def is_checkpointed(self) -> bool:
+        """True once the RDD's checkpoint was written (``checkpoint`` or ``local_checkpoint``).
+
+        Returns
+        -------
+        bool
+            Whether a job has written the checkpoint (and cut the lineage).
 
         Examples
         --------
@@ -1024,7 +1071,12 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         await self._run(lambda _, it: (f(it), None)[1])
 
     async def save_as_text_file(
-        self, path: str, compression: str | None = None, overwrite: bool = False
+        self,
+        path: str,
+        compression: str | None = None,
+        overwrite: bool = False,
+        *,
+        compression_codec_class: str | None = None,
     ) -> None:
         """Write ``str(record)`` lines as ``path/part-00000``... plus ``_SUCCESS``.
 
@@ -1034,24 +1086,33 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         accepted attempts' files into place, then writes ``_SUCCESS``, so
         failed, retried or speculative attempts never leave partial or
         duplicate parts (see docs/data-sources.md).  ``compression`` is any
-        fsspec codec name (``"gzip"``, ``"bz2"`` ...).  An existing ``path``
-        is an error unless ``overwrite`` is true.
+        fsspec codec name (``"gzip"``, ``"bz2"`` ...) or a Hadoop codec class
+        name as PySpark takes (``"org.apache.hadoop.io.compress.GzipCodec"``;
+        ``BZip2Codec``, ``DefaultCodec``/``DeflateCodec`` (a zlib stream,
+        ``.deflate``), ``Lz4Codec`` and ``ZStandardCodec`` with their packages;
+        ``SnappyCodec`` is refused).  ``Lz4Codec`` writes lz4 frames, which
+        Hadoop's own codec does not read.  An existing ``path`` is an error
+        unless ``overwrite`` is true.
 
         Parameters
         ----------
         path : str
             The output directory, a local path or fsspec URL.
         compression : str or None, optional
-            An fsspec compression codec for the part files (default: none).
+            An fsspec compression codec or Hadoop codec class for the part files
+            (default: none).
         overwrite : bool, default False
             Replace an existing ``path`` instead of failing.
+        compression_codec_class : str or None, optional
+            The same as ``compression``, under PySpark's name (keyword only).
 
         Raises
         ------
         FileExistsError
             When ``path`` exists and ``overwrite`` is false.
         ValueError
-            For an unknown ``compression``.
+            For an unknown ``compression``, one whose package is missing, or
+            both ``compression`` and ``compression_codec_class``.
 
         See Also
         --------
@@ -1064,10 +1125,20 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         >>> await ctx.parallelize(["x", "y", "z"], 2).save_as_text_file(out)
         >>> sorted(os.listdir(out))
         ['_SUCCESS', 'part-00000', 'part-00001']
+        >>> gz = f"{tmp_dir}/doctest-save-gz"
+        >>> codec = "org.apache.hadoop.io.compress.GzipCodec"
+        >>> rdd = ctx.parallelize(["x", "y"], 1)
+        >>> await rdd.save_as_text_file(gz, compression_codec_class=codec)
+        >>> sorted(os.listdir(gz)), await ctx.text_file(gz).collect()
+        (['_SUCCESS', 'part-00000.gz'], ['x', 'y'])
         """
         from aiospark.io.output import save_partitions, write_text_part
 
         path = check_path(path, "save_as_text_file")
+        if compression_codec_class is not None:
+            if compression is not None:
+                raise ValueError("give compression or compression_codec_class, not both")
+            compression = compression_codec_class
         await save_partitions(self, path, compression, overwrite, write_text_part)
 
     # -- streaming ----------------------------------------------------------------

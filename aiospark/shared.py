@@ -31,6 +31,10 @@ from aiospark.taskcontext import accumulator_updates, current_task_context
 class AccumulatorParam:
     """How to add values of an accumulator: ``zero`` and ``add_in_place``.
 
+    A subclass defines ``zero`` and either ``add_in_place`` or PySpark's
+    ``addInPlace`` (each calls the other), so a PySpark ``AccumulatorParam``
+    subclass works once it derives from this class.
+
     >>> class ListParam(AccumulatorParam):
     ...     def zero(self, value): return []
     ...     def add_in_place(self, value1, value2): return value1 + value2
@@ -98,7 +102,39 @@ class AccumulatorParam:
         >>> SetParam().add_in_place({1}, {2, 3})
         {1, 2, 3}
         """
-        raise NotImplementedError
+        if type(self).addInPlace is not AccumulatorParam.addInPlace:
+            return self.addInPlace(value1, value2)
+        raise NotImplementedError(
+            f"{type(self).__name__} must define add_in_place (or PySpark's addInPlace)"
+        )
+
+    def addInPlace(self, value1: Any, value2: Any) -> Any:
+        """PySpark's name for ``add_in_place``: define either one in a subclass.
+
+        Parameters
+        ----------
+        value1, value2 : object
+            As in ``add_in_place``.
+
+        Returns
+        -------
+        object
+            The sum, which replaces ``value1``.
+
+        Examples
+        --------
+        >>> class VectorParam(AccumulatorParam):      # as written for PySpark
+        ...     def zero(self, value): return [0.0] * len(value)
+        ...     def addInPlace(self, value1, value2):
+        ...         for i in range(len(value1)):
+        ...             value1[i] += value2[i]
+        ...         return value1
+        >>> vec = ctx.accumulator([0.0, 0.0], VectorParam())
+        >>> await ctx.parallelize([[1.0, 2.0], [3.0, 4.0]], 2).foreach(lambda v: vec.add(v))
+        >>> vec.value
+        [4.0, 6.0]
+        """
+        return self.add_in_place(value1, value2)
 
 
 class AddingParam(AccumulatorParam):
@@ -274,6 +310,11 @@ class Broadcast:
         --------
         Broadcast.destroy : Free the value for good.
 
+        Raises
+        ------
+        AiosparkError
+            When called in a task: "Broadcast can only be unpersisted in driver".
+
         Examples
         --------
         >>> b = ctx.broadcast(3)
@@ -281,8 +322,8 @@ class Broadcast:
         >>> await ctx.parallelize([1]).map(lambda x: x + b.value).collect()
         [4]
         """
-        if self._registry is not None:
-            self._registry.unpersist_broadcast(self.bid)
+        self._require_driver("unpersisted")
+        self._registry.unpersist_broadcast(self.bid)
 
     def destroy(self, blocking: bool = False) -> None:
         """Free the value everywhere; using it afterwards is an error.
@@ -300,6 +341,11 @@ class Broadcast:
         --------
         Broadcast.unpersist : Free the workers' copies only.
 
+        Raises
+        ------
+        AiosparkError
+            When called in a task: "Broadcast can only be destroyed in driver".
+
         Examples
         --------
         >>> b = ctx.broadcast(1)
@@ -308,13 +354,23 @@ class Broadcast:
         Traceback (most recent call last):
         ...
         aiospark.errors.AiosparkError: broadcast ... was destroyed
+        >>> b2 = ctx.broadcast(2)
+        >>> await ctx.parallelize([1]).foreach(lambda _: b2.destroy())
+        Traceback (most recent call last):
+        ...
+        aiospark.errors.AiosparkError: Broadcast can only be destroyed in driver
         """
+        self._require_driver("destroyed")
         self.unpersist()
-        if self._registry is not None:
-            self._registry.destroy_broadcast(self.bid)
+        self._registry.destroy_broadcast(self.bid)
         self._destroyed = True
         self._value = None
         self._blob = None
+
+    def _require_driver(self, done: str) -> None:
+        """Only the driver's own copy (its registry's) may be unpersisted or destroyed."""
+        if self._registry is None:
+            raise AiosparkError(f"Broadcast can only be {done} in driver")
 
     def __reduce__(self) -> tuple:
         if self._destroyed:

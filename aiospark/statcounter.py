@@ -388,6 +388,12 @@ class StatCounter:
     def as_dict(self, sample: bool = False) -> dict[str, float]:
         """The statistics as a dict; ``sample=True`` for the sample variance and stdev.
 
+        ``sample=False`` (the default) gives the population ``stdev`` and
+        ``variance`` (divisor ``count``); ``sample=True`` the sample ones (divisor
+        ``count - 1``), as the name says.  PySpark's ``asDict`` has them the
+        other way round (its default gives the sample figures), so a port that
+        relied on PySpark's default passes ``sample=True``.
+
         Parameters
         ----------
         sample : bool, default False
@@ -404,6 +410,8 @@ class StatCounter:
         --------
         >>> StatCounter([1, 3]).as_dict()
         {'count': 2, 'mean': 2.0, 'sum': 4.0, 'min': 1.0, 'max': 3.0, 'stdev': 1.0, 'variance': 1.0}
+        >>> StatCounter([1, 3]).as_dict(sample=True)["variance"]  # PySpark's as_dict() default
+        2.0
         """
         return {
             "count": self.count(),

@@ -35,6 +35,25 @@ def non_negative_int(value: Any, name: str) -> int:
     return value
 
 
+def check_partitions(partitions: Iterable[Any] | None, total: int) -> list[int] | None:
+    """The partition indices a job runs on (None: all), each checked to be in ``range(total)``.
+
+    >>> check_partitions(range(2), 3), check_partitions(None, 3)
+    ([0, 1], None)
+    >>> check_partitions([3], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: partition 3 is out of range: the RDD has 3 partitions
+    """
+    if partitions is None:
+        return None
+    wanted = list(partitions)
+    for index in wanted:
+        if not _is_int(index) or not 0 <= index < total:
+            raise ValueError(f"partition {index!r} is out of range: the RDD has {total} partitions")
+    return wanted
+
+
 def check_count(value: Any, what: str, name: str = "num") -> int:
     """``value`` when it is an int >= 0 (not a bool): how many records an action returns.
 

@@ -1,4 +1,8 @@
-"""Reliable checkpoints: an RDD's splits written to shared storage, read back instead of lineage.
+"""Checkpoints: an RDD's splits kept where they are read back from instead of lineage.
+
+A reliable checkpoint (``checkpoint()``, ``CheckpointState``) writes them to shared
+storage; a local one (``local_checkpoint()``, ``LocalCheckpoint``) keeps them in the
+workers' block stores.
 
 A checkpoint's parts are framed pickle files, the format of ``save_as_pickle_file``
 (``io.formats``): ``<checkpoint dir>/rdd-<id>/part-NNNNN``, each written under a
@@ -8,6 +12,7 @@ leaves half a part.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 from collections.abc import Iterator
@@ -16,6 +21,7 @@ from typing import Any
 import fsspec
 
 from aiospark.batching import DEFAULT_BATCH
+from aiospark.errors import AiosparkError
 from aiospark.io.formats import read_pickle_records, write_frames
 from aiospark.lineage import TaskContext
 
@@ -52,6 +58,51 @@ class CheckpointState:
         with fs.open(temporary, "wb") as f:
             write_frames(f, records, DEFAULT_BATCH)
         fs.mv(temporary, path)
+
+
+class LocalCheckpoint:
+    """A local checkpoint: the splits stay in the workers' block stores, the lineage is cut.
+
+    Writing a split only computes it: the RDD is persisted, so computing it puts it
+    in the worker's block store.  Once written, a split is read from there, and a
+    split that is gone (its worker lost, or the RDD unpersisted) is an error, as in
+    Spark: there is no lineage left to recompute it from.
+
+    >>> state = LocalCheckpoint(7)
+    >>> state.write_partition(0, iter([1, 2]))
+    >>> from aiospark.lineage import LocalTaskContext
+    >>> tctx = LocalTaskContext()
+    >>> _ = list(tctx.put_block(7, 0, [1, 2], StorageLevel.MEMORY_AND_DISK))
+    >>> list(state.read(0, tctx))
+    [1, 2]
+    >>> state.read(1, tctx)
+    Traceback (most recent call last):
+    ...
+    aiospark.errors.AiosparkError: Checkpoint block rdd_7_1 not found: ...
+    """
+
+    #: No files: ``get_checkpoint_file()`` is None, as in PySpark.
+    directory = None
+
+    def __init__(self, rdd_id: int) -> None:
+        self.rdd_id = rdd_id
+        self.written = False
+
+    def write_partition(self, index: int, records: Iterator[Any]) -> None:
+        """Compute split ``index`` (the RDD's persistence keeps it in the block store)."""
+        collections.deque(records, maxlen=0)
+
+    def read(self, index: int, tctx: TaskContext) -> Iterator[Any]:
+        """Split ``index``'s records from the block store; an error when they are gone."""
+        records = tctx.get_block(self.rdd_id, index)
+        if records is None:
+            raise AiosparkError(
+                f"Checkpoint block rdd_{self.rdd_id}_{index} not found: the worker that "
+                f"kept this split of the locally checkpointed RDD {self.rdd_id} was lost, "
+                f"or the RDD was unpersisted; use checkpoint() for a checkpoint that "
+                f"survives losing a worker"
+            )
+        return records
 
 
 def remove_checkpoint(directory: str, storage_options: dict[str, Any]) -> None:

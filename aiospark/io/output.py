@@ -46,11 +46,15 @@ import fsspec
 from fsspec.compression import compr
 
 from aiospark.batching import batched
+from aiospark.io.codecs import codec_name
 from aiospark.io.paths import is_process_local
 
 __all__ = ["OutputCommitter", "check_compression", "save_partitions", "write_part"]
 
-_EXTENSIONS = {"gzip": ".gz", "bz2": ".bz2", "lzma": ".xz", "xz": ".xz", "zstd": ".zst"}
+_EXTENSIONS = {
+    "gzip": ".gz", "bz2": ".bz2", "lzma": ".xz", "xz": ".xz", "zstd": ".zst", "lz4": ".lz4",
+    "deflate": ".deflate",
+}
 
 #: At most this many parts are moved into place at once (copies, on object stores).
 _COMMIT_THREADS = 16
@@ -182,7 +186,7 @@ def check_compression(compression: str | None) -> None:
     >>> check_compression("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown compression 'nope'; known: ['bz2', 'gzip', ...]
+    ValueError: unknown compression 'nope'; known: ['bz2', ...]
     """
     if compression is not None and compression not in compr:
         known = sorted(k for k in compr if k)
@@ -273,6 +277,7 @@ async def save_partitions(
     >>> sorted(os.listdir(out))
     ['_SUCCESS', 'part-00000', 'part-00001']
     """
+    compression = codec_name(compression)
     check_compression(compression)
     committer = await asyncio.to_thread(
         OutputCommitter.create, path, rdd.ctx.storage_options, overwrite

@@ -25,6 +25,8 @@ import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.utils import infer_compression
 
+from aiospark.io import codecs  # noqa: F401 - registers the "deflate" codec (.deflate files)
+
 __all__ = [
     "compression_of",
     "expand_paths",

@@ -84,6 +84,24 @@ class SetOps:
         self._check_other(other, "union")
         return self._derive(union_plan([self, other]))
 
+    def __add__(self, other: Any) -> Self:
+        """``rdd + other`` is ``rdd.union(other)``, as in PySpark.
+
+        Adding anything but an RDD is a ``TypeError`` naming its type.
+
+        Examples
+        --------
+        >>> await (ctx.parallelize([1, 2]) + ctx.parallelize([3])).collect()
+        [1, 2, 3]
+        >>> ctx.parallelize([1]) + [2]
+        Traceback (most recent call last):
+        ...
+        TypeError: unsupported operand type(s) for +: 'RDD' and 'list'
+        """
+        if not isinstance(other, SetOps):
+            return NotImplemented
+        return self.union(other)
+
     def distinct(self, num_partitions: int | None = None) -> Self:
         """The distinct records (which must be hashable), deduplicated on the map side too.
 

@@ -36,9 +36,11 @@ class SortOps:
         self,
         ascending: bool = True,
         num_partitions: int | None = None,
-        key_func: Callable[[Any], Any] = identity,
+        keyfunc: Callable[[Any], Any] = identity,
+        *,
+        key_func: Callable[[Any], Any] | None = None,
     ) -> Self:
-        """Sort an RDD of ``(key, value)`` pairs by ``key_func(key)``, across partitions.
+        """Sort an RDD of ``(key, value)`` pairs by ``keyfunc(key)``, across partitions.
 
         Partition *i* holds smaller keys than partition *i + 1* (larger when
         ``ascending`` is false), and each partition is sorted, so ``collect``
@@ -55,8 +57,11 @@ class SortOps:
             Smallest key first; ``False`` for largest first.
         num_partitions : int or None, optional
             Partitions of the result (default: as many as this RDD).
-        key_func : callable, default identity
-            Sort by ``key_func(key)`` instead of the key (``str.lower``, say).
+        keyfunc : callable, default identity
+            Sort by ``keyfunc(key)`` instead of the key (``str.lower``, say);
+            PySpark's name.
+        key_func : callable or None, optional
+            The same, under aiospark's earlier name (keyword only).
 
         Returns
         -------
@@ -67,7 +72,7 @@ class SortOps:
         Raises
         ------
         TypeError
-            When ``key_func`` is not callable.
+            When ``keyfunc`` is not callable, or both names are given.
         ValueError
             When ``num_partitions`` is not a positive int.
 
@@ -84,15 +89,14 @@ class SortOps:
         >>> await pairs.sort_by_key(ascending=False, num_partitions=2).glom().collect()
         [[('d', 3)], [('c', 4), ('b', 1), ('a', 2)]]
         >>> words = ctx.parallelize([("b", 1), ("A", 2), ("a", 3)])
-        >>> await words.sort_by_key(key_func=str.lower).keys().collect()
+        >>> await words.sort_by_key(keyfunc=str.lower).keys().collect()
         ['A', 'a', 'b']
         """
-        if not callable(key_func):
-            raise TypeError(f"key_func must be callable, got {key_func!r}")
+        keyfunc = _sort_key(keyfunc, key_func)
         if num_partitions is None and self.get_num_partitions() == 0:
             return self
         n = self._reduce_partitions(num_partitions)
-        return range_sorted(self, n, ascending, key_func)
+        return range_sorted(self, n, ascending, keyfunc)
 
     def sort_by(
         self,
@@ -141,7 +145,9 @@ class SortOps:
         num_partitions: int | None = None,
         partition_func: Callable[[Any], int] = portable_hash,
         ascending: bool = True,
-        key_func: Callable[[Any], Any] = identity,
+        keyfunc: Callable[[Any], Any] = identity,
+        *,
+        key_func: Callable[[Any], Any] | None = None,
     ) -> Self:
         """Partition pairs by ``partition_func(key) % num_partitions``, then sort each partition.
 
@@ -157,8 +163,10 @@ class SortOps:
             ``partition_func(key) % num_partitions``.
         ascending : bool, default True
             Smallest key first within each partition; ``False`` for largest first.
-        key_func : callable, default identity
-            Sort by ``key_func(key)`` instead of the key.
+        keyfunc : callable, default identity
+            Sort by ``keyfunc(key)`` instead of the key (PySpark's name).
+        key_func : callable or None, optional
+            The same, under aiospark's earlier name (keyword only).
 
         Returns
         -------
@@ -168,7 +176,7 @@ class SortOps:
         Raises
         ------
         TypeError
-            When ``key_func`` is not callable.
+            When ``keyfunc`` is not callable, or both names are given.
         ValueError
             When ``num_partitions`` is not a positive int.
 
@@ -179,10 +187,9 @@ class SortOps:
         >>> await sorted_parts.glom().collect()
         [[(0, 5), (0, 8), (2, 6)], [(1, 3), (3, 8), (3, 8)]]
         """
-        if not callable(key_func):
-            raise TypeError(f"key_func must be callable, got {key_func!r}")
+        keyfunc = _sort_key(keyfunc, key_func)
         n = self._reduce_partitions(num_partitions)
-        sort = functools.partial(sort_partition, key_func, not ascending)
+        sort = functools.partial(sort_partition, keyfunc, not ascending)
         return self.partition_by(n, partition_func).map_partitions_with_index(sort, True)
 
     async def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
@@ -309,6 +316,28 @@ def _pick(
         if "not supported between" not in str(exc):
             raise
         raise TypeError(f"{what}: records are not mutually comparable: {exc}") from None
+
+
+def _sort_key(
+    keyfunc: Callable[[Any], Any], key_func: Callable[[Any], Any] | None
+) -> Callable[[Any], Any]:
+    """The sort key function given as ``keyfunc`` (PySpark's name) or ``key_func``.
+
+    >>> _sort_key(identity, str.lower) is str.lower
+    True
+    >>> _sort_key(str.lower, str.upper)
+    Traceback (most recent call last):
+    ...
+    TypeError: give keyfunc or key_func, not both
+    """
+    name = "keyfunc"
+    if key_func is not None:
+        if keyfunc is not identity:
+            raise TypeError("give keyfunc or key_func, not both")
+        keyfunc, name = key_func, "key_func"
+    if not callable(keyfunc):
+        raise TypeError(f"{name} must be callable, got {keyfunc!r}")
+    return keyfunc
 
 
 def range_sorted(

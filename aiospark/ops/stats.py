@@ -330,7 +330,9 @@ class StatOps:
 
     # -- histograms ------------------------------------------------------------------------
 
-    async def histogram(self, buckets: int | list[Any] | tuple) -> tuple[list, list[int]]:
+    async def histogram(
+        self, buckets: int | list[Any] | tuple
+    ) -> tuple[list | tuple, list[int]]:
         """Count the records falling into buckets; returns ``(edges, counts)``.
 
         With an int, that many evenly spaced buckets span the records' min
@@ -350,9 +352,10 @@ class StatOps:
 
         Returns
         -------
-        tuple of (list, list of int)
+        tuple of (list or tuple, list of int)
             Awaiting gives ``(edges, counts)``: the ``n + 1`` bucket edges and the
-            ``n`` counts.
+            ``n`` counts.  Given edges come back as given (the same list or
+            tuple), as in PySpark.
 
         Raises
         ------
@@ -373,6 +376,8 @@ class StatOps:
         ([0, 5, 25, 50], [5, 20, 26])
         >>> await ctx.parallelize(["ab", "ac", "b", "bd", "ef"]).histogram(["a", "b", "c"])
         (['a', 'b', 'c'], [2, 2])
+        >>> await rdd.histogram((0, 25, 50))
+        ((0, 25, 50), [25, 26])
         """
         inc: Any = None
         if isinstance(buckets, bool):
@@ -421,7 +426,7 @@ class StatOps:
         counts = [0] * (len(edges) - 1)
         for part in await self._run(count_partition):
             counts = [a + b for a, b in zip(counts, part, strict=True)]
-        return edges, counts
+        return (buckets if isinstance(buckets, (list, tuple)) else edges), counts
 
     # -- cardinality -----------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ class WorkerTaskContext:
         fetch_block: Callable[[int, int, list[str]], tuple[list | None, list[str]]] | None = None,
     ) -> None:
         self.app_id = spec.app_id
+        self.task_id = spec.task_id
         self.stage_id = spec.stage_id
         self.partition = spec.partition
         self.attempt = spec.attempt

@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from aiospark import faults, logs, spill
-from aiospark.files import check_name
+from aiospark.files import check_relative_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
@@ -521,7 +521,8 @@ class Worker:
         """Keep a file a driver shipped; make Python code importable by its tasks."""
         folder = self.files_dir(app_id)
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, check_name(name))
+        path = os.path.join(folder, *check_relative_name(name).split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # a file of a shipped directory
         with open(path + ".tmp", "wb") as f:
             f.write(data)
         os.replace(path + ".tmp", path)

@@ -24,7 +24,7 @@ from aiospark.lineage import RangePartitioner
 from aiospark.statcounter import StatCounter
 
 #: Classes users never construct themselves (the Context, or the runtime, makes them).
-INTERNAL_CONSTRUCTORS = {"Accumulator", "Broadcast", "RemoteTraceback", "RDD"}
+INTERNAL_CONSTRUCTORS = {"Accumulator", "Broadcast", "RemoteTraceback", "RDD", "TaskContext"}
 
 _HEADER = re.compile(r"^([ \t]*)(\S[^\n]*)\n\1(-{3,})[ \t]*$", re.MULTILINE)
 
