@@ -275,7 +275,7 @@ class SchedulerState:
             if attempts >= self.max_attempts:
                 # The error followed the task from worker to worker: it is the task's (the
                 # user's code), not theirs, and must not keep them from other jobs.
-                self._cluster.forgive(task.stage_id, task.partition)
+                self._cluster.forgive(task.stage_id)
                 graph.abort_stage(run, error, commands)
             else:
                 run.tasks.retry(task.partition, now, attempts, self.retry_backoff)

@@ -245,11 +245,14 @@ class Cluster:
         recent = [f for f in self.failures.get(worker_id, []) if now - f[0] < FAILURE_WINDOW]
         self.failures[worker_id] = [*recent, (now, stage_id, partition)]
 
-    def forgive(self, stage_id: int, partition: int) -> None:
-        """Forget the workers' failures of a task that failed everywhere it ran."""
+    def forgive(self, stage_id: int) -> None:
+        """Forget the workers' failures of a stage aborted by a task that failed everywhere.
+
+        Its other tasks' failures go too: they most likely hit the same error in
+        the user's code, and must not keep these workers from other jobs.
+        """
         for worker_id, failures in self.failures.items():
-            self.failures[worker_id] = [
-                f for f in failures if (f[1], f[2]) != (stage_id, partition)]
+            self.failures[worker_id] = [f for f in failures if f[1] != stage_id]
 
     def flaky(self, now: float, exclude_after: int | None) -> set[str]:
         """Workers that failed ``exclude_after`` tasks lately; none if that would exclude

@@ -83,8 +83,10 @@ def test_a_worker_failing_often_is_excluded_for_a_while_unless_it_is_the_only_on
     assert cluster.flaky(12.0, exclude_after=3) == {"w1"}
     assert cluster.flaky(12.0 + EXCLUDE_FOR, exclude_after=3) == set()
     assert cluster.flaky(12.0, exclude_after=None) == set()
-    cluster.forgive(1, 0)
-    assert cluster.flaky(12.0, exclude_after=3) == set(), "one failure forgiven: 2 < 3"
+    cluster.record_failure("w1", now=12.0, stage_id=2, partition=0)
+    cluster.forgive(1)
+    assert cluster.flaky(12.0, exclude_after=1) == {"w1"}, "stage 2's failure stays"
+    assert cluster.flaky(12.0, exclude_after=2) == set(), "all of stage 1's failures forgiven"
 
 
 def test_workers_are_found_by_id_or_host():
