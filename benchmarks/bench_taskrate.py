@@ -1,0 +1,124 @@
+"""Trivial tasks per second and the CPU each process role spends per task.
+
+    python benchmarks/bench_taskrate.py --workers 2 --tasks 5000 --rounds 3
+    python benchmarks/bench_taskrate.py --workers 64 --tasks 10000
+
+Starts an embedded cluster of ``--workers`` workers, waits until every one is
+connected, warms up, then runs ``parallelize(range(N), N).map(inc).count()`` (one
+task per element) ``--rounds`` times.  For each round it prints the rate and the
+CPU-seconds (user + system, from /proc) of every role, in microseconds per task:
+the driver, the master, the shuffle service, the workers' supervisors and their
+executors.  CPU-seconds barely depend on how busy the machine is, wall time does.
+It also prints the tiny job's p50 (eight items in two partitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import time
+
+import aiospark
+
+inc = lambda x: x + 1  # noqa: E731 - shipped by value, like bench_common's
+
+
+def role_of(pid: int, cmdline: str) -> str:
+    """The role a process plays: its ``-m aiospark ROLE`` (``aiospark.worker``: executor)."""
+    if pid == os.getpid():
+        return "driver"
+    if "-m aiospark.worker" in cmdline:
+        return "executor"
+    match = re.search(r"-m aiospark (\S+)", cmdline)
+    if match is None:
+        return "other"
+    return "supervisor" if match.group(1) == "worker" else match.group(1)
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU-seconds used so far by this process and its descendants, summed by role."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    used: dict[str, float] = {}
+    for pid in mine:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        role = role_of(pid, cmdline)
+        used[role] = used.get(role, 0.0) + stats[pid][1]
+    return used
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Start the cluster, then time the rounds."""
+    start = time.perf_counter()
+    async with aiospark.Context(workers=args.workers) as ctx:
+        print(f"{args.workers} workers ready in {time.perf_counter() - start:.2f} s", flush=True)
+        await ctx.parallelize(range(args.workers * 4), args.workers * 4).map(inc).count()
+        tiny = []
+        for _ in range(args.tiny):
+            t0 = time.perf_counter()
+            await ctx.parallelize(range(8), 2).map(inc).collect()
+            tiny.append((time.perf_counter() - t0) * 1000)
+        if tiny:
+            print(f"tiny job p50 {statistics.median(tiny):.2f} ms over {len(tiny)}", flush=True)
+        if args.idle:
+            before = cpu_by_role()
+            await asyncio.sleep(args.idle)
+            after = cpu_by_role()
+            parts = ", ".join(f"{role} {after[role] - before.get(role, 0.0):.2f}"
+                              for role in sorted(after))
+            print(f"idle for {args.idle:.0f} s: CPU-s {parts}", flush=True)
+        n = args.tasks
+        for _ in range(args.rounds):
+            before = cpu_by_role()
+            t0 = time.perf_counter()
+            count = await ctx.parallelize(range(n), n).map(inc).count()
+            wall = time.perf_counter() - t0
+            after = cpu_by_role()
+            assert count == n, count
+            used = {role: after[role] - before.get(role, 0.0) for role in after}
+            total = sum(used.values())
+            parts = ", ".join(f"{role} {1e6 * s / n:.0f}" for role, s in sorted(used.items()))
+            print(f"{n} tasks: {n / wall:,.0f} tasks/s; CPU us/task: all {1e6 * total / n:.0f}"
+                  f" ({parts})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="first measure the idle cluster's CPU over this many seconds")
+    parser.add_argument("--tiny", type=int, default=50, help="tiny jobs timed for the p50")
+    asyncio.run(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
