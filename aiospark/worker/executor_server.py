@@ -393,9 +393,9 @@ class Worker:
         if self.state.draining:
             # Started early but not running yet: refused like the queued ones, so their
             # drivers run them elsewhere at once.
-            assert self._loop is not None
             for _key, done in self.lanes.withdraw_all():
-                self._loop.call_soon(done, TaskOutcome(False, refused=True), None)
+                asyncio.get_running_loop().call_soon(
+                    done, TaskOutcome(False, refused=True), None)
 
     def _keep_launch(self, key: tuple[str, int], entry: tuple[DriverSession, LaunchTask, list]
                      ) -> None:
@@ -438,11 +438,13 @@ class Worker:
             )
 
     def running_tasks(self) -> int:
-        return self.state.running
+        """Tasks running: those started, but at most one per task thread (the others
+        started early wait in front of them, ``worker.lanes``)."""
+        return min(self.state.running, self.lanes.count)
 
     def _count_running(self) -> None:
         if self.gauge is not None:
-            self.gauge.set(self.state.running)
+            self.gauge.set(self.running_tasks())
 
     def heartbeat_message(self) -> Heartbeat:
         """Proof of life with the load: tasks, memory against the budget, cached RDDs."""
