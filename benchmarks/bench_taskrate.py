@@ -16,59 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import statistics
 import sys
 import time
 
+import profile_workload
+from bench_common import inc
+
 import aiospark
-
-inc = lambda x: x + 1  # shipped by value, like bench_common's
-
-
-def role_of(pid: int, cmdline: str) -> str:
-    """The role a process plays: its ``-m aiospark ROLE`` (``aiospark.worker``: executor)."""
-    if pid == os.getpid():
-        return "driver"
-    if "-m aiospark.worker" in cmdline:
-        return "executor"
-    match = re.search(r"-m aiospark (\S+)", cmdline)
-    if match is None:
-        return "other"
-    return "supervisor" if match.group(1) == "worker" else match.group(1)
 
 
 def cpu_by_role() -> dict[str, float]:
-    """CPU-seconds used so far by this process and its descendants, summed by role."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    mine = {os.getpid()}
-    grew = True
-    while grew:
-        grew = False
-        for pid, (ppid, _) in stats.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                grew = True
+    """CPU-seconds used so far by this process and its descendants, summed by role
+    (``worker`` is a worker's supervisor, ``executor`` the process running its tasks)."""
     used: dict[str, float] = {}
-    for pid in mine:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        role = role_of(pid, cmdline)
-        used[role] = used.get(role, 0.0) + stats[pid][1]
+    for role, seconds in profile_workload.cpu_by_role().items():
+        role = role.split()[0]  # "worker 12" -> "worker"
+        used[role] = used.get(role, 0.0) + seconds
     return used
 
 

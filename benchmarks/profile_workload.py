@@ -283,7 +283,10 @@ def sampling(raw: Path, rate: int) -> Iterator[None]:
 
 
 def role_of(cmdline: str) -> str:
-    """The aiospark role a process command line shows, else ``driver``."""
+    """The aiospark role a process command line shows (a worker's executor process,
+    ``-m aiospark.worker``: ``executor``), else ``driver``."""
+    if "-m aiospark.worker" in cmdline:
+        return "executor"
     match = re.search(r"-m aiospark (\S+)", cmdline)
     return match.group(1) if match else "driver"
 

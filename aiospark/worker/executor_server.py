@@ -122,6 +122,7 @@ class DriverSession:
         self._wakeup = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     def post(
         self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any,
@@ -131,6 +132,8 @@ class DriverSession:
         sending order (so reports read from shared state reach the driver in the order
         they were read); when it makes None, nothing is sent.  ``hold``: a result that
         may wait for others (see the class)."""
+        if self._closed:
+            return  # the driver is gone: nobody to tell
         self._outbox.append((message, blobs))
         if hold and len(self._outbox) < len(self.tasks) + self.queued:
             self._held += 1
@@ -180,7 +183,9 @@ class DriverSession:
         await self.flush()
 
     def close(self) -> None:
-        """Stop the writer (the connection is closing)."""
+        """Stop the writer (the connection is closing); later messages are dropped."""
+        self._closed = True
+        self._outbox.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
