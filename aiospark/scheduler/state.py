@@ -77,8 +77,17 @@ __all__ = [  # with what it re-exports for the runner and older imports
 SPECULATION_INTERVAL = 0.1
 
 
+#: A task queued on a worker (``prefetch``) behind one running longer than this is
+#: taken back when a worker it may run on has an idle core.
+STUCK_AFTER = 0.1
+
+
 def _stage_id(run: StageRun) -> int:
     return run.stage.id
+
+
+def _launch_order(task: Task) -> tuple[float, int]:
+    return (task.started, task.id)
 
 
 class SchedulerState:
@@ -352,6 +361,7 @@ class SchedulerState:
             commands.append(Kill(worker_id, task_ids))
         if self.speculation:
             self._speculate(commands)
+        self._unqueue_stuck(commands)
         self._schedule(commands)
         return commands
 
@@ -405,7 +415,34 @@ class SchedulerState:
             self._launch_queued(free, commands)
         if self.speculation and self._tasks:
             self._wake(self._now + SPECULATION_INTERVAL)
+        if self._cluster.queueing:  # look for tasks queued behind a long one
+            self._wake(self._now + STUCK_AFTER)
         self._wake(self._cluster.next_deadline())
+
+    def _unqueue_stuck(self, commands: list[Command]) -> None:
+        """Tasks queued on a worker behind one that turned out long (running more than
+        ``STUCK_AFTER``) while a worker they may run on has an idle core: take them back
+        (cancelled there, they never ran) and queue them here again, for the idle core."""
+        cluster = self._cluster
+        if not cluster.queueing:
+            return
+        flaky = cluster.flaky(self._now, self.exclude_after)
+        idle = {w.id for w in cluster if not w.draining and w.id not in flaky
+                and len(w.running) + len(w.stopping) < w.cores}
+        if not idle:
+            return
+        for worker_id in sorted(cluster.queueing):
+            worker = cluster.workers[worker_id]
+            tasks = sorted((self._tasks[t] for t in worker.running), key=_launch_order)
+            if all(self._now - t.started <= STUCK_AFTER for t in tasks[: worker.cores]):
+                continue
+            for task in tasks[worker.cores:]:  # those the worker has not started (FIFO)
+                run = self._graph.runs.get(task.stage_id)
+                if run is None or idle <= run.tasks.excluded.get(task.partition, set()):
+                    continue
+                run.tasks.ended(task.partition, task.id)
+                self._cancel_task(task.id, commands)
+                run.tasks.enqueue(task.partition, self._now)
 
     def _prefetch_depth(self) -> int:
         """``prefetch`` while this application may use the whole cluster and every stage

@@ -85,6 +85,8 @@ class Cluster:
         self.total_cores = 0
         #: tasks each core may have queued behind the one it runs (``set_depth``)
         self.depth = 0
+        #: ids of the workers holding more tasks than cores (some wait in their queue)
+        self.queueing: set[str] = set()
         #: task id -> worker id of the cancelled tasks that still take a core
         self.stopping: dict[int, str] = {}
         #: worker id -> (time, stage id, partition) of its recent task failures
@@ -145,6 +147,10 @@ class Cluster:
         free = worker.free
         self.free_slots += free - worker.counted
         worker.counted = free
+        if len(worker.running) > worker.cores:
+            self.queueing.add(worker.id)
+        else:
+            self.queueing.discard(worker.id)
         if free > 0:
             heapq.heappush(self._heap, (placement_key(worker), worker.id))
             if len(self._heap) > 4 * len(self._workers) + 64:
@@ -195,6 +201,7 @@ class Cluster:
             return None
         self.free_slots -= worker.counted
         self.total_cores -= worker.cores
+        self.queueing.discard(worker_id)
         hosts = self._by_host.get(worker.host)
         if hosts is not None:
             hosts.discard(worker_id)

@@ -17,7 +17,7 @@ import pytest
 from aiospark.protocol.envelope import EnvelopeError, batches, pack_batch, split_batch
 from aiospark.protocol.tasks import CancelTask, TaskSucceeded, decode, encode
 from aiospark.scheduler import events as ev
-from aiospark.scheduler.state import Launch, SchedulerState
+from aiospark.scheduler.state import Cancel, Launch, SchedulerState
 from aiospark.scheduler.tasksets import SHORT_TASK
 from aiospark.worker.executor_server import HOLD_SECONDS, DriverSession
 from aiospark.worker.lanes import Lanes
@@ -233,3 +233,29 @@ async def test_a_held_result_goes_out_after_hold_seconds_at_most():
         await asyncio.sleep(HOLD_SECONDS)
     assert [decode(ws.frames[0])[0].task_id] == [1]
     session.close()
+
+
+def test_tasks_queued_behind_a_long_one_move_to_an_idle_core():
+    now = [0.0]
+    state = SchedulerState(prefetch=3, clock=lambda: now[0])
+    state.handle(ev.WorkerAdded("w0", "h", 1))
+    pending = launches(state.handle(ev.JobSubmitted(1, stage(1, 6), tuple(range(6)))))
+    for _ in range(2):  # two short tasks: the other four go to w0, three of them queued
+        pending += launches(state.handle(ev.TaskFinished(pending.pop(0).task_id,
+                                                         seconds=0.001)))
+    assert [t.worker_id for t in pending] == ["w0"] * 4
+    assert launches(state.handle(ev.WorkerAdded("w1", "h", 1))) == []  # nothing left to run
+    now[0] = 0.05
+    assert state.handle(ev.Tick()) == []  # w0's task is not long yet
+    now[0] = 1.0
+    commands = state.handle(ev.Tick())
+    cancelled = [c.task_id for c in commands if isinstance(c, Cancel)]
+    assert cancelled == [t.task_id for t in pending[1:]]  # the queued ones, not the running
+    moved = launches(commands)
+    assert sorted(t.partition for t in moved) == sorted(t.partition for t in pending[1:])
+    assert {t.worker_id for t in moved} == {"w1"}
+    for task_id in cancelled:  # w0 answers them (they never ran): nothing more happens
+        assert launches(state.handle(ev.TaskFailed(task_id, "cancelled", counts=False))) == []
+    for task in [pending[0], *moved]:
+        state.handle(ev.TaskFinished(task.task_id, result=task.partition, seconds=0.001))
+    assert not state.tasks and not state.jobs
