@@ -91,11 +91,14 @@ class LaunchTask(TaskMessage):
 @dataclasses.dataclass(frozen=True)
 class CancelTask(TaskMessage):
     """Stop a task; if it still runs ``kill_after`` seconds later (say, inside one long
-    C call), its process is killed and restarted (never, when negative)."""
+    C call), its process is killed and restarted (never, when negative).  With
+    ``if_waiting``, only a task not started yet (queued) is stopped: it is answered as
+    cancelled; one that started runs on."""
 
     kind: ClassVar[str] = "cancel"
     task_id: int
     kill_after: float = 1.0
+    if_waiting: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

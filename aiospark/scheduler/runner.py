@@ -642,7 +642,8 @@ class Scheduler:
                 if link is not None:
                     kill_after = self.state.kill_timeout
                     link.send(encode(CancelTask(
-                        command.task_id, -1.0 if kill_after is None else kill_after)))
+                        command.task_id, -1.0 if kill_after is None else kill_after,
+                        if_waiting=command.if_waiting)))
             elif isinstance(command, Kill):
                 self._spawn(self._kill(command))
             elif isinstance(command, StagesFinished):

@@ -421,8 +421,9 @@ class SchedulerState:
 
     def _unqueue_stuck(self, commands: list[Command]) -> None:
         """Tasks queued on a worker behind one that turned out long (running more than
-        ``STUCK_AFTER``) while a worker they may run on has an idle core: take them back
-        (cancelled there, they never ran) and queue them here again, for the idle core."""
+        ``STUCK_AFTER``) while a worker they may run on has an idle core: ask for them
+        back (``Cancel(if_waiting=True)``, once each).  A worker that had not started
+        one answers it cancelled, and it is queued here again, for the idle core."""
         cluster = self._cluster
         if not cluster.queueing:
             return
@@ -436,13 +437,15 @@ class SchedulerState:
             tasks = sorted((self._tasks[t] for t in worker.running), key=_launch_order)
             if all(self._now - t.started <= STUCK_AFTER for t in tasks[: worker.cores]):
                 continue
-            for task in tasks[worker.cores:]:  # those the worker has not started (FIFO)
+            for task in tasks[worker.cores:]:  # those the worker may not have started
                 run = self._graph.runs.get(task.stage_id)
-                if run is None or idle <= run.tasks.excluded.get(task.partition, set()):
+                if task.recalled or run is None or idle <= run.tasks.excluded.get(
+                        task.partition, set()):
                     continue
-                run.tasks.ended(task.partition, task.id)
-                self._cancel_task(task.id, commands)
-                run.tasks.enqueue(task.partition, self._now)
+                task.recalled = True
+                # If it comes back, it runs elsewhere (not in that queue again).
+                run.tasks.excluded.setdefault(task.partition, set()).add(task.worker_id)
+                commands.append(Cancel(task.id, task.worker_id, if_waiting=True))
 
     def _prefetch_depth(self) -> int:
         """``prefetch`` while this application may use the whole cluster and every stage

@@ -50,6 +50,8 @@ class Task:
     worker_id: str
     started: float = 0.0
     speculative: bool = False
+    #: asked back from its worker's queue (``Cancel(if_waiting=True)``)
+    recalled: bool = False
 
 
 def _no_cache(rdd_id: int, split: int) -> set[str]:
@@ -91,7 +93,7 @@ class TaskSet:
         self.running: dict[int, set[int]] = {}
         #: partition -> failed attempts that count
         self.attempts: dict[int, int] = {}
-        #: partition -> workers it failed on (retries go elsewhere)
+        #: partition -> workers it failed on, or was taken back from (it goes elsewhere)
         self.excluded: dict[int, set[str]] = {}
         #: partition -> launches so far (the next attempt number)
         self.launches: dict[int, int] = {}

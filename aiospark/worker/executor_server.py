@@ -606,6 +606,9 @@ class Worker:
             # drain, answers it so the driver runs it elsewhere; none: queued.
             self._apply(instructions)
         elif isinstance(message, CancelTask):
+            if message.if_waiting:
+                self._recall(app_id, message.task_id)
+                return
             session.kill_after = message.kill_after
             self._apply(self.state.cancel(app_id, message.task_id, self._now(),
                                           message.kill_after))
@@ -622,6 +625,18 @@ class Worker:
             self.broadcasts.drop(app_id, message.broadcast_id)
         else:
             raise ValueError(f"a driver does not send {message.kind!r}")
+
+    def _recall(self, app_id: str, task_id: int) -> None:
+        """The driver wants a task back unless it started: one queued (in the state, or
+        in front of the task threads) is answered as cancelled; one running runs on."""
+        key = (app_id, task_id)
+        if key in self.state.waiting:
+            self._apply(self.state.cancel(app_id, task_id, self._now()))  # Unqueue
+            return
+        done = self.lanes.withdraw(key)
+        if done is not None:
+            assert self._loop is not None
+            self._loop.call_soon(done, TaskOutcome(False, cancelled=True), None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
