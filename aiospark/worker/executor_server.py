@@ -118,7 +118,6 @@ class DriverSession:
         #: how long the driver lets a cancelled task run before its process is killed
         self.kill_after = DEFAULT_KILL_AFTER
         self._outbox: list[tuple[TaskMessage | Callable[[], TaskMessage | None], tuple]] = []
-        self._held = 0
         self._wakeup = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -136,7 +135,6 @@ class DriverSession:
             return  # the driver is gone: nobody to tell
         self._outbox.append((message, blobs))
         if hold and len(self._outbox) < len(self.tasks) + self.queued:
-            self._held += 1
             if self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._wake)
             return
@@ -152,14 +150,17 @@ class DriverSession:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except (ConnectionError, RuntimeError):  # the driver went away
+                self.close()
+                return
 
     async def flush(self) -> None:
         """Send everything queued (held results too)."""
         async with self.send_lock:
             while self._outbox:
                 items, self._outbox = self._outbox, []
-                self._held = 0
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
