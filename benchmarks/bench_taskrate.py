@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-import profile_workload
+from bench_common import cpu_by_role as cpu_by_process
 from bench_common import inc
 
 import aiospark
@@ -30,7 +30,7 @@ def cpu_by_role() -> dict[str, float]:
     """CPU-seconds used so far by this process and its descendants, summed by role
     (``worker`` is a worker's supervisor, ``executor`` the process running its tasks)."""
     used: dict[str, float] = {}
-    for role, seconds in profile_workload.cpu_by_role().items():
+    for role, seconds in cpu_by_process().items():
         role = role.split()[0]  # "worker 12" -> "worker"
         used[role] = used.get(role, 0.0) + seconds
     return used

@@ -33,7 +33,7 @@ import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
 import numpy as np
 from bench_aiospark import tiny_job
 from bench_apps import example, use_broadcast
-from bench_common import WORKLOADS, inc, mod_pair, word_one
+from bench_common import WORKLOADS, cpu_by_role, inc, mod_pair, role_of, word_one
 from bench_corpus import ensure_corpus
 
 import aiospark
@@ -173,50 +173,6 @@ async def run_cpu_accounting(args: argparse.Namespace, corpus: Path | None) -> l
     return times
 
 
-def cpu_by_role() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by this process and its descendants, by role.
-
-    Workers are listed one by one (``worker 1``, ``worker 2`` ...), in pid order.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    mine = {os.getpid()}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (ppid, _) in stats.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
-    used: dict[str, float] = {}
-    workers = 0
-    for pid in sorted(mine):
-        if pid not in stats:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        role = "driver" if pid == os.getpid() else role_of(cmdline)
-        if role == "driver" and pid != os.getpid():
-            role = "other"  # e.g. py-spy, or a helper process
-        if role == "worker":
-            workers += 1
-            role = f"worker {workers}"
-        used[role] = used.get(role, 0.0) + stats[pid][1]
-    return used
-
-
 async def run_workload(args: argparse.Namespace, corpus: Path | None, raw: Path) -> list[float]:
     """Run the workload ``REPEATS`` times under py-spy; return the wall time of each run.
 
@@ -280,15 +236,6 @@ def sampling(raw: Path, rate: int) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             spy.kill()
             spy.wait()
-
-
-def role_of(cmdline: str) -> str:
-    """The aiospark role a process command line shows (a worker's executor process,
-    ``-m aiospark.worker``: ``executor``), else ``driver``."""
-    if "-m aiospark.worker" in cmdline:
-        return "executor"
-    match = re.search(r"-m aiospark (\S+)", cmdline)
-    return match.group(1) if match else "driver"
 
 
 def load_stacks(raw: Path) -> dict[str, list[tuple[str, list[str], int]]]:
