@@ -4,7 +4,7 @@
 (``aiospark.scheduler.runner``) carries them out in order.
 
 >>> Cancel(task_id=7, worker_id="w1")
-Cancel(task_id=7, worker_id='w1')
+Cancel(task_id=7, worker_id='w1', if_waiting=False)
 """
 
 from __future__ import annotations
