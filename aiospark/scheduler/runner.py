@@ -74,7 +74,7 @@ from aiospark.shared import collect_broadcasts, stop_collecting
 log = logging.getLogger("aiospark.scheduler")
 
 #: Short tasks each busy core may have queued on its worker (``SchedulerState.prefetch``).
-PREFETCH = 3
+PREFETCH = 7
 
 #: Closing a WebSocket waits this long for the peer's answer (it may be unreachable).
 _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)

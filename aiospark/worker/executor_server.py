@@ -85,7 +85,7 @@ log = logging.getLogger("aiospark.worker")
 
 #: Tasks per core the executor starts early, to wait in front of its task threads
 #: (``WorkerState(queue=...)``): a driver queues short tasks here (``prefetch``).
-LANE_QUEUE = 4
+LANE_QUEUE = 8
 #: Longest a task's result waits here for others, to go back to its driver with them.
 HOLD_SECONDS = 0.002
 #: Results larger than this are kept on the worker and fetched over HTTP.
