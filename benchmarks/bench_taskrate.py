@@ -36,6 +36,14 @@ def cpu_by_role() -> dict[str, float]:
     return used
 
 
+def per_role(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    """The CPU used between two readings, in microseconds per one of ``count``, all
+    processes and by role."""
+    used = {role: after[role] - before.get(role, 0.0) for role in after}
+    parts = ", ".join(f"{role} {1e6 * s / count:.0f}" for role, s in sorted(used.items()))
+    return f"all {1e6 * sum(used.values()) / count:.0f} ({parts})"
+
+
 async def run(args: argparse.Namespace) -> None:
     """Start the cluster, then time the rounds."""
     start = time.perf_counter()
@@ -43,12 +51,14 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{args.workers} workers ready in {time.perf_counter() - start:.2f} s", flush=True)
         await ctx.parallelize(range(args.workers * 4), args.workers * 4).map(inc).count()
         tiny = []
+        before = cpu_by_role()
         for _ in range(args.tiny):
             t0 = time.perf_counter()
             await ctx.parallelize(range(8), 2).map(inc).collect()
             tiny.append((time.perf_counter() - t0) * 1000)
         if tiny:
-            print(f"tiny job p50 {statistics.median(tiny):.2f} ms over {len(tiny)}", flush=True)
+            print(f"tiny job p50 {statistics.median(tiny):.2f} ms over {len(tiny)}; CPU us/job: "
+                  f"{per_role(before, cpu_by_role(), len(tiny))}", flush=True)
         if args.idle:
             before = cpu_by_role()
             await asyncio.sleep(args.idle)
@@ -64,11 +74,8 @@ async def run(args: argparse.Namespace) -> None:
             wall = time.perf_counter() - t0
             after = cpu_by_role()
             assert count == n, count
-            used = {role: after[role] - before.get(role, 0.0) for role in after}
-            total = sum(used.values())
-            parts = ", ".join(f"{role} {1e6 * s / n:.0f}" for role, s in sorted(used.items()))
-            print(f"{n} tasks: {n / wall:,.0f} tasks/s; CPU us/task: all {1e6 * total / n:.0f}"
-                  f" ({parts})", flush=True)
+            print(f"{n} tasks: {n / wall:,.0f} tasks/s; CPU us/task: "
+                  f"{per_role(before, after, n)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
