@@ -61,7 +61,14 @@ class SpillError(OSError):
     """Writing shuffle or spill data failed (usually: the disk is full)."""
 
 
+#: Spill files this process created so far: a task that sees it unchanged made no spill
+#: directory (and has none to remove).
+created = 0
+
+
 def new_spill_file(spill_dir: str, prefix: str) -> tuple[Any, str]:
+    global created
+    created += 1
     try:
         os.makedirs(spill_dir, exist_ok=True)
         fd, path = tempfile.mkstemp(prefix=prefix, dir=spill_dir)

@@ -8,12 +8,21 @@ payloads (stages, splits, results, exceptions) travel as raw bytes beside them.
 >>> header, blobs = unpack(data)
 >>> header["type"], [bytes(b) for b in blobs]
 ('cancel', [b'abc', b''])
+
+Messages queued together travel in one WebSocket frame (one system call each way,
+however many tasks they launch or answer): ``u32 BATCH | (u32 length | message) ...``.
+
+>>> [unpack(m)[0]["task_id"] for m in split_batch(pack_batch([data, data]))]
+[3, 3]
+>>> split_batch(data) == [data]   # a lone message is its own frame
+True
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from aiospark.protocol import jsonbody
@@ -21,8 +30,65 @@ from aiospark.protocol import jsonbody
 _LEN = struct.Struct("<I")
 
 
+#: The first word of a frame holding several messages (no header is that long).
+BATCH = 0xFFFFFFFF
+#: Messages at least this large travel in frames of their own (never copied into a batch).
+BATCH_MAX_MESSAGE = 64 << 10
+
+
 class EnvelopeError(ValueError):
     """A message that is not a well-formed envelope."""
+
+
+def pack_batch(messages: Sequence[bytes]) -> bytes:
+    """One frame carrying ``messages`` (a single message is returned as it is)."""
+    if len(messages) == 1:
+        return messages[0]
+    parts = [_LEN.pack(BATCH)]
+    for message in messages:
+        parts.append(_LEN.pack(len(message)))
+        parts.append(message)
+    return b"".join(parts)
+
+
+def batches(messages: Sequence[bytes]) -> list[bytes]:
+    """The frames to send ``messages`` in, in order: small ones together, large ones alone.
+
+    >>> [len(f) for f in batches([b"a" * 10, b"b" * 10, b"c" * BATCH_MAX_MESSAGE, b"d"])]
+    [32, 65536, 1]
+    """
+    frames: list[bytes] = []
+    small: list[bytes] = []
+    for message in messages:
+        if len(message) < BATCH_MAX_MESSAGE:
+            small.append(message)
+            continue
+        if small:
+            frames.append(pack_batch(small))
+            small = []
+        frames.append(message)
+    if small:
+        frames.append(pack_batch(small))
+    return frames
+
+
+def split_batch(data: bytes | bytearray | memoryview) -> list[Any]:
+    """The messages of one frame: itself, or the messages of a batch."""
+    view = memoryview(data)
+    if len(view) < _LEN.size or _LEN.unpack_from(view)[0] != BATCH:
+        return [data]
+    messages = []
+    pos = _LEN.size
+    while pos < len(view):
+        if pos + _LEN.size > len(view):
+            raise EnvelopeError("batch truncated inside a length")
+        (length,) = _LEN.unpack_from(view, pos)
+        pos += _LEN.size
+        if pos + length > len(view):
+            raise EnvelopeError("batch truncated inside a message")
+        messages.append(view[pos : pos + length])
+        pos += length
+    return messages
 
 
 def pack(header: dict[str, Any], *blobs: bytes | bytearray | memoryview) -> bytes:

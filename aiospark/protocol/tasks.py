@@ -8,7 +8,7 @@ the bad field, like the control-plane messages of ``protocol.messages``.
 
 >>> data = encode(CancelTask(task_id=3, kill_after=2.0))
 >>> decode(data)
-(CancelTask(task_id=3, kill_after=2.0), [])
+(CancelTask(task_id=3, kill_after=2.0, if_waiting=False), [])
 >>> message, blobs = decode(encode(LaunchTask(1, stage_id=2, partition=0, attempt=0), b"split"))
 >>> message.stage_id, [bytes(b) for b in blobs]
 (2, [b'split'])
@@ -48,7 +48,7 @@ def _defaults(cls: type) -> dict[str, Any]:
     """A message class's default field values (fields without one are always sent).
 
     >>> _defaults(CancelTask)
-    {'kill_after': 1.0}
+    {'kill_after': 1.0, 'if_waiting': False}
     """
     found = {}
     for field in dataclasses.fields(cls):
@@ -91,11 +91,14 @@ class LaunchTask(TaskMessage):
 @dataclasses.dataclass(frozen=True)
 class CancelTask(TaskMessage):
     """Stop a task; if it still runs ``kill_after`` seconds later (say, inside one long
-    C call), its process is killed and restarted (never, when negative)."""
+    C call), its process is killed and restarted (never, when negative).  With
+    ``if_waiting``, only a task not started yet (queued) is stopped: it is answered as
+    cancelled; one that started runs on."""
 
     kind: ClassVar[str] = "cancel"
     task_id: int
     kill_after: float = 1.0
+    if_waiting: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@
 (``aiospark.scheduler.runner``) carries them out in order.
 
 >>> Cancel(task_id=7, worker_id="w1")
-Cancel(task_id=7, worker_id='w1')
+Cancel(task_id=7, worker_id='w1', if_waiting=False)
 """
 
 from __future__ import annotations
@@ -37,10 +37,16 @@ class Launch:
 
 @dataclasses.dataclass(frozen=True)
 class Cancel:
-    """Stop a running task; its outcome no longer matters."""
+    """Stop a running task; its outcome no longer matters.
+
+    With ``if_waiting``, only if the worker has not started it yet (it was queued
+    there): the worker then answers it as cancelled, and the task runs elsewhere;
+    else it runs on and its outcome counts.
+    """
 
     task_id: int
     worker_id: str
+    if_waiting: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

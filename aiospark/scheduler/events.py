@@ -60,13 +60,16 @@ class CancelJob:
 class TaskFinished:
     """A task succeeded: ``result`` for result stages, ``map_output`` for map stages.
 
-    ``cached`` lists the ``(rdd_id, split)`` blocks its worker now holds.
+    ``cached`` lists the ``(rdd_id, split)`` blocks its worker now holds;
+    ``seconds`` is how long it ran there, when its worker says (it tells short
+    tasks from long ones, ``SchedulerState.prefetch``).
     """
 
     task_id: int
     result: object = None
     map_output: MapOutput | None = None
     cached: tuple[tuple[int, int], ...] = ()
+    seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ from aiospark.errors import (
     with_source_lines,
 )
 from aiospark.progress import ProgressHub
-from aiospark.protocol.envelope import EnvelopeError
+from aiospark.protocol.envelope import EnvelopeError, batches, split_batch
 from aiospark.protocol.messages import ClusterEvent, KillTasks, MessageError, WorkerInfo
 from aiospark.protocol.reach import MasterLink, failure_reason
 from aiospark.protocol.tasks import (
@@ -72,6 +72,9 @@ from aiospark.scheduler.state import (
 from aiospark.shared import collect_broadcasts, stop_collecting
 
 log = logging.getLogger("aiospark.scheduler")
+
+#: Short tasks each busy core may have queued on its worker (``SchedulerState.prefetch``).
+PREFETCH = 7
 
 #: Closing a WebSocket waits this long for the peer's answer (it may be unreachable).
 _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
@@ -116,11 +119,16 @@ class WorkerLink:
         self.wakeup.set()
 
     async def write_loop(self) -> None:
+        """Send what was queued, the messages queued meanwhile together in one frame."""
+        outbox = self.outbox
         while True:
             await self.wakeup.wait()
             self.wakeup.clear()
-            while self.outbox:
-                await self.ws.send_bytes(self.outbox.popleft())
+            while outbox:
+                messages = list(outbox)
+                outbox.clear()
+                for frame in batches(messages):
+                    await self.ws.send_bytes(frame)
 
 
 class Scheduler:
@@ -139,6 +147,7 @@ class Scheduler:
         scheduler_mode: str = "fair",
         pools: dict[str, dict[str, Any]] | None = None,
         watch: Callable[[object, Any, int], None] | None = None,
+        prefetch: int = PREFETCH,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name
@@ -147,7 +156,7 @@ class Scheduler:
         self.state = SchedulerState(
             max_attempts=max_attempts, locality_wait=locality_wait, speculation=speculation,
             kill_timeout=kill_timeout,
-            scheduler_mode=scheduler_mode, pools=pools,
+            scheduler_mode=scheduler_mode, pools=pools, prefetch=prefetch,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -362,9 +371,15 @@ class Scheduler:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     break
                 try:
-                    message, blobs = decode(msg.data)
-                    await self._on_worker_message(link, message, blobs)
-                except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                    for data in split_batch(msg.data):
+                        try:
+                            message, blobs = decode(data)
+                            await self._on_worker_message(link, message, blobs)
+                        except (EnvelopeError, KeyError, TypeError, ValueError,
+                                IndexError) as exc:
+                            log.error("bad message from worker %s: %s",
+                                      link.info.worker_id, exc)
+                except EnvelopeError as exc:
                     log.error("bad message from worker %s: %s", link.info.worker_id, exc)
         finally:
             if not self._closing and self.links.get(link.info.worker_id) is link:
@@ -405,7 +420,8 @@ class Scheduler:
                 output = MapOutput(
                     link.info.worker_id, link.info.shuffle_url, tuple(message.map_sizes)
                 )
-                self._apply(self.state.handle(ev.TaskFinished(task_id, None, output, cached)))
+                self._apply(self.state.handle(
+                    ev.TaskFinished(task_id, None, output, cached, message.seconds)))
                 return
             data: list[bytes] | memoryview | BaseException
             if message.result_url is not None:
@@ -421,7 +437,8 @@ class Scheduler:
                 error.__cause__ = exc
                 self._apply(self.state.handle(ev.TaskFailed(task_id, error)))
                 return
-            self._apply(self.state.handle(ev.TaskFinished(task_id, result, None, cached)))
+            self._apply(self.state.handle(
+                ev.TaskFinished(task_id, result, None, cached, message.seconds)))
             return
         assert isinstance(message, TaskFailed)
         if cached:
@@ -625,7 +642,8 @@ class Scheduler:
                 if link is not None:
                     kill_after = self.state.kill_timeout
                     link.send(encode(CancelTask(
-                        command.task_id, -1.0 if kill_after is None else kill_after)))
+                        command.task_id, -1.0 if kill_after is None else kill_after,
+                        if_waiting=command.if_waiting)))
             elif isinstance(command, Kill):
                 self._spawn(self._kill(command))
             elif isinstance(command, StagesFinished):

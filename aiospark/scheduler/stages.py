@@ -284,12 +284,14 @@ class StageGraph:
         result: object,
         map_output: MapOutput | None,
         commands: list[Command],
+        ran: float | None = None,
     ) -> None:
-        """``task`` computed its partition: record the map output, or deliver the result."""
+        """``task`` computed its partition (running ``ran`` seconds on its worker, if
+        known): record the map output, or deliver the result."""
         stage = run.stage
         if not self.needs(run, task.partition):
             return  # a duplicate (speculative) attempt finished second
-        run.tasks.durations.append(self._clock() - task.started)
+        run.tasks.succeeded(self._clock() - task.started, ran)
         for other in sorted(run.tasks.running.pop(task.partition, ())):
             self._cancel(other, commands)
         if stage.shuffle_id is not None:

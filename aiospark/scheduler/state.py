@@ -77,8 +77,17 @@ __all__ = [  # with what it re-exports for the runner and older imports
 SPECULATION_INTERVAL = 0.1
 
 
+#: A task queued on a worker (``prefetch``) behind one running longer than this is
+#: taken back when a worker it may run on has an idle core.
+STUCK_AFTER = 0.1
+
+
 def _stage_id(run: StageRun) -> int:
     return run.stage.id
+
+
+def _launch_order(task: Task) -> tuple[float, int]:
+    return (task.started, task.id)
 
 
 class SchedulerState:
@@ -106,6 +115,7 @@ class SchedulerState:
         kill_timeout: float | None = 1.0,
         scheduler_mode: str = FAIR,
         pools: Mapping[str, Mapping[str, Any] | Pool] | None = None,
+        prefetch: int = 0,
         log: int | None = None,
     ) -> None:
         options = {k: v for k, v in locals().items() if k not in ("self", "clock", "log")}
@@ -126,6 +136,11 @@ class SchedulerState:
         self.kill_timeout = kill_timeout
         #: How free slots are shared between jobs: FAIR (in pools) or FIFO.
         self.policy = Policy(scheduler_mode, pools)
+        #: Tasks each busy core may have queued on its worker while every stage with
+        #: tasks to run has short ones (``tasksets.SHORT_TASK``) and this application
+        #: has the whole cluster: the worker starts the next one without waiting for a
+        #: round trip, and messages carry several tasks (0: never, as in Spark).
+        self.prefetch = prefetch
         size = ev.log_size_from_env() if log is None else log
         #: The last events handled, with their times (None unless asked for).
         self.log: ev.EventLog | None = ev.EventLog(size, options) if size > 0 else None
@@ -234,7 +249,8 @@ class SchedulerState:
         self._blocks.cached(task.worker_id, event.cached)
         run = self._graph.runs.get(task.stage_id)
         if run is not None:
-            self._graph.partition_done(run, task, event.result, event.map_output, commands)
+            self._graph.partition_done(
+                run, task, event.result, event.map_output, commands, event.seconds)
         self._schedule(commands)
         return commands
 
@@ -345,6 +361,7 @@ class SchedulerState:
             commands.append(Kill(worker_id, task_ids))
         if self.speculation:
             self._speculate(commands)
+        self._unqueue_stuck(commands)
         self._schedule(commands)
         return commands
 
@@ -391,19 +408,65 @@ class SchedulerState:
 
     def _schedule(self, commands: list[Command]) -> None:
         self._wake_at = None
+        if self.prefetch:
+            self._cluster.set_depth(self._prefetch_depth())
         free = self._free_in_share()
         if free > 0:
             self._launch_queued(free, commands)
         if self.speculation and self._tasks:
             self._wake(self._now + SPECULATION_INTERVAL)
+        if self._cluster.queueing:  # look for tasks queued behind a long one
+            self._wake(self._now + STUCK_AFTER)
         self._wake(self._cluster.next_deadline())
 
+    def _unqueue_stuck(self, commands: list[Command]) -> None:
+        """Tasks queued on a worker behind one that turned out long (running more than
+        ``STUCK_AFTER``) while a worker they may run on has an idle core: ask for them
+        back (``Cancel(if_waiting=True)``, once each).  A worker that had not started
+        one answers it cancelled, and it is queued here again, for the idle core."""
+        cluster = self._cluster
+        if not cluster.queueing:
+            return
+        flaky = cluster.flaky(self._now, self.exclude_after)
+        idle = {w.id for w in cluster if not w.draining and w.id not in flaky
+                and len(w.running) + len(w.stopping) < w.cores}
+        if not idle:
+            return
+        for worker_id in sorted(cluster.queueing):
+            worker = cluster.workers[worker_id]
+            tasks = sorted((self._tasks[t] for t in worker.running), key=_launch_order)
+            if all(self._now - t.started <= STUCK_AFTER for t in tasks[: worker.cores]):
+                continue
+            for task in tasks[worker.cores:]:  # those the worker may not have started
+                run = self._graph.runs.get(task.stage_id)
+                if task.recalled or run is None or idle <= run.tasks.excluded.get(
+                        task.partition, set()):
+                    continue
+                task.recalled = True
+                # If it comes back, it runs elsewhere (not in that queue again).
+                run.tasks.excluded.setdefault(task.partition, set()).add(task.worker_id)
+                commands.append(Cancel(task.id, task.worker_id, if_waiting=True))
+
+    def _prefetch_depth(self) -> int:
+        """``prefetch`` while this application may use the whole cluster and every stage
+        with tasks waiting has short ones; else 0 (a task waits only for a free core)."""
+        cluster = self._cluster
+        if self.share is not None and self.share < cluster.total_cores:
+            return 0
+        for run in self._graph.runs.values():
+            tasks = run.tasks
+            if tasks.to_run and run.jobs and not run.waiting and not tasks.quick():
+                return 0
+        return self.prefetch
+
     def _free_in_share(self) -> int:
-        """Free cores this application may take: the cluster's, within its share."""
-        free = self._cluster.free_slots
+        """Free slots this application may take: the cluster's, within its share (and
+        the queue slots the share's cores have, ``prefetch``)."""
+        cluster = self._cluster
+        free = cluster.free_slots
         if self.share is not None and free > 0:
-            taken = sum(len(w.running) + len(w.stopping) for w in self._cluster.workers.values())
-            free = min(free, self.share - taken)
+            taken = sum(len(w.running) + len(w.stopping) for w in cluster.workers.values())
+            free = min(free, self.share * (1 + cluster.depth) - taken)
         return free
 
     def _launch_queued(self, free: int, commands: list[Command]) -> None:

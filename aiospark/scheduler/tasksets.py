@@ -34,6 +34,9 @@ from aiospark.scheduler.workers import Cluster, Worker, placement_key
 
 #: Longest wait before retrying a failed task.
 MAX_BACKOFF = 2.0
+#: A task that ran at most this long on its worker is short: a stage whose tasks mostly
+#: are may have some queued on busy workers (``SchedulerState.prefetch``).
+SHORT_TASK = 0.02
 
 
 @dataclasses.dataclass
@@ -47,6 +50,8 @@ class Task:
     worker_id: str
     started: float = 0.0
     speculative: bool = False
+    #: asked back from its worker's queue (``Cancel(if_waiting=True)``)
+    recalled: bool = False
 
 
 def _no_cache(rdd_id: int, split: int) -> set[str]:
@@ -88,7 +93,7 @@ class TaskSet:
         self.running: dict[int, set[int]] = {}
         #: partition -> failed attempts that count
         self.attempts: dict[int, int] = {}
-        #: partition -> workers it failed on (retries go elsewhere)
+        #: partition -> workers it failed on, or was taken back from (it goes elsewhere)
         self.excluded: dict[int, set[str]] = {}
         #: partition -> launches so far (the next attempt number)
         self.launches: dict[int, int] = {}
@@ -96,8 +101,12 @@ class TaskSet:
         self.queued_at: dict[int, float] = {}
         #: partition -> earliest time a retry may start (backoff after failures)
         self.not_before: dict[int, float] = {}
-        #: run times of the stage's successful tasks (for speculation)
+        #: run times of the stage's successful tasks, launch to answer (for speculation)
         self.durations: list[float] = []
+        #: how many succeeded, and how many of those ran at most ``short`` seconds on
+        #: their workers (for prefetch)
+        self.ran = 0
+        self.ran_short = 0
         #: partitions that already got a speculative copy
         self.speculated: set[int] = set()
         #: partitions waiting for a slot, in order (entries no longer in ``to_run`` are stale)
@@ -126,6 +135,29 @@ class TaskSet:
             attempts.discard(task_id)
             if not attempts:
                 del self.running[partition]
+
+    def succeeded(self, elapsed: float, ran: float | None = None) -> None:
+        """A task of the stage succeeded ``elapsed`` seconds after its launch, having run
+        ``ran`` seconds on its worker (``elapsed`` when not known)."""
+        self.durations.append(elapsed)
+        self.ran += 1
+        if (elapsed if ran is None else ran) <= SHORT_TASK:
+            self.ran_short += 1
+
+    def quick(self, min_samples: int = 2) -> bool:
+        """Whether the stage's tasks are short: at least ``min_samples`` succeeded, and
+        three in four of them ran at most ``SHORT_TASK`` seconds on their workers (a
+        worker may then queue some, ``SchedulerState.prefetch``).
+
+        >>> tasks = TaskSet(stage=None)
+        >>> tasks.succeeded(0.5, ran=0.001); tasks.quick()
+        False
+        >>> tasks.succeeded(0.5, ran=0.003); tasks.quick()
+        True
+        >>> tasks.succeeded(0.5, ran=2.0); tasks.quick()   # 2 of 3 short: not enough
+        False
+        """
+        return self.ran >= min_samples and 4 * self.ran_short >= 3 * self.ran
 
     def failed(self, partition: int, worker_id: str) -> int:
         """An attempt of ``partition`` failed on ``worker_id`` (which it now avoids);

@@ -49,12 +49,18 @@ class Worker:
     draining: bool = False
     #: ``free`` as last counted into ``Cluster.free_slots`` (kept equal by ``Cluster``)
     counted: int = 0
+    #: tasks it may hold: its cores, plus those it queues while they are busy
+    #: (``Cluster.set_depth``)
+    slots: int = 0
+
+    def __post_init__(self) -> None:
+        self.slots = self.slots or self.cores
 
     @property
     def free(self) -> int:
         if self.draining:
             return 0
-        free = self.cores - len(self.running) - len(self.stopping)
+        free = self.slots - len(self.running) - len(self.stopping)
         return free if free > 0 else 0
 
 
@@ -73,8 +79,14 @@ class Cluster:
         #: (the worker changed since) are dropped when they come up
         self._heap: list[tuple[tuple[int, int, int], str]] = []
         self._joined = 0
-        #: free cores on all workers
+        #: free slots on all workers (cores, plus queue slots when ``depth`` > 0)
         self.free_slots = 0
+        #: cores of all workers
+        self.total_cores = 0
+        #: tasks each core may have queued behind the one it runs (``set_depth``)
+        self.depth = 0
+        #: ids of the workers holding more tasks than cores (some wait in their queue)
+        self.queueing: set[str] = set()
         #: task id -> worker id of the cancelled tasks that still take a core
         self.stopping: dict[int, str] = {}
         #: worker id -> (time, stage id, partition) of its recent task failures
@@ -135,6 +147,10 @@ class Cluster:
         free = worker.free
         self.free_slots += free - worker.counted
         worker.counted = free
+        if len(worker.running) > worker.cores:
+            self.queueing.add(worker.id)
+        else:
+            self.queueing.discard(worker.id)
         if free > 0:
             heapq.heappush(self._heap, (placement_key(worker), worker.id))
             if len(self._heap) > 4 * len(self._workers) + 64:
@@ -148,10 +164,29 @@ class Cluster:
         if worker_id in self._workers:
             return
         self._joined += 1
-        worker = Worker(worker_id, host, max(1, cores), self._joined)
+        cores = max(1, cores)
+        worker = Worker(worker_id, host, cores, self._joined, slots=cores * (1 + self.depth))
+        self.total_cores += cores
         self._workers[worker_id] = worker
         self._by_host.setdefault(host, set()).add(worker_id)
         self._touch(worker)
+
+    def set_depth(self, depth: int) -> None:
+        """Let each worker hold ``depth`` tasks per core beyond those its cores run (they
+        wait in the worker's queue, so it starts the next one without a round trip).
+
+        >>> cluster = Cluster(); cluster.add("w1", "h", 2)
+        >>> cluster.set_depth(1); cluster.free_slots
+        4
+        >>> cluster.set_depth(0); cluster.free_slots
+        2
+        """
+        if depth == self.depth:
+            return
+        self.depth = depth
+        for worker in self._workers.values():
+            worker.slots = worker.cores * (1 + depth)
+            self._touch(worker)
 
     def drain(self, worker_id: str) -> None:
         worker = self._workers.get(worker_id)
@@ -165,6 +200,8 @@ class Cluster:
         if worker is None:
             return None
         self.free_slots -= worker.counted
+        self.total_cores -= worker.cores
+        self.queueing.discard(worker_id)
         hosts = self._by_host.get(worker.host)
         if hosts is not None:
             hosts.discard(worker_id)

@@ -95,6 +95,7 @@ async def drain(worker: Worker, timeout: float) -> bool:
                     extra=logs.fields(running_tasks=worker.running_tasks()))
     for session in list(worker.sessions):
         with contextlib.suppress(ConnectionError, RuntimeError):
+            await session.flush()  # the outcomes of the tasks that finished
             await session.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"draining")
     log.info("drained", extra=logs.fields(finished=finished))
     return finished

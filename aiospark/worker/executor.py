@@ -13,6 +13,7 @@ import pickle
 import shutil
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 import cloudpickle
 
-from aiospark import faults
+from aiospark import faults, spill
 from aiospark.errors import FetchFailed, TaskCancelled
 from aiospark.lineage import StorageLevel
 from aiospark.memory import UNLIMITED
@@ -63,6 +64,10 @@ class TaskOutcome:
     traceback: str = ""
     fetch_failed: FetchFailed | None = None
     cancelled: bool = False
+    #: never run: handed back to the driver by a worker leaving the cluster
+    refused: bool = False
+    #: how long it ran
+    seconds: float = 0.0
 
 
 class StageCache:
@@ -110,6 +115,7 @@ class WorkerTaskContext:
         fetch: Callable[[str, int, int, list], Iterator[list]],
         broadcast: Callable[[int], Any] | None = None,
         fetch_block: Callable[[int, int, list[str]], tuple[list | None, list[str]]] | None = None,
+        spill_dir: str | None = None,
     ) -> None:
         self.app_id = spec.app_id
         self.task_id = spec.task_id
@@ -121,7 +127,8 @@ class WorkerTaskContext:
         #: this task's share of the worker's memory budget, and where it spills
         self.memory = UNLIMITED
         #: made when first needed; removed with everything in it when the task ends
-        self.spill_dir = os.path.join(tempfile.gettempdir(), f"aiospark-spill-{uuid.uuid4().hex}")
+        self.spill_dir = spill_dir or os.path.join(
+            tempfile.gettempdir(), f"aiospark-spill-{uuid.uuid4().hex}")
         self.cached: list[tuple[int, int]] = []
         self._blocks = blocks
         self._fetch = fetch
@@ -173,20 +180,24 @@ def run_task(
     spec: TaskSpec, stages: StageCache, tctx: WorkerTaskContext, shuffle_root: str
 ) -> TaskOutcome:
     """Compute one task.  Never raises: failures become a failed outcome."""
+    started = time.perf_counter()
     begin_task(tctx)
+    spills = spill.created
     try:
         outcome = _compute(spec, stages, tctx, shuffle_root)
     finally:
         updates = end_task()
         tctx.memory.release_task()
-        shutil.rmtree(tctx.spill_dir, ignore_errors=True)
+        if spill.created != spills:  # this task (or another meanwhile) spilled
+            shutil.rmtree(tctx.spill_dir, ignore_errors=True)
     if outcome.ok and updates:  # a failed attempt's updates are dropped
         try:
             outcome.accumulators = cloudpickle.dumps(updates)
         except Exception as exc:  # an accumulator value that cannot be pickled
             error = TypeError(f"the task's accumulator updates cannot be pickled: {exc}")
-            return TaskOutcome(False, error=pickle_exception(error),
-                               traceback=format_user_traceback(error))
+            outcome = TaskOutcome(False, error=pickle_exception(error),
+                                  traceback=format_user_traceback(error))
+    outcome.seconds = time.perf_counter() - started
     return outcome
 
 

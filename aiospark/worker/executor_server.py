@@ -20,11 +20,10 @@ import logging
 import os
 import shutil
 import sys
-import time
+import traceback
 import urllib.parse
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -35,7 +34,7 @@ from aiospark.files import check_relative_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
-from aiospark.protocol.envelope import EnvelopeError
+from aiospark.protocol.envelope import EnvelopeError, batches, split_batch
 from aiospark.protocol.frames import decode_frame, split_frames
 from aiospark.protocol.ids import check_app_id, parse_id
 from aiospark.protocol.messages import CachedRDD, Heartbeat
@@ -68,6 +67,7 @@ from aiospark.worker.executor import (
     pickle_exception,
     run_task,
 )
+from aiospark.worker.lanes import Lanes
 from aiospark.worker.state import (
     DEFAULT_KILL_AFTER,
     DropApp,
@@ -83,6 +83,11 @@ from aiospark.worker.state import (
 
 log = logging.getLogger("aiospark.worker")
 
+#: Tasks per core the executor starts early, to wait in front of its task threads
+#: (``WorkerState(queue=...)``): a driver queues short tasks here (``prefetch``).
+LANE_QUEUE = 8
+#: Longest a task's result waits here for others, to go back to its driver with them.
+HOLD_SECONDS = 0.002
 #: Results larger than this are kept on the worker and fetched over HTTP.
 INLINE_RESULT_LIMIT = 8 << 20
 MAX_REQUEST_BYTES = 64 << 20
@@ -93,29 +98,100 @@ LOCAL_SHUFFLE_READS = os.environ.get("AIOSPARK_SHUFFLE_LOCAL_READS", "1") != "0"
 
 
 class DriverSession:
-    """One connected driver (application) and its running tasks."""
+    """One connected driver (application), its running tasks, and what goes back to it.
+
+    Messages wait in an outbox that a writer task sends, those queued meanwhile
+    together in one frame (``envelope.batches``).  A task's result may be held
+    (``post(..., hold=True)``) while more of the driver's tasks are running or
+    queued here than results are waiting: the driver then gets several at once,
+    and launches as many in one frame.  A result is never held longer than
+    ``HOLD_SECONDS``, nor behind a message that is not held.
+    """
 
     def __init__(self, app_id: str, ws: web.WebSocketResponse) -> None:
         self.app_id = app_id
         self.ws = ws
         self.send_lock = asyncio.Lock()
-        self.tasks: dict[int, tuple[asyncio.Task, WorkerTaskContext]] = {}
+        self.tasks: dict[int, WorkerTaskContext] = {}
+        #: launches of this driver waiting here for a core
+        self.queued = 0
         #: how long the driver lets a cancelled task run before its process is killed
         self.kill_after = DEFAULT_KILL_AFTER
+        self._outbox: list[tuple[TaskMessage | Callable[[], TaskMessage | None], tuple]] = []
+        self._wakeup = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def post(
+        self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any,
+        hold: bool = False,
+    ) -> None:
+        """Queue one message.  A function making it is called just before it is sent, in
+        sending order (so reports read from shared state reach the driver in the order
+        they were read); when it makes None, nothing is sent.  ``hold``: a result that
+        may wait for others (see the class)."""
+        if self._closed:
+            return  # the driver is gone: nobody to tell
+        self._outbox.append((message, blobs))
+        if hold and len(self._outbox) < len(self.tasks) + self.queued:
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._wake)
+            return
+        self._wake()
+
+    def _wake(self) -> None:
+        self._timer = None
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop())
+        self._wakeup.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                await self.flush()
+            except (ConnectionError, RuntimeError):  # the driver went away
+                self.close()
+                return
+
+    async def flush(self) -> None:
+        """Send everything queued (held results too)."""
+        async with self.send_lock:
+            while self._outbox:
+                items, self._outbox = self._outbox, []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                messages = []
+                for message, blobs in items:
+                    if callable(message):
+                        message = message()
+                        if message is None:
+                            continue
+                    messages.append(encode(message, *blobs))
+                for frame in batches(messages):
+                    if self.ws.closed:
+                        return
+                    await self.ws.send_bytes(frame)
 
     async def send(
         self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any
     ) -> None:
-        """Send one message.  A function making it is called just before, in sending
-        order (so reports read from shared state reach the driver in the order they
-        were read); when it makes None, nothing is sent."""
-        async with self.send_lock:
-            if callable(message):
-                message = message()
-                if message is None:
-                    return
-            if not self.ws.closed:
-                await self.ws.send_bytes(encode(message, *blobs))
+        """Send one message (after those queued before it), and wait until it is written."""
+        self.post(message, *blobs)
+        await self.flush()
+
+    def close(self) -> None:
+        """Stop the writer (the connection is closing); later messages are dropped."""
+        self._closed = True
+        self._outbox.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writer is not None:
+            self._writer.cancel()
 
 
 class Worker:
@@ -153,7 +229,7 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self.url = ""
         #: which tasks run, and when a cancelled one gets this process killed
-        self.state = WorkerState(cores)
+        self.state = WorkerState(cores, queue=LANE_QUEUE)
         #: launches the state queued until a core frees: (app, task) -> session, message,
         #: what ``_receive`` kept of it
         self._queued: dict[tuple[str, int], tuple[DriverSession, LaunchTask, list]] = {}
@@ -177,7 +253,8 @@ class Worker:
         self.blocks_fetched = 0
         #: tasks ended since start, by outcome (reported in heartbeats, for ``/metrics``)
         self.tasks_ended = {"succeeded": 0, "failed": 0, "cancelled": 0}
-        self.pool = ThreadPoolExecutor(cores, thread_name_prefix="aiospark-task")
+        #: the task threads, one per core, and the tasks started to wait in front of them
+        self.lanes = Lanes(cores)
         self.sessions: set[DriverSession] = set()
         self.results: dict[tuple[str, int], bytes] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -228,6 +305,7 @@ class Worker:
 
         os.makedirs(self.work_dir, exist_ok=True)
         self._loop = asyncio.get_running_loop()
+        self.lanes.bind(self._loop)
         self._session = aiohttp.ClientSession(
             headers=auth_headers(self.secret),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
@@ -251,14 +329,14 @@ class Worker:
         if self._kill_timer is not None:
             self._kill_timer.cancel()
         for session in list(self.sessions):
-            for _task, tctx in session.tasks.values():
+            for tctx in session.tasks.values():
                 tctx.cancelled = True
             await session.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.lanes.shutdown()
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # -- the supervisor ------------------------------------------------------------------
@@ -292,9 +370,12 @@ class Worker:
         for instruction in instructions:
             if isinstance(instruction, Interrupt):
                 for session in self.sessions:
-                    entry = session.tasks.get(instruction.task_id)
-                    if entry is not None and session.app_id == instruction.app_id:
-                        entry[1].cancelled = True
+                    tctx = session.tasks.get(instruction.task_id)
+                    if tctx is not None and session.app_id == instruction.app_id:
+                        tctx.cancelled = True
+                done = self.lanes.withdraw((instruction.app_id, instruction.task_id))
+                if done is not None:  # it never started: it ends now, as cancelled
+                    self._loop.call_soon(done, TaskOutcome(False, cancelled=True), None)  # type: ignore[union-attr]
             elif isinstance(instruction, DropApp):
                 self._drop_app(instruction.app_id)
             elif isinstance(instruction, ReportLoad):
@@ -302,10 +383,10 @@ class Worker:
             elif isinstance(instruction, Start):
                 self._start_queued(instruction.app_id, instruction.task_id)
             elif isinstance(instruction, (Refuse, Unqueue)):
-                queued = self._queued.pop((instruction.app_id, instruction.task_id), None)
+                queued = self._take_launch((instruction.app_id, instruction.task_id))
                 if queued is not None:
                     reason = instruction.reason if isinstance(instruction, Refuse) else "cancelled"
-                    self._spawn(queued[0].send(TaskFailed(instruction.task_id, reason=reason)))
+                    queued[0].post(TaskFailed(instruction.task_id, reason=reason))
             elif isinstance(instruction, Kill):
                 log.info("asking to be killed: %s", instruction.reason)
                 if self.control is not None:
@@ -315,10 +396,30 @@ class Worker:
     def apply(self, instructions: list[Instruction]) -> None:
         """Carry out decisions of ``self.state`` taken outside this module (the drain)."""
         self._apply(instructions)
+        if self.state.draining:
+            # Started early but not running yet: refused like the queued ones, so their
+            # drivers run them elsewhere at once.
+            for _key, done in self.lanes.withdraw_all():
+                asyncio.get_running_loop().call_soon(
+                    done, TaskOutcome(False, refused=True), None)
+
+    def _keep_launch(self, key: tuple[str, int], entry: tuple[DriverSession, LaunchTask, list]
+                     ) -> None:
+        """Keep a launch until the state starts, refuses or unqueues it."""
+        self._queued[key] = entry
+        entry[0].queued += 1
+
+    def _take_launch(self, key: tuple[str, int]
+                     ) -> tuple[DriverSession, LaunchTask, list] | None:
+        """The launch kept for ``key`` (None if there is none), no longer kept."""
+        entry = self._queued.pop(key, None)
+        if entry is not None:
+            entry[0].queued -= 1
+        return entry
 
     def _start_queued(self, app_id: str, task_id: int) -> None:
         """A core freed for a launch the state had queued: start it."""
-        queued = self._queued.pop((app_id, task_id), None)
+        queued = self._take_launch((app_id, task_id))
         if queued is None:  # its driver went away meanwhile
             self._apply(self.state.ended(app_id, task_id))
             return
@@ -328,7 +429,7 @@ class Worker:
         except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
             self._apply(self.state.ended(app_id, task_id))
             error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
-            self._spawn(session.send(TaskFailed(task_id), pickle_exception(error)))
+            session.post(TaskFailed(task_id), pickle_exception(error))
         finally:
             self._count_running()
 
@@ -343,11 +444,13 @@ class Worker:
             )
 
     def running_tasks(self) -> int:
-        return self.state.running
+        """Tasks running: those started, but at most one per task thread (the others
+        started early wait in front of them, ``worker.lanes``)."""
+        return min(self.state.running, self.lanes.count)
 
     def _count_running(self) -> None:
         if self.gauge is not None:
-            self.gauge.set(self.state.running)
+            self.gauge.set(self.running_tasks())
 
     def heartbeat_message(self) -> Heartbeat:
         """Proof of life with the load: tasks, memory against the budget, cached RDDs."""
@@ -454,24 +557,36 @@ class Worker:
                     await ws.close(code=1003, message=b"binary envelopes only")
                     break
                 try:
-                    message, blobs = decode(msg.data)
-                    self._dispatch(session, message, blobs)
-                except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
-                    task_id = task_id_of(msg.data)
-                    if task_id is None:
-                        await session.send(Refused(f"bad message: {exc}"))
-                        continue
-                    # Fail the task rather than leave the driver waiting for it.
-                    self._queued.pop((app_id, task_id), None)
-                    self._apply(self.state.ended(app_id, task_id))
-                    error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
-                    await session.send(TaskFailed(task_id), pickle_exception(error))
+                    messages = split_batch(msg.data)
+                except EnvelopeError as exc:
+                    await session.send(Refused(f"bad message: {exc}"))
+                    continue
+                for data in messages:
+                    self._receive_message(session, data)
         finally:
+            session.close()
             self.sessions.discard(session)
             for key in [k for k, q in self._queued.items() if q[0] is session]:
-                del self._queued[key]
+                self._take_launch(key)
             self._apply(self.state.driver_gone(app_id, self._now(), session.kill_after))
         return ws
+
+    def _receive_message(self, session: DriverSession, data: Any) -> None:
+        """Act on one message from a driver; a bad one is answered (a launch: as failed)."""
+        try:
+            message, blobs = decode(data)
+            self._dispatch(session, message, blobs)
+        except (EnvelopeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            task_id = task_id_of(data)
+            if task_id is None:
+                session.post(Refused(f"bad message: {exc}"))
+                return
+            # Fail the task rather than leave the driver waiting for it.
+            app_id = session.app_id
+            self._take_launch((app_id, task_id))
+            self._apply(self.state.ended(app_id, task_id))
+            error = ValueError(f"worker {self.worker_id} refused the task: {exc}")
+            session.post(TaskFailed(task_id), pickle_exception(error))
 
     # -- driver messages ----------------------------------------------------------------
 
@@ -484,14 +599,17 @@ class Worker:
         if isinstance(message, LaunchTask):
             key = (app_id, message.task_id)
             if key not in self._queued:
-                self._queued[key] = (session, message, self._receive(session, message, blobs))
+                self._keep_launch(key, (session, message, self._receive(session, message, blobs)))
             instructions = self.state.launch(app_id, message.task_id, self._now())
             if not instructions and key not in self.state.waiting:
-                self._queued.pop(key, None)  # a duplicate of a running launch
+                self._take_launch(key)  # a duplicate of a running launch
             # Start runs it (or fails it); Refuse, sent before the driver heard we
             # drain, answers it so the driver runs it elsewhere; none: queued.
             self._apply(instructions)
         elif isinstance(message, CancelTask):
+            if message.if_waiting:
+                self._recall(app_id, message.task_id)
+                return
             session.kill_after = message.kill_after
             self._apply(self.state.cancel(app_id, message.task_id, self._now(),
                                           message.kill_after))
@@ -508,6 +626,18 @@ class Worker:
             self.broadcasts.drop(app_id, message.broadcast_id)
         else:
             raise ValueError(f"a driver does not send {message.kind!r}")
+
+    def _recall(self, app_id: str, task_id: int) -> None:
+        """The driver wants a task back unless it started: one queued (in the state, or
+        in front of the task threads) is answered as cancelled; one running runs on."""
+        key = (app_id, task_id)
+        if key in self.state.waiting:
+            self._apply(self.state.cancel(app_id, task_id, self._now()))  # Unqueue
+            return
+        done = self.lanes.withdraw(key)
+        if done is not None:
+            assert self._loop is not None
+            self._loop.call_soon(done, TaskOutcome(False, cancelled=True), None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -578,12 +708,19 @@ class Worker:
         assert self._loop is not None
         broadcast = functools.partial(self.broadcasts.value, self._loop, app_id)
         fetch_block = functools.partial(self._fetch_block, app_id)
-        tctx = WorkerTaskContext(spec, self.blocks, fetch, broadcast, fetch_block)
+        tctx = WorkerTaskContext(
+            spec, self.blocks, fetch, broadcast, fetch_block,
+            spill_dir=f"{self.work_dir}/spill/{app_id}-{spec.task_id}",
+        )
         tctx.files_dir = self.files_dir(app_id)
         tctx.memory = TaskMemory(self.memory, (app_id, spec.task_id))
-        tctx.spill_dir = os.path.join(self.work_dir, "spill", f"{app_id}-{spec.task_id}")
-        task = asyncio.create_task(self._execute(session, spec, tctx))
-        session.tasks[spec.task_id] = (task, tctx)
+        self.lanes.submit(
+            (app_id, spec.task_id),
+            functools.partial(run_task, spec, self.stages, tctx,
+                              self.shuffle_root or self.work_dir),
+            functools.partial(self._finished, session, spec, tctx),
+        )
+        session.tasks[spec.task_id] = tctx
 
     def _fetch_block(
         self, app_id: str, rdd_id: int, split: int, urls: list[str]
@@ -627,23 +764,23 @@ class Worker:
             self._loop, self._session, url, app_id, shuffle_id, reduce_id, map_ids
         )
 
-    async def _execute(self, session: DriverSession, spec: TaskSpec, tctx: WorkerTaskContext):
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        try:  # (never cancelled: the state counts the task until its thread really ends)
-            outcome: TaskOutcome = await loop.run_in_executor(
-                self.pool, run_task, spec, self.stages, tctx, self.shuffle_root or self.work_dir
-            )
-        finally:
-            session.tasks.pop(spec.task_id, None)
-            if tctx.cancelled:
-                self._stopped.append((spec.app_id, spec.task_id))
-            self._apply(self.state.ended(spec.app_id, spec.task_id))
-            self._count_running()
-            self.changed.set()
-        outcome_name = "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
+    def _finished(self, session: DriverSession, spec: TaskSpec, tctx: WorkerTaskContext,
+                  outcome: TaskOutcome | None, error: BaseException | None) -> None:
+        """On the loop: a task's thread ended it (or it was withdrawn before running)."""
+        if outcome is None:  # run_task never raises; whatever did is the task's failure
+            error = error or RuntimeError("the task ended without an outcome")
+            outcome = TaskOutcome(False, error=pickle_exception(error),
+                                  traceback="".join(traceback.format_exception(error)))
+        session.tasks.pop(spec.task_id, None)
+        if tctx.cancelled:
+            self._stopped.append((spec.app_id, spec.task_id))
+        self._apply(self.state.ended(spec.app_id, spec.task_id))
+        self._count_running()
+        self.changed.set()
+        outcome_name = ("succeeded" if outcome.ok
+                        else "cancelled" if outcome.cancelled or outcome.refused else "failed")
         self.tasks_ended[outcome_name] += 1
-        seconds = round(time.perf_counter() - started, 6)
+        seconds = round(outcome.seconds, 6)
         if log.isEnabledFor(logging.INFO):
             log.info("task %s", outcome_name, extra=logs.fields(
                 app_id=session.app_id, stage_id=spec.stage_id, task_id=spec.task_id,
@@ -674,24 +811,26 @@ class Worker:
             if outcome.accumulators is not None:
                 acc_blob = len(blobs)
                 blobs.append(outcome.accumulators)
-            await session.send(outcome_message(
+            session.post(outcome_message(
                 TaskSucceeded, map_sizes=outcome.map_sizes, result_url=result_url,
-                acc_blob=acc_blob), *blobs)
+                acc_blob=acc_blob), *blobs, hold=True)
             return
         failed = [b for b in spec.broadcasts if self.broadcasts.failed(session.app_id, b)]
         for bid in failed:  # forget them, so a retry fetches them again
             self.broadcasts.drop(session.app_id, bid)
         failure = functools.partial(outcome_message, TaskFailed, traceback=outcome.traceback,
                                     broadcast_failed=failed)
-        if outcome.cancelled:
-            await session.send(failure(reason="cancelled"))
+        if outcome.refused:
+            session.post(failure(reason="draining"))
+        elif outcome.cancelled:
+            session.post(failure(reason="cancelled"))
         elif outcome.fetch_failed is not None:
             lost = outcome.fetch_failed
             fetch = {"shuffle_id": lost.shuffle_id, "map_ids": lost.map_ids, "url": lost.url,
                      "message": lost.reason}
-            await session.send(failure(reason="fetch_failed", fetch=fetch))
+            session.post(failure(reason="fetch_failed", fetch=fetch))
         else:
-            await session.send(failure(reason="error"), outcome.error or b"")
+            session.post(failure(reason="error"), outcome.error or b"")
 
     def _blocks_evicted(self, app_id: str) -> None:
         """From any thread: blocks of ``app_id`` were evicted; tell its driver soon."""

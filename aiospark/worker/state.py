@@ -28,7 +28,9 @@ sleep): its cached blocks go with it, and the drivers recompute them.
 
 With ``cores`` set, at most that many tasks run at once, whichever drivers launched
 them; a launch that finds every core busy waits in a FIFO queue and starts when a
-core frees (a queued task that is cancelled is dropped, and answered at once):
+core frees (a queued task that is cancelled is dropped, and answered at once).
+``queue`` more per core may start early, to wait in front of the executor's task
+threads (``worker.lanes``), which run them back to back:
 
 >>> state = WorkerState(cores=1)
 >>> state.launch("a", 1, now=0.0), state.launch("b", 1, now=0.0)
@@ -117,9 +119,11 @@ class _Task:
 class WorkerState:
     """The tasks one executor runs, the drivers it serves, and whether it drains."""
 
-    def __init__(self, cores: int | None = None) -> None:
+    def __init__(self, cores: int | None = None, queue: int = 0) -> None:
         #: the most tasks running at once (None: no limit)
         self.cores = cores
+        #: the most tasks started at once: running, or next in front of a task thread
+        self.slots = None if cores is None else cores * (1 + queue)
         self.tasks: dict[tuple[str, int], _Task] = {}
         #: launches waiting for a free core, oldest first
         self.waiting: list[tuple[str, int]] = []
@@ -134,7 +138,8 @@ class WorkerState:
 
     @property
     def running(self) -> int:
-        """Tasks started and not yet ended (cancelled ones included).
+        """Tasks started and not yet ended (cancelled ones, and those started early to
+        wait for a task thread, included).
 
         >>> state = WorkerState(); _ = state.launch("a", 1, now=0.0); state.running
         1
@@ -187,7 +192,7 @@ class WorkerState:
         key = (app_id, task_id)
         if key in self.tasks or key in self.waiting:
             return []  # a duplicate launch: the first one runs
-        if self.cores is not None and (self.waiting or len(self.tasks) >= self.cores):
+        if self.slots is not None and (self.waiting or len(self.tasks) >= self.slots):
             self.waiting.append(key)  # every core is busy: wait for one
             return []
         self.tasks[key] = _Task(app_id, task_id)
@@ -229,7 +234,7 @@ class WorkerState:
         """Start queued launches on the free cores, oldest first."""
         started: list[Instruction] = []
         while self.waiting and not self.draining and not self.killing and (
-                self.cores is None or len(self.tasks) < self.cores):
+                self.slots is None or len(self.tasks) < self.slots):
             app_id, task_id = self.waiting.pop(0)
             self.tasks[(app_id, task_id)] = _Task(app_id, task_id)
             started.append(Start(app_id, task_id))
