@@ -9,8 +9,6 @@ exactly the same Python code per record.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -220,59 +218,3 @@ def check_rbk_keys(engine: str, keys: int, pairs: int) -> None:
     """The correctness guard of the reduce_by_key workload."""
     wanted = expected_rbk_keys(pairs)
     assert keys == wanted, f"{engine}: reduce_by_key + count gave {keys}, expected {wanted}"
-
-
-# -- CPU accounting by process role -------------------------------------------------------
-
-
-def role_of(cmdline: str) -> str:
-    """The aiospark role a process command line shows (a worker's executor process,
-    ``-m aiospark.worker``: ``executor``), else ``driver``."""
-    if "-m aiospark.worker" in cmdline:
-        return "executor"
-    match = re.search(r"-m aiospark (\S+)", cmdline)
-    return match.group(1) if match else "driver"
-
-
-def cpu_by_role() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by this process and its descendants, by role.
-
-    Workers are listed one by one (``worker 1``, ``worker 2`` ...), in pid order.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    mine = {os.getpid()}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (ppid, _) in stats.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
-    used: dict[str, float] = {}
-    workers = 0
-    for pid in sorted(mine):
-        if pid not in stats:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        role = "driver" if pid == os.getpid() else role_of(cmdline)
-        if role == "driver" and pid != os.getpid():
-            role = "other"  # e.g. py-spy, or a helper process
-        if role == "worker":
-            workers += 1
-            role = f"worker {workers}"
-        used[role] = used.get(role, 0.0) + stats[pid][1]
-    return used

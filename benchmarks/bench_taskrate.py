@@ -20,8 +20,8 @@ import statistics
 import sys
 import time
 
-from bench_common import cpu_by_role as cpu_by_process
 from bench_common import inc
+from bench_cpu import cpu_by_role as cpu_by_process
 
 import aiospark
 

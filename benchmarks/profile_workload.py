@@ -33,7 +33,7 @@ import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
 import numpy as np
 from bench_aiospark import tiny_job
 from bench_apps import example, use_broadcast
-from bench_common import WORKLOADS, cpu_by_role, inc, mod_pair, role_of, word_one
+from bench_common import WORKLOADS, inc, mod_pair, word_one
 from bench_corpus import ensure_corpus
 from bench_cpu import cpu_by_role, role_of
 
