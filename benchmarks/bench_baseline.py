@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_common import mod_pair
@@ -18,11 +19,11 @@ def word_count(path: Path) -> Counter[str]:
     return counts
 
 
-def reduce_by_key_count(pairs: int) -> int:
+def reduce_by_key_count(pairs: int, pair: Callable[[int], tuple] = mod_pair) -> int:
     """Reduce the generated pairs by key with ``operator.add`` in a dict; count the keys."""
     add = operator.add
     sums: dict[int, int] = {}
-    for key, value in map(mod_pair, range(pairs)):
+    for key, value in map(pair, range(pairs)):
         sums[key] = add(sums[key], value) if key in sums else value
     return len(sums)
 

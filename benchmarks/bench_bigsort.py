@@ -68,8 +68,7 @@ async def run(records: int, workers: int, fraction: float, partitions: int) -> d
         assert all(c[1] for c in checks), "a partition came out unsorted"
         bounds = [(c[2], c[3]) for c in checks if c[0]]
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(bounds))
-        healths = [h for h in await _healths(ctx)]
-        spilled = sum(h["spilled"]["bytes"] for h in healths)
+        spilled = sum(h["spilled"]["bytes"] for h in await healths(ctx))
         rss = {name: peak_rss(pid) for name, pid in pids.items()}
     print(f"sort_by_key + check: {seconds:.1f} s; spilled {spilled / MB:,.0f} MB")
     worst = max(rss.values())
@@ -94,7 +93,8 @@ def _check_sorted(records):
     return [(count, ordered, first, last)]
 
 
-async def _healths(ctx) -> list[dict]:
+async def healths(ctx) -> list[dict]:
+    """Every worker's ``/v1/health`` answer (its memory, blocks and spills)."""
     answers = []
     for link in ctx._scheduler.links.values():
         async with ctx._session.get(f"{link.info.url}/v1/health") as resp:

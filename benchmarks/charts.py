@@ -120,6 +120,61 @@ def draw(figures: dict[str, dict[str, float]], out: Path) -> list[Path]:
     return written
 
 
+#: Colours of the scaling chart's workloads (bench_scale.py).
+SCALE_WORKLOADS = {"rbk": ("reduce_by_key", "#1f6feb"), "sort": ("sort_by_key", "#e8590c")}
+
+
+def per_million(runs: list[dict[str, Any]], workload: str, metric: str) -> tuple[list, list]:
+    """``(sizes, metric per million records)`` of one workload's runs, by size.
+
+    >>> per_million([{"workload": "rbk", "records": 2_000_000, "seconds": 1.0}], "rbk", "seconds")
+    ([2000000], [0.5])
+    """
+    mine = sorted((r for r in runs if r["workload"] == workload), key=lambda r: r["records"])
+    return [r["records"] for r in mine], [r[metric] * 1e6 / r["records"] for r in mine]
+
+
+def draw_scale(document: dict[str, Any], path: Path) -> Path:
+    """The cost curve of a ``bench_scale.py`` run: seconds and CPU-seconds per million records
+    against the number of records, per workload, with plain Python's where it was run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4.8))
+    budget = document["worker_memory"] / 2**20
+    for axes, metric, title in (
+        (panels[0], "seconds", "wall time"),
+        (panels[1], "cpu_seconds", "CPU time, all processes"),
+    ):
+        for workload, (label, colour) in SCALE_WORKLOADS.items():
+            sizes, values = per_million(document["runs"], workload, metric)
+            if sizes:
+                axes.plot(sizes, values, "o-", color=colour, label=f"{label}, aiospark")
+                for size, value in zip(sizes, values, strict=True):
+                    axes.annotate(f"{value:.2f}", (size, value), textcoords="offset points",
+                                  xytext=(0, 6), ha="center", fontsize=8)
+            sizes, values = per_million(document.get("serial", []), workload, metric)
+            if sizes:
+                axes.plot(sizes, values, "s--", color=colour, alpha=0.5,
+                          label=f"{label}, one-core Python")
+        axes.set_xscale("log")
+        axes.set_ylim(bottom=0)
+        axes.set_xlabel("records (log scale)")
+        axes.set_ylabel(f"{'CPU-' if metric == 'cpu_seconds' else ''}seconds per million records")
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+    panels[0].legend(fontsize=8)
+    figure.suptitle(f"Cost per record as the data grow past memory: {document['workers']} "
+                    f"workers of {budget:,.0f} MB each")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="JSON files from run.py --json")
