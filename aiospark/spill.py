@@ -31,12 +31,14 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
+import operator
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from aiospark import spill_columns as columns
 from aiospark.batching import batched
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.protocol.frames import DEFAULT_BATCH, encode_frame, read_file_frames
@@ -47,6 +49,8 @@ from aiospark.taskcontext import current_task_context
 FANOUT = 32
 #: Records per frame of a sorted run: the merge takes a frame of each run at a time.
 RUN_BATCH = 8 * DEFAULT_BATCH
+#: Records per frame of a sorted run of columns (two arrays of 8 bytes a record).
+COLUMN_RUN_BATCH = 1 << 16
 #: Deepest re-partitioning of one spill file before giving up on splitting it further.
 MAX_LEVEL = 4
 
@@ -339,40 +343,118 @@ def sort_external(
 
     Stable, like ``sorted``: runs are cut in arrival order and the merge
     (``merge_sorted_blocks``) puts an earlier run's records first on ties.
+    Pairs sorted by their key (``key`` an ``itemgetter(0)``) whose keys are
+    ints and values numbers are held, sorted and spilled as numpy columns
+    (``spill_columns``), at a sixth of the memory and without a Python step
+    per record; the first batch that is not such pairs turns the rest of the
+    sort back to lists of records.
     """
-    memory = memory.spawn()
-    buffer: list = []
-    runs: list[str] = []
-    tracker = SizeTracker()
+    sorter = _RunSorter(key, reverse, memory.spawn(), spill_dir)
     try:
         for batch in batched(records, 4 * DEFAULT_BATCH):
-            buffer.extend(batch)
-            if not memory.ensure(tracker.estimate(buffer, len(buffer))):
-                buffer.sort(key=key, reverse=reverse)
-                out, path = new_spill_file(spill_dir, "run-")
-                runs.append(path)
-                with out:
-                    write_spill(out, buffer, path, batch=RUN_BATCH)
-                buffer = []
-                memory.release()
-        buffer.sort(key=key, reverse=reverse)
+            sorter.add(batch)
+        return sorter.result()
     except BaseException:
-        remove_files(runs)
+        remove_files(path for path, _ in sorter.runs)
         raise
-    if not runs:
-        return iter(buffer)
-    return _merge_runs(runs, buffer, key, reverse)
 
 
-def _merge_runs(runs: list[str], last: list, key: Any, reverse: bool) -> Iterator[Any]:
+def _sorts_by_first(key: Any) -> bool:
+    """Whether ``key`` is ``operator.itemgetter(0)``."""
+    return isinstance(key, operator.itemgetter) and key.__reduce__()[1] == (0,)
+
+
+class _RunSorter:
+    """``sort_external``'s state: what is held in memory, and the runs spilled so far."""
+
+    def __init__(self, key: Any, reverse: bool, memory: TaskMemory, spill_dir: str) -> None:
+        self.key, self.reverse, self.memory, self.spill_dir = key, reverse, memory, spill_dir
+        #: the spilled runs in arrival order: (path, whether it holds columns)
+        self.runs: list[tuple[str, bool]] = []
+        self.buffer: list = []
+        self.tracker = SizeTracker()
+        self.columnar = _sorts_by_first(key)
+        self.kind: columns.Pair | None = None  # the dtypes of the first columns
+        self.held: list[columns.Pair] = []  # columns in arrival order, unsorted
+        self.held_bytes = 0
+
+    def add(self, batch: list) -> None:
+        if self.columnar:
+            cols = columns.pair_columns(batch)
+            if cols is not None and columns.same_kind(cols, self.kind or cols):
+                self.kind = self.kind or cols
+                self.held.append(cols)
+                self.held_bytes += cols[0].nbytes + cols[1].nbytes
+                if not self.memory.ensure(self.held_bytes):
+                    self._spill_columns()
+                return
+            self.columnar = False  # the rest of the sort takes lists, in arrival order
+            self.buffer = list(itertools.chain.from_iterable(
+                columns.records_of(*cols) for cols in self.held))
+            self.held, self.held_bytes = [], 0
+        self.buffer.extend(batch)
+        if not self.memory.ensure(self.tracker.estimate(self.buffer, len(self.buffer))):
+            self.buffer.sort(key=self.key, reverse=self.reverse)
+            out, path = new_spill_file(self.spill_dir, "run-")
+            self.runs.append((path, False))
+            with out:
+                write_spill(out, self.buffer, path, batch=RUN_BATCH)
+            self.buffer = []
+            self.memory.release()
+
+    def _sorted_held(self) -> columns.Pair:
+        keys, values = columns.concat(self.held)
+        self.held, self.held_bytes = [], 0
+        return columns.sort_columns(keys, values, self.reverse)
+
+    def _spill_columns(self) -> None:
+        keys, values = self._sorted_held()
+        out, path = new_spill_file(self.spill_dir, "run-")
+        self.runs.append((path, True))
+        with out:
+            for block in columns.chunks(keys, values, COLUMN_RUN_BATCH):
+                write_spill(out, block, path)  # type: ignore[arg-type]
+        self.memory.release()
+
+    def result(self) -> Iterator[Any]:
+        """The sorted records: from memory, or merged from the runs and what is held."""
+        if self.columnar:
+            last = columns.chunks(*self._sorted_held(), COLUMN_RUN_BATCH) if self.kind else iter(())
+            if not self.runs:
+                return itertools.chain.from_iterable(columns.record_blocks(last))
+            return itertools.chain.from_iterable(
+                columns.record_blocks(_merge_column_runs([p for p, _ in self.runs], last,
+                                                         self.reverse)))
+        self.buffer.sort(key=self.key, reverse=self.reverse)
+        if not self.runs:
+            return iter(self.buffer)
+        return itertools.chain.from_iterable(
+            _merge_runs(self.runs, self.buffer, self.key, self.reverse))
+
+
+def _merge_column_runs(
+    runs: list[str], last: Iterator[columns.Pair], reverse: bool
+) -> Iterator[columns.Pair]:
     try:
-        sources = [read_spill_batches(path) for path in runs]
-        sources.append(iter([last]))
-        yield from itertools.chain.from_iterable(
-            merge_sorted_blocks(sources, key, reverse)
-        )
+        sources = [map(tuple, read_spill_batches(path)) for path in runs]
+        yield from columns.merge_columns([*sources, last], reverse)
     finally:
         remove_files(runs)
+
+
+def _merge_runs(
+    runs: list[tuple[str, bool]], last: list, key: Any, reverse: bool
+) -> Iterator[list]:
+    try:
+        sources: list[Iterator[list]] = [
+            columns.record_blocks(map(tuple, read_spill_batches(path))) if held_columns
+            else read_spill_batches(path)
+            for path, held_columns in runs
+        ]
+        sources.append(iter([last]))
+        yield from merge_sorted_blocks(sources, key, reverse)
+    finally:
+        remove_files(path for path, _ in runs)
 
 
 def merge_sorted_blocks(

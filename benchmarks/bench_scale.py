@@ -52,8 +52,8 @@ import charts
 from bench_baseline import reduce_by_key_count, sort_by_key_count
 from bench_bigsort import healths, peak_rss
 from bench_common import mod_pair
-from bench_machine import machine, machine_line
 from bench_cpu import cpu_by_role
+from bench_machine import machine, machine_line
 from profile_workload import load_stacks, sampling, summarize
 
 import aiospark
