@@ -134,6 +134,48 @@ def test_external_sort_really_spills(tmp_path):
     assert spill.STATS.snapshot()["spills"] > before
 
 
+def _numeric_then_mixed(rnd: random.Random) -> list[tuple]:
+    ints = [(rnd.randint(-300, 300), i) for i in range(30_000)]
+    floats = [(rnd.randint(0, 40), rnd.random()) for _ in range(10_000)]
+    words = [(rnd.randint(0, 40), f"w{i}") for i in range(5_000)]
+    return ints + floats + [(2**70, 1), (5, True)] + words + ints[:10_000]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("budget", [60_000, 10**9])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_external_sort_of_numeric_pairs_in_columns(tmp_path, monkeypatch, reverse, budget, mixed):
+    merges = []
+    merge_columns = spill.columns.merge_columns
+    monkeypatch.setattr(spill.columns, "merge_columns",
+                        lambda *a: merges.append(1) or merge_columns(*a))
+    rnd = random.Random(7)
+    records = (_numeric_then_mixed(rnd) if mixed
+               else [(rnd.randint(-10**12, 10**12) // 10**9, i) for i in range(60_000)])
+    key = operator.itemgetter(0)
+    before = spill.STATS.snapshot()["bytes"]
+    got = list(sort_external(iter(records), key, reverse, tiny(budget), str(tmp_path)))
+    want = sorted(records, key=key, reverse=reverse)
+    assert got == want
+    assert [tuple(map(type, r)) for r in got] == [tuple(map(type, r)) for r in want]
+    spilled = spill.STATS.snapshot()["bytes"] - before
+    assert (spilled > 0) == (budget < 10**6)
+    assert bool(merges) == (not mixed and budget < 10**6)  # runs of columns, merged as such
+    assert os.listdir(tmp_path) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers()), max_size=40),
+                max_size=5),
+       st.booleans(), st.integers(1, 9))
+def test_merge_sorted_blocks_is_a_stable_merge(runs, reverse, block):
+    key = operator.itemgetter(0)
+    runs = [sorted(run, key=key, reverse=reverse) for run in runs]
+    streams = [iter([run[i : i + block] for i in range(0, len(run), block)]) for run in runs]
+    merged = [r for chunk in spill.merge_sorted_blocks(streams, key, reverse) for r in chunk]
+    assert merged == sorted([r for run in runs for r in run], key=key, reverse=reverse)
+
+
 def _segments(directory: str, map_id: int, reducers: int) -> list[list]:
     data, index = map_paths(directory, map_id)
     out = []
