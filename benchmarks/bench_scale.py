@@ -6,13 +6,14 @@
 
 Each workload runs on a fresh embedded cluster (``--workers`` workers, each with
 a ``--worker-memory`` budget, 128 MB by default: the 2 M-pair shuffles fit in
-it, the 20 M and 100 M ones, 1.8 and 9 GB in memory, must spill):
+it; the 20 M and 100 M pairs, 1.8 and 9 GB as Python objects, do not):
 
-- ``rbk``: ``ctx.range(n).map(pair).reduce_by_key(operator.add).count()`` with
-  ``pair(i) = (i * 7919 % keys, 1)`` and ``keys = n // 20`` (100,000 at 2 M,
-  the keys of run.py's rbk workload).  The keys grow with the data: with a fixed
-  100,000 keys the combined tables stay a few MB, whatever ``n``, and nothing
-  would ever spill (``--rbk-keys`` fixes them anyway).
+- ``rbk``: ``ctx.range(n).map(mod_pair).reduce_by_key(operator.add).count()``,
+  run.py's workload: 100,000 keys whatever ``n``, so the combined tables stay
+  small and only the records stream past the budget.
+- ``rbk-wide``: the same with ``pair(i) = (i * 7919 % keys, 1)`` and
+  ``keys = n // 20`` (100,000 at 2 M): the tables grow with the data, so the
+  map-side combine and the reduce side spill (``--rbk-keys`` fixes the keys).
 - ``sort``: ``ctx.range(n).map(mod_pair).sort_by_key().count()``, run.py's sort.
 
 Per run it records the wall time, the CPU-seconds of every process of the
@@ -51,8 +52,8 @@ import blas_threads  # noqa: F401 - before numpy: one BLAS thread per process
 import charts
 from bench_baseline import reduce_by_key_count, sort_by_key_count
 from bench_bigsort import healths, peak_rss
-from bench_common import mod_pair
-from bench_cpu import cpu_by_role
+from bench_common import RBK_KEYS, mod_pair
+from bench_cpu import _descendants, _process_table, cpu_by_role
 from bench_machine import machine, machine_line
 from profile_workload import load_stacks, sampling, summarize
 
@@ -64,19 +65,21 @@ MB = 1 << 20
 #: py-spy samples per second with ``--profile``.
 PROFILE_RATE = 100
 SIZES = (2_000_000, 20_000_000, 100_000_000)
-WORKLOADS = ("rbk", "sort")
+WORKLOADS = ("rbk", "rbk-wide", "sort")
 #: Pairs per distinct key of the rbk workload (2 M pairs: 100,000 keys, as in run.py).
 PAIRS_PER_KEY = 20
 #: The multiplier scattering the keys; a prime, so coprime with almost every key count.
 SCATTER = 7919
 
 
-def rbk_keys(records: int, fixed: int | None = None) -> int:
-    """Distinct keys the rbk workload's pairs draw from.
+def rbk_keys(workload: str, records: int, fixed: int | None = None) -> int:
+    """Distinct keys the pairs of an rbk workload draw from.
 
-    >>> rbk_keys(2_000_000), rbk_keys(100), rbk_keys(10**8, fixed=100_000)
+    >>> rbk_keys("rbk-wide", 2_000_000), rbk_keys("rbk-wide", 100), rbk_keys("rbk", 10**8)
     (100000, 5, 100000)
     """
+    if workload == "rbk":
+        return RBK_KEYS
     return fixed or max(1, records // PAIRS_PER_KEY)
 
 
@@ -145,20 +148,8 @@ def profiled(args: argparse.Namespace, name: str) -> Iterator[None]:
 
 def descendants(roots: Any) -> set[int]:
     """``roots`` and every process below them (a worker's executor runs its tasks)."""
-    parents = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat") as f:
-                    parents[int(entry.name)] = int(f.read().rsplit(") ", 1)[1].split()[1])
-            except OSError:
-                continue
-    found = set(roots)
-    while True:
-        more = {pid for pid, ppid in parents.items() if ppid in found} - found
-        if not more:
-            return found
-        found |= more
+    table = _process_table()
+    return {pid for root in roots for pid in _descendants(table, root)}
 
 
 async def spilled_bytes(ctx: aiospark.Context) -> int:
@@ -170,19 +161,21 @@ def build(ctx: aiospark.Context, workload: str, records: int, slices: int, keys:
     """The workload's RDD (before its action)."""
     pairs = ctx.range(records, num_slices=slices)
     if workload == "rbk":
+        return pairs.map(mod_pair).reduce_by_key(operator.add)
+    if workload == "rbk-wide":
         return pairs.map(keyed_pair(keys)).reduce_by_key(operator.add)
     return pairs.map(mod_pair).sort_by_key()
 
 
 def expected_count(workload: str, records: int, keys: int) -> int:
-    return expected_keys(records, keys) if workload == "rbk" else records
+    return records if workload == "sort" else expected_keys(records, keys)
 
 
 async def run_one(
     workload: str, records: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     """One timed run of ``workload`` at ``records`` on a fresh cluster, then its checks."""
-    keys = rbk_keys(records, args.rbk_keys)
+    keys = rbk_keys(workload, records, args.rbk_keys)
     budget = parse_size(args.worker_memory)
     async with aiospark.Context(workers=args.workers, worker_memory=budget) as ctx:
         pids = {name: proc.pid for name, proc in ctx._cluster.processes.items()
@@ -207,7 +200,7 @@ async def run_one(
     return {
         "workload": workload,
         "records": records,
-        "keys": keys if workload == "rbk" else None,
+        "keys": None if workload == "sort" else keys,
         "seconds": seconds,
         "cpu_seconds": sum(cpu.values()),
         "cpu_by_role": cpu,
@@ -234,10 +227,12 @@ async def verify(rdd: Any, workload: str, records: int) -> None:
 
 def run_serial(workload: str, records: int, args: argparse.Namespace) -> dict[str, Any]:
     """The same work in plain one-process Python, timed and checked."""
-    keys = rbk_keys(records, args.rbk_keys)
+    keys = rbk_keys(workload, records, args.rbk_keys)
     cpu = time.process_time()
     start = time.perf_counter()
     if workload == "rbk":
+        count = reduce_by_key_count(records)
+    elif workload == "rbk-wide":
         count = reduce_by_key_count(records, keyed_pair(keys))
     else:
         count = sort_by_key_count(records)
@@ -280,7 +275,7 @@ def print_run(engine: str, run: dict[str, Any]) -> None:
         + (", verified" if run["verified"] else "")
     )
     print(
-        f"  {engine:<8} {run['workload']:<5} {run['records']:>12,}: {run['seconds']:7.1f} s, "
+        f"  {engine:<8} {run['workload']:<8} {run['records']:>12,}: {run['seconds']:7.1f} s, "
         f"{run['us_per_record']:.2f} us/record ({run['records_per_s'] / 1e6:.2f} M/s){extra}",
         flush=True,
     )
@@ -333,7 +328,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-memory", default="128m",
                         help="each worker's memory budget (default 128m)")
     parser.add_argument("--rbk-keys", type=parse_count, default=None,
-                        help=f"fixed rbk key count (default: records // {PAIRS_PER_KEY})")
+                        help=f"rbk-wide's key count (default: records // {PAIRS_PER_KEY})")
     parser.add_argument("--serial-max", type=parse_count, default=20_000_000,
                         help="run plain Python up to this many records (default 20M)")
     parser.add_argument("--verify-max", type=parse_count, default=20_000_000,

@@ -121,7 +121,11 @@ def draw(figures: dict[str, dict[str, float]], out: Path) -> list[Path]:
 
 
 #: Colours of the scaling chart's workloads (bench_scale.py).
-SCALE_WORKLOADS = {"rbk": ("reduce_by_key", "#1f6feb"), "sort": ("sort_by_key", "#e8590c")}
+SCALE_WORKLOADS = {
+    "rbk": ("reduce_by_key, 100k keys", "#1f6feb"),
+    "rbk-wide": ("reduce_by_key, n/20 keys", "#2f9e44"),
+    "sort": ("sort_by_key", "#e8590c"),
+}
 
 
 def per_million(runs: list[dict[str, Any]], workload: str, metric: str) -> tuple[list, list]:
