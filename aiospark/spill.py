@@ -38,6 +38,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
 from aiospark import spill_columns as columns
 from aiospark.batching import batched
 from aiospark.memory import UNLIMITED, TaskMemory
@@ -103,6 +105,7 @@ class SpillStats:
 
 
 STATS = SpillStats()
+_first = operator.itemgetter(0)
 
 
 def write_batches(
@@ -127,6 +130,34 @@ def write_spill(
     written = write_batches(out, records, path, codec, batch)
     STATS.add(written)
     return written
+
+
+def write_column_spill(out: Any, keys: np.ndarray, values: np.ndarray, path: str) -> int:
+    """Write int pairs held as columns to a spill file, as frames of ``(keys, values)``
+    (raw buffers); returns the bytes written, counted in ``STATS``."""
+    written = 0
+    try:
+        for block in columns.chunks(keys, values, COLUMN_RUN_BATCH):
+            for piece in encode_frame(block):
+                written += out.write(piece)
+    except OSError as exc:
+        raise SpillError(exc.errno, f"writing {path} failed: {exc}") from exc
+    STATS.add(written)
+    return written
+
+
+def _sums(merge: Any, combine: Any) -> bool:
+    """Whether folding with ``combine`` (a ``reduce_by_key(operator.add)`` aggregator's, or
+    None: merging with ``merge``) adds values to combiners."""
+    if merge is not operator.add:
+        return False
+    if combine is None:
+        return True
+    owner, name = getattr(combine, "__self__", None), getattr(combine, "__name__", "")
+    if name == "combine_combiners":
+        return getattr(owner, "merge_combiners", None) is operator.add
+    return (name == "combine_values" and getattr(owner, "identity_create", False)
+            and getattr(owner, "merge_value", None) is operator.add)
 
 
 def read_spill(path: str) -> Iterator[Any]:
@@ -166,6 +197,12 @@ class ExternalMap:
         self.spills = 0
         self._fanout: _FanOut | None = None
         self._tracker = SizeTracker()
+        #: Once a table summing int pairs (``operator.add``) outgrows memory: the pairs held
+        #: as numpy columns (``spill_columns``) instead of ``table``; None meanwhile.
+        self._columns: list[columns.Pair] | None = None
+        self._column_bytes = 0
+        #: whether it may still turn to columns (it only ever added ints, so far)
+        self._may_sum = merge_combiners is operator.add
 
     # -- filling ---------------------------------------------------------------------
 
@@ -174,17 +211,83 @@ class ExternalMap:
     ) -> None:
         """Fold ``(key, value)`` records in with ``combine(batch, table)``; by default
         they are combiners, merged with ``merge_combiners``."""
+        summing = self._may_sum and _sums(self.merge, combine)
+        if self._columns is not None:
+            cols = columns.int_pairs(batch) if summing and type(batch) is list else None
+            if cols is not None:
+                self._add_columns(cols)
+                return
+            self._leave_columns()
+        self._may_sum = summing
         if combine is not None:
             combine(batch, self.table)
         else:
             merge_into(self.table, batch, self.merge)
         self.maybe_spill()
 
+    def _add_columns(self, cols: columns.Pair) -> None:
+        """Hold int pairs to sum; past the memory share, sum them (numpy) and spill the sums
+        unless that halved them."""
+        assert self._columns is not None
+        self._columns.append(cols)
+        self._column_bytes += cols[0].nbytes + cols[1].nbytes
+        if self.memory.ensure(self._column_bytes):
+            return
+        try:
+            keys, sums = columns.sum_by_key(*columns.concat(self._columns))
+        except OverflowError:
+            self._leave_columns()
+            self.maybe_spill()
+            return
+        held = keys.nbytes + sums.nbytes
+        if held * 2 > self._column_bytes and self.level < MAX_LEVEL:
+            self._columns, self._column_bytes = [(keys, sums)], held
+            self._spill_columns()
+        else:
+            self._columns, self._column_bytes = [(keys, sums)], held
+
+    def _spill_columns(self) -> None:
+        if self._fanout is None:
+            self._fanout = _FanOut(self.spill_dir, f"map{self.level}-", self.level)
+        if self._columns:
+            self._fanout.write_columns(*columns.concat(self._columns))
+            self.spills += 1
+        self._columns, self._column_bytes = [], 0
+        self.memory.release()
+
+    def _leave_columns(self) -> None:
+        """Turn the held columns into ``table`` entries; from now on, a dict of records."""
+        held, self._columns = self._columns, None
+        self._may_sum = False
+        if not held:
+            return
+        try:
+            merged = columns.records_of(*columns.sum_by_key(*columns.concat(held)))
+        except OverflowError:  # Python's ints take the sums past 64 bits
+            merged = [r for cols in held for r in columns.records_of(*cols)]
+        merge_into(self.table, merged, self.merge)
+        self._column_bytes = 0
+
     def maybe_spill(self) -> None:
-        """Spill when the table has outgrown what the task may hold."""
+        """Spill when the table has outgrown what the task may hold (or, if it sums int
+        pairs, hold them as columns from now on)."""
         size = self._tracker.estimate(self.table, len(self.table))
-        if not self.memory.ensure(size):
+        if not self.memory.ensure(size) and not self._to_columns():
             self.spill()
+
+    def _to_columns(self) -> bool:
+        """Move ``table`` into columns, if it sums int pairs (else nothing happens)."""
+        if not self._may_sum:
+            return False
+        cols = columns.int_pairs(list(self.table.items())) if self.table else None
+        if cols is None and self.table:
+            self._may_sum = False
+            return False
+        self.table, self._columns, self._column_bytes = {}, [], 0
+        self.memory.release()
+        if cols is not None:
+            self._add_columns(cols)
+        return True
 
     @property
     def spilled(self) -> bool:
@@ -204,6 +307,14 @@ class ExternalMap:
     def items(self) -> Iterator[tuple]:
         """Every ``(key, combiner)``, each key once."""
         if self._fanout is None:
+            if self._columns:
+                try:
+                    keys, sums = columns.sum_by_key(*columns.concat(self._columns))
+                except OverflowError:
+                    self._leave_columns()
+                    return iter(self.table.items())
+                blocks = columns.chunks(keys, sums, COLUMN_RUN_BATCH)
+                return itertools.chain.from_iterable(columns.record_blocks(blocks))
             return iter(self.table.items())
         return self._merged_items()
 
@@ -211,24 +322,36 @@ class ExternalMap:
         """After a spill: one table per fan-out file (each may itself have spilled)."""
         if self.table:
             self.spill()
+        if self._columns:
+            self._spill_columns()
         assert self._fanout is not None
         paths = self._fanout.close()
         try:
             for index, path in enumerate(paths):
                 part = ExternalMap(self.merge, self.memory, self.spill_dir, self.level + 1)
                 if path:
-                    records = read_spill(path)
+                    batches = read_spill_batches(path)
                     paths[index] = None
-                    if self.level + 1 >= MAX_LEVEL:  # one huge key, or hopeless skew
-                        merge_into(part.table, records, self.merge)
-                    else:
-                        for batch in batched(records):
-                            part.merge_values(batch)
+                    for batch in batches:
+                        part._fold(batch)
                 yield part
-                part.table = {}
+                part.table, part._columns = {}, None
                 part.memory.release()
         finally:
             remove_files(paths)
+
+    def _fold(self, batch: Any) -> None:
+        """Take in one frame of a spill file: columns, or a list of ``(key, combiner)``."""
+        if type(batch) is tuple:
+            if self._columns is not None or self._to_columns():
+                self._add_columns(batch)
+                return
+            batch = columns.records_of(*batch)
+        if self.level >= MAX_LEVEL:  # one huge key, or hopeless skew: no more spilling
+            self._leave_columns()
+            merge_into(self.table, batch, self.merge)
+        else:
+            self.merge_values(batch)
 
     def _merged_items(self) -> Iterator[tuple]:
         for part in self.parts():
@@ -260,19 +383,34 @@ class _FanOut:
         self.files: list[tuple[Any, str] | None] = [None] * FANOUT
 
     def write(self, items: Iterable[tuple]) -> None:
-        n = len(self.files)
-        parts: list[list] = [[] for _ in range(n)]
-        salt = self.salt
-        for item in items:
-            parts[hash((salt, item[0])) % n].append(item)
-        for index, part in enumerate(parts):
-            if part:
-                entry = self.files[index]
-                if entry is None:
-                    entry = self.files[index] = new_spill_file(
-                        self.spill_dir, f"{self.prefix}{index}-"
-                    )
-                write_spill(entry[0], part, entry[1])
+        """Append ``(key, value)`` records, each to its key's file (in their order)."""
+        items = items if type(items) is list else list(items)
+        if not items:
+            return
+        hashes = np.fromiter(map(hash, map(_first, items)), np.int64, len(items))
+        order, bounds = columns.split_ids(columns.fanout_ids(hashes, self.salt, len(self.files)),
+                                          len(self.files))
+        ordered = list(map(items.__getitem__, order.tolist()))
+        for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+            if end > start:
+                entry = self._file(index)
+                write_spill(entry[0], ordered[start:end], entry[1])
+
+    def write_columns(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Append int pairs held as columns: to the same files as ``write`` would."""
+        ids = columns.fanout_ids(columns.hashes_of(keys), self.salt, len(self.files))
+        order, bounds = columns.split_ids(ids, len(self.files))
+        keys, values = keys[order], values[order]
+        for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+            if end > start:
+                entry = self._file(index)
+                write_column_spill(entry[0], keys[start:end], values[start:end], entry[1])
+
+    def _file(self, index: int) -> tuple[Any, str]:
+        entry = self.files[index]
+        if entry is None:
+            entry = self.files[index] = new_spill_file(self.spill_dir, f"{self.prefix}{index}-")
+        return entry
 
     def close(self) -> list[str | None]:
         """Close the files; their paths (None where nothing was written)."""
@@ -306,6 +444,7 @@ def join_external(
     (and may emit unmatched table entries at its end): each part is joined
     on its own.
     """
+    table._leave_columns()
     if not table.spilled:
         yield from join(table.table, iter(stream))
         return
@@ -322,6 +461,8 @@ def merge_external(
     tables: list[ExternalMap], merge: Callable[[list[dict]], Iterator[Any]]
 ) -> Iterator[Any]:
     """``merge([dict, ...])`` over several tables keyed alike, part by part if any spilled."""
+    for t in tables:
+        t._leave_columns()
     if not any(t.spilled for t in tables):
         yield from merge([t.table for t in tables])
         return
@@ -412,8 +553,7 @@ class _RunSorter:
         out, path = new_spill_file(self.spill_dir, "run-")
         self.runs.append((path, True))
         with out:
-            for block in columns.chunks(keys, values, COLUMN_RUN_BATCH):
-                write_spill(out, block, path)  # type: ignore[arg-type]
+            write_column_spill(out, keys, values, path)
         self.memory.release()
 
     def result(self) -> Iterator[Any]:

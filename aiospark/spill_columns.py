@@ -162,3 +162,71 @@ def chunks(keys: np.ndarray, values: np.ndarray, size: int) -> Iterator[Pair]:
 def record_blocks(blocks: Iterator[Pair]) -> Iterator[list]:
     """Column blocks as lists of tuples."""
     return itertools.starmap(records_of, blocks)
+
+
+# -- summing by key (an ExternalMap of operator.add over int pairs) ------------------------------
+
+#: Odd 64-bit multipliers, one per fan-out level: each level spreads keys by other hash bits.
+_MIXERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+           0xFF51AFD7ED558CCD, 0x94D049BB133111EB)
+_HASH_MODULUS = 2**61 - 1  # CPython's hash of an int is the int modulo this (sign kept)
+
+
+def int_pairs(batch: list) -> Pair | None:
+    """``pair_columns`` of pairs whose values are ints too (so sums stay exact), else None."""
+    cols = pair_columns(batch)
+    return cols if cols is not None and cols[1].dtype == np.int64 else None
+
+
+def sum_by_key(keys: np.ndarray, values: np.ndarray) -> Pair:
+    """One ``(key, sum of its values)`` per distinct key, in key order.
+
+    Raises ``OverflowError`` when a sum might not fit in 64 bits (Python's ints
+    would not wrap: the caller falls back to them).
+
+    >>> keys, sums = sum_by_key(np.array([3, 1, 3]), np.array([1, 2, 5]))
+    >>> keys.tolist(), sums.tolist()
+    ([1, 3], [2, 6])
+    """
+    if not len(keys):
+        return keys, values
+    biggest = max(abs(int(values.min())), abs(int(values.max())))
+    if biggest * len(values) >= 2**63:
+        raise OverflowError("a sum could pass 64 bits")
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[starts], np.add.reduceat(values, starts)
+
+
+def hashes_of(keys: np.ndarray) -> np.ndarray:
+    """``hash(key)`` of each int key, as CPython computes it.
+
+    >>> hashes_of(np.array([5, -1, 2**61])).tolist() == [hash(5), hash(-1), hash(2**61)]
+    True
+    """
+    if len(keys) and int(keys.min()) > -_HASH_MODULUS and int(keys.max()) < _HASH_MODULUS:
+        return np.where(keys == -1, -2, keys)
+    return np.fromiter(map(hash, keys.tolist()), np.int64, len(keys))
+
+
+def fanout_ids(hashes: np.ndarray, salt: int, n: int) -> np.ndarray:
+    """Which of ``n`` files each hash goes to at fan-out level ``salt`` (bits mixed anew at
+    each level, so a file of one level spreads over the next level's files).
+
+    >>> ids = fanout_ids(np.arange(10_000), 0, 32)
+    >>> int(ids.min()), int(ids.max()), bool(np.bincount(ids).min() > 200)
+    (0, 31, True)
+    """
+    mixed = hashes.astype(np.uint64)
+    mixed ^= mixed >> np.uint64(31)
+    with np.errstate(over="ignore"):
+        mixed *= np.uint64(_MIXERS[salt % len(_MIXERS)])
+    return ((mixed >> np.uint64(32)) % np.uint64(n)).astype(np.intp)
+
+
+def split_ids(ids: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
+    """A stable order grouping equal ids, and where each id's group starts (n + 1 bounds)."""
+    order = np.argsort(ids, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(ids, minlength=n)))).tolist()
+    return order, bounds

@@ -42,6 +42,59 @@ def test_external_map_spills_and_merges_like_a_dict(tmp_path):
     assert os.listdir(tmp_path) == []  # every spill file was removed once read
 
 
+def _fold_all(table: ExternalMap, records: list, combine=None, size: int = 700) -> None:
+    for batch in batches(records, size):
+        table.merge_values(list(batch), combine=combine)
+
+
+@pytest.mark.parametrize("budget", [30_000, 10**9])
+def test_external_map_sums_int_pairs_in_columns(tmp_path, monkeypatch, budget):
+    written = []
+    write = spill.write_column_spill
+    monkeypatch.setattr(spill, "write_column_spill", lambda *a: written.append(1) or write(*a))
+    rnd = random.Random(3)
+    pairs = [(rnd.randrange(-3000, 3000), rnd.randrange(5)) for _ in range(60_000)]
+    adding = Aggregator(lambda v: v, operator.add, operator.add, identity_create=True)
+    table = ExternalMap(operator.add, tiny(budget), str(tmp_path))
+    _fold_all(table, pairs, combine=adding.combine_combiners)
+    wanted = collections.Counter()
+    for key, value in pairs:
+        wanted[key] += value
+    got = list(table.items())
+    assert len(got) == len({k for k, _ in got}) and dict(got) == wanted
+    assert all(type(k) is int and type(v) is int for k, v in got)
+    assert bool(written) == (budget < 10**6) and table.spilled == bool(written)
+    assert os.listdir(tmp_path) == []
+
+
+def test_external_map_leaves_columns_for_other_records(tmp_path):
+    rnd = random.Random(4)
+    ints = [(rnd.randrange(2000), 1) for _ in range(30_000)]
+    others = [(f"k{rnd.randrange(500)}", 2) for _ in range(5_000)] + [(7, 2**62), (7, 2**62)]
+    table = ExternalMap(operator.add, tiny(30_000), str(tmp_path))
+    _fold_all(table, ints)
+    _fold_all(table, others)
+    _fold_all(table, ints)  # numbers again, now into the dict
+    wanted = collections.Counter()
+    for key, value in ints + others + ints:
+        wanted[key] += value
+    assert dict(table.items()) == wanted  # 2**63 + ...: Python ints, no wrap-around
+    assert os.listdir(tmp_path) == []
+
+
+def test_external_map_sums_past_64_bits_exactly(tmp_path):
+    pairs = [(i % 3, 2**62) for i in range(3_000)]
+    table = ExternalMap(operator.add, tiny(10**9), str(tmp_path))
+    _fold_all(table, pairs)
+    assert dict(table.items()) == {0: 1000 * 2**62, 1: 1000 * 2**62, 2: 1000 * 2**62}
+
+
+def test_external_map_of_other_merges_keeps_records(tmp_path):
+    table = ExternalMap(max, tiny(10**9), str(tmp_path))
+    _fold_all(table, [(i % 10, i) for i in range(1000)])
+    assert table._columns is None and dict(table.items()) == {k: 990 + k for k in range(10)}
+
+
 def test_external_map_without_spilling_keeps_its_table(tmp_path):
     table = ExternalMap(operator.add, tiny(10**9), str(tmp_path))
     table.merge_values([("a", 1), ("b", 2), ("a", 3)])
