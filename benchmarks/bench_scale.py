@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py                          # 2 M, 20 M, 100 M (~15 min)
     python benchmarks/bench_scale.py --sizes 2e6,20e6 --no-chart   # a quicker curve
-    python benchmarks/bench_scale.py --sizes 200000,2e6 --serial-max 0  # a smoke run
+    python benchmarks/bench_scale.py --quick --no-chart         # 200k-2M on 16 MB workers
 
 Each workload runs on a fresh embedded cluster (``--workers`` workers, each with
 a ``--worker-memory`` budget, 128 MB by default: the 2 M-pair shuffles fit in
@@ -322,6 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated record counts (2e6, 20M, ...; default 2M,20M,100M)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated, of {','.join(WORKLOADS)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="200k, 1M and 2M records on 16 MB workers: spills in a minute")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slices", type=int, default=None,
                         help="partitions of the input and of the shuffle (default 2 x workers)")
@@ -339,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="sample every timed run with py-spy (slower), raw stacks into DIR")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.worker_memory = "200k,1M,2M", "16m"
     args.sizes = sorted(parse_count(s) for s in args.sizes.split(",") if s.strip())
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = set(args.workloads) - set(WORKLOADS)

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --json results.json --charts docs/images
     python benchmarks/charts.py results.json [more.json ...] --out docs/images
+    python benchmarks/charts.py --scale docs/images/scale.json --out docs/images  # bench_scale.py
 
 Several JSON files are merged (a later file's figures win), so a run of some
 workloads can complete an earlier one.  Two charts: each workload's time per
@@ -183,8 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="JSON files from run.py --json")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--scale", action="store_true",
+                        help="the JSON is bench_scale.py's: draw OUT/scale.png from it")
     args = parser.parse_args(argv)
     documents = [json.loads(path.read_text()) for path in args.results]
+    if args.scale:
+        print(f"wrote {draw_scale(documents[-1], args.out / 'scale.png')}")
+        return
     for path in draw(merge(documents), args.out):
         print(f"wrote {path}")
 

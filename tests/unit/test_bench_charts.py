@@ -36,3 +36,12 @@ def test_rows_keep_every_engine_that_measured_a_workload():
 def test_no_timed_figures_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no timed workload"):
         charts.draw({"aiospark": {"tiny_p50_ms": 0.8}}, tmp_path)
+
+
+def test_scale_chart_is_written_from_bench_scale_json(tmp_path):
+    runs = [{"workload": w, "records": n, "seconds": n / 1e6, "cpu_seconds": n / 2e6}
+            for w in ("rbk", "sort") for n in (2_000_000, 20_000_000)]
+    document = {"runs": runs, "serial": runs[:1], "workers": 2, "worker_memory": 128 << 20}
+    path = charts.draw_scale(document, tmp_path / "scale.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert charts.per_million(runs, "sort", "seconds") == ([2_000_000, 20_000_000], [1.0, 1.0])
