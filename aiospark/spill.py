@@ -213,7 +213,7 @@ class ExternalMap:
         they are combiners, merged with ``merge_combiners``."""
         summing = self._may_sum and _sums(self.merge, combine)
         if self._columns is not None:
-            cols = columns.int_pairs(batch) if summing and type(batch) is list else None
+            cols = columns.int_pairs(batch) if summing else None
             if cols is not None:
                 self._add_columns(cols)
                 return

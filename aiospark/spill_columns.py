@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -42,10 +43,25 @@ def _column(items: list, allow_float: bool) -> np.ndarray | None:
         return None
 
 
-def pair_columns(batch: list) -> Pair | None:
+def pair_columns(batch: Any) -> Pair | None:
     """``(keys, values)`` arrays of a batch of pairs with int keys and all-int or all-float
-    values; None for anything else (other types, ints past 64 bits, not pairs)."""
-    if not batch or set(map(len, batch)) != {2} or set(map(type, batch)) != {tuple}:
+    values; None for anything else (other types, ints past 64 bits, not pairs).
+
+    A batch already held as columns (``keys`` and ``values`` int64 / float64
+    arrays, as the shuffle's numeric frames are) is taken as it is.
+
+    >>> class Held:
+    ...     keys, values = np.array([2, 1]), np.array([0.5, 1.5])
+    >>> pair_columns(Held())[1].tolist()
+    [0.5, 1.5]
+    """
+    if type(batch) is not list:
+        keys, values = getattr(batch, "keys", None), getattr(batch, "values", None)
+        if (isinstance(keys, np.ndarray) and isinstance(values, np.ndarray)
+                and keys.dtype == np.int64 and values.dtype in (np.int64, np.float64)):
+            return keys, values
+        return None
+    if not batch or set(map(type, batch)) != {tuple} or set(map(len, batch)) != {2}:
         return None
     keys = _column(list(map(_first, batch)), allow_float=False)
     if keys is None:
@@ -172,7 +188,7 @@ _MIXERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB
 _HASH_MODULUS = 2**61 - 1  # CPython's hash of an int is the int modulo this (sign kept)
 
 
-def int_pairs(batch: list) -> Pair | None:
+def int_pairs(batch: Any) -> Pair | None:
     """``pair_columns`` of pairs whose values are ints too (so sums stay exact), else None."""
     cols = pair_columns(batch)
     return cols if cols is not None and cols[1].dtype == np.int64 else None
