@@ -492,12 +492,21 @@ def sort_external(
     """
     sorter = _RunSorter(key, reverse, memory.spawn(), spill_dir)
     try:
-        for batch in batched(records, 4 * DEFAULT_BATCH):
+        for batch in _batches_of(records):
             sorter.add(batch)
         return sorter.result()
     except BaseException:
         remove_files(path for path, _ in sorter.runs)
         raise
+
+
+def _batches_of(records: Iterator[Any]) -> Iterator[Any]:
+    """The records in batches: those they arrived in, when ``records`` still has them
+    (a shuffle's fetched records: lists, or pairs held as columns), else lists."""
+    batches = getattr(records, "batches", None)
+    if batches is not None and getattr(records, "started", True) is False:
+        return batches
+    return batched(records, 4 * DEFAULT_BATCH)
 
 
 def _sorts_by_first(key: Any) -> bool:
@@ -533,7 +542,7 @@ class _RunSorter:
             self.buffer = list(itertools.chain.from_iterable(
                 columns.records_of(*cols) for cols in self.held))
             self.held, self.held_bytes = [], 0
-        self.buffer.extend(batch)
+        self.buffer.extend(batch)  # a list, or pairs held as columns (iterating as tuples)
         if not self.memory.ensure(self.tracker.estimate(self.buffer, len(self.buffer))):
             self.buffer.sort(key=self.key, reverse=self.reverse)
             out, path = new_spill_file(self.spill_dir, "run-")

@@ -47,16 +47,16 @@ def pair_columns(batch: Any) -> Pair | None:
     """``(keys, values)`` arrays of a batch of pairs with int keys and all-int or all-float
     values; None for anything else (other types, ints past 64 bits, not pairs).
 
-    A batch already held as columns (``keys`` and ``values`` int64 / float64
-    arrays, as the shuffle's numeric frames are) is taken as it is.
+    A batch already held as columns (``key_col`` and ``value_col`` int64 /
+    float64 arrays, as ``shuffle.columns.Columns`` of numbers are) is taken as it is.
 
     >>> class Held:
-    ...     keys, values = np.array([2, 1]), np.array([0.5, 1.5])
+    ...     key_col, value_col = np.array([2, 1]), np.array([0.5, 1.5])
     >>> pair_columns(Held())[1].tolist()
     [0.5, 1.5]
     """
     if type(batch) is not list:
-        keys, values = getattr(batch, "keys", None), getattr(batch, "values", None)
+        keys, values = getattr(batch, "key_col", None), getattr(batch, "value_col", None)
         if (isinstance(keys, np.ndarray) and isinstance(values, np.ndarray)
                 and keys.dtype == np.int64 and values.dtype in (np.int64, np.float64)):
             return keys, values
