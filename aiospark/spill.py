@@ -568,7 +568,7 @@ class _RunSorter:
     def result(self) -> Iterator[Any]:
         """The sorted records: from memory, or merged from the runs and what is held."""
         if self.columnar:
-            last = columns.chunks(*self._sorted_held(), COLUMN_RUN_BATCH) if self.kind else iter(())
+            last = columns.chunks(*self._sorted_held(), COLUMN_RUN_BATCH) if self.held else iter(())
             if not self.runs:
                 return itertools.chain.from_iterable(columns.record_blocks(last))
             return itertools.chain.from_iterable(

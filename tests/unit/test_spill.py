@@ -195,7 +195,7 @@ def _numeric_then_mixed(rnd: random.Random) -> list[tuple]:
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("budget", [60_000, 10**9])
+@pytest.mark.parametrize("budget", [1, 60_000, 10**9])  # 1: every batch spills, none is held
 @pytest.mark.parametrize("mixed", [False, True])
 def test_external_sort_of_numeric_pairs_in_columns(tmp_path, monkeypatch, reverse, budget, mixed):
     merges = []
