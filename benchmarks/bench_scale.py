@@ -1,12 +1,14 @@
 """How cost grows: ``reduce_by_key`` and ``sort_by_key`` at 2 M, 20 M and 100 M pairs, spilling.
 
-    python benchmarks/bench_scale.py                          # 2 M, 20 M, 100 M (~15 min)
+    python benchmarks/bench_scale.py                          # 2 M, 20 M, 100 M (~10 min)
     python benchmarks/bench_scale.py --sizes 2e6,20e6 --no-chart   # a quicker curve
-    python benchmarks/bench_scale.py --quick --no-chart         # 200k-2M on 16 MB workers
+    python benchmarks/bench_scale.py --quick --no-chart         # 200k-2M on 4 MB workers
 
 Each workload runs on a fresh embedded cluster (``--workers`` workers, each with
-a ``--worker-memory`` budget, 128 MB by default: the 2 M-pair shuffles fit in
-it; the 20 M and 100 M pairs, 1.8 and 9 GB as Python objects, do not):
+a ``--worker-memory`` budget, 32 MB by default).  Shuffled numeric pairs are
+held as columns, 16 bytes a pair, so each task's 500,000 pairs of the 2 M runs
+(8 MB) fit in it; the 5 and 25 million pairs of a task at 20 M and 100 M do not
+(nor, as Python objects, the 1.8 and 9 GB of all the pairs), and spill:
 
 - ``rbk``: ``ctx.range(n).map(mod_pair).reduce_by_key(operator.add).count()``,
   run.py's workload: 100,000 keys whatever ``n``, so the combined tables stay
@@ -323,12 +325,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated, of {','.join(WORKLOADS)}")
     parser.add_argument("--quick", action="store_true",
-                        help="200k, 1M and 2M records on 16 MB workers: spills in a minute")
+                        help="200k, 1M and 2M records on 4 MB workers: spills in a minute")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slices", type=int, default=None,
                         help="partitions of the input and of the shuffle (default 2 x workers)")
-    parser.add_argument("--worker-memory", default="128m",
-                        help="each worker's memory budget (default 128m)")
+    parser.add_argument("--worker-memory", default="32m",
+                        help="each worker's memory budget (default 32m)")
     parser.add_argument("--rbk-keys", type=parse_count, default=None,
                         help=f"rbk-wide's key count (default: records // {PAIRS_PER_KEY})")
     parser.add_argument("--serial-max", type=parse_count, default=20_000_000,
@@ -342,7 +344,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sample every timed run with py-spy (slower), raw stacks into DIR")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.worker_memory = "200k,1M,2M", "16m"
+        args.sizes, args.worker_memory = "200k,1M,2M", "4m"
     args.sizes = sorted(parse_count(s) for s in args.sizes.split(",") if s.strip())
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = set(args.workloads) - set(WORKLOADS)
