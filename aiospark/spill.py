@@ -201,6 +201,8 @@ class ExternalMap:
         #: as numpy columns (``spill_columns``) instead of ``table``; None meanwhile.
         self._columns: list[columns.Pair] | None = None
         self._column_bytes = 0
+        #: whether summing the held columns halved them last time (else they spill as they are)
+        self._compacts = True
         #: whether it may still turn to columns (it only ever added ints, so far)
         self._may_sum = merge_combiners is operator.add
 
@@ -227,11 +229,14 @@ class ExternalMap:
 
     def _add_columns(self, cols: columns.Pair) -> None:
         """Hold int pairs to sum; past the memory share, sum them (numpy) and spill the sums
-        unless that halved them."""
+        unless that halved them (and from then on, spill them unsummed)."""
         assert self._columns is not None
         self._columns.append(cols)
         self._column_bytes += cols[0].nbytes + cols[1].nbytes
         if self.memory.ensure(self._column_bytes):
+            return
+        if not self._compacts and self.level < MAX_LEVEL:
+            self._spill_columns()  # summing did not pay last time: the files' reader sums
             return
         try:
             keys, sums = columns.sum_by_key(*columns.concat(self._columns))
@@ -239,12 +244,11 @@ class ExternalMap:
             self._leave_columns()
             self.maybe_spill()
             return
-        held = keys.nbytes + sums.nbytes
-        if held * 2 > self._column_bytes and self.level < MAX_LEVEL:
-            self._columns, self._column_bytes = [(keys, sums)], held
+        held, before = keys.nbytes + sums.nbytes, self._column_bytes
+        self._columns, self._column_bytes = [(keys, sums)], held
+        if held * 2 > before and self.level < MAX_LEVEL:
+            self._compacts = False
             self._spill_columns()
-        else:
-            self._columns, self._column_bytes = [(keys, sums)], held
 
     def _spill_columns(self) -> None:
         if self._fanout is None:

@@ -243,6 +243,7 @@ def fanout_ids(hashes: np.ndarray, salt: int, n: int) -> np.ndarray:
 
 def split_ids(ids: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
     """A stable order grouping equal ids, and where each id's group starts (n + 1 bounds)."""
-    order = np.argsort(ids, kind="stable")
+    small = ids.astype(np.uint8) if n <= 256 else ids  # a radix sort for 8-bit ids
+    order = np.argsort(small, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(ids, minlength=n)))).tolist()
     return order, bounds

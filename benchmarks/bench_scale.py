@@ -213,6 +213,7 @@ async def run_one(
         "worker_memory": budget,
         "count": count,
         "verified": verified,
+        "load_average": os.getloadavg()[0],  # the last minute's: other work on the machine
     }
 
 

@@ -171,8 +171,11 @@ def draw_scale(document: dict[str, Any], path: Path) -> Path:
         axes.set_title(title)
         axes.grid(alpha=0.3)
     panels[0].legend(fontsize=8)
+    spilled = sorted({r["records"] for r in document["runs"] if r.get("spilled_bytes")})
     figure.suptitle(f"Cost per record as the data grow past memory: {document['workers']} "
-                    f"workers of {budget:,.0f} MB each")
+                    f"workers of {budget:,.0f} MB each"
+                    + (f" (spilling at {', '.join(f'{n:,}' for n in spilled)} records)"
+                       if spilled else ""))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
