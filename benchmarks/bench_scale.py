@@ -341,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "scale.json")
     parser.add_argument("--chart", type=Path, default=Path("docs/images/scale.png"))
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--before", type=Path, default=None, metavar="JSON",
+                        help="an earlier run's JSON, drawn dotted on the chart to compare")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="sample every timed run with py-spy (slower), raw stacks into DIR")
     args = parser.parse_args(argv)
@@ -368,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         write(document, args.json)
         print(f"wrote {args.json}")
     if not args.no_chart:
-        print(f"wrote {charts.draw_scale(document, args.chart)}")
+        before = json.loads(args.before.read_text()) if args.before else None
+        print(f"wrote {charts.draw_scale(document, args.chart, before)}")
     return 0
 
 

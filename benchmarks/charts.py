@@ -2,7 +2,7 @@
 
     python benchmarks/run.py --json results.json --charts docs/images
     python benchmarks/charts.py results.json [more.json ...] --out docs/images
-    python benchmarks/charts.py --scale docs/images/scale.json --out docs/images  # bench_scale.py
+    python benchmarks/charts.py --scale [before.json] docs/images/scale.json --out docs/images
 
 Several JSON files are merged (a later file's figures win), so a run of some
 workloads can complete an earlier one.  Two charts: each workload's time per
@@ -139,9 +139,12 @@ def per_million(runs: list[dict[str, Any]], workload: str, metric: str) -> tuple
     return [r["records"] for r in mine], [r[metric] * 1e6 / r["records"] for r in mine]
 
 
-def draw_scale(document: dict[str, Any], path: Path) -> Path:
+def draw_scale(
+    document: dict[str, Any], path: Path, before: dict[str, Any] | None = None
+) -> Path:
     """The cost curve of a ``bench_scale.py`` run: seconds and CPU-seconds per million records
-    against the number of records, per workload, with plain Python's where it was run."""
+    against the number of records, per workload, with plain Python's where it was run (and
+    the CPU-seconds of ``before``, an earlier run to compare with, dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,6 +167,11 @@ def draw_scale(document: dict[str, Any], path: Path) -> Path:
             if sizes:
                 axes.plot(sizes, values, "s--", color=colour, alpha=0.5,
                           label=f"{label}, one-core Python")
+            runs = (before or {}).get("runs", []) if metric == "cpu_seconds" else []
+            sizes, values = per_million(runs, workload, metric)
+            if sizes:
+                axes.plot(sizes, values, "x:", color=colour, alpha=0.7,
+                          label=f"{label}, before")
         axes.set_xscale("log")
         axes.set_ylim(bottom=0)
         axes.set_xlabel("records (log scale)")
@@ -171,6 +179,8 @@ def draw_scale(document: dict[str, Any], path: Path) -> Path:
         axes.set_title(title)
         axes.grid(alpha=0.3)
     panels[0].legend(fontsize=8)
+    if before is not None:
+        panels[1].legend(fontsize=8)
     spilled = sorted({r["records"] for r in document["runs"] if r.get("spilled_bytes")})
     figure.suptitle(f"Cost per record as the data grow past memory: {document['workers']} "
                     f"workers of {budget:,.0f} MB each"
@@ -188,11 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("results", nargs="+", type=Path, help="JSON files from run.py --json")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     parser.add_argument("--scale", action="store_true",
-                        help="the JSON is bench_scale.py's: draw OUT/scale.png from it")
+                        help="the JSON is bench_scale.py's: draw OUT/scale.png from it "
+                        "(from the last file; an earlier one is drawn dotted, as 'before')")
     args = parser.parse_args(argv)
     documents = [json.loads(path.read_text()) for path in args.results]
     if args.scale:
-        print(f"wrote {draw_scale(documents[-1], args.out / 'scale.png')}")
+        before = documents[0] if len(documents) > 1 else None
+        print(f"wrote {draw_scale(documents[-1], args.out / 'scale.png', before)}")
         return
     for path in draw(merge(documents), args.out):
         print(f"wrote {path}")
