@@ -6,7 +6,10 @@ chosen by a salted hash of the key, and starts empty again.  Reading it back
 merges one file at a time: every key lives in exactly one file, so each file's
 table is independent (and is itself an ``ExternalMap`` at the next level, with
 another salt, should one file still be too big).  ``sort_external`` sorts runs
-that fit, writes them, and merges the runs lazily.
+that fit, writes them, and merges the runs lazily, a block of each at a time
+(``merge_sorted_blocks``).  Pairs of ints (a sort by key; an ``operator.add``
+table past its share) are held, summed, sorted and spilled as numpy columns
+instead (``spill_columns``); anything else turns them back to records.
 
 Spill files hold the same frames as shuffle files and live in the task's spill
 directory; they are removed once read (the worker also removes the whole
@@ -153,11 +156,9 @@ def _sums(merge: Any, combine: Any) -> bool:
         return False
     if combine is None:
         return True
-    owner, name = getattr(combine, "__self__", None), getattr(combine, "__name__", "")
-    if name == "combine_combiners":
-        return getattr(owner, "merge_combiners", None) is operator.add
-    return (name == "combine_values" and getattr(owner, "identity_create", False)
-            and getattr(owner, "merge_value", None) is operator.add)
+    owner = getattr(combine, "__self__", None)  # an Aggregator, for a bound method of one
+    return (getattr(combine, "__name__", "") in ("combine_values", "combine_combiners")
+            and callable(getattr(owner, "sums", None)) and bool(owner.sums()))
 
 
 def read_spill(path: str) -> Iterator[Any]:
