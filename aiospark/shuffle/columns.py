@@ -25,6 +25,7 @@ fits in 64 bits).
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -110,7 +111,12 @@ class Columns:
         return len(self.key_col)
 
     def __iter__(self) -> Iterator[tuple]:
-        return zip(as_list(self.key_col), as_list(self.value_col), strict=True)
+        if len(self) <= FRAME_RECORDS:
+            return zip(as_list(self.key_col), as_list(self.value_col), strict=True)
+        # A whole sorted split as Python objects at once would take ~5x its arrays.
+        return itertools.chain.from_iterable(
+            self[start : start + FRAME_RECORDS] for start in range(0, len(self), FRAME_RECORDS)
+        )
 
     def __getitem__(self, span: slice) -> Columns:
         return Columns(self.key_col[span], self.value_col[span])

@@ -13,6 +13,10 @@ from aiospark.pair_errors import reraise_for_batch
 from aiospark.shuffle.columns import Columns, numeric, sorted_pairs, sum_by_key
 from aiospark.spill import ExternalMap
 
+#: Memory a numpy sum or sort of held batches takes, in multiples of the batches: the
+#: batches, their concatenation, and the sorting order with the reordered columns.
+WORKING_COPIES = 3
+
 
 class FetchedRecords:
     """The records of a reduce split that combines nothing, still in the batches they came in.
@@ -77,7 +81,7 @@ def _sum_numeric(
     nbytes = 0
     for batch in batches:
         nbytes += batch.nbytes() if type(batch) is Columns else 0
-        if not numeric(batch) or not memory.ensure(nbytes):
+        if not numeric(batch) or not memory.ensure(WORKING_COPIES * nbytes):
             memory.release()
             return None, itertools.chain(held, [batch], batches)
         held.append(batch)
@@ -102,7 +106,7 @@ def sorted_batches(records: Any, descending: bool, memory: TaskMemory) -> Iterat
     nbytes = 0
     for batch in records.batches:
         nbytes += batch.nbytes() if type(batch) is Columns else 0
-        if type(batch) is not Columns or not memory.ensure(nbytes):
+        if type(batch) is not Columns or not memory.ensure(WORKING_COPIES * nbytes):
             memory.release()
             records.batches = itertools.chain(held, [batch], records.batches)
             return None
