@@ -73,7 +73,7 @@ def pid_alive(pid: int) -> bool:
 async def worker_health(ctx) -> list[dict]:
     """Each connected worker's ``/v1/health`` answer."""
     answers = []
-    for link in ctx._scheduler.links.values():
+    for link in list(ctx._scheduler.links.values()):  # links may come and go meanwhile
         async with ctx._session.get(f"{link.info.url}/v1/health") as resp:
             answers.append(await resp.json())
     return answers
