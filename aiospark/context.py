@@ -24,7 +24,7 @@ from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
 from aiospark.protocol.frames import CODECS, available_codecs
-from aiospark.protocol.tls import master_http_url  # noqa: F401  (re-exported)
+from aiospark.protocol.tls import master_http_url
 from aiospark.scheduler.cleaner import Cleaner, Kind
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
 from aiospark.validation import check_path, check_paths, positive_int

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aiospark.fdwait import readable
 from aiospark.protocol import tls
 from aiospark.protocol.connections import GuardedSite, guarded_runner
 from aiospark.sockets import listening_socket  # noqa: F401  (re-exported)
@@ -115,7 +116,6 @@ async def process_exit(pid: int) -> None:
     A pidfd says it without polling; where there are none, poll whether the
     process still exists (and is not a zombie).
     """
-    loop = asyncio.get_running_loop()
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -125,12 +125,7 @@ async def process_exit(pid: int) -> None:
             await asyncio.sleep(0.25)
         return
     try:
-        gone = loop.create_future()
-        loop.add_reader(pidfd, lambda: gone.done() or gone.set_result(None))
-        try:
-            await gone
-        finally:
-            loop.remove_reader(pidfd)
+        await readable(pidfd)
     finally:
         os.close(pidfd)
 

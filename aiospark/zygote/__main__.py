@@ -6,6 +6,7 @@ exits; ``ROOM`` is a blank argument whose length leaves the forked processes
 room for their own command lines (``aiospark.proctitle``).
 """
 
+import contextlib
 import importlib
 import socket
 import sys
@@ -30,15 +31,13 @@ def preload() -> None:
     """Import what the roles need (and uvloop, which ``runtime.run`` prefers)."""
     for name in PRELOAD:
         importlib.import_module(name)
-    try:
+    with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401
-    except ImportError:
-        pass
 
 
 def main(argv: list[str]) -> None:
     """Parse ``--fd FD --parent-pid PID``, import, serve."""
-    options = dict(zip(argv[0:4:2], argv[1:4:2]))
+    options = dict(zip(argv[0:4:2], argv[1:4:2], strict=True))
     listener = socket.socket(fileno=int(options["--fd"]))
     preload()
     mains = {}

@@ -43,7 +43,7 @@ def place_fds(received: list[int], targets: list[int]) -> None:
     moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in received]
     for fd in received:
         os.close(fd)
-    for fd, target in zip(moved, targets):
+    for fd, target in zip(moved, targets, strict=True):
         os.dup2(fd, target, inheritable=True)
         os.close(fd)
 

@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 
+from aiospark.fdwait import readable
 from aiospark.zygote import wire
 
 #: ``returncode`` of a forked process whose zygote died before it (its code is lost).
@@ -102,7 +103,7 @@ class ForkedProcess:
             if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
             try:
-                _readable(self._watched_fd(), 0.5 if left is None else min(left, 0.5))
+                _readable(self._watched_fd(), left)
             except ProcessLookupError:
                 time.sleep(0.05)
         assert self.returncode is not None
@@ -145,19 +146,13 @@ class AsyncForkedProcess(ForkedProcess):
         return await asyncio.shield(self._follower)
 
     async def _follow(self) -> int:
-        loop = asyncio.get_running_loop()
         while self.poll() is None:
             try:
                 fd = self._watched_fd()
             except ProcessLookupError:
                 await asyncio.sleep(0.05)
                 continue
-            news = loop.create_future()
-            loop.add_reader(fd, lambda: news.done() or news.set_result(None))
-            try:
-                await news
-            finally:
-                loop.remove_reader(fd)
+            await readable(fd)
         assert self.returncode is not None
         return self.returncode
 
@@ -212,23 +207,19 @@ def request_fork(path: str, argv: list[str], fds: list[int], env: dict[str, str]
 async def request_fork_async(path: str, argv: list[str], fds: list[int], env: dict[str, str],
                              timeout: float = REPLY_TIMEOUT) -> AsyncForkedProcess:
     """``request_fork`` from an event loop (the wait for the answer does not block it)."""
-    loop = asyncio.get_running_loop()
     sock = _connect(path, 1.0)  # a local listening socket: connecting does not wait
     sock.setblocking(False)
     try:
         socket.send_fds(sock, [wire.request(argv, fds, env)], fds)
-        answered = loop.create_future()
-        loop.add_reader(sock.fileno(), lambda: answered.done() or answered.set_result(None))
-        try:
-            await asyncio.wait_for(answered, timeout)
-        finally:
-            loop.remove_reader(sock.fileno())
+        await asyncio.wait_for(readable(sock.fileno()), timeout)
         packet, received, _, _ = socket.recv_fds(sock, wire.MAX_PACKET, 1)
         pid, pidfd = _answer(packet, received)
     except (OSError, TimeoutError) as exc:
         sock.close()
         raise ForkFailed(f"the zygote did not answer: {exc!r}") from None
-    except BaseException:
+    except BaseException:  # cancelled: a child forked meanwhile would be no one's
+        with contextlib.suppress(OSError, ForkFailed):
+            ForkedProcess(*_answer(*socket.recv_fds(sock, wire.MAX_PACKET, 1)[:2]), sock).kill()
         sock.close()
         raise
     return AsyncForkedProcess(pid, pidfd, sock)

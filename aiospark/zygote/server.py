@@ -4,7 +4,9 @@ No event loop and no thread: a ``selectors`` loop over the listening socket, the
 connections whose request has not arrived, a self-pipe that ``SIGCHLD`` writes
 to, and a pidfd of the process to outlive (the driver).  Each request's
 connection stays open while its child runs; the child's exit code is sent on it,
-then it is closed.  A requester that went away is no matter: its child runs on.
+then it is closed.  A requester that goes away before it has the child's pid
+(cancelled) gets no child: it is not forked, or killed at once.  One that goes
+away later is no matter: its child runs on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import gc
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -119,6 +122,11 @@ class Zygote:
                 conn.send(wire.encode({"error": str(exc)}))
             conn.close()
             return
+        if select.select([conn], [], [], 0)[0]:  # closed already: no one wants the child
+            for fd in received:
+                os.close(fd)
+            conn.close()
+            return
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -136,8 +144,8 @@ class Zygote:
             pidfd = None
         try:
             socket.send_fds(conn, [wire.encode({"pid": pid})], [] if pidfd is None else [pidfd])
-        except OSError:
-            pass  # the requester went away; the child runs on
+        except OSError:  # the requester went away: no one would follow the child
+            os.kill(pid, signal.SIGKILL)
         finally:
             if pidfd is not None:
                 os.close(pidfd)
