@@ -30,10 +30,10 @@ def argv_area() -> tuple[int, int]:
 def title_bytes(argv: list[str], room: int) -> bytes:
     """``argv`` as NUL-separated bytes filling exactly ``room`` bytes (cut, NUL-padded).
 
-    >>> title_bytes(["python", "-m", "aiospark", "master"], 24)
+    >>> title_bytes(["python", "-m", "aiospark", "master"], 28)
     b'python\\x00-m\\x00aiospark\\x00master\\x00\\x00\\x00'
     >>> title_bytes(["python", "-m", "aiospark", "worker"], 12)
-    b'python\\x00-m\\x00ai\\x00'
+    b'python\\x00-m\\x00a\\x00'
     """
     text = b"\0".join(a.encode("utf-8", "replace") for a in argv)[: room - 1]
     return text.ljust(room, b"\0")

@@ -113,15 +113,15 @@ async def wait_for_stop(
 async def process_exit(pid: int) -> None:
     """Return when process ``pid`` exits (at once when there is none).
 
-    A pidfd says it without polling; where there are none, poll whether the
-    process still exists (and is not a zombie).
+    A pidfd says it without polling; where there are none, poll whether it is
+    still this process's parent, or (from ``/proc``) still exists.
     """
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     except (AttributeError, OSError):
-        while process_exists(pid):
+        while os.getppid() == pid or process_exists(pid):
             await asyncio.sleep(0.25)
         return
     try:

@@ -27,11 +27,16 @@ MAX_PATH = 100
 
 
 def forking_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """Whether roles are forked from a zygote (``AIOSPARK_FORK=0`` says spawn them).
+    """Whether roles are forked from a zygote: on Linux (pidfds, ``SOCK_SEQPACKET``),
+    unless ``AIOSPARK_FORK=0`` says to spawn them.
 
-    >>> forking_enabled({}), forking_enabled({"AIOSPARK_FORK": "0"})
-    (True, False)
+    >>> forking_enabled({}) == sys.platform.startswith("linux")
+    True
+    >>> forking_enabled({"AIOSPARK_FORK": "0"})
+    False
     """
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return False
     return environ.get(wire.FORK_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 

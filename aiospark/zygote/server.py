@@ -19,6 +19,7 @@ import select
 import selectors
 import signal
 import socket
+import sys
 from typing import Any
 
 from aiospark.zygote import wire
@@ -127,6 +128,9 @@ class Zygote:
                 os.close(fd)
             conn.close()
             return
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+            with contextlib.suppress(Exception):
+                stream.flush()
         pid = os.fork()
         if pid == 0:
             code = 1
