@@ -47,4 +47,5 @@ def main(argv: list[str]) -> None:
     Zygote(listener, int(options["--parent-pid"]), mains).serve()
 
 
-main(sys.argv[1:])
+if __name__ == "__main__":
+    main(sys.argv[1:])

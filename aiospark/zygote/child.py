@@ -12,7 +12,6 @@ import atexit
 import contextlib
 import fcntl
 import os
-import random
 import signal
 import sys
 import traceback
@@ -86,7 +85,6 @@ def run_child(message: dict[str, Any], received: list[int], mains: Mains,
     set_title([sys.executable, *argv])
     if "numpy.random" in sys.modules:  # Python's own random reseeds itself after a fork
         sys.modules["numpy.random"].seed()
-    random.seed()
     module, args = argv[1], argv[2:]
     sys.argv = [module, *args]
     try:
