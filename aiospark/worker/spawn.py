@@ -71,15 +71,16 @@ def spawn_executor(
     listen_fd, channel_fd = listener.fileno(), theirs.fileno()
     argv = [sys.executable, "-m", "aiospark.worker", json.dumps(config), str(listen_fd),
             str(channel_fd), log_level, log_format]
+    env = {**os.environ, "AIOSPARK_SECRET": secret}
     try:
-        proc = fork_from_zygote(argv, [listen_fd, channel_fd], {"AIOSPARK_SECRET": secret})
+        proc = fork_from_zygote(argv, [listen_fd, channel_fd], env)
         if proc is None:
             proc = subprocess.Popen(
                 argv,
                 pass_fds=(listen_fd, channel_fd),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C in the terminal is for the supervisor
-                env={**os.environ, "AIOSPARK_SECRET": secret},
+                env=env,
             )
     except BaseException:
         ours.close()

@@ -80,7 +80,9 @@ def run_child(message: dict[str, Any], received: list[int], mains: Mains,
                 item.close()
     os.setsid()
     place_fds(received, [int(n) for n in message["fds"]])
-    os.environ.update({str(k): str(v) for k, v in message.get("env", {}).items()})
+    if message.get("env") is not None:  # as Popen(env=...): all of it
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in message["env"].items()})
     argv = [str(a) for a in message["argv"]]
     set_title([sys.executable, *argv])
     if "numpy.random" in sys.modules:  # Python's own random reseeds itself after a fork

@@ -186,9 +186,10 @@ def _answer(packet: bytes, fds: list[int]) -> tuple[int, int | None]:
     return pid, (fds[0] if fds else None)
 
 
-def request_fork(path: str, argv: list[str], fds: list[int], env: dict[str, str],
+def request_fork(path: str, argv: list[str], fds: list[int], env: dict[str, str] | None,
                  timeout: float = REPLY_TIMEOUT) -> ForkedProcess:
-    """Have the zygote at ``path`` fork ``python ARGV`` with ``fds`` at their numbers."""
+    """Have the zygote at ``path`` fork ``python ARGV`` with ``fds`` at their numbers, and
+    the environment ``env`` (None: the zygote's own)."""
     sock = _connect(path, timeout)
     try:
         socket.send_fds(sock, [wire.request(argv, fds, env)], fds)
@@ -204,7 +205,8 @@ def request_fork(path: str, argv: list[str], fds: list[int], env: dict[str, str]
     return ForkedProcess(pid, pidfd, sock)
 
 
-async def request_fork_async(path: str, argv: list[str], fds: list[int], env: dict[str, str],
+async def request_fork_async(path: str, argv: list[str], fds: list[int],
+                             env: dict[str, str] | None,
                              timeout: float = REPLY_TIMEOUT) -> AsyncForkedProcess:
     """``request_fork`` from an event loop (the wait for the answer does not block it)."""
     sock = _connect(path, 1.0)  # a local listening socket: connecting does not wait

@@ -81,7 +81,7 @@ class ZygoteLauncher:
         if self.proc is None:
             return None
         try:
-            return await request_fork_async(self.path, argv[1:], list(fds), {})
+            return await request_fork_async(self.path, argv[1:], list(fds), None)
         except ForkFailed as exc:
             log.warning("the zygote cannot fork (%s); spawning processes instead", exc)
             await self.stop()

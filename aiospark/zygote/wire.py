@@ -2,11 +2,11 @@
 
 A request names the command line (without the interpreter) a spawned process
 would get, the numbers its file descriptors must have in the child (the fds
-themselves travel as ``SCM_RIGHTS``), and environment variables to set:
+themselves travel as ``SCM_RIGHTS``), and its environment (None: the zygote's):
 
 >>> packet = request(["-m", "aiospark", "master", "--fd", "5"], [5], {"A": "1"})
->>> decode(packet)["argv"][2], decode(packet)["fds"]
-('master', [5])
+>>> decode(packet)["argv"][2], decode(packet)["fds"], decode(packet)["env"]
+('master', [5], {'A': '1'})
 
 The zygote answers ``{"pid": N}`` with the child's pidfd, and later
 ``{"code": C}`` when the child exits (C as ``Popen.returncode``: ``-signal`` when
@@ -27,7 +27,7 @@ MAX_PACKET = 1 << 16
 MAX_FDS = 8
 
 
-def request(argv: list[str], fds: list[int], env: dict[str, str]) -> bytes:
+def request(argv: list[str], fds: list[int], env: dict[str, str] | None) -> bytes:
     """A fork request's packet."""
     return encode({"argv": argv, "fds": fds, "env": env})
 

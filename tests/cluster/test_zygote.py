@@ -68,7 +68,7 @@ def zygote():
 
 def test_a_forked_process_reports_its_exit_code(zygote):
     path, _ = zygote
-    proc = request_fork(path, ["-m", "exit", "3"], [], {})
+    proc = request_fork(path, ["-m", "exit", "3"], [], None)
     assert proc.wait(timeout=30) == 3
     assert proc.poll() == 3
 
@@ -84,6 +84,21 @@ def test_the_fds_sent_are_at_the_numbers_named(zygote):
         assert os.read(r, 16) == b"", "the zygote kept no copy of the pipe's end"
     finally:
         os.close(r)
+
+
+def test_a_request_gives_the_whole_environment_or_keeps_the_zygotes(zygote):
+    path, _ = zygote
+    for env, expected in (({"ONLY_THIS": "1"}, "ONLY_THIS"), (None, "PATH")):
+        r, w = os.pipe()
+        try:
+            proc = request_fork(path, ["-m", "env", str(w)], [w], env)
+            os.close(w)
+            assert proc.wait(timeout=30) == 0
+            names = os.read(r, 1 << 16).decode().split()
+            assert expected in names
+            assert (names == ["ONLY_THIS"]) == (env is not None)
+        finally:
+            os.close(r)
 
 
 async def test_a_forked_process_is_named_signalled_and_seen_to_die(zygote):

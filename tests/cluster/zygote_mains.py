@@ -17,13 +17,19 @@ def write_to(args: list[str]) -> int:
     return 0
 
 
+def write_env(args: list[str]) -> int:
+    """Write the sorted names of the environment's variables to fd ``args[0]``."""
+    os.write(int(args[0]), " ".join(sorted(os.environ)).encode())
+    return 0
+
+
 def sleep(args: list[str]) -> int:
     """Sleep until killed (at most a minute)."""
     time.sleep(60)
     return 0
 
 
-MAINS = {"exit": exit_with, "write": write_to, "sleep": sleep}
+MAINS = {"exit": exit_with, "write": write_to, "env": write_env, "sleep": sleep}
 
 #: ``python -c`` program of a zygote serving MAINS: argv FD PARENT_PID ROOM.
 ZYGOTE = (
