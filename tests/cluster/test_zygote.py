@@ -7,6 +7,7 @@ the others the embedded cluster's own.
 from __future__ import annotations
 
 import asyncio
+import json
 import operator
 import os
 import shutil
@@ -201,6 +202,50 @@ async def test_roles_and_executors_are_spawned_once_the_zygote_is_gone():
         await wait_until(lambda: len(ctx._scheduler.links) == 2, 30, "both workers")
         assert await ctx.parallelize(range(100), 4).map(lambda x: (x % 3, x)).reduce_by_key(
             operator.add).count() == 3
+
+
+DRIVER = """
+import asyncio, json, os, aiospark
+
+def below(pid):
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(entry))
+            except OSError:
+                pass
+    found, stack = [], list(kids.get(pid, []))
+    while stack:
+        found.append(stack.pop())
+        stack.extend(kids.get(found[-1], []))
+    return found
+
+async def main():
+    ctx = await aiospark.Context(workers=2).start()
+    assert await ctx.parallelize(range(10), 2).sum() == 45
+    print(json.dumps({"zygote": ctx._cluster.zygote.pid, "all": below(os.getpid())}), flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_zygote_and_everything_it_forked_exit_with_the_driver():
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True)
+    info = None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(driver.stdout.readline), 60)
+        info = json.loads(line)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert info is not None, "the driver did not start its cluster"
+    assert info["zygote"] in info["all"] and len(info["all"]) >= 7  # zygote, 4 roles, 2 executors
+    await wait_until(lambda: not any(pid_alive(p) for p in info["all"]), 15, "all to exit")
 
 
 async def test_forking_can_be_turned_off(monkeypatch):
