@@ -26,6 +26,7 @@ from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
 from aiospark.protocol import tls
 from aiospark.protocol.frames import CODECS, available_codecs
+from aiospark.protocol.tls import master_http_url
 from aiospark.scheduler.cleaner import Cleaner, Kind
 from aiospark.scheduler.pools import DEFAULT_POOL, Policy
 from aiospark.validation import check_partitions, check_path, check_paths, positive_int
@@ -76,24 +77,6 @@ def default_app_name() -> str:
         return "aiospark"
     name = os.path.basename(path)
     return "aiospark" if name == "__main__.py" else name
-
-
-def master_http_url(master: str) -> str:
-    """``aiospark://host:port`` (or ``http://host:port``) to the master's HTTP URL.
-
-    >>> master_http_url("aiospark://10.0.0.5:7077")
-    'http://10.0.0.5:7077'
-    >>> master_http_url("ftp://x")
-    Traceback (most recent call last):
-    ...
-    ValueError: master URL must look like aiospark://host:port, got 'ftp://x'
-    """
-    default = f"{tls.scheme()}://"  # aiospark:// is https:// when TLS is configured
-    for scheme, replacement in (("aiospark://", default), ("http://", "http://"),
-                                ("https://", "https://")):
-        if master.startswith(scheme):
-            return replacement + master[len(scheme):].rstrip("/")
-    raise ValueError(f"master URL must look like aiospark://host:port, got {master!r}")
 
 
 class Context:
@@ -335,22 +318,27 @@ class Context:
         """
         if self._started:
             return self
-        await offload.run(import_driver_modules)
-        import aiohttp
-
         from aiospark.protocol.auth import auth_headers, new_secret
-        from aiospark.scheduler.runner import Scheduler
 
+        cluster_start = None
+        if self.master is None:
+            from aiospark.embedded import EmbeddedCluster
+
+            secret = self._secret or new_secret()
+            self._cluster = EmbeddedCluster(
+                self._workers, secret, worker_timeout=self._worker_timeout,
+                log_level=self._log_level, worker_memory=self._worker_memory,
+            )
+            # Its processes start while this one imports the driver's modules.
+            cluster_start = asyncio.ensure_future(self._cluster.start())
         try:
-            if self.master is None:
-                from aiospark.embedded import EmbeddedCluster
+            await offload.run(import_driver_modules)
+            import aiohttp
 
-                secret = self._secret or new_secret()
-                self._cluster = EmbeddedCluster(
-                    self._workers, secret, worker_timeout=self._worker_timeout,
-                    log_level=self._log_level, worker_memory=self._worker_memory,
-                )
-                master_url = await self._cluster.start()
+            from aiospark.scheduler.runner import Scheduler
+
+            if cluster_start is not None:
+                master_url = await cluster_start
             else:
                 master_url = master_http_url(self.master)
                 # Off the loop: it may read a file and resolve the master's host name.
@@ -378,6 +366,9 @@ class Context:
             wanted = self._workers if self._cluster is not None else 1
             await self._scheduler.wait_for_workers(wanted, START_TIMEOUT)
         except BaseException as exc:
+            if cluster_start is not None and not cluster_start.done():
+                cluster_start.cancel()  # it stops what it started
+                await asyncio.wait([cluster_start])
             await self._shutdown()
             if isinstance(exc, TimeoutError):
                 raise ClusterError(

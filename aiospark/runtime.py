@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aiospark.fdwait import readable
 from aiospark.protocol import tls
 from aiospark.protocol.connections import GuardedSite, guarded_runner
 from aiospark.sockets import listening_socket  # noqa: F401  (re-exported)
@@ -83,10 +84,12 @@ def stop_signals() -> asyncio.Future[str]:
 async def wait_for_stop(
     parent_pid: int | None = None, stopped: asyncio.Future[str] | None = None
 ) -> str:
-    """Wait for SIGTERM/SIGINT or, when ``parent_pid`` is given, for that parent to die.
+    """Wait for SIGTERM/SIGINT or, when ``parent_pid`` is given, for that process to die.
 
-    ``stopped`` is the future of an earlier ``stop_signals()``; without it the
-    signal handlers are installed now.
+    ``parent_pid`` is the process that started this one (the embedded cluster's
+    driver), which may not be its parent in the kernel's sense: a process forked
+    by the zygote has the zygote for parent.  ``stopped`` is the future of an
+    earlier ``stop_signals()``; without it the signal handlers are installed now.
     """
     if stopped is None:
         stopped = stop_signals()
@@ -95,8 +98,7 @@ async def wait_for_stop(
         done = stopped
 
         async def watch_parent() -> None:
-            while os.getppid() == parent_pid:
-                await asyncio.sleep(0.25)
+            await process_exit(parent_pid)
             if not done.done():
                 done.set_result("parent exited")
 
@@ -106,6 +108,40 @@ async def wait_for_stop(
     finally:
         if watcher is not None:
             watcher.cancel()
+
+
+async def process_exit(pid: int) -> None:
+    """Return when process ``pid`` exits (at once when there is none).
+
+    A pidfd says it without polling; where there are none, poll whether it is
+    still this process's parent, or (from ``/proc``) still exists.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):
+        while os.getppid() == pid or process_exists(pid):
+            await asyncio.sleep(0.25)
+        return
+    try:
+        await readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has).
+
+    >>> process_exists(os.getpid()), process_exists(2 ** 22 + 1)
+    (True, False)
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
 def process_stopped(pid: int) -> bool:

@@ -29,6 +29,8 @@ import tempfile
 import time
 from typing import Any
 
+from bench_procfs import descendants, process_stats, role
+
 import aiospark
 
 WARM_UP = 20
@@ -45,52 +47,6 @@ def dir_usage(path: str) -> tuple[int, int]:
                 continue
             files += 1
     return size, files
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (from /proc), depth first."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(") ", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found, stack = [], list(children.get(pid, []))
-    while stack:
-        child = stack.pop()
-        found.append(child)
-        stack.extend(children.get(child, []))
-    return found
-
-
-def role(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().decode(errors="replace").split("\0")
-    except OSError:
-        return "?"
-    text = " ".join(argv)
-    if "aiospark.worker" in text:
-        return "executor"
-    for name, label in (("shuffle-service", "shuffle service"), ("master", "master"),
-                        ("worker", "worker supervisor")):
-        if name in argv:
-            return label
-    return os.path.basename(argv[0]) if argv and argv[0] else "?"
-
-
-def process_stats(pid: int) -> tuple[float, int]:
-    """``(RSS in MiB, open fds)`` of a process."""
-    rss = 0.0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-    return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def snapshot(root: str, checkpoints: str) -> dict[str, Any]:

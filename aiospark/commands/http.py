@@ -19,7 +19,7 @@ def http_url(master: str) -> str:
     >>> http_url("aiospark://10.0.0.5:7077")
     'http://10.0.0.5:7077'
     """
-    from aiospark.context import master_http_url
+    from aiospark.protocol.tls import master_http_url
 
     return master_http_url(master)
 

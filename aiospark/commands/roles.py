@@ -102,7 +102,7 @@ def worker(settings: Settings) -> int:
     if settings.shuffle_url is None and settings.shuffle_dir is not None:
         raise ConfigError(settings.label("shuffle_dir"), "needs --shuffle-url, the URL of "
                           "the shuffle service serving that directory")
-    from aiospark.context import master_http_url
+    from aiospark.protocol.tls import master_http_url
 
     url = master_http_url(settings.master)
     secret = security.configured_secret(settings)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 HEADER = "Authorization"
 _SCHEME = "Bearer "
@@ -71,6 +72,7 @@ def auth_middleware(
     header: the master's status page lets a browser in with a session cookie
     (``aiospark.master.ui``).
     """
+    from aiohttp import web  # here: the rest of this module serves drivers before aiohttp
 
     @web.middleware
     async def check(

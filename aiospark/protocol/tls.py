@@ -45,6 +45,24 @@ def scheme(env: Mapping[str, str] | None = None) -> str:
     return "https" if enabled(env) else "http"
 
 
+def master_http_url(master: str) -> str:
+    """``aiospark://host:port`` (or ``http://host:port``) to the master's HTTP URL.
+
+    >>> master_http_url("aiospark://10.0.0.5:7077")
+    'http://10.0.0.5:7077'
+    >>> master_http_url("ftp://x")
+    Traceback (most recent call last):
+    ...
+    ValueError: master URL must look like aiospark://host:port, got 'ftp://x'
+    """
+    default = f"{scheme()}://"  # aiospark:// is https:// when TLS is configured
+    for prefix, replacement in (("aiospark://", default), ("http://", "http://"),
+                                ("https://", "https://")):
+        if master.startswith(prefix):
+            return replacement + master[len(prefix):].rstrip("/")
+    raise ValueError(f"master URL must look like aiospark://host:port, got {master!r}")
+
+
 def server_context(env: Mapping[str, str] | None = None) -> ssl.SSLContext | None:
     """The server side's context, or None without TLS; a clear error for unreadable files."""
     cert, key, _ = _settings(env)

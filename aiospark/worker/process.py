@@ -7,11 +7,14 @@ never by hand.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
+import sys
 from typing import Any
 
 from aiospark import logs
+from aiospark.runtime import run
 from aiospark.worker.control import ControlLink, RunningGauge
 from aiospark.worker.drain import drain
 from aiospark.worker.executor_server import Worker
@@ -41,3 +44,15 @@ async def run_executor(config: dict[str, Any], listen_fd: int, control_fd: int) 
     finally:
         with contextlib.suppress(Exception):
             await worker.stop()
+
+
+def main(argv: list[str]) -> None:
+    """``python -m aiospark.worker CONFIG_JSON LISTEN_FD CONTROL_FD LOG_LEVEL LOG_FORMAT``
+    (or the same arguments in a process the zygote forked); exits."""
+    config_json, listen_fd, control_fd, log_level, log_format = argv[:5]
+    logs.configure("worker", log_level, log_format)
+    run(lambda: run_executor(json.loads(config_json), int(listen_fd), int(control_fd)))
+    # Do not wait for user code still running on task threads (it was cancelled).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

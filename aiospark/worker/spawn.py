@@ -3,13 +3,15 @@
 ``aiospark worker`` starts its first executor before it imports the supervisor's
 own modules (aiohttp and the rest): the executor's start-up is the slow part of a
 worker's, and the two then overlap.  The supervisor starts every later one the
-same way.
+same way.  In an embedded cluster (``AIOSPARK_ZYGOTE`` set) the executor is forked
+from the cluster's zygote instead, with the same command line and sockets.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -20,13 +22,34 @@ from typing import Any
 from aiospark.memory import default_budget
 from aiospark.sockets import listening_socket
 from aiospark.worker.control import RunningGauge
+from aiospark.zygote.client import ForkedProcess, ForkFailed, request_fork
+from aiospark.zygote.wire import ZYGOTE_ENV
+
+log = logging.getLogger("aiospark.worker")
+
+#: Seconds a supervisor waits for the zygote's answer (it is up: it forked the supervisor).
+ZYGOTE_TIMEOUT = 10.0
+
+
+def fork_from_zygote(argv: list[str], fds: list[int], env: dict[str, str]) -> ForkedProcess | None:
+    """``argv`` forked by the embedded cluster's zygote, when this process has one and it
+    answers; None otherwise (the caller spawns it)."""
+    path = os.environ.get(ZYGOTE_ENV)
+    if not path:
+        return None
+    try:
+        return request_fork(path, argv[1:], fds, env, timeout=ZYGOTE_TIMEOUT)
+    except ForkFailed as exc:
+        log.warning("spawning the executor: %s", exc)
+        del os.environ[ZYGOTE_ENV]  # gone for good: do not wait on it again
+        return None
 
 
 @dataclasses.dataclass
 class Spawned:
     """An executor process just started, and what the supervisor keeps of it."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProcess
     #: the supervisor's end of the control channel
     channel: socket.socket
     #: the running-task count the executor writes
@@ -46,15 +69,19 @@ def spawn_executor(
     gauge = RunningGauge(config["gauge"], create=True)
     ours, theirs = socket.socketpair()
     listen_fd, channel_fd = listener.fileno(), theirs.fileno()
+    argv = [sys.executable, "-m", "aiospark.worker", json.dumps(config), str(listen_fd),
+            str(channel_fd), log_level, log_format]
+    env = {**os.environ, "AIOSPARK_SECRET": secret}
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiospark.worker", json.dumps(config), str(listen_fd),
-             str(channel_fd), log_level, log_format],
-            pass_fds=(listen_fd, channel_fd),
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal is for the supervisor
-            env={**os.environ, "AIOSPARK_SECRET": secret},
-        )
+        proc = fork_from_zygote(argv, [listen_fd, channel_fd], env)
+        if proc is None:
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(listen_fd, channel_fd),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C in the terminal is for the supervisor
+                env=env,
+            )
     except BaseException:
         ours.close()
         gauge.close()
