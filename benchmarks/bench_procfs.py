@@ -38,6 +38,15 @@ def role(pid: int) -> str:
             argv = f.read().decode(errors="replace").split("\0")
     except OSError:
         return "?"
+    return role_of_argv(argv)
+
+
+def role_of_argv(argv: list[str]) -> str:
+    """The aiospark role an argument vector shows, else its program's name.
+
+    >>> role_of_argv(["python", "-m", "aiospark", "shuffle-service"])
+    'shuffle service'
+    """
     text = " ".join(argv)
     if "aiospark.worker" in text:
         return "executor"

@@ -55,8 +55,9 @@ import charts
 from bench_baseline import reduce_by_key_count, sort_by_key_count
 from bench_bigsort import healths, peak_rss
 from bench_common import RBK_KEYS, mod_pair
-from bench_cpu import _descendants, _process_table, cpu_by_role
+from bench_cpu import cpu_by_role
 from bench_machine import machine, machine_line
+from bench_procfs import descendants as below
 from profile_workload import load_stacks, sampling, summarize
 
 import aiospark
@@ -150,8 +151,7 @@ def profiled(args: argparse.Namespace, name: str) -> Iterator[None]:
 
 def descendants(roots: Any) -> set[int]:
     """``roots`` and every process below them (a worker's executor runs its tasks)."""
-    table = _process_table()
-    return {pid for root in roots for pid in _descendants(table, root)}
+    return {pid for root in roots for pid in (root, *below(root))}
 
 
 async def spilled_bytes(ctx: aiospark.Context) -> int:
