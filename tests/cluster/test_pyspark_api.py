@@ -118,7 +118,12 @@ async def test_losing_the_worker_that_kept_a_local_checkpoint_is_an_error():
         victim = next(iter(holders[(rdd.id, 0)]))
         lost = {split for (rid, split), held in holders.items() if rid == rdd.id and victim in held}
         os.kill(pids[victim], signal.SIGKILL)
-        await wait_until(lambda: victim not in ctx._scheduler.links, 30, "the loss to be seen")
+
+        def loss_seen() -> bool:  # (a forked executor re-registers at once: watch its blocks)
+            held = ctx._scheduler.state.cache
+            return not any(victim in held.get((rdd.id, split), ()) for split in lost)
+
+        await wait_until(loss_seen, 30, "the loss to be seen")
         with pytest.raises(AiosparkError, match=r"Checkpoint block rdd_\d+_\d+ not found"):
             await rdd.sum()
         # The splits the other worker keeps are still read from its store.
