@@ -57,8 +57,8 @@ async def run(records: int, workers: int, fraction: float, partitions: int) -> d
     print(f"{records:,} pairs, about {data_bytes / MB:,.0f} MB in memory; "
           f"{workers} workers with a {budget / MB:,.0f} MB budget each")
     async with aiospark.Context(workers=workers, worker_memory=budget) as ctx:
-        pids = {name: proc.pid for name, proc in ctx._cluster.processes.items()
-                if name.startswith("worker-")}
+        # Each worker's executor (its task process), whoever forked it.
+        pids = {link.info.worker_id: link.info.pid for link in ctx._scheduler.links.values()}
         pairs = ctx.range(records, num_slices=partitions).map(scrambled_pair)
         start = time.perf_counter()
         ordered = pairs.sort_by_key(num_partitions=partitions)
