@@ -27,6 +27,18 @@ SERVING = re.compile(r"serving (?:\S+ )?at (https?://[^\s\"]+)")
 EXECUTOR_PID = re.compile(r"\bexecutor_pid\"?[=:] ?(\d+)")
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Terminate every process, then wait for each (killing one that lingers 10 s)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def role_env(**extra: str) -> dict[str, str]:
     """The environment of a role: the test secret, hashing pinned (no re-exec)."""
     return {**os.environ, "AIOSPARK_SECRET": SECRET, "PYTHONHASHSEED": "0", **extra}

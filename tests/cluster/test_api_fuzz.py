@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from aiospark.master.server import Master
 from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.openapi import NOT_DOCUMENTED, openapi_document
-from tests.cluster.cli_processes import start_serving
+from tests.cluster.cli_processes import start_serving, stop_all
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the test extra")
 
@@ -64,14 +64,7 @@ def cluster(tmp_path_factory):
         for url in (master_url, shuffle_url, worker_url, supervisor_url):
             assert requests.get(f"{url}/v1/health", headers=AUTH, timeout=10).ok, url
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
 
 
 def _fuzz(role: str, case, cluster, secret: bool = True) -> None:

@@ -25,7 +25,7 @@ import pytest
 from aiospark.protocol.auth import auth_headers
 from aiospark.protocol.connections import HEADER_TIMEOUT
 from aiospark.worker.broadcasts import ARRIVAL_WAIT_SECONDS
-from tests.cluster.cli_processes import start_serving
+from tests.cluster.cli_processes import start_serving, stop_all
 
 pytestmark = pytest.mark.cluster
 
@@ -79,14 +79,7 @@ def servers(tmp_path_factory):
                "shuffle_root": str(shuffle_root), "procs": procs}
         assert all(p.poll() is None for p in procs), "a process died"
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
 
 
 ROLES = ["master", "shuffle-service", "worker", "worker-supervisor"]

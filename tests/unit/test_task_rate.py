@@ -22,6 +22,7 @@ from aiospark.scheduler.tasksets import SHORT_TASK
 from aiospark.worker.executor_server import HOLD_SECONDS, DriverSession
 from aiospark.worker.lanes import Lanes
 from aiospark.worker.state import Start, WorkerState
+from tests.conftest import wait_until
 
 # -- the scheduler's prefetch ------------------------------------------------------------
 
@@ -227,10 +228,7 @@ async def test_a_held_result_goes_out_after_hold_seconds_at_most():
     session = DriverSession("app", ws)  # type: ignore[arg-type]
     session.tasks = {9: None}  # type: ignore[dict-item]
     session.post(TaskSucceeded(1), hold=True)
-    for _ in range(200):  # bounded: HOLD_SECONDS is milliseconds
-        if ws.frames:
-            break
-        await asyncio.sleep(HOLD_SECONDS)
+    await wait_until(lambda: ws.frames, 200 * HOLD_SECONDS, "the held result to go out")
     assert [decode(ws.frames[0])[0].task_id] == [1]
     session.close()
 
