@@ -44,7 +44,6 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.ops.samplers import partition_random
-from aiospark.shuffle.reduce import sorted_batches
 from aiospark.spill import sort_external, task_memory
 
 #: PySpark samples the keys of a sort with this seed.
@@ -85,10 +84,6 @@ def sort_partition(
             return key_func(record[0])
 
     memory, spill_dir = task_memory()
-    if key_func is identity:  # shuffled numeric keys: sorted by numpy, if they fit in memory
-        fast = sorted_batches(records, reverse, memory.spawn())
-        if fast is not None:
-            return fast
     try:
         return sort_external(records, key, reverse, memory, spill_dir)
     except TypeError as exc:

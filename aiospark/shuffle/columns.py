@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from zlib import crc32
 
@@ -113,7 +113,7 @@ class Columns:
     def __iter__(self) -> Iterator[tuple]:
         if len(self) <= FRAME_RECORDS:
             return zip(as_list(self.key_col), as_list(self.value_col), strict=True)
-        # A whole sorted split as Python objects at once would take ~5x its arrays.
+        # A whole split as Python objects at once would take ~5x its arrays.
         return itertools.chain.from_iterable(
             self[start : start + FRAME_RECORDS] for start in range(0, len(self), FRAME_RECORDS)
         )
@@ -249,7 +249,7 @@ def columns_of_table(table: dict) -> Columns:
     return Columns(typed(list(table)), typed(list(table.values())))
 
 
-# -- the reduce side ----------------------------------------------------------------------------
+# -- the reduce side (a sort of numeric pairs is ``spill.sort_external``'s) --------------------
 
 
 def numeric(batch: Any) -> bool:
@@ -294,31 +294,3 @@ def sum_by_key(parts: list[Columns]) -> Iterator[tuple]:
     with np.errstate(over="ignore", invalid="ignore"):  # inf and nan, as Python's floats give
         np.add.at(sums, inverse, values)
     return zip(unique.tolist(), sums.tolist(), strict=True)
-
-
-def sorted_pairs(parts: list[Columns], descending: bool) -> Iterator[tuple] | None:
-    """The pairs of numeric-keyed batches sorted by key (stable, like ``sorted``), or None.
-
-    None when a key column is not an int or NaN-free float array.
-    """
-    cols = Columns.concat(parts)
-    keys = cols.key_col
-    if not isinstance(keys, np.ndarray) or keys.dtype not in (np.int64, np.float64):
-        return None
-    if keys.dtype == np.float64 and np.isnan(keys).any():
-        return None
-    if not len(keys):
-        return iter(())
-    if descending:
-        if keys.dtype == np.int64 and keys.min() == np.iinfo(np.int64).min:
-            return None
-        order = np.argsort(-keys, kind="stable")
-    else:
-        order = np.argsort(keys, kind="stable")
-    return iter(Columns(keys[order], _take(cols.value_col, order)))
-
-
-def records_of(batches: Iterable[Any]) -> Iterator[Any]:
-    """The records of shuffled batches, whether lists of records or ``Columns``."""
-    for batch in batches:
-        yield from batch

@@ -10,11 +10,11 @@ from typing import Any
 from aiospark.lineage import ShuffleDependency, TaskContext
 from aiospark.memory import TaskMemory
 from aiospark.pair_errors import reraise_for_batch
-from aiospark.shuffle.columns import Columns, numeric, sorted_pairs, sum_by_key
+from aiospark.shuffle.columns import Columns, numeric, sum_by_key
 from aiospark.spill import ExternalMap
 
-#: Memory a numpy sum or sort of held batches takes, in multiples of the batches: the
-#: batches, their concatenation, and the sorting order with the reordered columns.
+#: Memory a numpy sum of held batches takes, in multiples of the batches: the batches,
+#: their concatenation, and the keys' inverse index with the sums.
 WORKING_COPIES = 3
 
 
@@ -22,7 +22,7 @@ class FetchedRecords:
     """The records of a reduce split that combines nothing, still in the batches they came in.
 
     Iterates as the records themselves; a consumer that can use whole batches
-    (the sort, ``take_numeric``) takes ``batches`` before iterating starts.
+    (``spill.sort_external``) takes ``batches`` before iterating starts.
     """
 
     def __init__(self, batches: Iterator[Any]) -> None:
@@ -91,30 +91,3 @@ def _sum_numeric(
         return None, iter(held)
     finally:
         memory.release()
-
-
-def sorted_batches(records: Any, descending: bool, memory: TaskMemory) -> Iterator[tuple] | None:
-    """A shuffled split of numeric-keyed ``Columns`` sorted by key with numpy, or None.
-
-    None (having consumed nothing) unless ``records`` is an untouched
-    ``FetchedRecords``; otherwise, when a batch is not numeric or the batches do
-    not fit in ``memory``, the records go back into ``records`` unsorted.
-    """
-    if type(records) is not FetchedRecords or records.started:
-        return None
-    held: list[Columns] = []
-    nbytes = 0
-    for batch in records.batches:
-        nbytes += batch.nbytes() if type(batch) is Columns else 0
-        if type(batch) is not Columns or not memory.ensure(WORKING_COPIES * nbytes):
-            memory.release()
-            records.batches = itertools.chain(held, [batch], records.batches)
-            return None
-        held.append(batch)
-    try:
-        result = sorted_pairs(held, descending)
-    finally:
-        memory.release()
-    if result is None:
-        records.batches = iter(held)
-    return result

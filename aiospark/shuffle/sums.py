@@ -37,6 +37,9 @@ class DenseSums:
     """Per-key sums of numeric pairs in arrays indexed by ``key - low``."""
 
     def __init__(self) -> None:
+        self._empty()
+
+    def _empty(self) -> None:
         self.low = 0
         self.sums: np.ndarray | None = None
         self.seen: np.ndarray | None = None  # which slots hold a key
@@ -103,7 +106,5 @@ class DenseSums:
 
     def drain_into(self, table: dict) -> None:
         """Move the sums into ``table`` (which holds none of these keys) and empty this."""
-        table.update(iter(self.columns()))  # (not a mapping: Columns has a .key_col column)
-        self.sums = self.seen = None
-        self.low = self.pairs = 0
-        self.bound = 0.0
+        table.update(self.columns())
+        self._empty()

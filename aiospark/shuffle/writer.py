@@ -237,18 +237,16 @@ def _combine(
 
 
 def _bucket_table(table: dict, partitioner: Partitioner) -> list[list]:
-    """A combined table's pairs, one ``Columns`` batch per reducer."""
-    parts = split_by_partition(columns_of_table(table), partitioner) if table else None
-    if parts is None:
-        return [[bucket] for bucket in buckets_of(table.items(), partitioner)]
-    return [[part] if len(part) else [] for part in parts]
+    """A combined table's pairs, one batch per reducer."""
+    return _bucket_columns(columns_of_table(table), partitioner)
 
 
 def _bucket_columns(cols: Columns, partitioner: Partitioner) -> list[list]:
-    """Summed columns, one batch per reducer."""
+    """Combined pairs as columns, one batch per reducer (records one by one when the
+    partitioner cannot place the keys as a column)."""
     parts = split_by_partition(cols, partitioner) if len(cols) else None
     if parts is None:
-        return [[bucket] for bucket in buckets_of(list(cols), partitioner)]
+        return [[bucket] for bucket in buckets_of(cols, partitioner)]
     return [[part] if len(part) else [] for part in parts]
 
 

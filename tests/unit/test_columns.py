@@ -12,15 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiospark.lineage import HashPartitioner, RangePartitioner
+from aiospark.plans.sort import identity, sort_partition
 from aiospark.protocol.frames import decode_frame, frame_bytes
 from aiospark.shuffle.columns import (
     Columns,
     partition_ids,
-    sorted_pairs,
     split_by_partition,
     sum_by_key,
     typed,
 )
+from aiospark.shuffle.reduce import FetchedRecords
 from aiospark.shuffle.sums import DenseSums
 
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -147,18 +148,25 @@ def test_int_sums_that_could_overflow_64_bits_refuse():
         list(sum_by_key([cols]))
 
 
-@given(st.lists(st.tuples(st.integers(-20, 20), st.integers()), max_size=200), st.booleans())
-def test_sorted_pairs_equal_a_stable_sorted(records, descending):
+def sort_shuffled(batches: list, descending: bool) -> list:
+    """A range shuffle's reduce side: the sort over the fetched batches as they came."""
+    return list(sort_partition(identity, descending, 0, FetchedRecords(iter(batches))))
+
+
+@given(st.lists(st.tuples(st.integers(-20, 20), st.integers(-(2**40), 2**40)), max_size=200),
+       st.booleans())
+def test_shuffled_columns_sort_as_a_stable_sorted(records, descending):
     cols = Columns.of(records)
     if cols is None:
         return
-    got = sorted_pairs([cols[: len(cols) // 2], cols[len(cols) // 2 :]], descending)
-    assert list(got) == sorted(records, key=operator.itemgetter(0), reverse=descending)
+    got = sort_shuffled([cols[: len(cols) // 2], cols[len(cols) // 2 :]], descending)
+    assert got == sorted(records, key=operator.itemgetter(0), reverse=descending)
 
 
-def test_sorted_pairs_leave_nan_and_object_keys_alone():
-    assert sorted_pairs([Columns.of([(math.nan, 1), (1.0, 2)])], False) is None
-    assert sorted_pairs([Columns.of([("b", 1), ("a", 2)])], False) is None
+def test_shuffled_nan_and_object_keys_sort_as_sorted_does():
+    for records in ([(math.nan, 1), (1.0, 2)], [("b", 1), ("a", 2)]):
+        got = sort_shuffled([Columns.of(records)], False)
+        assert repr(got) == repr(sorted(records, key=operator.itemgetter(0)))
 
 
 def test_columns_pickle_as_raw_buffers():
