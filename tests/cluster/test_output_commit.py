@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 import aiospark
-from aiospark.context import slice_collection
+from aiospark.sources import slice_collection
 from tests.conftest import hold_until, wait_for_idle, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]

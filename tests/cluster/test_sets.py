@@ -13,12 +13,12 @@ from collections import Counter
 
 import pytest
 
-from aiospark.context import slice_collection
 from aiospark.hashing import portable_hash
 from aiospark.lineage import HashPartitioner
 from aiospark.plans.basic import ParallelCollection
 from aiospark.rdd import RDD
 from aiospark.scheduler.dag import preferred_locations
+from aiospark.sources import slice_collection
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 

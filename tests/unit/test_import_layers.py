@@ -128,6 +128,8 @@ FORBIDDEN = {
     # The API by theme: builds plans, never imports the RDD class or the context.
     "aiospark.ops": ["aiospark.rdd", "aiospark.context", "aiospark.scheduler", "aiospark.jobpath"],
     "aiospark.rdd": ["aiospark.context", "aiospark.scheduler", "aiospark.jobpath"],
+    # The context's data sources: build RDDs from plans, below the context itself.
+    "aiospark.sources": ["aiospark.context", "aiospark.scheduler", "aiospark.jobpath"],
     # The scheduler sees RDDs through lineage protocols only.
     "aiospark.scheduler": ["aiospark.rdd", "aiospark.ops", "aiospark.plans", "aiospark.context",
                            "aiospark.jobpath"],
