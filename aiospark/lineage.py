@@ -19,11 +19,9 @@ from __future__ import annotations
 import dataclasses
 import operator
 import tempfile
-from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol
 
-from aiospark.batching import batched
 from aiospark.hashing import hash_failure, portable_hash
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.validation import positive_int
@@ -216,10 +214,15 @@ class Aggregator:
         >>> counting = Aggregator(lambda v: v, operator.add, operator.add, identity_create=True)
         >>> counting.combine_values(iter([("a", 1), ("b", 1), ("a", 1), ("a", 2.5)]))
         {'a': 4.5, 'b': 1}
+
+        An error raised by the merge function is the user's, even a ``KeyError``:
+
+        >>> Aggregator(lambda v: v, lambda a, b: {}[b], operator.add).combine_values(
+        ...     [("a", 1), ("a", 2)])
+        Traceback (most recent call last):
+        KeyError: 2
         """
         combined: dict = {} if into is None else into
-        if self.identity_create and self.merge_value is operator.add:
-            return _sum_by_key(records, self, combined)
         return self._combine_values(records, combined)
 
     def sums(self) -> bool:
@@ -235,23 +238,18 @@ class Aggregator:
         )
 
     def _combine_values(self, records: Iterable[tuple], combined: dict) -> dict:
-        merge = self.merge_value
+        if self.identity_create:
+            return _merge_into(combined, records, self.merge_value)
+        merge, create = self.merge_value, self.create_combiner
         key = None
-        # try/except beats a membership test when most keys repeat (the common case).
         try:
-            if self.identity_create:
-                for key, value in records:
-                    try:
-                        combined[key] = merge(combined[key], value)
-                    except KeyError:
-                        combined[key] = value
-            else:
-                create = self.create_combiner
-                for key, value in records:
-                    try:
-                        combined[key] = merge(combined[key], value)
-                    except KeyError:
-                        combined[key] = create(value)
+            for key, value in records:
+                try:
+                    old = combined[key]
+                except KeyError:
+                    combined[key] = create(value)
+                else:
+                    combined[key] = merge(old, value)
         except TypeError as exc:
             _raise_if_unhashable(key, exc)
             raise
@@ -262,57 +260,45 @@ class Aggregator:
     ) -> dict:
         """Merge ``(key, combiner)`` records into ``{key: combiner}``."""
         combined: dict = {} if into is None else into
-        merge = self.merge_combiners
-        key = None
-        try:
+        return _merge_into(combined, records, self.merge_combiners)
+
+
+def _merge_into(combined: dict, records: Iterable[tuple], merge: Callable) -> dict:
+    """Fold ``(key, value)`` records into ``combined`` with ``merge``, a key's first
+    value kept as it is (the loop of ``reduce_by_key`` and of every reduce side).
+
+    This loop is the map side's cost per record, so it is written for speed:
+    ``try``/``except KeyError``/``else`` beats a membership test when most keys
+    repeat and keeps a KeyError raised by ``merge`` the user's own, and
+    ``old + value`` is ``operator.add(old, value)`` without the call
+    (``reduce_by_key(add)``, counting and summing, is most shuffles).
+    """
+    key = None
+    try:
+        if merge is operator.add:
             for key, value in records:
                 try:
-                    combined[key] = merge(combined[key], value)
+                    old = combined[key]
                 except KeyError:
                     combined[key] = value
-        except TypeError as exc:
-            _raise_if_unhashable(key, exc)
-            raise
-        return combined
-
-
-def all_int_ones(values: list) -> bool:
-    """Whether every value is the int 1 (not ``True``, not ``1.0``): a batch being counted.
-
-    >>> all_int_ones([1, 1]), all_int_ones([1, True]), all_int_ones([1, 2])
-    (True, False, False)
-    """
-    n = len(values)
-    return values.count(1) == n and list(map(type, values)).count(int) == n
-
-
-def _sum_by_key(records: Iterable[tuple], aggregator: Aggregator, combined: dict) -> dict:
-    """``reduce_by_key(operator.add)``'s map side, counting in C where it can.
-
-    Batches whose values are all the int 1 (counting, as in word count) go
-    through ``collections``' C counting loop: ``d.get(k, 0) + 1`` is exactly
-    ``operator.add`` there.  Any other batch takes the general loop.  (A
-    failure in the middle of a batch fails the task, so a half-counted batch
-    is never kept.)
-    """
-    keys_of, values_of = operator.itemgetter(0), operator.itemgetter(1)
-    # A list (the shuffle writer's batch) is one batch: no copy into another.
-    batches = [records] if type(records) is list else batched(records, 1024)
-    for batch in batches:
-        if all_int_ones(list(map(values_of, batch))):
-            try:
-                _count_elements(combined, map(keys_of, batch))
-            except TypeError as exc:  # name an unhashable key, as the general loop does
-                for key in map(keys_of, batch):
-                    _raise_if_unhashable(key, exc)
-                raise
+                else:
+                    combined[key] = old + value
         else:
-            aggregator._combine_values(batch, combined)
+            for key, value in records:
+                try:
+                    old = combined[key]
+                except KeyError:
+                    combined[key] = value
+                else:
+                    combined[key] = merge(old, value)
+    except TypeError as exc:
+        _raise_if_unhashable(key, exc)
+        raise
     return combined
 
 
 #: The functions whose loops read ``(key, value)`` records (see ``pair_errors.raised_in``).
-COMBINING_LOOPS = (Aggregator._combine_values, Aggregator.combine_combiners, _sum_by_key)
+COMBINING_LOOPS = (Aggregator._combine_values, _merge_into)
 
 
 def _raise_if_unhashable(key: Any, exc: TypeError) -> None:

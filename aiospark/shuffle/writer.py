@@ -11,15 +11,13 @@ of segments.
 
 from __future__ import annotations
 
-import itertools
-import operator
 import os
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiospark.batching import DEFAULT_BATCH, batched
-from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency, all_int_ones
+from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.pair_errors import reraise_for_batch
 from aiospark.protocol.frames import encode_frame
@@ -31,7 +29,6 @@ from aiospark.shuffle.columns import (
     split_by_partition,
 )
 from aiospark.shuffle.layout import encode_index, map_paths
-from aiospark.shuffle.sums import DenseSums
 from aiospark.sizeof import SizeTracker
 from aiospark.spill import (
     STATS,
@@ -40,8 +37,6 @@ from aiospark.spill import (
     remove_files,
     write_batches,
 )
-
-_value_of = operator.itemgetter(1)
 
 #: Bytes copied at a time when concatenating spilled segments.
 _COPY_CHUNK = 1 << 20
@@ -201,29 +196,15 @@ def _combine(
     spill_dir: str,
     spills: list[_Spill],
 ) -> list[list]:
-    """``_buffer`` for a map-side combine: a table per key, spilled whole when too big.
-
-    ``reduce_by_key(add)`` of numeric pairs sums into ``DenseSums`` instead, until
-    a batch it cannot take (the table then goes on from those sums); counting
-    (every value the int 1) is left to the dict, whose C counting loop is faster.
-    """
+    """``_buffer`` for a map-side combine: a table per key, spilled whole when too big."""
     aggregator = dep.aggregator
     assert aggregator is not None
     partitioner = dep.partitioner
     tracker = SizeTracker()
     table: dict = {}
-    batch = first = list(itertools.islice(records, DEFAULT_BATCH))
+    batch: list = []
     try:
-        dense = None
-        if aggregator.sums() and not all_int_ones(list(map(_value_of, first))):
-            dense = DenseSums()
-        size = CUT_RECORDS if dense else DEFAULT_BATCH
-        for batch in batched(itertools.chain(first, records), size):
-            if dense is not None:
-                if dense.add(Columns.of(batch)) and memory.ensure(dense.nbytes()):
-                    continue
-                dense.drain_into(table)
-                dense = None
+        for batch in batched(records, DEFAULT_BATCH):
             aggregator.combine_values(batch, table)
             if not memory.ensure(tracker.estimate(table, len(table))):
                 spills.append(_Spill(_bucket_table(table, partitioner), spill_dir, dep.codec))
@@ -231,8 +212,6 @@ def _combine(
                 memory.release()
     except (TypeError, ValueError, IndexError) as exc:
         reraise_for_batch(exc, dep.op, batch)
-    if dense is not None:
-        return _bucket_columns(dense.columns(), partitioner)
     return _bucket_table(table, partitioner)
 
 

@@ -414,3 +414,19 @@ async def test_system_exit_in_foreach_leaves_other_jobs_in_the_same_gather_intac
     assert isinstance(results[1], UserCodeError)
     assert "SystemExit: bye" in str(results[1])
     assert await ctx.parallelize(DATA, 4).collect() == DATA
+
+
+def _merge_by_lookup(a: Any, b: Any) -> Any:
+    """A merge function whose lookup fails with a KeyError on the second value of a key."""
+    return {0: a}[b]
+
+
+@pytest.mark.parametrize("side", ["map", "reduce"])
+async def test_a_key_error_raised_by_the_merge_function_fails_the_job(ctx, side):
+    # The combining loops catch KeyError for a key seen first; one raised by the
+    # user's function must not be taken for that and silently keep the last value.
+    parts = 1 if side == "map" else 4  # 1 partition: the map side merges; 4: the reduce side
+    pairs = ctx.parallelize([("k", 5), ("k", 7)] if side == "map" else
+                            [("k", 5), ("j", 1), ("k", 7), ("j", 2)], parts)
+    with pytest.raises(KeyError, match="7"):  # the user's error, as raised in the task
+        await pairs.reduce_by_key(_merge_by_lookup, 2).collect()

@@ -22,7 +22,6 @@ from aiospark.shuffle.columns import (
     typed,
 )
 from aiospark.shuffle.reduce import FetchedRecords
-from aiospark.shuffle.sums import DenseSums
 
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 floats = st.floats(allow_nan=True, allow_infinity=True)
@@ -172,46 +171,3 @@ def test_shuffled_nan_and_object_keys_sort_as_sorted_does():
 def test_columns_pickle_as_raw_buffers():
     cols = Columns.of([(i, float(i)) for i in range(10_000)])
     assert len(pickle.dumps(cols, protocol=5)) < 16 * 10_000 + 1_000
-
-
-# -- the map side's dense sums ------------------------------------------------------------------
-
-
-def sums_then_loop(batches: list[list], refuse_at: int | None = None) -> dict:
-    """What ``shuffle.writer`` does: dense sums until a batch is refused, then the loop."""
-    dense, table = DenseSums(), {}
-    for i, batch in enumerate(batches):
-        if dense is not None and i != refuse_at and dense.add(Columns.of(batch)):
-            continue
-        if dense is not None:
-            dense.drain_into(table)
-            dense = None
-        for k, v in batch:
-            table[k] = table[k] + v if k in table else v
-    return dict(dense.columns()) if dense is not None else table
-
-
-@given(st.lists(st.lists(st.tuples(st.integers(-300, 300), floats), max_size=40), max_size=6),
-       st.one_of(st.none(), st.integers(0, 5)))
-def test_dense_sums_then_the_loop_equal_the_loop_bit_for_bit(batches, refuse_at):
-    got = sums_then_loop(batches, refuse_at)
-    expected = loop_sum([r for b in batches for r in b])
-    assert sorted(got) == sorted(expected)
-    assert all(repr(got[k]) == repr(expected[k]) for k in expected)
-
-
-def test_dense_sums_refuse_what_they_cannot_sum_exactly():
-    sums = DenseSums()
-    assert sums.add(Columns.of([(1, 2), (3, 4)]))
-    assert not sums.add(Columns.of([(1, 2.5)]))  # int sums so far: a float would change them
-    assert not sums.add(Columns.of([("a", 1)]))
-    assert not sums.add(Columns.of([(1, 2**62), (1, 2**62)]))  # could leave 64 bits
-    assert not sums.add(Columns.of([(10**15, 1)]))  # far too sparse
-    assert dict(sums.columns()) == {1: 2, 3: 4}
-
-
-def test_dense_sums_grow_downwards_and_upwards():
-    sums = DenseSums()
-    for batch in ([(50, 1)], [(10, 2)], [(90, 3)], [(50, 4)]):
-        assert sums.add(Columns.of(batch))
-    assert list(sums.columns()) == [(10, 2), (50, 5), (90, 3)]
