@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from aiospark import offload
+from aiospark.constant_pairs import ConstantPairs, constant_of
 from aiospark.errors import UserCodeError
 from aiospark.io.checkpoint import CheckpointState, LocalCheckpoint
 from aiospark.lineage import (
@@ -324,8 +325,15 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         --------
         >>> await ctx.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()
         [('b', 1), ('a', 1), ('c', 1)]
+
+        (A function that only pairs its record with a constant, as this one, is not
+        called: the pairs come from a C-level ``zip``; see ``aiospark.constant_pairs``.)
         """
         keep = preserves_partitioning
+        constant = constant_of(f)
+        if constant is not None:
+            value = constant[0]
+            return self.map_partitions_with_index(lambda _, it: ConstantPairs(it, value), keep)
         return self.map_partitions_with_index(lambda _, it: _map_records(f, it), keep)
 
     def flat_map(

@@ -44,6 +44,7 @@ FRAME_RECORDS = 1 << 16
 CUT_RECORDS = 1 << 14
 
 _TYPED = {int: np.int64, float: np.float64}
+_SUMMABLE = (np.dtype(np.int64), np.dtype(np.float64))
 _INT_KEYS_SAFE = 2**61 - 1  # below this, hash(int) is the int itself (but -1 -> -2)
 _keys_of, _values_of = operator.itemgetter(0), operator.itemgetter(1)
 _encode = operator.methodcaller("encode", "utf-8", "surrogatepass")
@@ -259,6 +260,7 @@ def numeric(batch: Any) -> bool:
         and isinstance(batch.key_col, np.ndarray)
         and batch.key_col.dtype == np.int64
         and isinstance(batch.value_col, np.ndarray)
+        and batch.value_col.dtype in _SUMMABLE  # not object arrays (cut by a partitioner)
     )
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiospark.batching import DEFAULT_BATCH, batched
+from aiospark.constant_pairs import ConstantPairs
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
 from aiospark.memory import UNLIMITED, TaskMemory
 from aiospark.pair_errors import reraise_for_batch
@@ -196,16 +198,24 @@ def _combine(
     spill_dir: str,
     spills: list[_Spill],
 ) -> list[list]:
-    """``_buffer`` for a map-side combine: a table per key, spilled whole when too big."""
+    """``_buffer`` for a map-side combine: a table per key, spilled whole when too big.
+
+    The pairs of ``map(lambda x: (x, 1))`` summed by ``reduce_by_key(add)`` (a
+    count by key, as in word count) are counted in C from the records alone.
+    """
     aggregator = dep.aggregator
     assert aggregator is not None
     partitioner = dep.partitioner
     tracker = SizeTracker()
     table: dict = {}
     batch: list = []
+    if type(records) is ConstantPairs and records.counts_ones() and aggregator.sums():
+        batches, fold = batched(records.records, CUT_RECORDS), _count_keys
+    else:
+        batches, fold = batched(records, DEFAULT_BATCH), aggregator.combine_values
     try:
-        for batch in batched(records, DEFAULT_BATCH):
-            aggregator.combine_values(batch, table)
+        for batch in batches:
+            fold(batch, table)
             if not memory.ensure(tracker.estimate(table, len(table))):
                 spills.append(_Spill(_bucket_table(table, partitioner), spill_dir, dep.codec))
                 table = {}
@@ -213,6 +223,11 @@ def _combine(
     except (TypeError, ValueError, IndexError) as exc:
         reraise_for_batch(exc, dep.op, batch)
     return _bucket_table(table, partitioner)
+
+
+def _count_keys(keys: list, table: dict) -> None:
+    """Add one to ``table[key]`` for each key (``Counter.update``'s C loop)."""
+    _count_elements(table, keys)
 
 
 def _bucket_table(table: dict, partitioner: Partitioner) -> list[list]:

@@ -401,3 +401,41 @@ async def test_bad_arguments(ctx):
     elsewhere = aiospark.Context(workers=1).parallelize([(1, 2)], 1)  # never started
     with pytest.raises(ValueError, match="another Context"):
         rdd.join(elsewhere)
+
+
+@pytest.mark.parametrize("values", [
+    [True, True, False, True],  # bools: a key's lone True stays True; two make the int 2
+    [1, 1, 1, 1],  # counting
+    [1.5, -0.0, 2, True],  # mixed numbers
+    ["x", "y", "z", "w"],
+    [(1,), (2,), (3,), (4,)],
+], ids=["bools", "ones", "mixed-numbers", "str", "tuples"])
+@pytest.mark.parametrize("slices", [1, 3])
+async def test_reduce_by_key_add_keeps_the_types_plain_python_gives(ctx, values, slices):
+    pairs = [(k % 5, values[k % len(values)]) for k in range(23)]
+    expected: dict = {}
+    for k, v in pairs:
+        expected[k] = expected[k] + v if k in expected else v
+    # int keys take the vectorised paths (columns, numpy sums) wherever their types allow
+    got = dict(await ctx.parallelize(pairs, slices).reduce_by_key(operator.add, 2).collect())
+    assert repr(sorted(got.items())) == repr(sorted(expected.items()))
+    lone = [(k, True) for k in range(6)]  # every key once: the values must stay True
+    got = await ctx.parallelize(lone, 3).reduce_by_key(operator.add, 2).collect()
+    assert sorted(got) == lone and all(v is True for _, v in got)
+
+
+@pytest.mark.parametrize("pair", [lambda w: (w, 1), lambda w: (w, 2), lambda w: (w, True),
+                                  lambda w: (w, 1.0), lambda w: (w, "s")],
+                         ids=["one", "two", "true", "float", "str"])
+async def test_pairing_with_a_constant_counts_as_plain_python_does(ctx, pair):
+    # map(lambda w: (w, c)) is not called per record (aiospark.constant_pairs): the results
+    # must be what calling it gives, with and without the counting shuffle.
+    words = [w for line in ["a b c a", "b a", "", "c c c d"] * 7 for w in line.split()]
+    pairs = list(map(pair, words))
+    expected: dict = {}
+    for k, v in pairs:
+        expected[k] = expected[k] + v if k in expected else v
+    rdd = ctx.parallelize(words, 3).map(pair)
+    assert await rdd.collect() == pairs
+    got = dict(await rdd.reduce_by_key(operator.add, 2).collect())
+    assert repr(sorted(got.items())) == repr(sorted(expected.items()))
