@@ -114,7 +114,9 @@ class SourceOps:
         Any fsspec URL works (``s3://bucket/logs/*.gz``, ``file://``, ``memory://``
         ...), opened with the context's ``storage_options``; see
         docs/data-sources.md.  Large files are split into byte ranges of at
-        most 32 MiB (at least ``min_partitions`` splits in all); every line is
+        most 32 MiB (at least ``min_partitions`` splits in all; by default, as
+        many more as fill the last wave of tasks, see
+        ``aiospark.io.text.balanced_min_partitions``); every line is
         read exactly once, without its ``\\n`` or ``\\r\\n``.  Compressed files
         (``.gz``, ``.bz2``, ``.xz``, ``.zst`` with ``zstandard`` installed) are
         decompressed and read whole.  ``encoding`` must keep ``\\n`` a single
@@ -165,17 +167,22 @@ class SourceOps:
         FileNotFoundError: [Errno 2] Input path does not exist: '.../no-such-file.txt'
         """
         from aiospark.io.formats import check_min_partitions
-        from aiospark.io.text import check_encoding, plan_text_splits
+        from aiospark.io.text import balanced_min_partitions, check_encoding, plan_text_splits
         from aiospark.plans.basic import TextFile
         from aiospark.rdd import RDD
 
         path = check_paths(path, "text_file")
         check_min_partitions(min_partitions)
         check_encoding(encoding)
-        if min_partitions is None:
-            min_partitions = self.default_min_partitions
         fs, paths = self._input_files(path)
-        splits = plan_text_splits(fs, paths, min_partitions)
+        if min_partitions is not None:
+            splits = plan_text_splits(fs, paths, min_partitions)
+        else:  # Hadoop's default; when 32 MiB blocks made it, enough more to fill the waves
+            splits = plan_text_splits(fs, paths, self.default_min_partitions)
+            if len(splits) > self.default_min_partitions:
+                wanted = balanced_min_partitions(len(splits), self.default_parallelism)
+                if wanted > len(splits):
+                    splits = plan_text_splits(fs, paths, wanted)
         return RDD(self, TextFile(fs, splits, encoding))
 
     def _input_files(self, path: str | list[str]) -> tuple[Any, list[str]]:

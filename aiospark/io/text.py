@@ -124,6 +124,25 @@ def plan_text_splits(
     return splits
 
 
+def balanced_min_partitions(planned: int, parallelism: int) -> int:
+    """``min_partitions`` that fills every wave of tasks when a plan is only a few waves long.
+
+    Hadoop's rule gives 3 splits of 32 MiB for a 96 MiB file; with 2 cores the
+    third runs alone while the other core idles, a third of the job.  A plan of
+    ``planned`` splits shorter than 4 waves of ``parallelism`` tasks whose last
+    wave is not full asks instead for the next multiple of ``parallelism``
+    (smaller splits, never more than 4 waves); longer plans keep Hadoop's rule.
+
+    >>> balanced_min_partitions(3, 2), balanced_min_partitions(4, 2), balanced_min_partitions(9, 2)
+    (4, 4, 9)
+    >>> balanced_min_partitions(5, 4), balanced_min_partitions(1, 1)
+    (8, 1)
+    """
+    if parallelism <= 1 or planned >= 4 * parallelism:
+        return planned
+    return -(-planned // parallelism) * parallelism
+
+
 def check_encoding(encoding: str) -> None:
     r"""Refuse, in the driver, an encoding that text lines cannot be read in.
 

@@ -170,3 +170,16 @@ async def test_bad_arguments_fail_in_the_driver(ctx, tmp_path):
     with pytest.raises(ValueError, match="unknown compression 'snappyish'"):
         await ctx.parallelize([1]).save_as_text_file(str(tmp_path / "o"), compression="snappyish")
     assert not (tmp_path / "o").exists()
+
+
+async def test_a_file_of_a_few_blocks_is_cut_so_that_no_core_idles_in_a_last_wave(ctx, tmp_path):
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(96 * 2**20)  # sparse: 96 MiB of size, nothing written
+    assert ctx.default_parallelism == 2
+    # Hadoop's rule (32 MiB splits) gives 3; the default fills both waves of 2 instead.
+    assert ctx.text_file(str(big)).get_num_partitions() == 4
+    assert ctx.text_file(str(big), 2).get_num_partitions() == 3  # an explicit minimum rules
+    small = tmp_path / "small.txt"
+    small.write_text("a\nb\nc\n")
+    assert ctx.text_file(str(small)).get_num_partitions() == 2  # min(parallelism, 2), as before
