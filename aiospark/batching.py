@@ -24,3 +24,15 @@ def batched(records: Iterable[Any], size: int = DEFAULT_BATCH) -> Iterator[list]
     it = iter(records)
     while batch := list(itertools.islice(it, size)):
         yield batch
+
+
+def slices(records: Iterable[Any], size: int = DEFAULT_BATCH) -> Iterator[Iterator[Any]]:
+    """Runs of up to ``size`` records as iterators over ``records``: ``batched`` without
+    building lists, for a loop that reads each run once, before taking the next.
+
+    >>> [list(run) for run in slices(iter(range(5)), 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+    it = iter(records)
+    for first in it:
+        yield itertools.chain((first,), itertools.islice(it, size - 1))

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from aiospark import offload
-from aiospark.constant_pairs import ConstantPairs, constant_of
 from aiospark.errors import UserCodeError
 from aiospark.io.checkpoint import CheckpointState, LocalCheckpoint
 from aiospark.lineage import (
@@ -37,6 +36,7 @@ from aiospark.lineage import (
     StorageLevel,
     TaskContext,
 )
+from aiospark.mapped import ConstantPairs, MappedRecords, constant_of, map_records
 from aiospark.ops.async_ops import AsyncOps
 from aiospark.ops.export import ExportOps
 from aiospark.ops.pairs import PairOps
@@ -327,14 +327,14 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         [('b', 1), ('a', 1), ('c', 1)]
 
         (A function that only pairs its record with a constant, as this one, is not
-        called: the pairs come from a C-level ``zip``; see ``aiospark.constant_pairs``.)
+        called: the pairs come from a C-level ``zip``; see ``aiospark.mapped``.)
         """
         keep = preserves_partitioning
         constant = constant_of(f)
         if constant is not None:
             value = constant[0]
             return self.map_partitions_with_index(lambda _, it: ConstantPairs(it, value), keep)
-        return self.map_partitions_with_index(lambda _, it: _map_records(f, it), keep)
+        return self.map_partitions_with_index(lambda _, it: MappedRecords(f, it), keep)
 
     def flat_map(
         self, f: Callable[[Any], Iterable[Any]], preserves_partitioning: bool = False
@@ -362,7 +362,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         """
         chain = itertools.chain.from_iterable
         keep = preserves_partitioning
-        return self.map_partitions_with_index(lambda _, it: chain(_map_records(f, it)), keep)
+        return self.map_partitions_with_index(lambda _, it: chain(map_records(f, it)), keep)
 
     def filter(self, f: Callable[[Any], Any]) -> RDD:
         """Keep the records for which ``f`` is true.
@@ -1199,19 +1199,8 @@ def _debug_lines(rdd: RDD) -> list[str]:
     return lines
 
 
-# The record-by-record transformations call user functions from generators
-# rather than builtin map() and filter(): those take a StopIteration raised by
-# the function for the end of the records and silently drop the rest of the
-# partition.  The generators fail the task instead, and cost less per record
-# than wrapping each function in a checking closure.
-
-
-def _map_records(f: Callable[[Any], Any], records: Iterable[Any]) -> Iterator[Any]:
-    try:
-        for record in records:
-            yield f(record)
-    except StopIteration as exc:
-        raise UserCodeError.wrapping(exc) from exc
+# Like ``mapped.map_records`` (see there why), these call user functions from
+# generators, so that a StopIteration out of one fails the task.
 
 
 def _filter_records(f: Callable[[Any], Any], records: Iterable[Any]) -> Iterator[Any]:

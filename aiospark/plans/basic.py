@@ -17,6 +17,7 @@ from aiospark.lineage import (
     Split,
     TaskContext,
 )
+from aiospark.mapped import MappedRecords
 from aiospark.slices import pickle_splits
 
 #: Records between two cancellation checks in a source iterator.
@@ -99,7 +100,9 @@ class MapPartitions(Plan):
         return self.parent.splits()
 
     def compute(self, split: Split, tctx: TaskContext) -> Iterator[Any]:
-        return iter(self.f(split.index, self.parent.iterator(split, tctx)))
+        records = self.f(split.index, self.parent.iterator(split, tctx))
+        # MappedRecords stay themselves, for a consumer that fuses map(f) into its loop.
+        return records if type(records) is MappedRecords else iter(records)
 
     def preferred_locations(self, split: Split) -> list[str]:
         return self.parent.preferred_locations(split)

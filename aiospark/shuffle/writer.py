@@ -11,17 +11,20 @@ of segments.
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import uuid
 from collections import _count_elements  # type: ignore[attr-defined]
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from aiospark.batching import DEFAULT_BATCH, batched
-from aiospark.constant_pairs import ConstantPairs
+from aiospark.batching import DEFAULT_BATCH, batched, slices
+from aiospark.errors import UserCodeError
 from aiospark.lineage import HashPartitioner, Partitioner, ShuffleDependency
+from aiospark.mapped import ConstantPairs, MappedRecords
 from aiospark.memory import UNLIMITED, TaskMemory
-from aiospark.pair_errors import reraise_for_batch
+from aiospark.pair_errors import raised_here, reraise_for_batch
 from aiospark.protocol.frames import encode_frame
 from aiospark.shuffle.columns import (
     CUT_RECORDS,
@@ -201,16 +204,22 @@ def _combine(
     """``_buffer`` for a map-side combine: a table per key, spilled whole when too big.
 
     The pairs of ``map(lambda x: (x, 1))`` summed by ``reduce_by_key(add)`` (a
-    count by key, as in word count) are counted in C from the records alone.
+    count by key, as in word count) are counted in C from the records alone;
+    the pairs of any other ``map(f)`` are made by calling ``f`` in the loop
+    that combines them (``_merge_mapped``).
     """
     aggregator = dep.aggregator
     assert aggregator is not None
     partitioner = dep.partitioner
     tracker = SizeTracker()
     table: dict = {}
-    batch: list = []
+    batch: Any = []
+    fold: Callable[[Any, dict], Any]
     if type(records) is ConstantPairs and records.counts_ones() and aggregator.sums():
         batches, fold = batched(records.records, CUT_RECORDS), _count_keys
+    elif type(records) is MappedRecords and not records.started and aggregator.identity_create:
+        batches = slices(records.records, DEFAULT_BATCH)
+        fold = functools.partial(_merge_mapped, records.f, aggregator.merge_value, dep.op)
     else:
         batches, fold = batched(records, DEFAULT_BATCH), aggregator.combine_values
     try:
@@ -221,13 +230,48 @@ def _combine(
                 table = {}
                 memory.release()
     except (TypeError, ValueError, IndexError) as exc:
-        reraise_for_batch(exc, dep.op, batch)
+        reraise_for_batch(exc, dep.op, batch if type(batch) is list else [])
     return _bucket_table(table, partitioner)
 
 
 def _count_keys(keys: list, table: dict) -> None:
     """Add one to ``table[key]`` for each key (``Counter.update``'s C loop)."""
     _count_elements(table, keys)
+
+
+def _merge_mapped(
+    f: Callable[[Any], Any], merge: Callable, what: str | None, records: Iterable[Any], table: dict
+) -> None:
+    """``lineage._merge_into`` of ``f(record)`` for each record: ``map(f)`` and the map side of
+    ``reduce_by_key`` in one loop, without a generator and a list of pairs in between."""
+    pair = None
+    try:
+        if merge is operator.add:
+            for record in records:
+                pair = f(record)
+                key, value = pair
+                try:
+                    old = table[key]
+                except KeyError:
+                    table[key] = value
+                else:
+                    table[key] = old + value
+        else:
+            for record in records:
+                pair = f(record)
+                key, value = pair
+                try:
+                    old = table[key]
+                except KeyError:
+                    table[key] = value
+                else:
+                    table[key] = merge(old, value)
+    except StopIteration as exc:  # out of f: not the end of the records (see mapped.map_records)
+        raise UserCodeError.wrapping(exc) from exc
+    except (TypeError, ValueError) as exc:
+        if raised_here(exc):  # this loop's own unpacking, hashing or adding
+            reraise_for_batch(exc, what, [pair])
+        raise
 
 
 def _bucket_table(table: dict, partitioner: Partitioner) -> list[list]:

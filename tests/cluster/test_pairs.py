@@ -428,7 +428,7 @@ async def test_reduce_by_key_add_keeps_the_types_plain_python_gives(ctx, values,
                                   lambda w: (w, 1.0), lambda w: (w, "s")],
                          ids=["one", "two", "true", "float", "str"])
 async def test_pairing_with_a_constant_counts_as_plain_python_does(ctx, pair):
-    # map(lambda w: (w, c)) is not called per record (aiospark.constant_pairs): the results
+    # map(lambda w: (w, c)) is not called per record (aiospark.mapped): the results
     # must be what calling it gives, with and without the counting shuffle.
     words = [w for line in ["a b c a", "b a", "", "c c c d"] * 7 for w in line.split()]
     pairs = list(map(pair, words))

@@ -59,6 +59,11 @@ def mod5(hook: Callable, x: int) -> int:
     return x % 5
 
 
+def keyed(hook: Callable, x: int) -> tuple[int, int]:
+    hook(x)
+    return (x % 3, x)
+
+
 def twice(hook: Callable, x: int) -> list[int]:
     hook(x)
     return [x, x]
@@ -152,6 +157,12 @@ CASES: dict[str, tuple[Callable, Any]] = {
     "map": (
         lambda ctx, h: ctx.parallelize(DATA, 4).map(functools.partial(double, h)).collect(),
         [2 * x for x in DATA],
+    ),
+    # the map side of reduce_by_key calls map's function in its own loop (writer._merge_mapped)
+    "map then reduce_by_key": (
+        lambda ctx, h: _items(ctx.parallelize(DATA, 4).map(functools.partial(keyed, h))
+                              .reduce_by_key(operator.add).collect_as_map()),
+        summed(PAIRS),
     ),
     "filter": (
         lambda ctx, h: ctx.parallelize(DATA, 4).filter(functools.partial(even, h)).collect(),

@@ -12,10 +12,10 @@ import cloudpickle
 import pytest
 
 from aiospark.errors import RemoteTraceback, UserCodeError
+from aiospark.mapped import map_records as _map_records
 from aiospark.rdd import (
     _filter_records,
     _flat_map_value_records,
-    _map_records,
     _map_value_records,
 )
 from aiospark.scheduler.runner import _user_error
