@@ -76,12 +76,13 @@ class BoundedFloat(float):
     low: float
     high: float
 
-    def __new__(cls, mean: float, confidence: float, low: float, high: float) -> BoundedFloat:
-        value = super().__new__(cls, mean)
-        value.confidence = float(confidence)
-        value.low = float(low)
-        value.high = float(high)
-        return value
+    def __new__(cls, mean: float, *_: float) -> BoundedFloat:
+        return super().__new__(cls, mean)
+
+    def __init__(self, mean: float, confidence: float, low: float, high: float) -> None:
+        self.confidence = float(confidence)
+        self.low = float(low)
+        self.high = float(high)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return BoundedFloat, (float(self), self.confidence, self.low, self.high)
