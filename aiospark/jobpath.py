@@ -128,15 +128,18 @@ async def _finish(handle: JobHandle, deadline: float | None = None) -> bool:
 
     The job's failure raises; a cancelled waiter cancels the job's tasks.
     """
-    timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
     try:
+        if deadline is None:
+            await handle.done
+            return True
+        timeout = deadline - asyncio.get_running_loop().time()
         await asyncio.wait([handle.done], timeout=timeout)
     except asyncio.CancelledError:
         handle.cancel()
         raise
     if not handle.done.done():
         return False
-    handle.done.result()
+    handle.done.result()  # the job's failure
     return True
 
 
