@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
     from aiospark.hashing import portable_hash
     from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
+    from aiospark.partial import BoundedFloat
     from aiospark.rdd import RDD
     from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
     from aiospark.taskcontext import TaskContext
@@ -40,6 +41,7 @@ _EXPORTS = {
     "HashPartitioner": "aiospark.lineage",
     "Partitioner": "aiospark.lineage",
     "StorageLevel": "aiospark.lineage",
+    "BoundedFloat": "aiospark.partial",
     "RDD": "aiospark.rdd",
     "Accumulator": "aiospark.shared",
     "AccumulatorParam": "aiospark.shared",
@@ -68,6 +70,7 @@ __all__ = [
     "Accumulator",
     "AccumulatorParam",
     "AiosparkError",
+    "BoundedFloat",
     "Broadcast",
     "ClusterError",
     "Context",

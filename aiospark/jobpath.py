@@ -9,14 +9,19 @@ runs its jobs through the ``JobPath`` its context holds as ``ctx.jobs``:
    the job's progress to ``ctx.progress()`` and the progress bar);
 3. *await*: cancelling the awaiting task (``asyncio.timeout``, Ctrl-C in the
    REPL, a closed ``async for``) cancels the job's tasks on the workers;
+   ``run_within`` awaits until a deadline and returns what finished by then
+   (the approximate actions);
 4. *checkpoint*: RDDs of the lineage marked with ``checkpoint()`` are written
-   once the job has succeeded, and their lineage is cut.
+   once the job has succeeded, and their lineage is cut (not by ``run_within``,
+   which must return by its deadline, as Spark's approximate jobs write none).
 
 >>> rdd = ctx.parallelize(range(6), 3)
 >>> await ctx.jobs.run(rdd, lambda index, records: (index, sum(records)))
 [(0, 1), (1, 5), (2, 9)]
 >>> [part async for part in ctx.jobs.stream(rdd, ahead=1)]
 [[0, 1], [2, 3], [4, 5]]
+>>> await ctx.jobs.run_within(rdd, lambda index, records: sum(records), timeout=30.0)
+{0: 1, 1: 5, 2: 9}
 """
 
 from __future__ import annotations
@@ -55,6 +60,26 @@ class JobPath:
         results = [future.result() for future in handle.futures]
         await self._write_checkpoints(rdd)
         return results
+
+    async def run_within(
+        self, rdd: Node, func: PartitionFunc, timeout: float, keep_running: bool = False
+    ) -> dict[int, Any]:
+        """Run ``func(index, records)`` on each partition of ``rdd``, ``timeout`` seconds at most.
+
+        Returns the results of the partitions finished by then, by partition
+        index (all of them when the job ended in time); a failure before the
+        deadline raises.  At the deadline the job is cancelled, unless
+        ``keep_running``: then it runs to its end, and its results are dropped.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        await _prepare(rdd)
+        handle = self._submit(rdd, func, None)
+        ended = await _finish(handle, deadline)
+        finished = {index: future.result()
+                    for index, future in enumerate(handle.futures) if future.done()}
+        if not ended and not keep_running:
+            handle.cancel()
+        return finished
 
     async def stream(self, rdd: Node, ahead: int) -> AsyncIterator[list[Any]]:
         """Each partition's records in order, one job per partition.
@@ -98,13 +123,24 @@ async def _prepare(rdd: Node) -> None:
         await node.plan.prepare()
 
 
-async def _finish(handle: JobHandle) -> None:
-    """Wait for a job; a cancelled waiter cancels the job's tasks."""
+async def _finish(handle: JobHandle, deadline: float | None = None) -> bool:
+    """Wait for a job, until the loop's time ``deadline`` at most; True when it ended.
+
+    The job's failure raises; a cancelled waiter cancels the job's tasks.
+    """
     try:
-        await handle.done
+        if deadline is None:
+            await handle.done
+            return True
+        timeout = deadline - asyncio.get_running_loop().time()
+        await asyncio.wait([handle.done], timeout=timeout)
     except asyncio.CancelledError:
         handle.cancel()
         raise
+    if not handle.done.done():
+        return False
+    handle.done.result()  # the job's failure
+    return True
 
 
 def _collect_partition(_: int, records: Iterator[Any]) -> list[Any]:

@@ -37,19 +37,20 @@ from aiospark.lineage import (
     TaskContext,
 )
 from aiospark.mapped import ConstantPairs, MappedRecords, constant_of, map_records
+from aiospark.ops.approx import ApproxOps
 from aiospark.ops.async_ops import AsyncOps
 from aiospark.ops.export import ExportOps
 from aiospark.ops.pairs import PairOps
 from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
 from aiospark.ops.sorting import SortOps
-from aiospark.ops.stats import StatOps
+from aiospark.ops.stats import StatOps, count_partition
 from aiospark.pair_errors import pair_error, raised_here
 from aiospark.plans.basic import MapPartitions, Shuffled
 from aiospark.validation import check_count, check_path, positive_int
 
 
-class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
+class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, ExportOps):
     """A resilient distributed dataset: an identity holding a plan, plus the user API.
 
     The RDD itself is the identity Spark's five-tuple hangs on: an id, a name,
@@ -861,7 +862,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
         >>> await ctx.parallelize(range(100), 3).filter(lambda x: x % 3 == 0).count()
         34
         """
-        return sum(await self._run(_count_partition))
+        return sum(await self._run(count_partition))
 
     async def sum(self) -> Any:
         """The sum of the records (0 for an empty RDD).
@@ -1246,18 +1247,6 @@ def _raise_if_not_a_pair(exc: Exception, op: str) -> None:
 
 def _collect_partition(_: int, it: Iterator[Any]) -> list[Any]:
     return list(it)
-
-
-_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))))
-
-
-def _count_partition(_: int, it: Iterator[Any]) -> int:
-    if type(it) in _SIZED_ITERATORS:  # e.g. a cached split: no need to walk it
-        return operator.length_hint(it)
-    n = 0
-    for n, _record in enumerate(it, 1):  # noqa: B007 - counting is the point
-        pass
-    return n
 
 
 def _sum_partition(_: int, it: Iterator[Any]) -> Any:

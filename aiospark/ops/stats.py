@@ -12,6 +12,7 @@ import copy
 import functools
 import itertools
 import math
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -239,7 +240,7 @@ class StatOps:
         >>> await ctx.parallelize([1, 2, 3]).stats()
         (count: 3, mean: 2.0, stdev: 0.816496580927726, max: 3.0, min: 1.0)
         """
-        counters = await self._run(_stats_partition)
+        counters = await self._run(stats_partition)
         total = StatCounter()
         for counter in counters:
             total.merge_stats(counter)
@@ -547,8 +548,22 @@ def _extreme_partition(pick: Callable, options: dict, _: int, it: Iterator[Any])
     return [] if value is _NOTHING else [value]
 
 
-def _stats_partition(_: int, it: Iterator[Any]) -> StatCounter:
+def stats_partition(_: int, it: Iterator[Any]) -> StatCounter:
+    """A partition's ``StatCounter`` (on a worker): for ``stats`` and ``mean_approx``."""
     return StatCounter(it)
+
+
+_SIZED_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(0))))
+
+
+def count_partition(_: int, it: Iterator[Any]) -> int:
+    """A partition's number of records (on a worker): for ``count`` and ``count_approx``."""
+    if type(it) in _SIZED_ITERATORS:  # e.g. a cached split: no need to walk it
+        return operator.length_hint(it)
+    n = 0
+    for n, _record in enumerate(it, 1):  # noqa: B007 - counting is the point
+        pass
+    return n
 
 
 # -- histogram ----------------------------------------------------------------------------
