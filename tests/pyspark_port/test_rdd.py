@@ -526,7 +526,8 @@ async def test_distinct(ctx):
 
 # RDDTests.test_count_approx_respects_timeout -- adapted: PySpark's tasks sleep 1 s and
 # it times the call; here the tasks hold until the test opens a gate, so the estimate
-# can only come from the timeout.
+# can only come from the timeout.  PySpark then cancels the job still running; aiospark's
+# approximate actions stop it themselves unless asked to keep it running.
 @pending(APPROX)
 async def test_count_approx_respects_timeout(ctx, tmp_path):
     gate = str(tmp_path / "open")
@@ -536,7 +537,6 @@ async def test_count_approx_respects_timeout(ctx, tmp_path):
         assert 0 <= estimate <= 20
     finally:
         open(gate, "w").close()
-        await ctx.cancel_all_jobs()
         await wait_for_idle(ctx, 30)
 
 
@@ -559,7 +559,6 @@ async def test_mean_approx_respects_timeout(ctx, tmp_path):
         assert estimate.low <= estimate.high
     finally:
         open(gate, "w").close()
-        await ctx.cancel_all_jobs()
         await wait_for_idle(ctx, 30)
 
 
@@ -757,6 +756,7 @@ async def test_multiple_group_jobs(ctx, tmp_path):
         await wait_until(lambda: len(os.listdir(started)) == 2, 60, "group A's jobs to run")
         jobs += [asyncio.create_task(run_job(group_b, i, False)) for i in (1, 3)]
         await ctx.cancel_job_group(group_a)
+        open(gate, "w").close()  # the cancelled tasks may end by themselves
         cancelled = await asyncio.wait_for(asyncio.gather(*jobs), 60)
     finally:
         open(gate, "w").close()
