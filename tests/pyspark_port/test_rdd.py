@@ -102,6 +102,7 @@ async def test_to_localiterator_prefetch(ctx, tmp_path):
     assert not (tmp_path / "plain-1").exists()
     assert await plain.__anext__() == 1
     assert (tmp_path / "plain-1").exists()
+    await plain.aclose()
 
     prefetching = rdd.map_partitions_with_index(stamped("prefetch")).to_local_iterator(
         prefetch_partitions=True
