@@ -256,6 +256,7 @@ async def test_stop():
 # ContextTests.test_with -- ``async with`` (as test_stop).
 async def test_with():
     async with aiospark.Context(workers=1) as context:
+        assert context.master is None  # an embedded cluster (docs/migration.md, `master`)
         assert await context.parallelize([1]).count() == 1
     with pytest.raises(RuntimeError):
         await context.parallelize([1]).count()

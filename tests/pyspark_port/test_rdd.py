@@ -58,8 +58,9 @@ async def test_id(ctx):
     rdd = ctx.parallelize(range(10))
     rdd_id = rdd.id
     assert rdd_id == rdd.id
-    rdd2 = rdd.map(str).filter(bool)
-    assert rdd2.id > rdd_id
+    mapped = rdd.map(str)
+    rdd2 = mapped.filter(bool)
+    assert rdd_id < mapped.id < rdd2.id
     assert rdd2.id == rdd2.id
     assert ctx.parallelize([1]).id > rdd2.id
 
