@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from aiospark import offload
-from aiospark.errors import UserCodeError
+from aiospark.errors import UserCodeError, reduce_in_driver
 from aiospark.io.checkpoint import CheckpointState, LocalCheckpoint
 from aiospark.lineage import (
     Aggregator,
@@ -917,7 +917,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, Exp
         values = list(itertools.chain.from_iterable(await self._run(reduce_partition)))
         if not values:
             raise ValueError("Can not reduce() empty RDD")
-        return functools.reduce(f, values)
+        return reduce_in_driver(f, values)
 
     async def fold(self, zero_value: Any, op: Callable[[Any, Any], Any]) -> Any:
         """Fold each partition from ``zero_value`` with ``op``, then fold the partial results.
@@ -949,7 +949,7 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, Exp
         def fold_partition(_: int, it: Iterator[Any]) -> Any:
             return functools.reduce(op, it, copy.deepcopy(zero_value))
 
-        return functools.reduce(op, await self._run(fold_partition), zero_value)
+        return reduce_in_driver(op, await self._run(fold_partition), zero_value)
 
     async def take(self, num: int) -> list[Any]:
         """The first ``num`` records, scanning as few partitions as it can.

@@ -18,12 +18,12 @@ def _public(cls: type) -> set[str]:
     return names
 
 
-def test_migration_table_lists_every_public_method_and_only_real_ones():
+def test_migration_table_lists_every_public_method():
+    # That the names it lists exist (or are pending): tests/pyspark_port/test_migration_table.py
     text = (ROOT / "docs" / "migration.md").read_text()
     listed = set(re.findall(r"^\| [^|]+ \| `(\w+)` \|", text, flags=re.M))
     api = _public(aiospark.Context) | _public(aiospark.RDD)
     assert api - listed == set(), "methods missing from docs/migration.md"
-    assert listed - api == set(), "docs/migration.md lists methods that do not exist"
 
 
 def test_readme_starts_with_the_install_and_test_commands():

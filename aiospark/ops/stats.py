@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiospark.batching import batched
+from aiospark.errors import reduce_in_driver
 from aiospark.hyperloglog import HyperLogLog
 from aiospark.lineage import Node
 from aiospark.statcounter import StatCounter, real_array
@@ -74,7 +75,7 @@ class StatOps:
         (10, 4)
         """
         partials = await self._run(functools.partial(_aggregate_partition, zero_value, seq_op))
-        return functools.reduce(comb_op, partials, copy.deepcopy(zero_value))
+        return reduce_in_driver(comb_op, partials, copy.deepcopy(zero_value))
 
     async def tree_aggregate(
         self,
@@ -126,7 +127,7 @@ class StatOps:
             functools.partial(_aggregate_partition_list, zero_value, seq_op)
         )
         values = await _reduce_splits(_tree_levels(partial, comb_op, depth), comb_op)
-        return functools.reduce(comb_op, values)
+        return reduce_in_driver(comb_op, values)
 
     async def tree_reduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
         """``reduce``, combining the partial results in a tree of ``depth`` levels.
@@ -160,7 +161,7 @@ class StatOps:
         values = await _reduce_splits(_tree_levels(partial, f, depth), f)
         if not values:
             raise ValueError("Can not tree_reduce() an empty RDD")
-        return functools.reduce(f, values)
+        return reduce_in_driver(f, values)
 
     # -- order statistics -------------------------------------------------------------------
 

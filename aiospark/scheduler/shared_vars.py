@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from aiospark.errors import SerializationError
 from aiospark.protocol.frames import frame_bytes
 from aiospark.shared import Accumulator, AccumulatorParam, AddingParam, Broadcast
 
@@ -39,8 +40,12 @@ class SharedVariables:
         return self._next_id
 
     def new_broadcast(self, value: Any) -> Broadcast:
+        try:
+            blob = frame_bytes(value)
+        except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError ...
+            raise SerializationError(f"could not serialize the broadcast value: {exc}") from exc
         bid = self._new_id()
-        self.blobs[bid] = frame_bytes(value)
+        self.blobs[bid] = blob
         broadcast = Broadcast(bid, value, registry=self)
         if self._watch is not None:
             self._watch(broadcast, "broadcast", bid)
