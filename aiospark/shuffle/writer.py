@@ -174,7 +174,7 @@ def _buffer(
     pairs (see ``shuffle.columns``), lists of records otherwise.
     """
     if dep.map_side_combine:
-        return _combine(iter(records), dep, memory, spill_dir, spills)
+        return _combine(records, dep, memory, spill_dir, spills)  # as it came: see _combine
     partitioner = dep.partitioner
     tracker = SizeTracker()
     n = partitioner.num_partitions

@@ -439,3 +439,18 @@ async def test_pairing_with_a_constant_counts_as_plain_python_does(ctx, pair):
     assert await rdd.collect() == pairs
     got = dict(await rdd.reduce_by_key(operator.add, 2).collect())
     assert repr(sorted(got.items())) == repr(sorted(expected.items()))
+
+
+def _called_from_the_combining_loop(x: int) -> tuple[int, int]:
+    """(x % 3, 1 when the shuffle writer's combining loop called this, else 0)."""
+    import inspect
+
+    return (x % 3, int(any(f.function == "_merge_mapped" for f in inspect.stack())))
+
+
+async def test_map_before_reduce_by_key_is_called_by_the_combining_loop(ctx):
+    # The fused path (mapped.MappedRecords, writer._merge_mapped) must really be taken:
+    # an iter() on the way to the writer once turned it back into a generator, silently.
+    got = await ctx.range(30, num_slices=3).map(_called_from_the_combining_loop) \
+        .reduce_by_key(operator.add).collect()
+    assert sorted(got) == [(0, 10), (1, 10), (2, 10)]
