@@ -40,8 +40,6 @@ log = logging.getLogger("aiospark.worker")
 
 #: A push whose peer stops reading fails after this (the block then has one copy fewer).
 PUSH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-#: The most copies a level may ask for (a typo such as 1000 would push to every worker).
-MAX_REPLICATION = 16
 
 
 def level_token(level: StorageLevel) -> str:
@@ -65,13 +63,13 @@ def parse_level(token: str) -> StorageLevel:
     ValueError: level '0,0,1,2' keeps the block neither in memory nor on disk
     """
     parts = token.split(",")
-    if len(parts) != 4 or any(p not in ("0", "1") for p in parts[:3]) or not parts[3].isdigit():
+    flags, count = parts[:3], parts[-1]
+    if (len(parts) != 4 or any(p not in ("0", "1") for p in flags)
+            or not (count.isascii() and count.isdigit() and len(count) < 10) or count == "0"):
         raise ValueError(f"level must be use_disk,use_memory,deserialized,replication "
-                         f"(three 0/1 flags and a count), got {token[:40]!r}")
-    use_disk, use_memory, deserialized = (p == "1" for p in parts[:3])
-    replication = int(parts[3])
-    if not 1 <= replication <= MAX_REPLICATION:
-        raise ValueError(f"level {token!r}: replication must be 1 to {MAX_REPLICATION}")
+                         f"(three 0/1 flags and a positive count), got {token[:40]!r}")
+    use_disk, use_memory, deserialized = (p == "1" for p in flags)
+    replication = int(count)
     if not (use_disk or use_memory):
         raise ValueError(f"level {token!r} keeps the block neither in memory nor on disk")
     return StorageLevel(use_disk, use_memory, deserialized, replication)
