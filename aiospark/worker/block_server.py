@@ -26,13 +26,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from aiospark.lineage import StorageLevel
-from aiospark.protocol.frames import decode_frame, read_frames
+from aiospark.protocol.frames import check_frame, read_frames
 from aiospark.protocol.ids import check_app_id, parse_id
 from aiospark.worker.blocks import BlockStore
 
@@ -40,6 +39,9 @@ log = logging.getLogger("aiospark.worker")
 
 #: A push whose peer stops reading fails after this (the block then has one copy fewer).
 PUSH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+#: Frames are handed between the loop and a thread (and written) about this much at a
+#: time: one hand-off per small frame would cost more than the copy.
+CHUNK_BYTES = 1 << 20
 
 
 def level_token(level: StorageLevel) -> str:
@@ -75,13 +77,24 @@ def parse_level(token: str) -> StorageLevel:
     return StorageLevel(use_disk, use_memory, deserialized, replication)
 
 
-async def frame_pieces(frames: Iterator[list]) -> AsyncIterator[Any]:
-    """The pieces of a block's frames, each frame encoded or read off the loop."""
+def _take(frames: Iterator[list], nbytes: int = CHUNK_BYTES) -> bytes:
+    """The next frames of a block joined, about ``nbytes`` of them (b"" at the end)."""
+    pieces: list = []
+    size = 0
+    for frame in frames:
+        pieces.extend(frame)
+        size += sum(memoryview(piece).nbytes for piece in frame)
+        if size >= nbytes:
+            break
+    return b"".join(pieces)
+
+
+async def block_chunks(frames: Iterator[list]) -> AsyncIterator[bytes]:
+    """A block's frames in chunks of about ``CHUNK_BYTES``, encoded or read off the loop."""
     loop = asyncio.get_running_loop()
     try:
-        while (pieces := await loop.run_in_executor(None, next, frames, None)) is not None:
-            for piece in pieces:
-                yield piece
+        while chunk := await loop.run_in_executor(None, _take, frames):
+            yield chunk
     finally:
         close = getattr(frames, "close", None)
         if close is not None:
@@ -133,8 +146,8 @@ class BlockServer:
             return web.json_response({"missing": True}, status=404)
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         await response.prepare(request)
-        async for piece in frame_pieces(frames):
-            await response.write(piece)
+        async for chunk in block_chunks(frames):
+            await response.write(chunk)
         await response.write_eof()
         self.stats["served"] += 1
         return response
@@ -151,17 +164,26 @@ class BlockServer:
         loop = asyncio.get_running_loop()
         incoming = read_frames(request.content)
 
-        async def next_frame() -> bytearray | None:
-            return await anext(incoming, None)
+        async def next_frames() -> list[bytearray]:  # about CHUNK_BYTES of them, [] at the end
+            batch: list[bytearray] = []
+            size = 0
+            async for frame in incoming:
+                batch.append(frame)
+                size += len(frame)
+                if size >= CHUNK_BYTES:
+                    break
+            return batch
 
-        def records() -> Iterator[Any]:  # on the putting thread, a frame at a time
-            while (frame := asyncio.run_coroutine_threadsafe(
-                    next_frame(), loop).result()) is not None:
-                yield from decode_frame(frame)
+        def frames() -> Iterator[bytearray]:  # on the putting thread
+            while batch := asyncio.run_coroutine_threadsafe(next_frames(), loop).result():
+                for frame in batch:
+                    if not level.deserialized:
+                        check_frame(frame)  # (a deserialized level decodes every frame anyway)
+                    yield frame
 
         try:
             stored = await loop.run_in_executor(
-                None, self.blocks.put, app_id, rdd_id, split, records(), level)
+                None, self.blocks.put_frames, app_id, rdd_id, split, frames(), level)
         except Exception as exc:  # a truncated stream, frames that do not decode
             raise web.HTTPBadRequest(
                 text=f"the block's frames could not be read: {exc!r}"[:500]) from None
@@ -192,7 +214,7 @@ class BlockServer:
                 async with session.put(
                     f"{url}/v1/blocks/{app_id}/{rdd_id}/{split}",
                     params={"level": level_token(level)},
-                    data=frame_pieces(frames),
+                    data=block_chunks(frames),
                     timeout=PUSH_TIMEOUT,
                 ) as resp:
                     if resp.status == 200 and (await resp.json()).get("stored"):

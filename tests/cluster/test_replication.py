@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import uuid
 from collections import Counter
 
@@ -173,6 +174,7 @@ async def test_a_malformed_replica_push_is_refused_with_4xx(ctx):
     base = f"{link.info.url}/v1/blocks/{ctx.app_id}"
     good = level_token(StorageLevel.MEMORY_ONLY_2)
     frame = b"".join(bytes(p) for p in encode_frame([1, 2, 3]))
+    not_pickle = struct.pack("<QI", 4, 0) + b"abcd"  # a well-formed frame of garbage
     cases = [
         (f"{base}/99999/0", {"level": "1,1"}, frame, 400),         # level malformed
         (f"{base}/99999/0", {"level": "0,0,1,2"}, frame, 400),     # kept nowhere
@@ -180,6 +182,8 @@ async def test_a_malformed_replica_push_is_refused_with_4xx(ctx):
         (f"{base}/x/0", {"level": good}, frame, 400),               # rdd id not a number
         (f"{base}/99999/0", {"level": good}, b"\x07" * 40, 400),    # not frames
         (f"{base}/99999/0", {"level": good}, frame[:-3], 400),      # a truncated frame
+        (f"{base}/99999/0", {"level": "0,1,0,2"}, not_pickle, 400),  # kept as frames: checked
+        (f"{base}/99999/0", {"level": "1,0,0,2"}, frame + not_pickle, 400),
         (f"{link.info.url}/v1/blocks/app-nobody/99999/0", {"level": good}, frame, 404),
     ]
     for url, params, body, status in cases:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from aiospark.lineage import StorageLevel
 from aiospark.memory import MemoryManager
+from aiospark.protocol.frames import frame_bytes
 from aiospark.scheduler.replicas import order_peers, replica_peers
 from aiospark.worker.block_server import BlockServer, level_token, parse_level
 from aiospark.worker.blocks import BlockStore
@@ -56,6 +57,34 @@ def test_a_level_travels_as_its_token(level):
 def test_a_malformed_level_token_is_a_value_error(token):
     with pytest.raises(ValueError):
         parse_level(token)
+
+
+# -- a copy put as frames --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", REPLICATED)
+def test_a_copy_arriving_as_frames_is_kept_as_a_computed_block_is(tmp_path, level):
+    records = [(i, str(i)) for i in range(5000)]
+    source = BlockStore(str(tmp_path / "a"), MemoryManager(1 << 24))
+    source.put("app", 1, 0, records, level)
+    frames = [b"".join(pieces) for pieces in source.frames("app", 1, 0)]
+    copy = BlockStore(str(tmp_path / "b"), MemoryManager(1 << 24))
+    assert copy.put_frames("app", 1, 0, frames, level)
+    assert copy.where("app", 1, 0) == source.where("app", 1, 0)
+    assert list(copy.get("app", 1, 0)) == records
+    assert copy.summary()["memory_bytes"] == source.summary()["memory_bytes"]
+    if not level.deserialized:  # kept as they came
+        assert [b"".join(p) for p in copy.frames("app", 1, 0)] == frames
+
+
+def test_a_serialized_copy_past_the_budget_is_refused_or_goes_to_disk(tmp_path):
+    frames = [frame_bytes(list(range(i * 1000, (i + 1) * 1000))) for i in range(20)]
+    store = BlockStore(str(tmp_path), MemoryManager(20_000))
+    assert not store.put_frames("app", 1, 0, frames, StorageLevel.MEMORY_ONLY_SER_2)
+    assert store.memory.storage_used == 0 and store.summary()["not_stored"] == 1
+    assert store.put_frames("app", 1, 0, frames, StorageLevel.MEMORY_AND_DISK_SER_2)
+    assert store.where("app", 1, 0) == "disk" and store.memory.storage_used == 0
+    assert list(store.get("app", 1, 0)) == list(range(20_000))
 
 
 # -- choosing peers (pure) -------------------------------------------------------------------
