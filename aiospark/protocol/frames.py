@@ -187,7 +187,7 @@ def check_frame(frame: bytes | bytearray | memoryview) -> None:
         raise ValueError(f"unknown frame codec id {codec_id}")
     start = _HEAD.size + 8 * (count & _COUNT_MASK)
     payload = view[start : start + pickle_len]
-    if not codec_id and (payload[:2] != b"\x80\x05" or payload[-1:] != b"."):
+    if not codec_id and (bytes(payload[:2]) != b"\x80\x05" or bytes(payload[-1:]) != b"."):
         raise ValueError("the frame's payload is not a protocol-5 pickle")
 
 

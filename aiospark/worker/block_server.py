@@ -203,6 +203,7 @@ class BlockServer:
         took it; returns their URLs.  Failures are logged, never raised."""
         wanted = level.replication - 1
         taken: list[str] = []
+        failed = 0
         session = self._session()
         for url in urls:
             if len(taken) >= wanted or session is None:
@@ -225,9 +226,12 @@ class BlockServer:
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 why = repr(exc)
             self.stats["push_failed"] += 1
+            failed += 1
             log.warning("a copy of block rdd_%d_%d was not taken by %s: %s",
                         rdd_id, split, url, why)
         if len(taken) < wanted:
-            log.warning("block rdd_%d_%d is kept on %d workers, not %d (%d peers tried)",
-                        rdd_id, split, 1 + len(taken), level.replication, len(urls))
+            # A warning when peers failed; with fewer workers than copies, as documented.
+            log.log(logging.WARNING if failed else logging.DEBUG,
+                    "block rdd_%d_%d is kept on %d workers, not %d (%d peers tried)",
+                    rdd_id, split, 1 + len(taken), level.replication, len(urls))
         return taken

@@ -123,6 +123,13 @@ async def test_unpersist_drops_every_replica(tmp_path):
         assert await rdd.count() == len(EXPECTED)
         await wait_until(lambda: driver_agrees_with_workers(ctx, rdd), 10, "replicas to land")
         assert sum((await held_by_workers(ctx, rdd)).values()) == 2 * SPLITS
+
+        async def status_counts_every_copy() -> bool:  # (the master hears it in heartbeats)
+            async with ctx._session.get(f"{ctx._scheduler.master_url}/v1/status") as resp:
+                cached = (await resp.json())["cached"]
+            return [c["splits"] for c in cached if c["rdd_id"] == rdd.id] == [2 * SPLITS]
+
+        await wait_until(status_counts_every_copy, 10, "the master's status to show the copies")
         rdd.unpersist()
 
         async def emptied() -> bool:
