@@ -314,7 +314,9 @@ class StorageLevel:
 
     Use the predefined levels: ``MEMORY_ONLY`` (the default of ``persist``),
     ``MEMORY_ONLY_SER``, ``MEMORY_AND_DISK``, ``MEMORY_AND_DISK_SER`` and
-    ``DISK_ONLY``; docs/caching.md describes them.
+    ``DISK_ONLY``, and their replicated forms ``MEMORY_ONLY_2``,
+    ``MEMORY_ONLY_SER_2``, ``MEMORY_AND_DISK_2``, ``MEMORY_AND_DISK_SER_2``,
+    ``DISK_ONLY_2`` and ``DISK_ONLY_3``; docs/caching.md describes them.
 
     Parameters
     ----------
@@ -329,7 +331,15 @@ class StorageLevel:
         In memory, keep Python objects (faster to read) rather than pickled
         frames (smaller).
     replication : int, default 1
-        Accepted for PySpark compatibility; each split is kept once.
+        On how many workers each split is kept: the worker that computed it
+        pushes copies to ``replication - 1`` others (on other hosts first), so
+        losing a worker costs no recomputation.  With fewer workers than
+        that, each split is kept on every worker.
+
+    Raises
+    ------
+    ValueError
+        When ``replication`` is not a positive int.
 
     Examples
     --------
@@ -337,12 +347,20 @@ class StorageLevel:
     StorageLevel(use_disk=False, use_memory=True, deserialized=True, replication=1)
     >>> print(StorageLevel.MEMORY_AND_DISK)
     Disk Memory Deserialized 1x Replicated
+    >>> str(StorageLevel.MEMORY_ONLY_SER_2), StorageLevel.DISK_ONLY_3.replication
+    ('Memory Serialized 2x Replicated', 3)
+    >>> StorageLevel(True, True, False, 4) == StorageLevel(True, True, False, replication=4)
+    True
     """
 
     use_disk: bool
     use_memory: bool
     deserialized: bool
     replication: int = 1
+
+    def __post_init__(self) -> None:
+        if type(self.replication) is not int or self.replication < 1:
+            raise ValueError(f"replication must be a positive int, got {self.replication!r}")
 
     def __str__(self) -> str:
         """PySpark's description of the level (``repr`` shows the fields).
@@ -359,6 +377,12 @@ class StorageLevel:
     MEMORY_AND_DISK: ClassVar[StorageLevel]
     MEMORY_AND_DISK_SER: ClassVar[StorageLevel]
     DISK_ONLY: ClassVar[StorageLevel]
+    MEMORY_ONLY_2: ClassVar[StorageLevel]
+    MEMORY_ONLY_SER_2: ClassVar[StorageLevel]
+    MEMORY_AND_DISK_2: ClassVar[StorageLevel]
+    MEMORY_AND_DISK_SER_2: ClassVar[StorageLevel]
+    DISK_ONLY_2: ClassVar[StorageLevel]
+    DISK_ONLY_3: ClassVar[StorageLevel]
 
 
 StorageLevel.MEMORY_ONLY = StorageLevel(False, True, True)
@@ -366,6 +390,12 @@ StorageLevel.MEMORY_ONLY_SER = StorageLevel(False, True, False)
 StorageLevel.MEMORY_AND_DISK = StorageLevel(True, True, True)
 StorageLevel.MEMORY_AND_DISK_SER = StorageLevel(True, True, False)
 StorageLevel.DISK_ONLY = StorageLevel(True, False, False)
+StorageLevel.MEMORY_ONLY_2 = StorageLevel(False, True, True, 2)
+StorageLevel.MEMORY_ONLY_SER_2 = StorageLevel(False, True, False, 2)
+StorageLevel.MEMORY_AND_DISK_2 = StorageLevel(True, True, True, 2)
+StorageLevel.MEMORY_AND_DISK_SER_2 = StorageLevel(True, True, False, 2)
+StorageLevel.DISK_ONLY_2 = StorageLevel(True, False, False, 2)
+StorageLevel.DISK_ONLY_3 = StorageLevel(True, False, False, 3)
 
 
 class TaskContext(Protocol):

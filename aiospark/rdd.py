@@ -522,7 +522,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, Exp
         Parameters
         ----------
         storage_level : StorageLevel, default StorageLevel.MEMORY_ONLY
-            Where the splits are kept (memory, disk, serialized or not).
+            Where the splits are kept (memory, disk, serialized or not), and on
+            how many workers (``MEMORY_ONLY_2`` ...: losing one costs no
+            recomputation).
 
         Returns
         -------
@@ -546,6 +548,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, Exp
         >>> rdd = ctx.parallelize([1, 2, 3]).persist(StorageLevel.MEMORY_ONLY)
         >>> rdd.storage_level == StorageLevel.MEMORY_ONLY
         True
+        >>> twice = ctx.parallelize([1, 2, 3]).persist(StorageLevel.MEMORY_ONLY_2)
+        >>> await twice.sum(), str(twice.get_storage_level())
+        (6, 'Memory Deserialized 2x Replicated')
         """
         if not isinstance(storage_level, StorageLevel):
             raise TypeError(f"storage_level must be a StorageLevel, got {storage_level!r}")

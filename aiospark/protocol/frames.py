@@ -164,6 +164,33 @@ def _frame_length(view: memoryview, pos: int) -> int | None:
     return head_len + pickle_len + body
 
 
+def check_frame(frame: bytes | bytearray | memoryview) -> None:
+    """Raise ``ValueError`` unless ``frame`` is one whole frame, without decoding it.
+
+    Its lengths must add up, its codec be known and an uncompressed payload be a
+    whole protocol-5 pickle (kept as it came, a frame is only decoded when read).
+
+    >>> check_frame(frame_bytes([1, 2]))
+    >>> check_frame(frame_bytes([1, 2])[:-1])
+    Traceback (most recent call last):
+    ...
+    ValueError: not a whole frame: 32 bytes declared, 31 given
+    """
+    view = memoryview(frame)
+    n = _frame_length(view, 0)
+    if n is None or n != len(view):
+        declared = "?" if n is None else n
+        raise ValueError(f"not a whole frame: {declared} bytes declared, {len(view)} given")
+    pickle_len, count = _HEAD.unpack_from(view, 0)
+    codec_id = count >> _CODEC_SHIFT
+    if codec_id and codec_id not in CODECS.values():
+        raise ValueError(f"unknown frame codec id {codec_id}")
+    start = _HEAD.size + 8 * (count & _COUNT_MASK)
+    payload = view[start : start + pickle_len]
+    if not codec_id and (bytes(payload[:2]) != b"\x80\x05" or bytes(payload[-1:]) != b"."):
+        raise ValueError("the frame's payload is not a protocol-5 pickle")
+
+
 def split_frames(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
     """Yield each whole frame of a buffer holding complete frames."""
     view = memoryview(data)

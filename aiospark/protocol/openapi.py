@@ -129,6 +129,13 @@ ROUTES: list[
      [_APP, _path_param("bid", "integer")], _STREAM),
     ("worker", "get", "/v1/blocks/{app}/{rdd}/{split}", "A cached split, for a peer.", None,
      [_APP, _path_param("rdd", "integer"), _path_param("split", "integer")], _STREAM),
+    ("worker", "put", "/v1/blocks/{app}/{rdd}/{split}",
+     "A copy of a peer's cached split (a replicated storage level), as a stream of frames; "
+     "answers whether it was kept.", None,
+     [_APP, _path_param("rdd", "integer"), _path_param("split", "integer"),
+      {"name": "level", "in": "query", "required": True, "schema": {"type": "string"},
+       "description": "use_disk,use_memory,deserialized,replication: three 0/1 flags and "
+                      "a count, such as 0,1,1,2"}], _JSON_OK),
     ("shuffle-service", "get", "/v1/shuffle/{app}/{shuffle}/{reduce}",
      "One reducer's segments of the listed map outputs.", None,
      [_APP, _path_param("shuffle", "integer"), _path_param("reduce", "integer"),

@@ -86,6 +86,9 @@ class LaunchTask(TaskMessage):
     broadcast_held: list[int] = dataclasses.field(default_factory=list)
     #: "rdd:split" -> URLs of workers holding that cached block (when this one does not)
     blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: "rdd:split" -> URLs of the peers to push a replicated block to if the task caches
+    #: it, best first (``scheduler.replicas``): ``replication - 1`` take a copy
+    replicate: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +152,8 @@ class TaskEnded(TaskMessage):
     evicted: list[list[int]] = dataclasses.field(default_factory=list)
     #: [[rdd_id, split, url], ...] of blocks a holder said it no longer has
     blocks_missing: list[list[Any]] = dataclasses.field(default_factory=list)
+    #: [[rdd_id, split, url], ...] of copies of blocks the task cached that peers took
+    replicas: list[list[Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

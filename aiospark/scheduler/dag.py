@@ -80,8 +80,9 @@ def shuffle_dependencies(rdd: SchedulerRDD) -> list[ShuffleDependency]:
     return found
 
 
-def cached_blocks(rdd: SchedulerRDD, partition: int) -> list[tuple[int, int]]:
-    """The persisted ``(rdd_id, split)`` blocks a task for ``partition`` of ``rdd`` may read."""
+def cached_blocks(rdd: SchedulerRDD, partition: int) -> list[tuple[int, int, int]]:
+    """The persisted blocks a task for ``partition`` of ``rdd`` may read (or cache), as
+    ``(rdd_id, split, replication of its storage level)``."""
     found = []
     stack = [(rdd, partition)]
     seen = set()
@@ -91,7 +92,7 @@ def cached_blocks(rdd: SchedulerRDD, partition: int) -> list[tuple[int, int]]:
             continue
         seen.add((node.id, index))
         if node.storage_level is not None:
-            found.append((node.id, index))
+            found.append((node.id, index, node.storage_level.replication))
             continue  # a cached block hides what is below it
         for dep in node.deps:
             if isinstance(dep, NarrowDependency):

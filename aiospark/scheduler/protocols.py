@@ -27,6 +27,13 @@ from typing import Any, Protocol, runtime_checkable
 CacheLookup = Callable[[int, int], "set[str]"]
 
 
+class StorageLevelLike(Protocol):
+    """What the scheduler reads of a storage level: on how many workers to keep a split."""
+
+    @property
+    def replication(self) -> int: ...
+
+
 @runtime_checkable
 class SchedulerRDD(Protocol):
     """An RDD as the scheduler sees it: an id, its dependencies, its splits and where
@@ -39,9 +46,9 @@ class SchedulerRDD(Protocol):
     def deps(self) -> Sequence[SchedulerDependency]: ...
 
     #: set (to an ``aiospark.lineage.StorageLevel``) when the RDD's splits are persisted:
-    #: the scheduler only asks whether it is None
+    #: the scheduler only asks whether it is None, and its ``replication``
     @property
-    def storage_level(self) -> object | None: ...
+    def storage_level(self) -> StorageLevelLike | None: ...
 
     #: the RDD's partitions (``aiospark.lineage.Split`` objects); one task per split
     def splits(self) -> Sequence[object]: ...

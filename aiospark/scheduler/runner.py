@@ -53,6 +53,7 @@ from aiospark.scheduler.dag import ResultFunc, Stage, StageBuilder, all_ancestor
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.pools import DEFAULT_POOL
 from aiospark.scheduler.protocols import SchedulerRDD, SchedulerStage
+from aiospark.scheduler.replicas import replica_peers
 from aiospark.scheduler.reporter import JobReporter
 from aiospark.scheduler.results import load_result
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
@@ -409,6 +410,12 @@ class Scheduler:
             for worker_id, other in self.links.items():
                 if other.info.url == url:
                     self.state.handle(ev.BlocksEvicted(worker_id, ((rdd_id, split),)))
+        for rdd_id, split, url in message.replicas:  # copies pushed to peers
+            for other in self.links.values():
+                if other.info.url == url:
+                    kept = self._live_blocks(other, [[rdd_id, split]])
+                    if kept:
+                        self.state.handle(ev.BlocksCached(other.info.worker_id, kept))
         if message.evicted:
             self.state.handle(ev.BlocksEvicted(link.info.worker_id, _keys(message.evicted)))
         cached = self._live_blocks(link, message.cached)
@@ -704,22 +711,46 @@ class Scheduler:
             broadcast_inline=list(inline),
             broadcast_sources=sources,
             broadcast_held=held,
-            blocks=self._remote_blocks(stage, command.partition, link),
+            **self._block_hints(stage, command.partition, link),
         )
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(encode(launch, *blobs))
 
-    def _remote_blocks(
+    def _block_hints(
         self, stage: Stage, partition: int, link: WorkerLink
-    ) -> dict[str, list[str]]:
-        """``{"rdd:split": [worker urls]}`` for cached blocks the task may read elsewhere."""
+    ) -> dict[str, dict[str, list[str]]]:
+        """For the cached blocks a task may read: ``blocks``, ``{"rdd:split": [worker
+        urls]}`` of those held elsewhere (same host first), and ``replicate``, the peers to
+        push those of replicated levels to if the task computes and caches them."""
         remote: dict[str, list[str]] = {}
-        for rdd_id, split in cached_blocks(stage.rdd, partition):
-            holders = self.state.cached_on(rdd_id, split) - {link.info.worker_id}
-            urls = [self.links[w].info.url for w in sorted(holders) if w in self.links]
-            if urls and link.info.worker_id not in self.state.cached_on(rdd_id, split):
-                remote[f"{rdd_id}:{split}"] = urls
-        return remote
+        replicate: dict[str, list[str]] = {}
+        own = link.info.worker_id
+        for rdd_id, split, replication in cached_blocks(stage.rdd, partition):
+            holders = self.state.cached_on(rdd_id, split)
+            if own in holders:
+                continue
+            key = f"{rdd_id}:{split}"
+            others = [self.links[w].info for w in sorted(holders) if w in self.links]
+            if others:
+                others.sort(key=lambda info: info.host != link.info.host)
+                remote[key] = [info.url for info in others]
+            if replication > 1:
+                peers = replica_peers((rdd_id, split), own, self._replica_hosts(), holders,
+                                      replication)
+                if peers:
+                    replicate[key] = [self.links[w].info.url for w in peers]
+        hints = {}
+        if remote:
+            hints["blocks"] = remote
+        if replicate:
+            hints["replicate"] = replicate
+        return hints
+
+    def _replica_hosts(self) -> dict[str, str]:
+        """Worker id -> host of the workers that may take a copy of a block (not draining)."""
+        workers = self.state.workers
+        return {worker_id: link.info.host for worker_id, link in self.links.items()
+                if worker_id in workers and not workers[worker_id].draining}
 
     def _stage_blob(self, stage: Stage) -> bytes:
         blob = self._stage_blobs.get(stage.id)

@@ -260,15 +260,56 @@ class BlockStore:
             return _stream_partial(values, level, rest), False
         return self._put_file(key, level, _encode(it)), True
 
+    def put_frames(
+        self, app_id: str, rdd_id: int, split: int, frames: Iterable[Any], level: StorageLevel
+    ) -> bool:
+        """Keep a block that arrives as frames (a copy from a peer); True if kept.
+
+        The same rules as ``put``: a deserialized level decodes the frames into
+        records and unrolls them; a serialized or disk level keeps the frames as
+        they came (charged by their length), without decoding them.
+
+        >>> from aiospark.memory import MemoryManager
+        >>> from aiospark.protocol.frames import frame_bytes
+        >>> store = BlockStore("/nonexistent", MemoryManager(budget=10_000))
+        >>> store.put_frames("app", 3, 0, [frame_bytes([1, 2]), frame_bytes([3])],
+        ...                  StorageLevel.MEMORY_ONLY_SER_2)
+        True
+        >>> list(store.get("app", 3, 0)), store.put_frames(
+        ...     "app", 4, 0, [frame_bytes(list(range(5000)))], StorageLevel.MEMORY_ONLY_SER)
+        ([1, 2, 3], False)
+        """
+        if level.deserialized and level.use_memory:
+            records = itertools.chain.from_iterable(map(decode_frame, frames))
+            return self.put(app_id, rdd_id, split, records, level)
+        key = (app_id, rdd_id, split)
+        if self.where(app_id, rdd_id, split) is not None:
+            return True
+        it = iter(frames)
+        if level.use_memory:
+            values, charged, rest = self._unroll(it, level, (app_id, rdd_id), framed=True)
+            if rest is None:
+                self._commit_memory(key, level, values, charged)
+                return True
+            if not level.use_disk:
+                with self._lock:
+                    self.stats["not_stored"] += 1
+                return False
+            it = itertools.chain(values, rest)
+        self._put_file(key, level, ([frame] for frame in it))
+        return True
+
     def _unroll(
-        self, it: Iterator[Any], level: StorageLevel, protect: tuple[str, int]
+        self, it: Iterator[Any], level: StorageLevel, protect: tuple[str, int],
+        framed: bool = False,
     ) -> tuple[list, int, Iterator[Any] | None]:
         """Read ``it`` into memory while the budget allows.
 
         Returns ``(values, charged, rest)``: when everything fit, ``rest`` is
         None and ``charged`` bytes are reserved for ``values`` (records, or
         frames of a serialized level); otherwise nothing stays reserved and
-        ``rest`` is what is left of ``it``.
+        ``rest`` is what is left of ``it``.  ``framed``: ``it`` yields the
+        frames of a serialized level, ready to keep.
         """
         memory = self.memory
         serialized = not level.deserialized
@@ -280,7 +321,10 @@ class BlockStore:
         try:
             while batch := list(itertools.islice(it, period)):
                 count += len(batch)
-                if serialized:
+                if framed:
+                    values.extend(batch)
+                    size += sum(map(len, batch))
+                elif serialized:
                     frame = frame_bytes(batch)
                     values.append(frame)
                     size += len(frame)

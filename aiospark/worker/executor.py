@@ -17,6 +17,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 import cloudpickle
@@ -30,6 +31,9 @@ from aiospark.shuffle.layout import shuffle_dir
 from aiospark.shuffle.writer import write_map_output
 from aiospark.taskcontext import begin_task, end_task
 from aiospark.worker.blocks import BlockStore
+
+#: The longest a task waits for the copies of its cached blocks to reach their peers.
+REPLICATION_WAIT = 300.0
 
 
 @dataclasses.dataclass
@@ -48,6 +52,8 @@ class TaskSpec:
     broadcasts: list[int] = dataclasses.field(default_factory=list)
     #: "rdd:split" -> urls of workers holding that cached block (when this one does not)
     remote_blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: "rdd:split" -> urls of the peers to push copies of a replicated block to, best first
+    replicate_to: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -116,6 +122,7 @@ class WorkerTaskContext:
         broadcast: Callable[[int], Any] | None = None,
         fetch_block: Callable[[int, int, list[str]], tuple[list | None, list[str]]] | None = None,
         spill_dir: str | None = None,
+        replicate: Callable[[int, int, StorageLevel, list[str]], Future[list[str]]] | None = None,
     ) -> None:
         self.app_id = spec.app_id
         self.task_id = spec.task_id
@@ -138,6 +145,12 @@ class WorkerTaskContext:
         self._remote_blocks = spec.remote_blocks
         #: (rdd_id, split, url) of blocks a holder said it no longer has
         self.blocks_missing: list[tuple[int, int, str]] = []
+        self._replicate = replicate
+        self._replicate_to = spec.replicate_to
+        #: copies of cached blocks being pushed to peers: (rdd_id, split, future of urls)
+        self._pushes: list[tuple[int, int, Future[list[str]]]] = []
+        #: (rdd_id, split, url) of the copies peers took (``wait_for_replicas``)
+        self.replicas: list[tuple[int, int, str]] = []
 
     def broadcast_value(self, bid: int) -> Any:
         if self._broadcast is None:
@@ -168,7 +181,29 @@ class WorkerTaskContext:
         it, kept = self._blocks.put_iterator(self.app_id, rdd_id, split, records, level)
         if kept:
             self.cached.append((rdd_id, split))
+            peers = self._replicate_to.get(f"{rdd_id}:{split}")
+            if peers and level.replication > 1 and self._replicate is not None:
+                # The block is whole in the store: copies go out while the task reads it.
+                self._pushes.append((rdd_id, split, self._replicate(rdd_id, split, level, peers)))
         return it
+
+    def wait_for_replicas(self, timeout: float = REPLICATION_WAIT) -> None:
+        """Wait for the copies being pushed (``replicas`` lists those taken).
+
+        A push that fails or outlasts ``timeout`` leaves its block with fewer
+        copies; it never fails the task.
+        """
+        pushes, self._pushes = self._pushes, []
+        for rdd_id, split, future in pushes:
+            if self.cancelled:
+                future.cancel()
+                continue
+            try:
+                taken = future.result(timeout=timeout)
+            except (TimeoutError, CancelledError):  # (failed pushes are logged by the pusher)
+                future.cancel()
+                continue
+            self.replicas.extend((rdd_id, split, url) for url in taken)
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[list]:
         for url, map_ids in self._inputs.get(str(shuffle_id), []):
@@ -186,6 +221,7 @@ def run_task(
     try:
         outcome = _compute(spec, stages, tctx, shuffle_root)
     finally:
+        tctx.wait_for_replicas()
         updates = end_task()
         tctx.memory.release_task()
         if spill.created != spills:  # this task (or another meanwhile) spilled

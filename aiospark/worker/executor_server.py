@@ -13,6 +13,7 @@ interrupted or gets this process killed is decided by ``worker.state``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import importlib
@@ -31,6 +32,7 @@ from aiohttp import web
 
 from aiospark import faults, logs, spill
 from aiospark.files import check_relative_name
+from aiospark.lineage import StorageLevel
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
@@ -56,6 +58,7 @@ from aiospark.protocol.tasks import (
     task_id_of,
 )
 from aiospark.shuffle.reader import read_local, read_remote
+from aiospark.worker.block_server import BlockServer
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
 from aiospark.worker.control import ControlLink, RunningGauge
@@ -243,6 +246,10 @@ class Worker:
         #: cancelled tasks that ended since the last load report
         self._stopped: list[tuple[str, int]] = []
         self.blocks = BlockStore(work_dir, self.memory, on_evict=self._blocks_evicted)
+        #: blocks to and from peers: serving them, and copies of replicated ones
+        self.block_server = BlockServer(
+            self.blocks, lambda app_id: any(s.app_id == app_id for s in self.sessions),
+            lambda: self._session)
         #: apps whose drivers are about to hear of evicted blocks
         self._eviction_notices: set[str] = set()
         #: set to report the load now rather than at the next interval
@@ -279,7 +286,7 @@ class Worker:
                 web.get("/v1/driver", self.driver_socket),
                 web.get("/v1/results/{app}/{task}", self.get_result),
                 web.get("/v1/broadcast/{app}/{bid}", self.get_broadcast),
-                web.get("/v1/blocks/{app}/{rdd}/{split}", self.get_block),
+                *self.block_server.routes(),
             ]
         )
         if self.serves_shuffle:
@@ -481,6 +488,7 @@ class Worker:
                 "memory": self.memory.snapshot(),
                 "spilled": spill.STATS.snapshot(),
                 "blocks_fetched": self.blocks_fetched,
+                "block_transfers": dict(self.block_server.stats),
                 "broadcasts": self.broadcasts.summary(),
                 "faults": dict(faults.PLAN.injected),
             }
@@ -497,32 +505,6 @@ class Worker:
         if data is None:
             raise web.HTTPNotFound(text=f"no result for task {key[1]}")
         return web.Response(body=data, content_type="application/octet-stream")
-
-    async def get_block(self, request: web.Request) -> web.StreamResponse:
-        """A cached split, streamed as frames; 404 when this worker no longer has it."""
-        try:
-            app_id = check_app_id(request.match_info["app"])
-            rdd_id = parse_id(request.match_info["rdd"], "rdd")
-            split = parse_id(request.match_info["split"], "split")
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
-        frames = self.blocks.frames(app_id, rdd_id, split)
-        if frames is None:
-            return web.json_response({"missing": True}, status=404)
-        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        await response.prepare(request)
-        loop = asyncio.get_running_loop()
-        try:
-            # Encoding (memory blocks) or reading (disk blocks) runs off the loop, frame by frame.
-            while (pieces := await loop.run_in_executor(None, next, frames, None)) is not None:
-                for piece in pieces:
-                    await response.write(piece)
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-        await response.write_eof()
-        return response
 
     async def get_broadcast(self, request: web.Request) -> web.StreamResponse:
         """A broadcast value's bytes, for a peer worker (waits while still fetching it)."""
@@ -703,6 +685,7 @@ class Worker:
             shuffle_inputs=launch.inputs,
             broadcasts=broadcast_ids + launch.broadcast_held,
             remote_blocks=launch.blocks,
+            replicate_to=launch.replicate,
         )
         fetch = functools.partial(self._fetch, app_id)
         assert self._loop is not None
@@ -711,6 +694,7 @@ class Worker:
         tctx = WorkerTaskContext(
             spec, self.blocks, fetch, broadcast, fetch_block,
             spill_dir=f"{self.work_dir}/spill/{app_id}-{spec.task_id}",
+            replicate=functools.partial(self._replicate, app_id),
         )
         tctx.files_dir = self.files_dir(app_id)
         tctx.memory = TaskMemory(self.memory, (app_id, spec.task_id))
@@ -756,6 +740,14 @@ class Worker:
             return records, missing
         return None, missing
 
+    def _replicate(
+        self, app_id: str, rdd_id: int, split: int, level: StorageLevel, urls: list[str]
+    ) -> concurrent.futures.Future[list[str]]:
+        """From a task thread: start pushing copies of a block it cached to peers."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(
+            self.block_server.push(app_id, rdd_id, split, level, urls), self._loop)
+
     def _fetch(self, app_id: str, url: str, shuffle_id: int, reduce_id: int, map_ids: list):
         if url == self.shuffle_url and self.shuffle_root and LOCAL_SHUFFLE_READS:
             return read_local(self.shuffle_root, app_id, shuffle_id, reduce_id, map_ids, url)
@@ -786,6 +778,7 @@ class Worker:
                 app_id=session.app_id, stage_id=spec.stage_id, task_id=spec.task_id,
                 partition=spec.partition, attempt=spec.attempt, seconds=seconds))
         missing = [list(entry) for entry in tctx.blocks_missing]
+        replicas = [list(entry) for entry in tctx.replicas]
 
         def outcome_message(kind: type[TaskMessage], **fields: Any) -> Callable[[], TaskMessage]:
             def make() -> TaskMessage:
@@ -794,7 +787,7 @@ class Worker:
                 held, evicted = self.blocks.report(session.app_id, tctx.cached)
                 return kind(spec.task_id, seconds, cached=[list(k) for k in held],  # type: ignore[call-arg]
                             evicted=[list(k) for k in evicted], blocks_missing=missing,
-                            **fields)
+                            replicas=replicas, **fields)
             return make
 
         if outcome.ok:

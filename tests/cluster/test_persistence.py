@@ -198,7 +198,12 @@ async def test_unpersist_empties_every_worker_and_the_status_shows_it(tmp_path):
         assert await blocks_total(ctx, "disk") == 0
 
 
-async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again(tmp_path):
+@pytest.mark.parametrize("level", [StorageLevel.MEMORY_ONLY, StorageLevel.MEMORY_ONLY_2],
+                         ids=["MEMORY_ONLY", "MEMORY_ONLY_2"])
+async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again(
+    tmp_path, level
+):
+    """(With MEMORY_ONLY_2 the copies pushed to the other worker are dropped again too.)"""
     opened = tmp_path / "open"
 
     def wait_for_gate(index, records):
@@ -207,7 +212,8 @@ async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again
         return records
 
     async with aiospark.Context(workers=2) as ctx:
-        rdd = ctx.parallelize(range(100), 2).map_partitions_with_index(wait_for_gate).cache()
+        rdd = ctx.parallelize(range(100), 2).map_partitions_with_index(wait_for_gate)
+        rdd.persist(level)
         job = asyncio.ensure_future(rdd.count())
 
         async def both_running() -> bool:
@@ -223,9 +229,14 @@ async def test_a_block_cached_by_a_task_that_outlived_unpersist_is_dropped_again
             return all(not h["cached"] for h in await worker_health(ctx))
 
         await wait_until(nothing_cached, 10, "the workers to drop the late blocks")
+        received = sum(h["block_transfers"]["received"] for h in await worker_health(ctx))
+        assert received == 2 * (level.replication - 1)  # the late copies were pushed, then dropped
         # Persisted again, it is cached and recorded again.
-        rdd.cache()
+        rdd.persist(level)
         assert await rdd.count() == 100
         assert {split for (rdd_id, split) in ctx._scheduler.state.cache if rdd_id == rdd.id} == {
             0, 1,
         }
+        copies = sum(len(held) for (rdd_id, _), held in ctx._scheduler.state.cache.items()
+                     if rdd_id == rdd.id)
+        assert copies == 2 * level.replication
