@@ -86,6 +86,8 @@ class LaunchTask(TaskMessage):
     broadcast_held: list[int] = dataclasses.field(default_factory=list)
     #: "rdd:split" -> URLs of workers holding that cached block (when this one does not)
     blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: the local properties of the job the task runs for (``TaskContext.get_local_property``)
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,6 +48,8 @@ class TaskSpec:
     broadcasts: list[int] = dataclasses.field(default_factory=list)
     #: "rdd:split" -> urls of workers holding that cached block (when this one does not)
     remote_blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: the local properties of the job the task runs for
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -122,6 +124,7 @@ class WorkerTaskContext:
         self.stage_id = spec.stage_id
         self.partition = spec.partition
         self.attempt = spec.attempt
+        self.local_properties = spec.properties
         self.cancelled = False
         self.files_dir: str | None = None
         #: this task's share of the worker's memory budget, and where it spills

@@ -703,6 +703,7 @@ class Worker:
             shuffle_inputs=launch.inputs,
             broadcasts=broadcast_ids + launch.broadcast_held,
             remote_blocks=launch.blocks,
+            properties=launch.properties,
         )
         fetch = functools.partial(self._fetch, app_id)
         assert self._loop is not None
