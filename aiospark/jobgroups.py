@@ -49,9 +49,11 @@ class LocalProperties:
     a new one), so a job can keep the one current at its submission.
 
     >>> props = LocalProperties("demo")
-    >>> props.update({"a": "1"}); props.get("a"), props.current()
+    >>> token = props.update({"a": "1"})
+    >>> props.get("a"), props.current()
     ('1', {'a': '1'})
-    >>> props.update({"a": None}); props.current()
+    >>> props.reset(token)
+    >>> props.current()
     {}
     """
 
@@ -329,11 +331,11 @@ class JobGroupOps:
         ...     with ctx.job_group("slow"):
         ...         return await ctx.parallelize(range(100_000), 2).map(
         ...             lambda x: time.sleep(0.001)).count()
-        >>> job = asyncio.create_task(slow_count())
-        >>> while not ctx.status_tracker().get_job_ids_for_group("slow"):
-        ...     await asyncio.sleep(0.01)
-        >>> await ctx.cancel_job_group("slow")
-        >>> await job
+        >>> async def cancel_once_submitted():
+        ...     while not ctx.status_tracker().get_job_ids_for_group("slow"):
+        ...         await asyncio.sleep(0.01)
+        ...     await ctx.cancel_job_group("slow")
+        >>> await asyncio.gather(slow_count(), cancel_once_submitted())
         Traceback (most recent call last):
         ...
         aiospark.errors.JobCancelled: job group 'slow' was cancelled
@@ -347,12 +349,12 @@ class JobGroupOps:
         Examples
         --------
         >>> import time
-        >>> job = asyncio.create_task(ctx.parallelize(range(100_000), 2).map(
-        ...     lambda x: time.sleep(0.001)).count())
-        >>> while not ctx.status_tracker().get_active_job_ids():
-        ...     await asyncio.sleep(0.01)
-        >>> await ctx.cancel_all_jobs()
-        >>> await job
+        >>> slow = ctx.parallelize(range(100_000), 2).map(lambda x: time.sleep(0.001))
+        >>> async def cancel_once_submitted():
+        ...     while not ctx.status_tracker().get_active_job_ids():
+        ...         await asyncio.sleep(0.01)
+        ...     await ctx.cancel_all_jobs()
+        >>> await asyncio.gather(slow.count(), cancel_once_submitted())
         Traceback (most recent call last):
         ...
         aiospark.errors.JobCancelled: all jobs were cancelled (cancel_all_jobs)
