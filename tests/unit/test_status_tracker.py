@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace as NS
 
-from aiospark.scheduler.events import JobSubmitted, TaskFinished, WorkerAdded
+from aiospark.scheduler.events import FetchFailed, JobSubmitted, TaskFinished, WorkerAdded
 from aiospark.scheduler.jobs import JobTable
 from aiospark.scheduler.state import MapOutput, SchedulerState
 from aiospark.scheduler.tracker import JobInfo, StageInfo, StatusTracker
@@ -106,3 +106,15 @@ def test_a_stage_shared_by_two_jobs_runs_for_the_earliest():
     state.handle(JobSubmitted(5, stage(2, 1, parents=[mapper]), (0,)))
     state.handle(JobSubmitted(6, stage(3, 1, parents=[mapper]), (0,)))
     assert state.stage_job(1) == 5 and state.stage_job(3) == 6 and state.stage_job(42) is None
+
+
+def test_a_stage_restarted_after_a_lost_shuffle_input_counts_an_attempt():
+    state, table, tracker = setup()
+    mapper = stage(1, 1, shuffle_id=7)
+    result = stage(2, 1, parents=[mapper])
+    submit(state, table, 1, result, [mapper, result])
+    state.handle(TaskFinished(1, None, MapOutput("w1", "http://w1")))
+    assert tracker.get_stage_info(2).current_attempt_id == 0
+    state.handle(FetchFailed(2, "lost", 7, (0,)))  # the result task could not read map 0
+    assert tracker.get_stage_info(2).current_attempt_id == 1
+    assert tracker.get_active_stage_ids() == [1], "the map stage runs again, the result waits"
