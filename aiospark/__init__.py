@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aiospark.lineage import HashPartitioner, Partitioner, StorageLevel
     from aiospark.partial import BoundedFloat
     from aiospark.rdd import RDD
+    from aiospark.scheduler.tracker import JobInfo, StageInfo, StatusTracker
     from aiospark.shared import Accumulator, AccumulatorParam, Broadcast
     from aiospark.taskcontext import TaskContext
 
@@ -43,6 +44,9 @@ _EXPORTS = {
     "StorageLevel": "aiospark.lineage",
     "BoundedFloat": "aiospark.partial",
     "RDD": "aiospark.rdd",
+    "JobInfo": "aiospark.scheduler.tracker",
+    "StageInfo": "aiospark.scheduler.tracker",
+    "StatusTracker": "aiospark.scheduler.tracker",
     "Accumulator": "aiospark.shared",
     "AccumulatorParam": "aiospark.shared",
     "Broadcast": "aiospark.shared",
@@ -77,9 +81,12 @@ __all__ = [
     "HashPartitioner",
     "JobCancelled",
     "JobFailed",
+    "JobInfo",
     "Partitioner",
     "RemoteTraceback",
     "SerializationError",
+    "StageInfo",
+    "StatusTracker",
     "StorageLevel",
     "TaskContext",
     "UserCodeError",

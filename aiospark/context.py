@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiospark import offload
 from aiospark.errors import ClusterError
+from aiospark.jobgroups import JobGroupOps, LocalProperties
 from aiospark.jobpath import JobPath
 from aiospark.memory import parse_size
 from aiospark.progress import ProgressBar, ProgressStream, interactive
@@ -80,7 +81,7 @@ def default_app_name() -> str:
     return "aiospark" if name == "__main__.py" else name
 
 
-class Context(SourceOps):
+class Context(SourceOps, JobGroupOps):
     """A connection to an aiospark cluster; creates RDDs and runs their jobs.
 
     ``Context()`` starts an embedded cluster of real local processes (one
@@ -270,6 +271,8 @@ class Context(SourceOps):
         self._pool: contextvars.ContextVar[str] = contextvars.ContextVar(
             f"aiospark_pool_{self.app_id}", default=DEFAULT_POOL
         )
+        #: local properties and job group, per asyncio task (``aiospark.jobgroups``)
+        self._local = LocalProperties(f"aiospark_properties_{self.app_id}")
         self._cluster: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._scheduler: Scheduler | None = None
@@ -1031,7 +1034,8 @@ class Context(SourceOps):
     def _submit_job(
         self, rdd: RDD, func: Callable, partitions: list[int] | None = None
     ) -> JobHandle:
-        return self._require_started().submit(rdd, func, partitions, self._pool.get())
+        return self._require_started().submit(
+            rdd, func, partitions, self._pool.get(), self._job_properties())
 
 
 def _secret_from_environment(master_url: str) -> str:

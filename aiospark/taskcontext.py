@@ -26,6 +26,7 @@ class _TaskState(threading.local):
 
 
 _task = _TaskState()
+_NO_PROPERTIES: dict[str, str] = {}
 
 
 def begin_task(context: Any) -> None:
@@ -159,8 +160,9 @@ class TaskContext:
     def get_local_property(self, key: str) -> str | None:
         """A local property of the job this task runs for, or None.
 
-        aiospark has no ``set_local_property`` yet, so jobs carry none and this
-        is None (PySpark: the properties set with ``sc.setLocalProperty``).
+        The job carries the properties in effect where it was submitted
+        (``Context.set_local_property``, ``set_job_group``,
+        ``set_job_description``; PySpark's ``sc.setLocalProperty``).
 
         Parameters
         ----------
@@ -177,8 +179,12 @@ class TaskContext:
         >>> await ctx.parallelize([1]).map(
         ...     lambda _: TaskContext.get().get_local_property("spark.job.description")).collect()
         [None]
+        >>> with ctx.job_group("etl", "load the logs"):
+        ...     await ctx.parallelize([1]).map(lambda _: TaskContext.get().get_local_property(
+        ...         "spark.job.description")).collect()
+        ['load the logs']
         """
-        return getattr(self._task, "local_properties", {}).get(key)
+        return getattr(self._task, "local_properties", _NO_PROPERTIES).get(key)
 
     def __repr__(self) -> str:
         return (f"TaskContext(stage={self.stage_id()}, partition={self.partition_id()}, "

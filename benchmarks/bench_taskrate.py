@@ -2,6 +2,7 @@
 
     python benchmarks/bench_taskrate.py --workers 2 --tasks 5000 --rounds 3
     python benchmarks/bench_taskrate.py --workers 64 --tasks 10000
+    python benchmarks/bench_taskrate.py --job-group nightly   # tasks carrying properties
 
 Starts an embedded cluster of ``--workers`` workers, waits until every one is
 connected, warms up, then runs ``parallelize(range(N), N).map(inc).count()`` (one
@@ -67,6 +68,8 @@ async def run(args: argparse.Namespace) -> None:
                               for role in sorted(after))
             print(f"idle for {args.idle:.0f} s: CPU-s {parts}", flush=True)
         n = args.tasks
+        if args.job_group:  # every task then carries the job's local properties
+            ctx.set_job_group(args.job_group, f"bench_taskrate {n} tasks")
         for _ in range(args.rounds):
             before = cpu_by_role()
             t0 = time.perf_counter()
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=0.0,
                         help="first measure the idle cluster's CPU over this many seconds")
     parser.add_argument("--tiny", type=int, default=50, help="tiny jobs timed for the p50")
+    parser.add_argument("--job-group", default="",
+                        help="run the rounds in this job group (tasks carry its properties)")
     asyncio.run(run(parser.parse_args(argv)))
     return 0
 

@@ -346,8 +346,10 @@ class JobReport(Message):
     """One job of a driver: what it computes, its state and its stages.
 
     ``description`` names the action and where the user's code called it;
-    ``submitted`` and ``completed`` are Unix times (``completed`` is null while
-    the job runs).
+    ``user_description`` is what the program said of the job
+    (``Context.set_job_description``) and ``group`` its job group
+    (``Context.set_job_group``), both empty when unset; ``submitted`` and
+    ``completed`` are Unix times (``completed`` is null while the job runs).
 
     >>> job = JobReport(1, "count at app.py:12", "running", 1700000000.0, None, 4,
     ...                 stages=[StageReport(1, "result", 4, done=1, running=2,
@@ -370,12 +372,16 @@ class JobReport(Message):
     stages: list[StageReport] = dataclasses.field(default_factory=list)
     #: the scheduling pool the job's tasks compete in (``Context.pool``)
     pool: str = "default"
+    #: the job group (``Context.set_job_group``), "" when none
+    group: str = ""
+    #: the program's description of the job (``Context.set_job_description``), "" when none
+    user_description: str = ""
 
     def __post_init__(self) -> None:
         _require(self.state in JOB_STATES, "JobReport.state",
                  f"must be one of {', '.join(JOB_STATES)}")
         _counts_ok(self, ("job_id", "partitions"))
-        _text_ok(self, ("description", "error", "pool"))
+        _text_ok(self, ("description", "error", "pool", "group", "user_description"))
         _require(len(self.stages) <= MAX_ITEMS, "JobReport.stages",
                  f"more than {MAX_ITEMS} stages")
 

@@ -89,6 +89,8 @@ class LaunchTask(TaskMessage):
     #: "rdd:split" -> URLs of the peers to push a replicated block to if the task caches
     #: it, best first (``scheduler.replicas``): ``replication - 1`` take a copy
     replicate: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: the local properties of the job the task runs for (``TaskContext.get_local_property``)
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,7 +71,7 @@ def call_site(frame: FrameType | None = None) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class _StageInfo:
+class StageRecord:
     """What a job's report needs of a stage: not the stage itself, which holds its RDDs
     (and shuffle dependency) alive, keeping the cleaner from collecting them."""
 
@@ -81,12 +81,14 @@ class _StageInfo:
 
 
 @dataclasses.dataclass
-class _Job:
+class JobRecord:
+    """One job as the table keeps it (for the status page and ``StatusTracker``)."""
+
     job_id: int
     description: str
     submitted: float
     partitions: int
-    stages: list[_StageInfo]
+    stages: list[StageRecord]
     #: map stages whose outputs all existed when the job was submitted
     skipped: set[int]
     state: str = "running"
@@ -96,6 +98,11 @@ class _Job:
     result_done: int = 0
     #: the scheduling pool the job ran in
     pool: str = "default"
+    #: its job group and the program's description of it ("" when unset)
+    group: str = ""
+    user_description: str = ""
+    #: stage id -> failed task attempts seen while the job ran
+    failed_tasks: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
 class JobTable:
@@ -109,12 +116,12 @@ class JobTable:
     ) -> None:
         self._state = state
         self._clock = clock
-        self._running: dict[int, _Job] = {}
-        self._ended: deque[_Job] = deque(maxlen=keep)
+        self._running: dict[int, JobRecord] = {}
+        self._ended: deque[JobRecord] = deque(maxlen=keep)
         #: the last report sent per job id (only jobs still in the table)
         self._sent: dict[int, dict[str, Any]] = {}
         #: ended jobs pushed out of ``_ended`` before the master heard how they ended
-        self._unsent: dict[int, _Job] = {}
+        self._unsent: dict[int, JobRecord] = {}
         #: called on every job start and end (the reporter's wake-up)
         self.on_change: Callable[[], None] = lambda: None
 
@@ -130,10 +137,13 @@ class JobTable:
         stages: Sequence[SchedulerStage],
         partitions: int,
         pool: str = "default",
+        group: str = "",
+        user_description: str = "",
     ) -> None:
         """A job was submitted: ``stages`` are its result stage and all its ancestors.
 
-        ``pool`` is the scheduling pool its tasks compete in.
+        ``pool`` is the scheduling pool its tasks compete in; ``group`` and
+        ``user_description`` its job group and description (``""``: none).
 
         Call it before the scheduler's state hears of the job, so map stages
         already computed by earlier jobs are told apart (shown as skipped).
@@ -144,13 +154,36 @@ class JobTable:
             if s.shuffle_id is not None
             and state.shuffle_progress(s.shuffle_id) == (s.num_partitions, s.num_partitions)
         }
-        self._running[job_id] = _Job(
+        self._running[job_id] = JobRecord(
             job_id, description[:MAX_TEXT], self._clock(), partitions,
-            [_StageInfo(s.id, s.shuffle_id, s.num_partitions)
+            [StageRecord(s.id, s.shuffle_id, s.num_partitions)
              for s in sorted(stages, key=lambda s: s.id)],
-            skipped, pool=pool[:MAX_TEXT],
+            skipped, pool=pool[:MAX_TEXT], group=group[:MAX_TEXT],
+            user_description=user_description[:MAX_TEXT],
         )
         self.on_change()
+
+    def task_failed(self, stage_id: int) -> None:
+        """A task attempt of ``stage_id`` failed (counted for the status tracker)."""
+        for job in self._running.values():
+            if any(stage.id == stage_id for stage in job.stages):
+                job.failed_tasks[stage_id] = job.failed_tasks.get(stage_id, 0) + 1
+
+    def running_ids(self, group: str | None = None) -> list[int]:
+        """The ids of the running jobs, oldest first; of job group ``group`` only if given."""
+        return [job_id for job_id, job in self._running.items()
+                if group is None or job.group == group]
+
+    def known(self) -> list[JobRecord]:
+        """The jobs the table holds, ended (oldest first) then running (oldest first)."""
+        return [*self._unsent.values(), *self._ended, *self._running.values()]
+
+    def find(self, job_id: int) -> JobRecord | None:
+        """The job ``job_id`` if the table still holds it."""
+        job = self._running.get(job_id)
+        if job is not None:
+            return job
+        return next((job for job in self.known() if job.job_id == job_id), None)
 
     def ended(self, job_id: int, state: str, error: str = "") -> None:
         """A job ended: ``state`` is ``succeeded``, ``failed`` or ``cancelled``."""
@@ -173,7 +206,7 @@ class JobTable:
     def changes(self, everything: bool = False) -> list[dict[str, Any]]:
         """Reports of the jobs that changed since ``sent`` was last called (or all of them)."""
         reports = []
-        for job in [*self._unsent.values(), *self._ended, *self._running.values()]:
+        for job in self.known():
             report = self._report(job)
             if everything or self._sent.get(job.job_id) != report:
                 reports.append(report)
@@ -190,7 +223,7 @@ class JobTable:
 
     # -- reading the scheduler state -----------------------------------------------------
 
-    def _report(self, job: _Job) -> dict[str, Any]:
+    def _report(self, job: JobRecord) -> dict[str, Any]:
         live = self._state.job_view(job.job_id) if job.state == "running" else None
         if live is not None:
             job.result_done = job.partitions - live.remaining
@@ -203,10 +236,12 @@ class JobTable:
             "partitions": job.partitions,
             "error": job.error,
             "pool": job.pool,
-            "stages": [self._stage(job, stage) for stage in job.stages],
+            "group": job.group,
+            "user_description": job.user_description,
+            "stages": [self.stage_report(job, stage) for stage in job.stages],
         }
 
-    def _stage(self, job: _Job, stage: _StageInfo) -> dict[str, Any]:
+    def stage_report(self, job: JobRecord, stage: StageRecord) -> dict[str, Any]:
         if stage.shuffle_id is None:
             kind, tasks, done = "result", job.partitions, job.result_done
         else:

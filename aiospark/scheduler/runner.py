@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -52,6 +52,7 @@ from aiospark.scheduler import events as ev
 from aiospark.scheduler.dag import ResultFunc, Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.jobs import JobTable, call_site
 from aiospark.scheduler.pools import DEFAULT_POOL
+from aiospark.scheduler.properties import job_labels
 from aiospark.scheduler.protocols import SchedulerRDD, SchedulerStage
 from aiospark.scheduler.replicas import replica_peers
 from aiospark.scheduler.reporter import JobReporter
@@ -183,6 +184,8 @@ class Scheduler:
         #: RDDs unpersisted (and not persisted again since): blocks of theirs that a task
         #: still cached are not recorded, and the worker is told to drop them
         self._unpersisted: set[int] = set()
+        #: job id -> the local properties its tasks see (only jobs that have some)
+        self._properties: dict[int, dict[str, str]] = {}
         self._next_job = 0
         self._watch: asyncio.Task[None] | None = None
         self._snapshot = asyncio.Event()
@@ -227,6 +230,7 @@ class Scheduler:
             handle._fail(JobCancelled("the context was stopped"))
             self.jobs.ended(handle.job_id, "cancelled", "the context was stopped")
         self.handles.clear()
+        self._properties.clear()
         await self.reporter.stop()
         if self._watch is not None:
             self._watch.cancel()
@@ -454,7 +458,10 @@ class Scheduler:
         reason = message.reason
         if reason in ("cancelled", "draining"):  # draining: refused by a worker leaving
             self._apply(self.state.handle(ev.TaskFailed(task_id, JobCancelled(), counts=False)))
-        elif reason == "fetch_failed" and message.fetch is not None:
+            return
+        if placed is not None:
+            self.jobs.task_failed(placed[0])
+        if reason == "fetch_failed" and message.fetch is not None:
             f = message.fetch
             lost = FetchFailed(f["shuffle_id"], f["map_ids"], f["url"], f["message"])
             self._apply(self.state.handle(
@@ -510,10 +517,12 @@ class Scheduler:
         func: ResultFunc,
         partitions: list[int] | None = None,
         pool: str = DEFAULT_POOL,
+        properties: Mapping[str, str] | None = None,
     ) -> JobHandle:
         """Start a job computing ``func(split_index, iterator)`` on ``partitions`` of ``rdd``.
 
-        Its tasks compete for free slots in scheduling pool ``pool``.
+        Its tasks compete for free slots in scheduling pool ``pool``, and see
+        the job's local ``properties`` (``aiospark.scheduler.properties``).
         """
         if self._closing:
             raise JobCancelled("the context is stopped")
@@ -535,7 +544,11 @@ class Scheduler:
         self._next_job += 1
         handle = JobHandle(self._next_job, len(partitions), self)
         self.handles[handle.job_id] = handle
-        self.jobs.submitted(handle.job_id, call_site(), stages, len(partitions), pool)
+        group, description = job_labels(properties) if properties else ("", "")
+        if properties:
+            self._properties[handle.job_id] = dict(properties)
+        self.jobs.submitted(handle.job_id, call_site(), stages, len(partitions), pool,
+                            group, description)
         if self.progress.active:
             self.progress.publish({"event": "job_started", "job_id": handle.job_id,
                                    "rdd": repr(rdd), "partitions": len(partitions)})
@@ -543,15 +556,24 @@ class Scheduler:
             ev.JobSubmitted(handle.job_id, stage, tuple(partitions), pool)))
         return handle
 
-    def cancel_job(self, job_id: int) -> None:
+    def cancel_job(self, job_id: int, error: JobCancelled | None = None) -> None:
+        """Stop a job and its tasks on the cluster.
+
+        Its waiters see ``error`` raised; without one (the waiter itself was
+        cancelled) the job's futures are cancelled.
+        """
         handle = self.handles.pop(job_id, None)
         if handle is None:
             return
-        self.jobs.ended(job_id, "cancelled")
+        self._properties.pop(job_id, None)
+        self.jobs.ended(job_id, "cancelled", "" if error is None else str(error))
         if self.progress.active:
             self.progress.publish({"event": "job_cancelled", "job_id": job_id})
-        for future in (*handle.futures, handle.done):
-            future.cancel()
+        if error is None:
+            for future in (*handle.futures, handle.done):
+                future.cancel()
+        else:
+            handle._fail(error)
         self._apply(self.state.handle(ev.CancelJob(job_id)))
 
     def add_file(self, name: str, data: bytes, python: bool) -> None:
@@ -631,11 +653,13 @@ class Scheduler:
                 handle = self.handles.pop(command.job_id, None)
                 if handle is not None and not handle.done.done():
                     handle.done.set_result(None)
+                self._properties.pop(command.job_id, None)
                 self.jobs.ended(command.job_id, "succeeded")
                 if publish:
                     publish({"event": "job_finished", "job_id": command.job_id})
             elif isinstance(command, JobAborted):
                 handle = self.handles.pop(command.job_id, None)
+                self._properties.pop(command.job_id, None)
                 if handle is not None:
                     error = command.error
                     handle._fail(error if isinstance(error, BaseException)
@@ -712,9 +736,16 @@ class Scheduler:
             broadcast_sources=sources,
             broadcast_held=held,
             **self._block_hints(stage, command.partition, link),
+            properties=self._task_properties(stage) if self._properties else {},
         )
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(encode(launch, *blobs))
+
+    def _task_properties(self, stage: Stage) -> dict[str, str]:
+        """The local properties of the job a stage's tasks run for (its earliest live job,
+        the one its tasks are charged to; PySpark's ``activeJobForStage``)."""
+        job_id = self.state.stage_job(stage.id)
+        return {} if job_id is None else self._properties.get(job_id, {})
 
     def _block_hints(
         self, stage: Stage, partition: int, link: WorkerLink

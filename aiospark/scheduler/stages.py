@@ -69,12 +69,14 @@ class JobView:
 @dataclasses.dataclass(frozen=True)
 class StageView:
     """A stage some live job needs, read-only: whether it waits for its parents'
-    shuffles, how many partitions run (``running``) or wait for a slot (``queued``)."""
+    shuffles, how many partitions run (``running``) or wait for a slot (``queued``),
+    and how many times it restarted after losing a shuffle input (``attempt``)."""
 
     stage_id: int
     waiting: bool
     running: int
     queued: int
+    attempt: int = 0
 
 
 class MapOutputs:
@@ -207,7 +209,8 @@ class StageGraph:
         run = self.runs.get(stage_id)
         if run is None:
             return None
-        return StageView(stage_id, run.waiting, len(run.tasks.running), len(run.tasks.to_run))
+        return StageView(stage_id, run.waiting, len(run.tasks.running), len(run.tasks.to_run),
+                         run.fetch_failures)
 
     # -- jobs ------------------------------------------------------------------------------
 

@@ -216,6 +216,11 @@ class SchedulerState:
         """A stage some live job needs, read-only (None otherwise)."""
         return self._graph.stage_view(stage_id)
 
+    def stage_job(self, stage_id: int) -> int | None:
+        """The job a live stage's tasks run for: the earliest live job needing it."""
+        run = self._graph.runs.get(stage_id)
+        return min(run.jobs) if run is not None and run.jobs else None
+
     def shuffle_progress(self, shuffle_id: int) -> tuple[int, int] | None:
         """``(map outputs present, map outputs)`` of a shuffle; None if never run."""
         return self._graph.outputs.progress(shuffle_id)

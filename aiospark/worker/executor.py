@@ -54,6 +54,8 @@ class TaskSpec:
     remote_blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     #: "rdd:split" -> urls of the peers to push copies of a replicated block to, best first
     replicate_to: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: the local properties of the job the task runs for
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -129,6 +131,7 @@ class WorkerTaskContext:
         self.stage_id = spec.stage_id
         self.partition = spec.partition
         self.attempt = spec.attempt
+        self.local_properties = spec.properties
         self.cancelled = False
         self.files_dir: str | None = None
         #: this task's share of the worker's memory budget, and where it spills

@@ -686,6 +686,7 @@ class Worker:
             broadcasts=broadcast_ids + launch.broadcast_held,
             remote_blocks=launch.blocks,
             replicate_to=launch.replicate,
+            properties=launch.properties,
         )
         fetch = functools.partial(self._fetch, app_id)
         assert self._loop is not None

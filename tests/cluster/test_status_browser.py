@@ -72,7 +72,8 @@ async def test_status_page_shows_workers_cache_and_live_job_progress(tmp_path):
                     .map(lambda x: (x % 10, x)).reduce_by_key(operator.add, 2))
 
             async def collect():
-                return await held.collect()
+                with ctx.job_group("wordcount", "count the held words"):
+                    return await held.collect()
 
             job = asyncio.create_task(collect())
             try:
@@ -80,6 +81,9 @@ async def test_status_page_shows_workers_cache_and_live_job_progress(tmp_path):
                 await expect(running).to_have_count(1)
                 await expect(running.locator(".description")).to_contain_text(
                     "collect at test_status_browser.py")
+                await expect(running.locator(".user-description")).to_have_text(
+                    "count the held words")
+                await expect(running.locator(".group")).to_have_text("group wordcount")
                 job_key = await running.get_attribute("data-job")
                 stages = running.locator(".stage .count")
                 await expect(stages).to_have_text(["2/4 (2 running)", "0/2"])

@@ -12,7 +12,7 @@ import pytest
 
 import aiospark
 from aiospark.errors import AiosparkError, SerializationError
-from tests.pyspark_port.marks import STATUS_TRACKER, needs_jvm, not_applicable, pending
+from tests.pyspark_port.marks import needs_jvm, not_applicable
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -40,7 +40,6 @@ async def test_broadcast_with_encryption():
 
 
 # BroadcastTest.test_broadcast_no_encryption
-@pending(STATUS_TRACKER)
 async def test_broadcast_no_encryption():
     async with aiospark.Context(workers=2) as context:
         await check_broadcasts_and_no_task_failures(context, [5])

@@ -21,11 +21,8 @@ from aiospark import files
 from aiospark.errors import AiosparkError
 from tests.conftest import hold_until, wait_for_idle, wait_until
 from tests.pyspark_port.marks import (
-    JOB_GROUPS,
-    STATUS_TRACKER,
     needs_jvm,
     not_applicable,
-    pending,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -283,7 +280,6 @@ async def test_with_stop():
 
 
 # ContextTests.test_progress_api -- a gate file instead of a 100 s sleep.
-@pending(f"{JOB_GROUPS} and {STATUS_TRACKER}")
 async def test_progress_api(tmp_path):
     gate = str(tmp_path / "open")
     async with aiospark.Context(workers=2) as context:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pyspark_port.marks import JOB_GROUPS, STATUS_TRACKER, pending
-
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
 # JoinTests.test_narrow_dependency_in_join -- the job groups are set and cleared around
 # each job, as ``with ctx.job_group(...)`` (PySpark's stay set on the thread).
-@pending(f"{JOB_GROUPS} and {STATUS_TRACKER}")
 async def test_narrow_dependency_in_join(ctx):
     rdd = ctx.parallelize(range(10)).map(lambda x: (x, x))
     parted = rdd.partition_by(2)

@@ -28,10 +28,7 @@ SECTIONS = {
 
 #: aiospark names the tables give that other branches of issue 15 are adding.
 PENDING = {
-    "Context": {
-        "cancel_all_jobs", "cancel_job_group", "get_local_property", "set_job_description",
-        "set_job_group", "set_local_property", "status_tracker",
-    },
+    "Context": set(),
     "RDD": {"barrier"},
 }  # fmt: skip
 

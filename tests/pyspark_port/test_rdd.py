@@ -20,7 +20,7 @@ import pytest
 import aiospark
 from aiospark.errors import JobCancelled, SerializationError
 from tests.conftest import hold_until, wait_for_idle, wait_until, worker_health
-from tests.pyspark_port.marks import JOB_GROUPS, needs_jvm, not_applicable, pending
+from tests.pyspark_port.marks import needs_jvm, not_applicable
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -726,7 +726,6 @@ async def test_resourceprofile():
 # instead of a 15 s sleep, and ``with ctx.job_group(...)`` instead of PySpark's
 # collectWithJobGroup.  The shared cluster has two task slots: group A's two jobs hold
 # them until cancelled, group B's two then run to the end.
-@pending(JOB_GROUPS)
 async def test_multiple_group_jobs(ctx, tmp_path):
     group_a, group_b = "job_ids_to_cancel", "job_ids_to_run"
     gate = str(tmp_path / "open")

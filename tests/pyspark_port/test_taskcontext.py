@@ -17,7 +17,7 @@ import pytest_asyncio
 
 import aiospark
 from aiospark import TaskContext
-from tests.pyspark_port.marks import BARRIER, LOCAL_PROPERTIES, not_applicable, pending
+from tests.pyspark_port.marks import BARRIER, not_applicable, pending
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -115,7 +115,6 @@ async def test_tc_on_driver():
 
 
 # TaskContextTests.test_get_local_property
-@pending(LOCAL_PROPERTIES)
 async def test_get_local_property(ctx):
     key, value = "testkey", "testvalue"
     ctx.set_local_property(key, value)

@@ -18,14 +18,13 @@ import pytest
 import aiospark
 from aiospark.errors import AiosparkError, JobCancelled, UserCodeError
 from tests.conftest import hold_until, pid_alive, wait_for_idle, wait_until
-from tests.pyspark_port.marks import JOB_GROUPS, not_applicable, pending
+from tests.pyspark_port.marks import not_applicable
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
 # WorkerTests.test_cancel_task -- a gate file instead of a 100 s sleep; the task ignores
 # cancellation, so its executor is killed, and its worker (PySpark: the daemon) lives.
-@pending(JOB_GROUPS)
 async def test_cancel_task(tmp_path):
     path, gate = str(tmp_path / "pids"), str(tmp_path / "open")
 

@@ -10,13 +10,16 @@ import aiospark
 
 
 class RecordingScheduler:
-    """Stands in for the started scheduler: records the pool of each submitted job."""
+    """Stands in for the started scheduler: records the pool and local properties of each
+    submitted job."""
 
     def __init__(self) -> None:
         self.pools: list[str] = []
+        self.properties: list[dict[str, str]] = []
 
-    def submit(self, rdd, func, partitions=None, pool="default"):
+    def submit(self, rdd, func, partitions=None, pool="default", properties=None):
         self.pools.append(pool)
+        self.properties.append(dict(properties or {}))
 
 
 def started(ctx: aiospark.Context) -> RecordingScheduler:
@@ -94,3 +97,46 @@ async def test_a_task_started_inside_the_block_keeps_the_pool():
     go.set()
     await task
     assert scheduler.pools == ["default", "interactive"]
+
+
+async def test_jobs_carry_the_local_properties_of_the_task_submitting_them():
+    ctx = aiospark.Context(workers=1)
+    scheduler = started(ctx)
+    both_set = asyncio.Barrier(2)
+
+    async def request(group: str) -> None:
+        ctx.set_job_group(group, f"for {group}")
+        await both_set.wait()  # both groups are set at once
+        ctx._submit_job(None, None)
+
+    await asyncio.gather(request("a"), request("b"))
+    ctx.set_local_property("team", "search")
+    with ctx.pool("batch"):
+        ctx._submit_job(None, None)
+    ctx.set_local_property("team", None)
+    ctx._submit_job(None, None)
+    groups = [(p.get("spark.jobGroup.id"), p.get("spark.job.description"))
+              for p in scheduler.properties[:2]]
+    assert sorted(groups) == [("a", "for a"), ("b", "for b")]
+    assert scheduler.properties[2:] == [{"team": "search", "spark.scheduler.pool": "batch"}, {}]
+
+
+def test_local_properties_are_strings_and_the_pool_is_one():
+    ctx = aiospark.Context(workers=1)
+    with pytest.raises(TypeError, match="must be a str or None, got int"):
+        ctx.set_local_property("n", 3)
+    with pytest.raises(TypeError, match="group_id must be a str, got NoneType"):
+        ctx.set_job_group(None, "x")
+    ctx.set_local_property("spark.scheduler.pool", "batch")
+    assert ctx.current_pool == "batch" == ctx.get_local_property("spark.scheduler.pool")
+    ctx.set_local_property("spark.scheduler.pool", None)
+    assert ctx.current_pool == "default" and ctx.get_local_property("spark.scheduler.pool") is None
+    with ctx.job_group("g", "d"):
+        ctx.set_local_property("inside", "1")
+        assert ctx.get_local_property("spark.job.interruptOnCancel") == "false"
+    assert ctx.get_local_property("inside") is None, "leaving the block restores them all"
+    ctx.set_job_group("g", None, interrupt_on_cancel=True)
+    assert (ctx.get_local_property("spark.job.interruptOnCancel"),
+            ctx.get_local_property("spark.job.description")) == ("true", None)
+    ctx.clear_job_group()
+    assert ctx._local.current() == {}

@@ -166,7 +166,7 @@ class SiteRecorder:
         self.total_cores = 2
         # compiled as if in aiospark's own files, as the real Scheduler.submit is
         namespace = {"call_site": call_site, "done": self._done, "sites": self.sites}
-        exec(compile("def submit(rdd, func, partitions, pool):\n"
+        exec(compile("def submit(rdd, func, partitions, pool, properties=None):\n"
                      "    sites.append(call_site())\n"
                      "    return done(partitions[0])\n",
                      call_site.__code__.co_filename, "exec"), namespace)
