@@ -67,6 +67,13 @@ class UserCodeError(AiosparkError, RuntimeError):
         return wrapper
 
 
+class BarrierError(JobFailed):
+    """Barrier execution cannot go on: a barrier stage needs more slots than the
+    cluster has, its lineage is of a kind barrier mode refuses, or a ``barrier()`` /
+    ``all_gather()`` call cannot complete (timed out, mismatched calls, the stage
+    attempt is over).  See docs/scheduling.md, "Barrier execution"."""
+
+
 class ClusterError(AiosparkError):
     """The cluster could not be started or reached."""
 
