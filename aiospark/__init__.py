@@ -9,9 +9,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aiospark.barrier import BarrierTaskContext, BarrierTaskInfo, RDDBarrier
     from aiospark.context import Context
     from aiospark.errors import (
         AiosparkError,
+        BarrierError,
         ClusterError,
         JobCancelled,
         JobFailed,
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Context": "aiospark.context",
     "AiosparkError": "aiospark.errors",
+    "BarrierError": "aiospark.errors",
+    "BarrierTaskContext": "aiospark.barrier",
+    "BarrierTaskInfo": "aiospark.barrier",
+    "RDDBarrier": "aiospark.barrier",
     "ClusterError": "aiospark.errors",
     "JobCancelled": "aiospark.errors",
     "JobFailed": "aiospark.errors",
@@ -68,6 +74,9 @@ __all__ = [
     "Accumulator",
     "AccumulatorParam",
     "AiosparkError",
+    "BarrierError",
+    "BarrierTaskContext",
+    "BarrierTaskInfo",
     "Broadcast",
     "ClusterError",
     "Context",
@@ -75,6 +84,7 @@ __all__ = [
     "JobCancelled",
     "JobFailed",
     "Partitioner",
+    "RDDBarrier",
     "RemoteTraceback",
     "SerializationError",
     "StorageLevel",

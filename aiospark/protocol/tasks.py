@@ -86,6 +86,24 @@ class LaunchTask(TaskMessage):
     broadcast_held: list[int] = dataclasses.field(default_factory=list)
     #: "rdd:split" -> URLs of workers holding that cached block (when this one does not)
     blocks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: a barrier stage's task: its barrier attempt's id (-1: not one), the address
+    #: (``host:port``) of the worker of each task of the attempt in partition order,
+    #: and how long its ``barrier()`` calls may wait for the driver's answer
+    barrier_attempt: int = -1
+    barrier_peers: list[str] = dataclasses.field(default_factory=list)
+    barrier_timeout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BarrierAnswer(TaskMessage):
+    """The driver's answer to a barrier task's call number ``epoch``: every task's
+    message in partition order, or the ``error`` the call raises."""
+
+    kind: ClassVar[str] = "barrier_answer"
+    task_id: int
+    epoch: int
+    messages: list[str] = dataclasses.field(default_factory=list)
+    error: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +205,20 @@ class TaskFailed(TaskEnded):
 
 
 @dataclasses.dataclass(frozen=True)
+class BarrierCall(TaskMessage):
+    """A barrier task called ``barrier()`` or ``all_gather(message)`` (``call``), its
+    ``epoch``-th such call (from 0); the task waits for a ``BarrierAnswer``."""
+
+    kind: ClassVar[str] = "barrier_call"
+    task_id: int
+    barrier_attempt: int
+    partition: int
+    epoch: int
+    call: str
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class BlocksEvicted(TaskMessage):
     """Cached blocks this executor dropped (to make room)."""
 
@@ -212,7 +244,8 @@ class Refused(TaskMessage):
 MESSAGES: dict[str, type[TaskMessage]] = {
     cls.kind: cls
     for cls in (LaunchTask, CancelTask, Unpersist, ForgetStages, AddFile, UnpersistBroadcast,
-                TaskSucceeded, TaskFailed, BlocksEvicted, Draining, Refused)
+                BarrierAnswer, TaskSucceeded, TaskFailed, BarrierCall, BlocksEvicted, Draining,
+                Refused)
 }
 
 

@@ -214,8 +214,8 @@ class BarrierCoordinator:
     >>> coordinator.begin(2, stage_id=1, tasks={0: (5, "w1"), 1: (6, "w1")})
     >>> coordinator.arrive(2, 0, 5, 0, "barrier", "", now=0.0), coordinator.wake_at
     ([], 10.0)
-    >>> [(r.task_id, r.error[:26]) for r in coordinator.task_finished(2, 1)]
-    [(5, 'barrier() call 1 of parti')]
+    >>> [(r.task_id, r.error.split(":")[0]) for r in coordinator.task_finished(2, 1)]
+    [(5, 'barrier() call 1 of partitions [0] can never complete')]
     """
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -233,11 +233,12 @@ class BarrierCoordinator:
         self.attempts[attempt] = _Attempt(stage_id, dict(tasks), dict.fromkeys(tasks, 0))
 
     def arrive(self, attempt: int, partition: int, task_id: int, epoch: int, call: str,
-               message: str, now: float) -> list[BarrierReply]:
-        """A task made its ``epoch``-th call (from 0); the replies it completes, if any."""
+               message: str, now: float, worker_id: str = "") -> list[BarrierReply]:
+        """Task ``task_id`` (on ``worker_id``) made its ``epoch``-th call (from 0); the
+        replies it completes, if any."""
         state = self.attempts.get(attempt)
         if state is None or state.tasks.get(partition, (None,))[0] != task_id:
-            return [BarrierReply(task_id, "", epoch, error=(
+            return [BarrierReply(task_id, worker_id, epoch, error=(
                 f"barrier attempt {attempt} is over (its stage was retried, cancelled or "
                 "finished)"))]
         worker_id = state.tasks[partition][1]

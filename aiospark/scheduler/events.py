@@ -109,6 +109,8 @@ class BarrierSync:
     epoch: int
     call: str
     message: str = ""
+    #: where the task runs (to answer a call of an attempt that is over)
+    worker_id: str = ""
 
 
 # -- workers and what they hold ----------------------------------------------------------

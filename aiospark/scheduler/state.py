@@ -328,7 +328,7 @@ class SchedulerState:
         commands: list[Command] = []
         commands += self.barrier.arrive(
             event.barrier_attempt, event.partition, event.task_id, event.epoch, event.call,
-            event.message, self._now)
+            event.message, self._now, event.worker_id)
         self._wake(self.barrier.wake_at)
         return commands
 

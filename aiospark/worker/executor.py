@@ -138,6 +138,9 @@ class WorkerTaskContext:
         self._remote_blocks = spec.remote_blocks
         #: (rdd_id, split, url) of blocks a holder said it no longer has
         self.blocks_missing: list[tuple[int, int, str]] = []
+        #: a barrier stage's task: its side of ``barrier()`` / ``all_gather()``
+        #: (``worker.barrier_calls.BarrierTask``); None otherwise
+        self.barrier: Any = None
 
     def broadcast_value(self, bid: int) -> Any:
         if self._broadcast is None:
