@@ -329,7 +329,7 @@ class SchedulerState:
         commands += self.barrier.arrive(
             event.barrier_attempt, event.partition, event.task_id, event.epoch, event.call,
             event.message, self._now, event.worker_id)
-        self._wake(self.barrier.wake_at)
+        self._schedule(commands)  # (recomputes wake_at, with the calls' deadlines)
         return commands
 
     def _barrier_failed(self, run: StageRun, task: Task, error: object,
