@@ -30,10 +30,10 @@ from aiospark.taskcontext import TaskContext, current_task_context
 class BarrierTaskInfo:
     """A task of a barrier stage, as ``BarrierTaskContext.get_task_infos()`` lists it.
 
-    Attributes
+    Parameters
     ----------
     address : str
-        ``host:port`` of the worker running the task.
+        ``host:port`` of the worker running the task (its ``address`` attribute).
 
     Examples
     --------
@@ -84,7 +84,7 @@ class BarrierTaskContext(TaskContext):
         ...
         RuntimeError: BarrierTaskContext.get() is only available in a task of a barrier \
 stage (rdd.barrier().map_partitions(...))
-        >>> await ctx.parallelize([1]).barrier().map_partitions(
+        >>> await ctx.parallelize([1], 1).barrier().map_partitions(
         ...     lambda it: [type(BarrierTaskContext.get()).__name__]).collect()
         ['BarrierTaskContext']
         """

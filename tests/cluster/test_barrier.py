@@ -83,8 +83,11 @@ async def test_a_failing_task_reruns_the_whole_stage_with_the_next_attempt_numbe
         tc.barrier()  # partition 0 waits here on attempt 0: it is cancelled, not hung
         return [(tc.partition_id(), tc.attempt_number())]
 
+    pids = {link.info.pid for link in ctx._scheduler.links.values()}
     out = await ctx.parallelize(range(2), 2).barrier().map_partitions(flaky).collect()
     assert out == [(0, 1), (1, 1)]
+    # The task waiting in barrier() stopped when cancelled: no executor had to be killed.
+    assert {link.info.pid for link in ctx._scheduler.links.values()} == pids
     assert attempts_seen(tmp_path)[1] == [0, 1]
     assert attempts_seen(tmp_path)[0][-1] == 1  # partition 0 ran again too
 
