@@ -62,8 +62,9 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, AsyncOps, ExportOps):
     new ``Plan``: ``RDD(ctx, plan)``.
     """
 
-    #: Made by ``barrier().map_partitions...``: its stage is a barrier stage.
     barrier_mode = False
+    """True on an RDD made by ``barrier().map_partitions(...)``: its stage (and that of
+    the RDDs computed from it without a shuffle) is a barrier stage."""
 
     def __init__(self, ctx: Driver, plan: Plan) -> None:
         self.ctx = ctx
