@@ -51,9 +51,10 @@ class BarrierCalls:
 
     def answer(self, message: BarrierAnswer) -> None:
         """On the loop: the driver answered a call."""
-        entry = self.waiting.pop(message.task_id, None)
+        entry = self.waiting.get(message.task_id)
         if entry is None or entry[0] != message.epoch or entry[1].done():
-            return  # the task stopped waiting (cancelled, timed out)
+            return  # the task stopped waiting (cancelled, timed out), or another call's
+        del self.waiting[message.task_id]
         if message.error:
             entry[1].set_exception(BarrierError(message.error))
         else:

@@ -213,3 +213,35 @@ def test_barrier_mode_refuses_other_partition_counts_and_two_barrier_parents():
     with pytest.raises(BarrierError, match="depending on 2 barrier RDDs"):
         check_job([SimpleNamespace(barrier=True, num_partitions=4, rdd=zipped)],
                   SimpleNamespace(barrier=False), [0])
+
+
+def test_a_fetch_failure_reruns_the_map_side_then_the_whole_barrier_stage():
+    state, _ = cluster_state(workers=2)
+    mapper = stage(1, 1, barrier=False, shuffle_id=4)
+    (map_task,) = of(state.handle(ev.JobSubmitted(1, stage(2, 2, parents=[mapper]), (0, 1))),
+                     Launch)
+    launches = of(state.handle(ev.TaskFinished(map_task.task_id,
+                                               map_output=MapOutput("w1", "u1"))), Launch)
+    assert sorted(launch.partition for launch in launches) == [0, 1]
+    commands = state.handle(ev.FetchFailed(launches[0].task_id, "lost", 4, (0,)))
+    assert [c.task_id for c in of(commands, Cancel)] == [launches[1].task_id]
+    (again,) = of(commands, Launch)
+    assert again.partition == 0 and again.peers == ()  # the map task, then the stage
+    state.handle(ev.TaskFailed(launches[1].task_id, "cancelled", counts=False))
+    rerun = of(state.handle(ev.TaskFinished(again.task_id, map_output=MapOutput("w2", "u2"))),
+               Launch)
+    assert sorted(launch.partition for launch in rerun) == [0, 1]
+    assert {launch.attempt for launch in rerun} == {1}
+
+
+def test_cancelling_the_job_fails_its_waiting_calls():
+    state, _ = cluster_state(workers=2)
+    launches = of(state.handle(ev.JobSubmitted(1, stage(1, 2), (0, 1))), Launch)
+    attempt = launches[0].barrier_attempt
+    state.handle(ev.BarrierSync(launches[0].task_id, attempt, 0, 0, "barrier"))
+    commands = state.handle(ev.CancelJob(1))
+    assert sorted(c.task_id for c in of(commands, Cancel)) == sorted(
+        launch.task_id for launch in launches)
+    (reply,) = of(commands, BarrierReply)
+    assert reply.task_id == launches[0].task_id and "no longer running" in reply.error
+    assert state.barrier.attempts == {}
