@@ -53,6 +53,8 @@ class BarrierTaskContext(TaskContext):
     or ending while others wait in a call it never makes, makes the waiting
     calls raise ``aiospark.errors.BarrierError`` (and the stage is retried).
 
+    In such a task ``TaskContext.get()`` gives one too, as in PySpark.
+
     Examples
     --------
     >>> def where(it):
@@ -60,6 +62,10 @@ class BarrierTaskContext(TaskContext):
     ...     yield (tc.partition_id(), len(tc.get_task_infos()))
     >>> await ctx.parallelize([1, 2], 2).barrier().map_partitions(where).collect()
     [(0, 2), (1, 2)]
+    >>> from aiospark import TaskContext
+    >>> await ctx.parallelize([1], 1).barrier().map_partitions(
+    ...     lambda it: [type(TaskContext.get()).__name__]).collect()
+    ['BarrierTaskContext']
     """
 
     @classmethod

@@ -141,6 +141,8 @@ class WorkerTaskContext:
         #: a barrier stage's task: its side of ``barrier()`` / ``all_gather()``
         #: (``worker.barrier_calls.BarrierTask``); None otherwise
         self.barrier: Any = None
+        #: what ``TaskContext.get()`` gives (None: ``TaskContext`` itself)
+        self.context_class: type | None = None
 
     def broadcast_value(self, bid: int) -> Any:
         if self._broadcast is None:

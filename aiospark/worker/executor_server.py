@@ -30,6 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from aiospark import faults, logs, spill
+from aiospark.barrier import BarrierTaskContext
 from aiospark.files import check_relative_name
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
@@ -725,6 +726,7 @@ class Worker:
             tctx.barrier = session.barrier.task(
                 tctx, spec.task_id, launch.barrier_attempt, spec.partition,
                 launch.barrier_peers, launch.barrier_timeout)
+            tctx.context_class = BarrierTaskContext
         tctx.memory = TaskMemory(self.memory, (app_id, spec.task_id))
         self.lanes.submit(
             (app_id, spec.task_id),
