@@ -723,23 +723,26 @@ class Scheduler:
             broadcast_sources=sources,
             broadcast_held=held,
             blocks=self._remote_blocks(stage, command.partition, link),
-            **self._barrier_fields(command),
+            barrier_attempt=command.barrier_attempt,
+            barrier_peers=self._barrier_peers(command),
+            barrier_timeout=self._barrier_timeout(command),
         )
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(encode(launch, *blobs))
 
-    def _barrier_fields(self, command: Launch) -> dict[str, Any]:
-        """What a barrier task's launch carries: its attempt, the address of each task's
-        worker (``BarrierTaskInfo.address``), how long its calls wait for an answer."""
-        if command.barrier_attempt < 0:
-            return {}
+    def _barrier_peers(self, command: Launch) -> list[str]:
+        """A barrier task's ``BarrierTaskInfo.address`` list: ``host:port`` of the worker
+        of each task of its attempt, in partition order (empty for other tasks)."""
         peers = []
         for worker_id in command.peers:
             link = self.links.get(worker_id)
             peers.append(urllib.parse.urlsplit(link.info.url).netloc if link else worker_id)
-        return {"barrier_attempt": command.barrier_attempt, "barrier_peers": peers,
-                # a little longer than the driver's own bound, which answers first
-                "barrier_timeout": self.state.barrier.timeout + 30.0}
+        return peers
+
+    def _barrier_timeout(self, command: Launch) -> float:
+        """How long a barrier task's calls wait for an answer: a little longer than the
+        driver's own bound, which answers first (0 for other tasks)."""
+        return self.state.barrier.timeout + 30.0 if command.barrier_attempt >= 0 else 0.0
 
     def _remote_blocks(
         self, stage: Stage, partition: int, link: WorkerLink
