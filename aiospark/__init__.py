@@ -9,9 +9,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aiospark.barrier import BarrierTaskContext, BarrierTaskInfo, RDDBarrier
     from aiospark.context import Context
     from aiospark.errors import (
         AiosparkError,
+        BarrierError,
         ClusterError,
         JobCancelled,
         JobFailed,
@@ -32,6 +34,10 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Context": "aiospark.context",
     "AiosparkError": "aiospark.errors",
+    "BarrierError": "aiospark.errors",
+    "BarrierTaskContext": "aiospark.barrier",
+    "BarrierTaskInfo": "aiospark.barrier",
+    "RDDBarrier": "aiospark.barrier",
     "ClusterError": "aiospark.errors",
     "JobCancelled": "aiospark.errors",
     "JobFailed": "aiospark.errors",
@@ -74,6 +80,9 @@ __all__ = [
     "Accumulator",
     "AccumulatorParam",
     "AiosparkError",
+    "BarrierError",
+    "BarrierTaskContext",
+    "BarrierTaskInfo",
     "BoundedFloat",
     "Broadcast",
     "ClusterError",
@@ -83,6 +92,7 @@ __all__ = [
     "JobFailed",
     "JobInfo",
     "Partitioner",
+    "RDDBarrier",
     "RemoteTraceback",
     "SerializationError",
     "StageInfo",

@@ -172,13 +172,19 @@ class Context(SourceOps, JobGroupOps):
         checkpointed RDDs (Spark's ``ContextCleaner``).  Keep an RDD to keep
         its shuffle output and cached blocks.  With ``False`` they stay until
         ``stop()`` (docs/caching.md, docs/shuffles.md).
+    barrier_timeout : float, default 3600.0
+        Seconds a ``BarrierTaskContext.barrier()`` or ``all_gather()`` call
+        waits for the other tasks of its barrier stage before it fails (and
+        the stage is retried).  Spark's default is 365 days; a failed task or
+        a lost worker makes the waiting calls fail at once anyway
+        (docs/scheduling.md, "Barrier execution").
 
     Raises
     ------
     ValueError
         For an invalid argument: ``workers`` not a positive int, ``workers``
         or ``worker_memory`` with a ``master`` argument, a negative
-        ``task_kill_timeout``, an unknown or uninstalled
+        ``task_kill_timeout``, a ``barrier_timeout`` not above 0, an unknown or uninstalled
         ``shuffle_compression`` codec, or a bad ``scheduler_mode`` or pool.
 
     See Also
@@ -221,6 +227,7 @@ class Context(SourceOps, JobGroupOps):
         scheduler_mode: str = "fair",
         pools: Mapping[str, Mapping[str, Any]] | None = None,
         cleanup: bool = True,
+        barrier_timeout: float = 3600.0,
     ) -> None:
         if workers is not None:
             positive_int(workers, "workers")
@@ -250,6 +257,9 @@ class Context(SourceOps, JobGroupOps):
             raise ValueError(f"task_kill_timeout must be >= 0 seconds or None, "
                              f"got {task_kill_timeout!r}")
         self._kill_timeout = task_kill_timeout
+        if not barrier_timeout > 0:
+            raise ValueError(f"barrier_timeout must be > 0 seconds, got {barrier_timeout!r}")
+        self._barrier_timeout = float(barrier_timeout)
         self._worker_timeout = worker_timeout
         if worker_memory is not None and master is not None:
             raise ValueError("worker_memory= applies to the embedded cluster; give remote "
@@ -364,6 +374,7 @@ class Context(SourceOps, JobGroupOps):
                 scheduler_mode=self.scheduler_mode,
                 pools=self._pools,
                 watch=self.watch,
+                barrier_timeout=self._barrier_timeout,
             )
             async with asyncio.timeout(START_TIMEOUT):
                 await self._scheduler.start()

@@ -92,6 +92,11 @@ def reduce_in_driver(f, values, *initial):
         return functools.reduce(f, values, *initial)
     except StopIteration as exc:
         raise UserCodeError("user code in the driver raised StopIteration") from exc
+class BarrierError(JobFailed):
+    """Barrier execution cannot go on: a barrier stage needs more slots than the
+    cluster has, its lineage is of a kind barrier mode refuses, or a ``barrier()`` /
+    ``all_gather()`` call cannot complete (timed out, mismatched calls, the stage
+    attempt is over).  See docs/scheduling.md, "Barrier execution"."""
 
 
 class ClusterError(AiosparkError):

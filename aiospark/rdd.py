@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from aiospark import offload
+from aiospark.barrier import RDDBarrier
 from aiospark.errors import UserCodeError, reduce_in_driver
 from aiospark.io.checkpoint import CheckpointState, LocalCheckpoint
 from aiospark.lineage import (
@@ -62,6 +63,10 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, Exp
     transformations, the basic actions and streaming.  A new kind of RDD is a
     new ``Plan``: ``RDD(ctx, plan)``.
     """
+
+    barrier_mode = False
+    """True on an RDD made by ``barrier().map_partitions(...)``: its stage (and that of
+    the RDDs computed from it without a shuffle) is a barrier stage."""
 
     def __init__(self, ctx: Driver, plan: Plan) -> None:
         self.ctx = ctx
@@ -269,6 +274,27 @@ class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, Exp
         [(0, 3), (1, 7)]
         """
         return self._derive(MapPartitions(self, f, preserves_partitioning))
+
+    def barrier(self) -> RDDBarrier:
+        """Mark the stage of the next ``map_partitions`` as a barrier stage (PySpark's
+        ``barrier``): its tasks start together and use ``BarrierTaskContext``.
+
+        Returns
+        -------
+        RDDBarrier
+            With ``map_partitions`` and ``map_partitions_with_index``.
+
+        See Also
+        --------
+        aiospark.BarrierTaskContext : ``barrier()`` and ``all_gather()`` in its tasks.
+
+        Examples
+        --------
+        >>> await ctx.parallelize(range(4), 2).barrier().map_partitions(
+        ...     lambda it: [sum(it)]).collect()
+        [1, 5]
+        """
+        return RDDBarrier(self)
 
     def map_partitions(
         self, f: Callable[[Iterator[Any]], Iterable[Any]], preserves_partitioning: bool = False

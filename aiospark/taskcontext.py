@@ -82,7 +82,8 @@ class TaskContext:
         Returns
         -------
         TaskContext or None
-            A view of the task running on this thread.
+            A view of the task running on this thread: in a barrier stage's
+            task, a ``BarrierTaskContext`` (as in PySpark).
 
         Examples
         --------
@@ -90,7 +91,10 @@ class TaskContext:
         [True]
         """
         task = current_task_context()
-        return None if task is None else cls(task)
+        if task is None:
+            return None
+        kind = getattr(task, "context_class", None)  # a barrier task's BarrierTaskContext
+        return kind(task) if kind is not None and issubclass(kind, cls) else cls(task)
 
     def partition_id(self) -> int:
         """The index of the partition this task computes.

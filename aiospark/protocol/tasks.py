@@ -91,6 +91,24 @@ class LaunchTask(TaskMessage):
     replicate: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     #: the local properties of the job the task runs for (``TaskContext.get_local_property``)
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: a barrier stage's task: its barrier attempt's id (-1: not one), the address
+    #: (``host:port``) of the worker of each task of the attempt in partition order,
+    #: and how long its ``barrier()`` calls may wait for the driver's answer
+    barrier_attempt: int = -1
+    barrier_peers: list[str] = dataclasses.field(default_factory=list)
+    barrier_timeout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BarrierAnswer(TaskMessage):
+    """The driver's answer to a barrier task's call number ``epoch``: every task's
+    message in partition order, or the ``error`` the call raises."""
+
+    kind: ClassVar[str] = "barrier_answer"
+    task_id: int
+    epoch: int
+    messages: list[str] = dataclasses.field(default_factory=list)
+    error: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +212,20 @@ class TaskFailed(TaskEnded):
 
 
 @dataclasses.dataclass(frozen=True)
+class BarrierCall(TaskMessage):
+    """A barrier task called ``barrier()`` or ``all_gather(message)`` (``call``), its
+    ``epoch``-th such call (from 0); the task waits for a ``BarrierAnswer``."""
+
+    kind: ClassVar[str] = "barrier_call"
+    task_id: int
+    barrier_attempt: int
+    partition: int
+    epoch: int
+    call: str
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class BlocksEvicted(TaskMessage):
     """Cached blocks this executor dropped (to make room)."""
 
@@ -219,7 +251,8 @@ class Refused(TaskMessage):
 MESSAGES: dict[str, type[TaskMessage]] = {
     cls.kind: cls
     for cls in (LaunchTask, CancelTask, Unpersist, ForgetStages, AddFile, UnpersistBroadcast,
-                TaskSucceeded, TaskFailed, BlocksEvicted, Draining, Refused)
+                BarrierAnswer, TaskSucceeded, TaskFailed, BarrierCall, BlocksEvicted, Draining,
+                Refused)
 }
 
 

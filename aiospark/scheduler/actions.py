@@ -26,13 +26,19 @@ class MapOutput:
 
 @dataclasses.dataclass(frozen=True)
 class Launch:
-    """Run attempt ``attempt`` of ``stage``'s task for ``partition`` on ``worker_id``."""
+    """Run attempt ``attempt`` of ``stage``'s task for ``partition`` on ``worker_id``.
+
+    A task of a barrier stage also carries its barrier attempt's id and the
+    workers of all its tasks, in partition order (``peers``; empty otherwise).
+    """
 
     task_id: int
     stage: SchedulerStage
     partition: int
     attempt: int
     worker_id: str
+    barrier_attempt: int = -1
+    peers: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +95,21 @@ class StagesFinished:
     stage_ids: tuple[int, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class BarrierReply:
+    """Answer a barrier task's ``barrier()`` / ``all_gather()`` call number ``epoch``
+    (from 0): every task's message in partition order, or the ``error`` it raises."""
+
+    task_id: int
+    worker_id: str
+    epoch: int
+    messages: tuple[str, ...] = ()
+    error: str = ""
+
+
 Command: TypeAlias = (
     Launch | Cancel | Kill | PartitionDone | JobFinished | JobAborted | StagesFinished
+    | BarrierReply
 )
 #: Another name for a command: what one event makes the scheduler do.
 Action: TypeAlias = Command

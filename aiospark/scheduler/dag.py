@@ -33,6 +33,9 @@ class Stage:
     shuffle_dep: ShuffleDependency | None = None
     #: Set on result stages: ``func(split_index, iterator)`` run on each partition.
     func: ResultFunc | None = None
+    #: A barrier stage (``rdd.barrier()`` in its lineage): its tasks start together
+    #: and are retried together (``aiospark.scheduler.barrier``).
+    barrier: bool = False
 
     @property
     def shuffle_id(self) -> int | None:
@@ -44,7 +47,8 @@ class Stage:
 
     def __repr__(self) -> str:
         kind = "ShuffleMapStage" if self.shuffle_dep is not None else "ResultStage"
-        return f"<{kind} {self.id} rdd={self.rdd.id} tasks={self.num_partitions}>"
+        mode = " barrier" if self.barrier else ""
+        return f"<{kind} {self.id}{mode} rdd={self.rdd.id} tasks={self.num_partitions}>"
 
 
 def narrow_ancestors(rdd: SchedulerRDD) -> Iterator[SchedulerRDD]:
@@ -58,6 +62,12 @@ def narrow_ancestors(rdd: SchedulerRDD) -> Iterator[SchedulerRDD]:
             if isinstance(dep, NarrowDependency) and dep.rdd.id not in seen:
                 seen.add(dep.rdd.id)
                 stack.append(dep.rdd)
+
+
+def is_barrier(rdd: SchedulerRDD) -> bool:
+    """Whether ``rdd``'s stage is a barrier stage: an RDD made by ``rdd.barrier()`` is
+    in its narrow lineage (Spark's ``RDD.isBarrier``)."""
+    return any(getattr(node, "barrier_mode", False) for node in narrow_ancestors(rdd))
 
 
 def all_ancestors(rdd: SchedulerRDD) -> list[SchedulerRDD]:
@@ -145,7 +155,8 @@ class StageBuilder:
     def result_stage(self, rdd: SchedulerRDD, func: ResultFunc) -> Stage:
         """The result stage of a job computing ``func`` on ``rdd``, with its parent stages."""
         parents = [self.map_stage(dep) for dep in shuffle_dependencies(rdd)]
-        return Stage(self._new_id(), rdd, len(rdd.splits()), parents, func=func)
+        return Stage(self._new_id(), rdd, len(rdd.splits()), parents, func=func,
+                     barrier=is_barrier(rdd))
 
     def map_stage(self, dep: ShuffleDependency) -> Stage:
         """The (shared) stage writing the map side of ``dep``."""
@@ -172,6 +183,7 @@ class StageBuilder:
                 len(current.rdd.splits()),
                 [self._map_stages[d.shuffle_id] for d in below],
                 shuffle_dep=current,
+                barrier=is_barrier(current.rdd),
             ))
             self._map_stages[current.shuffle_id] = made[-1]
         return self._map_stages[dep.shuffle_id]

@@ -98,6 +98,21 @@ class FetchFailed:
     map_ids: tuple[int, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class BarrierSync:
+    """A barrier task made its ``epoch``-th (from 0) ``barrier()`` or ``all_gather()``
+    call (``call``), with ``message``."""
+
+    task_id: int
+    barrier_attempt: int
+    partition: int
+    epoch: int
+    call: str
+    message: str = ""
+    #: where the task runs (to answer a call of an attempt that is over)
+    worker_id: str = ""
+
+
 # -- workers and what they hold ----------------------------------------------------------
 
 
@@ -182,7 +197,8 @@ class Tick:
 
 
 Event: TypeAlias = (
-    JobSubmitted | CancelJob | TaskFinished | TaskFailed | FetchFailed | WorkerAdded
+    JobSubmitted | CancelJob | TaskFinished | TaskFailed | FetchFailed | BarrierSync
+    | WorkerAdded
     | WorkerDraining | WorkerLost | BlocksCached | BlocksEvicted | Unpersisted
     | ShuffleOutputsLost | ShuffleRemoved | ShareChanged | Tick
 )

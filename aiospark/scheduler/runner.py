@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -34,6 +35,8 @@ from aiospark.protocol.messages import ClusterEvent, KillTasks, MessageError, Wo
 from aiospark.protocol.reach import MasterLink, failure_reason
 from aiospark.protocol.tasks import (
     AddFile,
+    BarrierAnswer,
+    BarrierCall,
     BlocksEvicted,
     CancelTask,
     Draining,
@@ -48,6 +51,7 @@ from aiospark.protocol.tasks import (
     decode,
     encode,
 )
+from aiospark.scheduler import barrier as bar
 from aiospark.scheduler import events as ev
 from aiospark.scheduler.dag import ResultFunc, Stage, StageBuilder, all_ancestors, cached_blocks
 from aiospark.scheduler.jobs import JobTable, call_site
@@ -60,6 +64,7 @@ from aiospark.scheduler.results import load_result
 from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
+    BarrierReply,
     Cancel,
     Command,
     JobAborted,
@@ -150,6 +155,7 @@ class Scheduler:
         pools: dict[str, dict[str, Any]] | None = None,
         watch: Callable[[object, Any, int], None] | None = None,
         prefetch: int = PREFETCH,
+        barrier_timeout: float = bar.DEFAULT_TIMEOUT,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name
@@ -159,6 +165,7 @@ class Scheduler:
             max_attempts=max_attempts, locality_wait=locality_wait, speculation=speculation,
             kill_timeout=kill_timeout,
             scheduler_mode=scheduler_mode, pools=pools, prefetch=prefetch,
+            barrier_timeout=barrier_timeout,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -404,6 +411,11 @@ class Scheduler:
         if isinstance(message, Refused):
             log.error("worker %s refused a message: %s", link.info.worker_id, message.error)
             return
+        if isinstance(message, BarrierCall):
+            self._apply(self.state.handle(ev.BarrierSync(
+                message.task_id, message.barrier_attempt, message.partition, message.epoch,
+                message.call, message.message, link.info.worker_id)))
+            return
         if not isinstance(message, TaskEnded):
             raise ValueError(f"a worker does not send {message.kind!r}")
         task_id = message.task_id
@@ -538,6 +550,7 @@ class Scheduler:
             )
         stage = self.builder.result_stage(rdd, func)
         stages = self.builder.ancestors(stage)
+        bar.check_job(stages, stage, partitions)  # what barrier mode refuses, before any run
         # Serialize up front, so an unpicklable closure fails here, naming the culprit.
         for s in stages:
             self._stage_blob(s)
@@ -675,6 +688,11 @@ class Scheduler:
                     link.send(encode(CancelTask(
                         command.task_id, -1.0 if kill_after is None else kill_after,
                         if_waiting=command.if_waiting)))
+            elif isinstance(command, BarrierReply):
+                link = self.links.get(command.worker_id)
+                if link is not None:
+                    link.send(encode(BarrierAnswer(command.task_id, command.epoch,
+                                                   list(command.messages), command.error)))
             elif isinstance(command, Kill):
                 self._spawn(self._kill(command))
             elif isinstance(command, StagesFinished):
@@ -737,6 +755,9 @@ class Scheduler:
             broadcast_held=held,
             **self._block_hints(stage, command.partition, link),
             properties=self._task_properties(stage) if self._properties else {},
+            barrier_attempt=command.barrier_attempt,
+            barrier_peers=self._barrier_peers(command),
+            barrier_timeout=self._barrier_timeout(command),
         )
         self._task_partitions[command.task_id] = (stage.id, command.partition)
         link.send(encode(launch, *blobs))
@@ -746,6 +767,20 @@ class Scheduler:
         the one its tasks are charged to; PySpark's ``activeJobForStage``)."""
         job_id = self.state.stage_job(stage.id)
         return {} if job_id is None else self._properties.get(job_id, {})
+
+    def _barrier_peers(self, command: Launch) -> list[str]:
+        """A barrier task's ``BarrierTaskInfo.address`` list: ``host:port`` of the worker
+        of each task of its attempt, in partition order (empty for other tasks)."""
+        peers = []
+        for worker_id in command.peers:
+            link = self.links.get(worker_id)
+            peers.append(urllib.parse.urlsplit(link.info.url).netloc if link else worker_id)
+        return peers
+
+    def _barrier_timeout(self, command: Launch) -> float:
+        """How long a barrier task's calls wait for an answer: a little longer than the
+        driver's own bound, which answers first (0 for other tasks)."""
+        return self.state.barrier.timeout + 30.0 if command.barrier_attempt >= 0 else 0.0
 
     def _block_hints(
         self, stage: Stage, partition: int, link: WorkerLink

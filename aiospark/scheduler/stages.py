@@ -54,6 +54,15 @@ class StageRun:
     tasks: TaskSet
     waiting: bool = True
     fetch_failures: int = 0
+    #: a barrier stage: its tasks start together and are retried together
+    barrier: bool = False
+    #: barrier stage: attempts that failed so far
+    barrier_failures: int = 0
+    #: barrier result stage: the results of the running attempt, delivered (in
+    #: partition order) once every task of the attempt succeeded
+    held: dict[int, object] = dataclasses.field(default_factory=dict)
+    #: barrier stage: since when the cluster has had too few cores for its tasks
+    short_since: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +268,8 @@ class StageGraph:
                 if parent.id in self.runs:
                     self.submit_stage(parent, job_id, commands)
             return
-        run = StageRun(stage, {job_id}, TaskSet(stage))
+        barrier = bool(getattr(stage, "barrier", False))
+        run = StageRun(stage, {job_id}, TaskSet(stage), barrier=barrier)
         self.runs[stage.id] = run
         if stage.shuffle_id is not None:
             self.outputs.register(stage.shuffle_id, stage.num_partitions)
@@ -272,6 +282,10 @@ class StageGraph:
     def start_stage(self, run: StageRun, commands: list[Command]) -> None:
         run.waiting = False
         todo = [p for p in range(run.stage.num_partitions) if self.needs(run, p)]
+        if todo and run.barrier and run.stage.shuffle_id is not None:
+            # A barrier map stage runs whole: the outputs left of an earlier run go.
+            self.outputs.lose(run.stage.shuffle_id, range(run.stage.num_partitions))
+            todo = list(range(run.stage.num_partitions))
         if not todo:
             self.stage_complete(run, commands)
             return
@@ -302,15 +316,39 @@ class StageGraph:
             if self.available(stage) and not run.waiting:
                 self.stage_complete(run, commands)
             return
-        for job_id in sorted(run.jobs):
-            job = self.jobs.get(job_id)
-            if job is None or task.partition not in job.remaining:
-                continue
-            job.remaining.discard(task.partition)
-            commands.append(PartitionDone(job_id, job.outputs[task.partition], result))
-            if not job.remaining:
-                commands.append(JobFinished(job_id))
-                self.drop_job(job_id, commands)
+        if not run.barrier:
+            self.deliver(run, {task.partition: result}, commands)
+            return
+        run.held[task.partition] = result
+        if len(run.held) == stage.num_partitions:  # every task of the attempt succeeded
+            held, run.held = run.held, {}
+            self.deliver(run, dict(sorted(held.items())), commands)
+
+    def deliver(self, run: StageRun, results: dict[int, object], commands: list[Command]) -> None:
+        """Hand the results of a result stage's partitions to the jobs waiting for them."""
+        for partition, result in results.items():
+            for job_id in sorted(run.jobs):
+                job = self.jobs.get(job_id)
+                if job is None or partition not in job.remaining:
+                    continue
+                job.remaining.discard(partition)
+                commands.append(PartitionDone(job_id, job.outputs[partition], result))
+                if not job.remaining:
+                    commands.append(JobFinished(job_id))
+                    self.drop_job(job_id, commands)
+
+    def reset_barrier(self, run: StageRun, commands: list[Command]) -> None:
+        """A task of barrier stage ``run`` failed: cancel the others, forget what the
+        attempt computed (held results, map outputs); the caller runs it again."""
+        for task_ids in run.tasks.running.values():
+            for task_id in sorted(task_ids):
+                self._cancel(task_id, commands)
+        run.tasks.running.clear()
+        run.tasks.to_run.clear()
+        run.tasks.queue.clear()
+        run.held.clear()
+        if run.stage.shuffle_id is not None:
+            self.outputs.lose(run.stage.shuffle_id, range(run.stage.num_partitions))
 
     def stage_complete(self, run: StageRun, commands: list[Command]) -> None:
         if run.stage.shuffle_id is None:

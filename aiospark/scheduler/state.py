@@ -41,9 +41,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from aiospark.scheduler import barrier as bar
 from aiospark.scheduler import events as ev
 from aiospark.scheduler.actions import (
     Action,
+    BarrierReply,
     Cancel,
     Command,
     JobAborted,
@@ -55,6 +57,7 @@ from aiospark.scheduler.actions import (
     StagesFinished,
 )
 from aiospark.scheduler.pools import FAIR, Policy, Pool
+from aiospark.scheduler.protocols import SchedulerStage
 from aiospark.scheduler.stages import Job, JobView, StageGraph, StageRun, StageView
 from aiospark.scheduler.tasksets import MAX_BACKOFF, Placement, Task
 from aiospark.scheduler.workers import (
@@ -69,8 +72,9 @@ from aiospark.scheduler.workers import (
 
 __all__ = [  # with what it re-exports for the runner and older imports
     "EXCLUDE_AFTER", "EXCLUDE_FOR", "FAILURE_WINDOW", "KILL_GRACE", "MAX_BACKOFF",
-    "SPECULATION_INTERVAL", "Action", "Cancel", "Command", "JobAborted", "JobFinished",
-    "Kill", "Launch", "MapOutput", "PartitionDone", "SchedulerState", "StagesFinished",
+    "SPECULATION_INTERVAL", "Action", "BarrierReply", "Cancel", "Command", "JobAborted",
+    "JobFinished", "Kill", "Launch", "MapOutput", "PartitionDone", "SchedulerState",
+    "StagesFinished",
 ]
 
 #: How often to look for stragglers while speculation is on.
@@ -116,6 +120,8 @@ class SchedulerState:
         scheduler_mode: str = FAIR,
         pools: Mapping[str, Mapping[str, Any] | Pool] | None = None,
         prefetch: int = 0,
+        barrier_timeout: float = bar.DEFAULT_TIMEOUT,
+        barrier_slot_wait: float = bar.SLOT_WAIT,
         log: int | None = None,
     ) -> None:
         options = {k: v for k, v in locals().items() if k not in ("self", "clock", "log")}
@@ -141,6 +147,11 @@ class SchedulerState:
         #: has the whole cluster: the worker starts the next one without waiting for a
         #: round trip, and messages carry several tasks (0: never, as in Spark).
         self.prefetch = prefetch
+        #: matches the barrier() / all_gather() calls of barrier stages' tasks
+        self.barrier = bar.BarrierCoordinator(barrier_timeout)
+        #: Seconds a barrier stage waits for the cluster to have cores for all its tasks.
+        self.barrier_slot_wait = barrier_slot_wait
+        self._next_barrier = 0
         size = ev.log_size_from_env() if log is None else log
         #: The last events handled, with their times (None unless asked for).
         self.log: ev.EventLog | None = ev.EventLog(size, options) if size > 0 else None
@@ -159,6 +170,7 @@ class SchedulerState:
             ev.TaskFinished: self._task_finished,
             ev.TaskFailed: self._task_failed,
             ev.FetchFailed: self._fetch_failed,
+            ev.BarrierSync: self._barrier_sync,
             ev.WorkerAdded: self._worker_added,
             ev.WorkerDraining: self._worker_draining,
             ev.WorkerLost: self._worker_lost,
@@ -230,6 +242,9 @@ class SchedulerState:
     def _job_submitted(self, event: ev.JobSubmitted) -> list[Command]:
         if not event.partitions:
             return [JobFinished(event.job_id)]
+        short = self._barrier_short(event.stage)
+        if short is not None:  # fail fast, as Spark's slots check
+            return [JobAborted(event.job_id, short)]
         commands: list[Command] = []
         self._graph.submit_job(
             event.job_id, event.stage, list(event.partitions), event.pool, commands)
@@ -240,6 +255,7 @@ class SchedulerState:
         commands: list[Command] = []
         if event.job_id in self._graph.jobs:
             self._graph.drop_job(event.job_id, commands)
+            commands.extend(self.barrier.end_stages(self._graph.runs.__contains__))
             self._schedule(commands)  # its cores are free for the jobs waiting behind it
         return commands
 
@@ -252,6 +268,8 @@ class SchedulerState:
             self._stopped(event.task_id, commands)
             return commands
         self._blocks.cached(task.worker_id, event.cached)
+        if task.barrier_attempt >= 0:
+            commands.extend(self.barrier.task_finished(task.barrier_attempt, task.partition))
         run = self._graph.runs.get(task.stage_id)
         if run is not None:
             self._graph.partition_done(
@@ -280,6 +298,10 @@ class SchedulerState:
             return commands
         graph = self._graph
         run = graph.runs.get(task.stage_id)
+        if run is not None and run.barrier and task.barrier_attempt >= 0:
+            self._barrier_failed(run, task, error, fetch, counts, commands)
+            self._schedule(commands)
+            return commands
         if run is None or run.tasks.running.get(task.partition):
             self._schedule(commands)
             return commands  # stage gone, or another attempt of the partition still runs
@@ -304,6 +326,93 @@ class SchedulerState:
             run.tasks.enqueue(task.partition, now)
         self._schedule(commands)
         return commands
+
+    # -- barrier stages --------------------------------------------------------------------
+
+    def _barrier_sync(self, event: ev.BarrierSync) -> list[Command]:
+        commands: list[Command] = []
+        commands += self.barrier.arrive(
+            event.barrier_attempt, event.partition, event.task_id, event.epoch, event.call,
+            event.message, self._now, event.worker_id)
+        self._schedule(commands)  # (recomputes wake_at, with the calls' deadlines)
+        return commands
+
+    def _barrier_failed(self, run: StageRun, task: Task, error: object,
+                        fetch: tuple[int, Iterable[int]] | None, counts: bool,
+                        commands: list[Command]) -> None:
+        """A task of barrier stage ``run`` failed: every other one is cancelled and the
+        whole stage runs again (``max_attempts`` times at most, counting the attempts
+        that failed for reasons that count)."""
+        graph = self._graph
+        commands.extend(self.barrier.end(task.barrier_attempt, (
+            f"the task of partition {task.partition} of the barrier stage failed; the "
+            "stage is retried")))
+        graph.reset_barrier(run, commands)
+        if fetch is not None:
+            graph.fetch_failed(run, task, error, fetch[0], fetch[1], commands)
+            return
+        if counts:
+            run.barrier_failures += 1
+            if run.barrier_failures >= self.max_attempts:
+                graph.abort_stage(run, error, commands)
+                return
+        graph.start_stage(run, commands)
+
+    def _barrier_short(self, stage: SchedulerStage) -> Exception | None:
+        """The error of a job with a barrier stage that has more tasks than the cluster
+        has cores (None if there is none)."""
+        slots = bar.capacity(self._cluster, self.share)
+        stack = [stage]
+        while stack:
+            node = stack.pop()
+            if getattr(node, "barrier", False) and node.num_partitions > slots \
+                    and not self._graph.available(node):
+                return bar.too_few_slots(node.num_partitions, slots)
+            stack.extend(node.parents)
+        return None
+
+    def _launch_barrier(self, run: StageRun, free: int, place: Placement,
+                        commands: list[Command]) -> int:
+        """Launch every queued task of barrier stage ``run`` if all can start now, each
+        on an idle core; return how many were launched."""
+        partitions = sorted(run.tasks.to_run)
+        if len(partitions) > free:
+            return 0
+        placed = bar.place_all(partitions, self._cluster,
+                               lambda p: run.stage.preferred(p, place.cache), place.flaky)
+        if placed is None:
+            return 0
+        self._next_barrier += 1
+        attempt = self._next_barrier
+        peers = tuple(placed[p] for p in partitions)
+        tasks = {}
+        for partition in partitions:
+            run.tasks.to_run.discard(partition)
+            worker = self._cluster.workers[placed[partition]]
+            tasks[partition] = (self._start_task(run, partition, worker, commands,
+                                                 barrier=(attempt, peers)), worker.id)
+        run.short_since = None
+        self.barrier.begin(attempt, run.stage.id, tasks)
+        return len(partitions)
+
+    def _check_barrier_slots(self, commands: list[Command]) -> None:
+        """Barrier stages waiting for cores the cluster lacks (a worker was lost) fail
+        after ``barrier_slot_wait`` seconds."""
+        slots = bar.capacity(self._cluster, self.share)
+        for run in list(self._graph.runs.values()):
+            if not run.barrier or run.waiting or not run.tasks.to_run \
+                    or run.stage.id not in self._graph.runs:
+                continue
+            if len(run.tasks.to_run) <= slots:
+                run.short_since = None
+                continue
+            if run.short_since is None:
+                run.short_since = self._now
+            if self._now >= run.short_since + self.barrier_slot_wait:
+                self._graph.abort_stage(run, bar.too_few_slots(len(run.tasks.to_run), slots),
+                                        commands)
+            else:
+                self._wake(run.short_since + self.barrier_slot_wait)
 
     # -- events: workers and what they hold ------------------------------------------------
 
@@ -364,6 +473,7 @@ class SchedulerState:
         commands: list[Command] = []
         for worker_id, task_ids in self._cluster.reap(self._now):
             commands.append(Kill(worker_id, task_ids))
+        commands.extend(self.barrier.expire(self._now))
         if self.speculation:
             self._speculate(commands)
         self._unqueue_stuck(commands)
@@ -415,6 +525,8 @@ class SchedulerState:
         self._wake_at = None
         if self.prefetch:
             self._cluster.set_depth(self._prefetch_depth())
+        if any(run.barrier for run in self._graph.runs.values()):
+            self._check_barrier_slots(commands)
         free = self._free_in_share()
         if free > 0:
             self._launch_queued(free, commands)
@@ -423,6 +535,7 @@ class SchedulerState:
         if self._cluster.queueing:  # look for tasks queued behind a long one
             self._wake(self._now + STUCK_AFTER)
         self._wake(self._cluster.next_deadline())
+        self._wake(self.barrier.wake_at)
 
     def _unqueue_stuck(self, commands: list[Command]) -> None:
         """Tasks queued on a worker behind one that turned out long (running more than
@@ -444,7 +557,7 @@ class SchedulerState:
                 continue
             for task in tasks[worker.cores:]:  # those the worker may not have started
                 run = self._graph.runs.get(task.stage_id)
-                if task.recalled or run is None or idle <= run.tasks.excluded.get(
+                if task.recalled or run is None or run.barrier or idle <= run.tasks.excluded.get(
                         task.partition, set()):
                     continue
                 task.recalled = True
@@ -512,6 +625,19 @@ class SchedulerState:
             job_id = next(iter(waiting)) if turn is None else turn.next(waiting.keys())
             runs = waiting[job_id]
             run = runs[-1]
+            if run.barrier:
+                started = self._launch_barrier(run, free, place, commands)
+                runs.pop()
+                if not runs:
+                    del waiting[job_id]
+                if started:
+                    free -= started
+                    if turn is not None:
+                        for _ in range(started):
+                            turn.launched(job_id)
+                elif len(run.tasks.to_run) <= bar.capacity(self._cluster, self.share):
+                    break  # keep the cores that free up for it, or it may never start
+                continue
             held: list[int] = []
             found = run.tasks.next_launch(place, held)
             if found is not None:
@@ -536,21 +662,24 @@ class SchedulerState:
         worker: Worker,
         commands: list[Command],
         speculative: bool = False,
-    ) -> None:
+        barrier: tuple[int, tuple[str, ...]] = (-1, ()),
+    ) -> int:
         self._next_task += 1
         task_id = self._next_task
         attempt = run.tasks.started(partition, task_id)
         self._tasks[task_id] = Task(
-            task_id, run.stage.id, partition, attempt, worker.id, self._now, speculative
+            task_id, run.stage.id, partition, attempt, worker.id, self._now, speculative,
+            barrier_attempt=barrier[0],
         )
         self._cluster.start(worker.id, task_id)
-        commands.append(Launch(task_id, run.stage, partition, attempt, worker.id))
+        commands.append(Launch(task_id, run.stage, partition, attempt, worker.id, *barrier))
+        return task_id
 
     def _speculate(self, commands: list[Command]) -> None:
         """Launch a copy of each straggler: a task running far longer than its stage's median."""
         place = self._placement()
         for run in list(self._graph.runs.values()):
-            if run.waiting:
+            if run.waiting or run.barrier:  # a copy of a barrier task would wait forever
                 continue
             for task in run.tasks.stragglers(
                 self._now, self._tasks, self.speculation_quantile,

@@ -52,6 +52,8 @@ class Task:
     speculative: bool = False
     #: asked back from its worker's queue (``Cancel(if_waiting=True)``)
     recalled: bool = False
+    #: the id of its barrier attempt (``scheduler.barrier``); -1 outside barrier stages
+    barrier_attempt: int = -1
 
 
 def _no_cache(rdd_id: int, split: int) -> set[str]:

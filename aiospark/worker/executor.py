@@ -154,6 +154,11 @@ class WorkerTaskContext:
         self._pushes: list[tuple[int, int, Future[list[str]]]] = []
         #: (rdd_id, split, url) of the copies peers took (``wait_for_replicas``)
         self.replicas: list[tuple[int, int, str]] = []
+        #: a barrier stage's task: its side of ``barrier()`` / ``all_gather()``
+        #: (``worker.barrier_calls.BarrierTask``); None otherwise
+        self.barrier: Any = None
+        #: what ``TaskContext.get()`` gives (None: ``TaskContext`` itself)
+        self.context_class: type | None = None
 
     def broadcast_value(self, bid: int) -> Any:
         if self._broadcast is None:

@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from aiospark import faults, logs, spill
+from aiospark.barrier import BarrierTaskContext
 from aiospark.files import check_relative_name
 from aiospark.lineage import StorageLevel
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
@@ -42,6 +43,7 @@ from aiospark.protocol.ids import check_app_id, parse_id
 from aiospark.protocol.messages import CachedRDD, Heartbeat
 from aiospark.protocol.tasks import (
     AddFile,
+    BarrierAnswer,
     BlocksEvicted,
     CancelTask,
     Draining,
@@ -58,6 +60,7 @@ from aiospark.protocol.tasks import (
     task_id_of,
 )
 from aiospark.shuffle.reader import read_local, read_remote
+from aiospark.worker.barrier_calls import BarrierCalls
 from aiospark.worker.block_server import BlockServer
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
@@ -125,6 +128,8 @@ class DriverSession:
         self._timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        #: its barrier tasks' barrier() / all_gather() calls waiting for an answer
+        self.barrier = BarrierCalls(asyncio.get_running_loop(), self.post)
 
     def post(
         self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any,
@@ -189,6 +194,7 @@ class DriverSession:
     def close(self) -> None:
         """Stop the writer (the connection is closing); later messages are dropped."""
         self._closed = True
+        self.barrier.close()
         self._outbox.clear()
         if self._timer is not None:
             self._timer.cancel()
@@ -380,6 +386,7 @@ class Worker:
                     tctx = session.tasks.get(instruction.task_id)
                     if tctx is not None and session.app_id == instruction.app_id:
                         tctx.cancelled = True
+                        session.barrier.interrupt(instruction.task_id)
                 done = self.lanes.withdraw((instruction.app_id, instruction.task_id))
                 if done is not None:  # it never started: it ends now, as cancelled
                     self._loop.call_soon(done, TaskOutcome(False, cancelled=True), None)  # type: ignore[union-attr]
@@ -606,6 +613,8 @@ class Worker:
             self._add_file(app_id, message.name, bytes(blobs[0]), message.python)
         elif isinstance(message, UnpersistBroadcast):
             self.broadcasts.drop(app_id, message.broadcast_id)
+        elif isinstance(message, BarrierAnswer):
+            session.barrier.answer(message)
         else:
             raise ValueError(f"a driver does not send {message.kind!r}")
 
@@ -698,6 +707,11 @@ class Worker:
             replicate=functools.partial(self._replicate, app_id),
         )
         tctx.files_dir = self.files_dir(app_id)
+        if launch.barrier_attempt >= 0:
+            tctx.barrier = session.barrier.task(
+                tctx, spec.task_id, launch.barrier_attempt, spec.partition,
+                launch.barrier_peers, launch.barrier_timeout)
+            tctx.context_class = BarrierTaskContext
         tctx.memory = TaskMemory(self.memory, (app_id, spec.task_id))
         self.lanes.submit(
             (app_id, spec.task_id),

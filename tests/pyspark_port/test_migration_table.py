@@ -29,7 +29,7 @@ SECTIONS = {
 #: aiospark names the tables give that other branches of issue 15 are adding.
 PENDING = {
     "Context": set(),
-    "RDD": {"barrier"},
+    "RDD": set(),
 }  # fmt: skip
 
 

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 import aiospark
 from aiospark import TaskContext
-from tests.pyspark_port.marks import BARRIER, not_applicable, pending
+from tests.pyspark_port.marks import not_applicable
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -131,7 +131,7 @@ async def test_get_local_property(ctx):
 # TaskContextTests.test_barrier -- adapted: PySpark sleeps 2-10 s before the barrier and
 # checks the tasks left it within 2 s of each other; here every task leaves it after
 # the last one reached it (no timed assert).
-@pending(BARRIER)
+
 async def test_barrier(four):
     rdd = four.parallelize(range(10), 4)
     times = await rdd.barrier().map_partitions(summed).map(barrier_times).collect()
@@ -140,7 +140,7 @@ async def test_barrier(four):
 
 
 # TaskContextTests.test_all_gather -- sleeps of up to 0.3 s instead of 1-10 s.
-@pending(BARRIER)
+
 async def test_all_gather(four):
     rdd = four.parallelize(range(10), 4)
 
@@ -154,7 +154,7 @@ async def test_all_gather(four):
 
 
 # TaskContextTests.test_barrier_infos
-@pending(BARRIER)
+
 async def test_barrier_infos(four):
     rdd = four.parallelize(range(10), 4)
     task_infos = (
@@ -168,7 +168,7 @@ async def test_barrier_infos(four):
 
 
 # TaskContextTests.test_context_get
-@pending(BARRIER)
+
 async def test_context_get(four):
     rdd = four.parallelize(range(10), 4)
 
@@ -186,7 +186,7 @@ async def test_context_get(four):
 
 
 # TaskContextTests.test_barrier_context_get
-@pending(BARRIER)
+
 async def test_barrier_context_get(four):
     rdd = four.parallelize(range(10), 4)
 
@@ -204,7 +204,7 @@ async def test_barrier_context_get(four):
 
 # TaskContextTestsWithWorkerReuse.test_barrier_with_python_worker_reuse -- adapted as
 # test_barrier; the barrier tasks run in the executors the normal job ran in.
-@pending(BARRIER)
+
 async def test_barrier_with_python_worker_reuse(two):
     worker_pids = await two.parallelize(range(2), 2).map(lambda x: os.getpid()).collect()
     rdd = two.parallelize(range(10), 2)
@@ -220,7 +220,7 @@ async def test_barrier_with_python_worker_reuse(two):
 
 # TaskContextTestsWithWorkerReuse.test_task_context_correct_with_python_worker_reuse
 # (with its check_task_context_correct_with_python_worker_reuse).
-@pending(BARRIER)
+
 async def test_task_context_correct_with_python_worker_reuse(two):
     worker_pids = await two.parallelize(range(2), 2).map(lambda x: os.getpid()).collect()
     rdd = two.parallelize(range(10), 2)
