@@ -25,6 +25,7 @@ constant is the int 1.
 from __future__ import annotations
 
 import dis
+import functools
 import inspect
 import itertools
 import types
@@ -38,6 +39,8 @@ _IGNORED = frozenset({"RESUME", "NOP", "CACHE"})
 #: What loads the argument and the constant, across CPython versions.
 _LOAD_ARG = frozenset({"LOAD_FAST", "LOAD_FAST_BORROW"})
 _LOAD_CONST = frozenset({"LOAD_CONST", "LOAD_SMALL_INT"})
+#: Bytes of bytecode above which a function cannot be ``lambda x: (x, c)`` (10 in 3.11).
+_MAX_PAIRING_BYTES = 12
 #: Code flags that make a call more than its bytecode (generators, coroutines, *args).
 _SPECIAL = (
     inspect.CO_VARARGS | inspect.CO_VARKEYWORDS | inspect.CO_GENERATOR
@@ -62,6 +65,15 @@ def constant_of(f: Callable[[Any], Any]) -> tuple[Any] | None:
     code = f.__code__
     if code.co_argcount != 1 or code.co_kwonlyargcount or code.co_flags & _SPECIAL:
         return None
+    if len(code.co_code) > _MAX_PAIRING_BYTES:  # most functions: no need to disassemble
+        return None
+    return _pairing_constant(code)
+
+
+@functools.lru_cache(maxsize=256)
+def _pairing_constant(code: types.CodeType) -> tuple[Any] | None:
+    """``constant_of`` for a code object (cached: ``map`` is called with the same
+    functions over and over, and disassembling takes ~10 us)."""
     ops = [i for i in dis.get_instructions(code) if i.opname not in _IGNORED]
     if len(ops) != 4:
         return None
