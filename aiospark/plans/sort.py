@@ -43,6 +43,7 @@ from aiospark.lineage import (
     Split,
     TaskContext,
 )
+from aiospark.mapped import MappedRecords, map_records
 from aiospark.ops.samplers import partition_random
 from aiospark.spill import sort_external, task_memory
 
@@ -113,6 +114,10 @@ def sample_keys(
 
     Every record gets PySpark's uniform draw; the ``cap`` records with the
     smallest draws are reported, with ``top_draw`` the largest reported draw.
+    The records of ``map(f)`` (``mapped.MappedRecords``) are drawn for before
+    ``f``, which then runs on the kept ones only: the same sample, since ``f``
+    maps one record to one, without calling ``f`` for every record (Spark
+    computes the whole parent for its sample, then again for the shuffle).
 
     >>> records = iter([(5, "x"), (6, "y"), (7, "z")])
     >>> _, (split, count, kept, top) = next(sample_keys(2, identity, 0, records))
@@ -120,8 +125,11 @@ def sample_keys(
     (0, 3, [5, 7], True)
     """
     rand = partition_random(SAMPLE_SEED, split).random
+    mapped = records if type(records) is MappedRecords and not records.started else None
+    if mapped is not None:  # draw for map(f)'s input records, call f on the kept ones only
+        records = iter(mapped.records)
     # A max-heap on the draw (negated), with the record number breaking ties.
-    heap = [(-rand(), i, record[0]) for i, record in zip(range(cap), records, strict=False)]
+    heap = [(-rand(), i, record) for i, record in zip(range(cap), records, strict=False)]
     count = len(heap)
     if count == cap:
         heapq.heapify(heap)
@@ -131,13 +139,17 @@ def sample_keys(
         for number, record in enumerate(records, cap + 1):
             draw = rand()
             if draw < threshold:
-                replace(heap, (-draw, number, record[0]))
+                replace(heap, (-draw, number, record))
                 threshold = -heap[0][0]
         count = number
-    if key_func is identity:
-        kept = [(-neg, key) for neg, _, key in heap]
-    else:
-        kept = [(-neg, key_func(key)) for neg, _, key in heap]
+    draws = [-neg for neg, _, _ in heap]
+    chosen = [record for _, _, record in heap]
+    if mapped is not None:
+        chosen = list(map_records(mapped.f, chosen))
+    keys = [record[0] for record in chosen]
+    if key_func is not identity:
+        keys = list(map_records(key_func, keys))
+    kept = list(zip(draws, keys, strict=True))
     top = max((draw for draw, _ in kept), default=0.0)
     yield (0, (split, count, kept, top))
 

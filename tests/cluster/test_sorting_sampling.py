@@ -397,3 +397,20 @@ async def test_take_sample(ctx):
         await rdd.take_sample(False, -1)
     with pytest.raises(TypeError, match="int"):
         await rdd.take_sample(False, 2.5)
+
+
+async def test_the_sample_of_a_map_calls_its_function_on_the_kept_records_only(ctx):
+    # sort_by_key samples its input before the shuffle; for map(f)'s records the draws
+    # go to f's input, and f runs on the kept ones only (plans.sort.sample_keys).
+    calls = ctx.accumulator(0)
+
+    def keyed(x: int) -> tuple[int, int]:
+        calls.add(1)
+        return ((x * 7919) % 1000, x)
+
+    n, parts = 20_000, 4
+    got = await ctx.parallelize(range(n), parts).map(keyed).sort_by_key(num_partitions=3).collect()
+    expected = sorted(map(lambda x: ((x * 7919) % 1000, x), range(n)), key=operator.itemgetter(0))
+    assert got == expected
+    cap = sample_cap(3, parts)
+    assert n <= calls.value <= n + cap * parts  # not 2 n: once for the shuffle, plus the sample
