@@ -166,15 +166,12 @@ class SourceOps:
         ...
         FileNotFoundError: [Errno 2] Input path does not exist: '.../no-such-file.txt'
         """
-        from aiospark.io.formats import check_min_partitions
         from aiospark.io.text import balanced_min_partitions, check_encoding, plan_text_splits
         from aiospark.plans.basic import TextFile
         from aiospark.rdd import RDD
 
-        path = check_paths(path, "text_file")
-        check_min_partitions(min_partitions)
         check_encoding(encoding)
-        fs, paths = self._input_files(path)
+        fs, paths = self._input_files(path, "text_file", min_partitions)
         if min_partitions is not None:
             splits = plan_text_splits(fs, paths, min_partitions)
         else:  # Hadoop's default; when 32 MiB blocks made it, enough more to fill the waves
@@ -185,12 +182,27 @@ class SourceOps:
                     splits = plan_text_splits(fs, paths, wanted)
         return RDD(self, TextFile(fs, splits, encoding))
 
-    def _input_files(self, path: str | list[str]) -> tuple[Any, list[str]]:
-        """The filesystem tasks read through and the files ``path`` names (in the driver)."""
+    def _input_files(
+        self, path: Any, op: str, min_partitions: int | None = None
+    ) -> tuple[Any, list[str]]:
+        """The filesystem tasks read through and the files ``path`` names (in the driver),
+        once ``path`` and ``min_partitions`` are checked for reader ``op``."""
+        from aiospark.io.formats import check_min_partitions
         from aiospark.io.paths import expand_paths, for_workers
 
+        path = check_paths(path, op)
+        check_min_partitions(min_partitions)
         fs, paths = expand_paths(path, self.storage_options)
         return for_workers(fs, paths), paths
+
+    def _whole_files(self, path: Any, min_partitions: int | None, mode: str, op: str) -> RDD:
+        """``whole_text_files`` and ``binary_files``: one record per file, read whole."""
+        from aiospark.plans.files import WholeFile
+        from aiospark.rdd import RDD
+
+        fs, paths = self._input_files(path, op, min_partitions)
+        n = min_partitions or self.default_min_partitions
+        return RDD(self, WholeFile(fs, paths, n, mode))
 
     # -- application ---------------------------------------------------------------------
 
@@ -306,13 +318,10 @@ class SourceOps:
         >>> rdd.get_num_partitions(), await rdd.collect()
         (3, [{'a': 1}, None, (2, [3])])
         """
-        from aiospark.io.formats import check_min_partitions
         from aiospark.plans.files import PickleFile
         from aiospark.rdd import RDD
 
-        path = check_paths(path, "pickle_file")
-        check_min_partitions(min_partitions)
-        fs, paths = self._input_files(path)
+        fs, paths = self._input_files(path, "pickle_file", min_partitions)
         return RDD(self, PickleFile(fs, paths))
 
     def whole_text_files(
@@ -365,16 +374,8 @@ class SourceOps:
         >>> [(os.path.basename(p), t) for p, t in await ctx.whole_text_files(folder).collect()]
         [('a.txt', 'alpha\\n'), ('b.txt', 'beta')]
         """
-        from aiospark.io.formats import check_min_partitions
-        from aiospark.plans.files import WholeFile
-        from aiospark.rdd import RDD
-
-        path = check_paths(path, "whole_text_files")
-        check_min_partitions(min_partitions)
-        fs, paths = self._input_files(path)
         mode = "text" if use_unicode else "text-bytes"
-        n = min_partitions or self.default_min_partitions
-        return RDD(self, WholeFile(fs, paths, n, mode))
+        return self._whole_files(path, min_partitions, mode, "whole_text_files")
 
     def binary_files(self, path: str | list[str], min_partitions: int | None = None) -> RDD:
         """One ``(path, bytes)`` record per file, each file read whole and never decompressed.
@@ -414,15 +415,7 @@ class SourceOps:
         >>> [(os.path.basename(p), b) for p, b in await ctx.binary_files(path).collect()]
         [('doctest-blob.bin', b'\\x00\\xff\\x07')]
         """
-        from aiospark.io.formats import check_min_partitions
-        from aiospark.plans.files import WholeFile
-        from aiospark.rdd import RDD
-
-        path = check_paths(path, "binary_files")
-        check_min_partitions(min_partitions)
-        fs, paths = self._input_files(path)
-        n = min_partitions or self.default_min_partitions
-        return RDD(self, WholeFile(fs, paths, n, "binary"))
+        return self._whole_files(path, min_partitions, "binary", "binary_files")
 
     def binary_records(self, path: str | list[str], record_length: int) -> RDD:
         """Fixed-length records of binary files: ``bytes`` of ``record_length`` each.
@@ -475,9 +468,8 @@ class SourceOps:
         from aiospark.plans.files import BinaryRecords
         from aiospark.rdd import RDD
 
-        path = check_paths(path, "binary_records")
         check_record_length(record_length)
-        fs, paths = self._input_files(path)
+        fs, paths = self._input_files(path, "binary_records")
         splits = plan_record_splits(fs, paths, self.default_min_partitions, record_length)
         return RDD(self, BinaryRecords(fs, splits, record_length))
 
