@@ -422,16 +422,16 @@ class Scheduler:
         placed = self._task_partitions.pop(task_id, None)
         if self.progress.active and placed is not None and task_id in self.state.tasks:
             self._publish_task(message, placed, link)
-        for rdd_id, split, url in message.blocks_missing:
-            for worker_id, other in self.links.items():
-                if other.info.url == url:
-                    self.state.handle(ev.BlocksEvicted(worker_id, ((rdd_id, split),)))
-        for rdd_id, split, url in message.replicas:  # copies pushed to peers
-            for other in self.links.values():
-                if other.info.url == url:
-                    kept = self._live_blocks(other, [[rdd_id, split]])
-                    if kept:
-                        self.state.handle(ev.BlocksCached(other.info.worker_id, kept))
+        if message.blocks_missing or message.replicas:
+            by_url = {other.info.url: other for other in self.links.values()}
+            for rdd_id, split, url in message.blocks_missing:
+                if url in by_url:
+                    self.state.handle(ev.BlocksEvicted(by_url[url].info.worker_id,
+                                                       ((rdd_id, split),)))
+            for rdd_id, split, url in message.replicas:  # copies pushed to peers
+                kept = self._live_blocks(by_url[url], [[rdd_id, split]]) if url in by_url else ()
+                if kept:
+                    self.state.handle(ev.BlocksCached(by_url[url].info.worker_id, kept))
         if message.evicted:
             self.state.handle(ev.BlocksEvicted(link.info.worker_id, _keys(message.evicted)))
         cached = self._live_blocks(link, message.cached)
