@@ -37,7 +37,7 @@ from aiospark.lineage import StorageLevel
 from aiospark.memory import MemoryManager, TaskMemory, default_budget
 from aiospark.protocol import tls
 from aiospark.protocol.auth import auth_headers, auth_middleware
-from aiospark.protocol.envelope import EnvelopeError, batches, split_batch
+from aiospark.protocol.envelope import EnvelopeError, split_batch
 from aiospark.protocol.frames import decode_frame, split_frames
 from aiospark.protocol.ids import check_app_id, parse_id
 from aiospark.protocol.messages import CachedRDD, Heartbeat
@@ -56,11 +56,9 @@ from aiospark.protocol.tasks import (
     Unpersist,
     UnpersistBroadcast,
     decode,
-    encode,
     task_id_of,
 )
 from aiospark.shuffle.reader import read_local, read_remote
-from aiospark.worker.barrier_calls import BarrierCalls
 from aiospark.worker.block_server import BlockServer
 from aiospark.worker.blocks import BlockStore
 from aiospark.worker.broadcasts import BroadcastStore
@@ -74,8 +72,8 @@ from aiospark.worker.executor import (
     run_task,
 )
 from aiospark.worker.lanes import Lanes
+from aiospark.worker.session import DriverSession
 from aiospark.worker.state import (
-    DEFAULT_KILL_AFTER,
     DropApp,
     Instruction,
     Interrupt,
@@ -92,8 +90,6 @@ log = logging.getLogger("aiospark.worker")
 #: Tasks per core the executor starts early, to wait in front of its task threads
 #: (``WorkerState(queue=...)``): a driver queues short tasks here (``prefetch``).
 LANE_QUEUE = 8
-#: Longest a task's result waits here for others, to go back to its driver with them.
-HOLD_SECONDS = 0.002
 #: Results larger than this are kept on the worker and fetched over HTTP.
 INLINE_RESULT_LIMIT = 8 << 20
 MAX_REQUEST_BYTES = 64 << 20
@@ -101,106 +97,6 @@ BLOCK_FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_re
 #: Read map outputs of this host straight from disk (AIOSPARK_SHUFFLE_LOCAL_READS=0 makes
 #: every read go through the shuffle service, as between hosts; used by tests).
 LOCAL_SHUFFLE_READS = os.environ.get("AIOSPARK_SHUFFLE_LOCAL_READS", "1") != "0"
-
-
-class DriverSession:
-    """One connected driver (application), its running tasks, and what goes back to it.
-
-    Messages wait in an outbox that a writer task sends, those queued meanwhile
-    together in one frame (``envelope.batches``).  A task's result may be held
-    (``post(..., hold=True)``) while more of the driver's tasks are running or
-    queued here than results are waiting: the driver then gets several at once,
-    and launches as many in one frame.  A result is never held longer than
-    ``HOLD_SECONDS``, nor behind a message that is not held.
-    """
-
-    def __init__(self, app_id: str, ws: web.WebSocketResponse) -> None:
-        self.app_id = app_id
-        self.ws = ws
-        self.send_lock = asyncio.Lock()
-        self.tasks: dict[int, WorkerTaskContext] = {}
-        #: launches of this driver waiting here for a core
-        self.queued = 0
-        #: how long the driver lets a cancelled task run before its process is killed
-        self.kill_after = DEFAULT_KILL_AFTER
-        self._outbox: list[tuple[TaskMessage | Callable[[], TaskMessage | None], tuple]] = []
-        self._wakeup = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._closed = False
-        #: its barrier tasks' barrier() / all_gather() calls waiting for an answer
-        self.barrier = BarrierCalls(asyncio.get_running_loop(), self.post)
-
-    def post(
-        self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any,
-        hold: bool = False,
-    ) -> None:
-        """Queue one message.  A function making it is called just before it is sent, in
-        sending order (so reports read from shared state reach the driver in the order
-        they were read); when it makes None, nothing is sent.  ``hold``: a result that
-        may wait for others (see the class)."""
-        if self._closed:
-            return  # the driver is gone: nobody to tell
-        self._outbox.append((message, blobs))
-        if hold and len(self._outbox) < len(self.tasks) + self.queued:
-            if self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._wake)
-            return
-        self._wake()
-
-    def _wake(self) -> None:
-        self._timer = None
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop())
-        self._wakeup.set()
-
-    async def _write_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            try:
-                await self.flush()
-            except (ConnectionError, RuntimeError):  # the driver went away
-                self.close()
-                return
-
-    async def flush(self) -> None:
-        """Send everything queued (held results too)."""
-        async with self.send_lock:
-            while self._outbox:
-                items, self._outbox = self._outbox, []
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                messages = []
-                for message, blobs in items:
-                    if callable(message):
-                        message = message()
-                        if message is None:
-                            continue
-                    messages.append(encode(message, *blobs))
-                for frame in batches(messages):
-                    if self.ws.closed:
-                        return
-                    await self.ws.send_bytes(frame)
-
-    async def send(
-        self, message: TaskMessage | Callable[[], TaskMessage | None], *blobs: Any
-    ) -> None:
-        """Send one message (after those queued before it), and wait until it is written."""
-        self.post(message, *blobs)
-        await self.flush()
-
-    def close(self) -> None:
-        """Stop the writer (the connection is closing); later messages are dropped."""
-        self._closed = True
-        self.barrier.close()
-        self._outbox.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._writer is not None:
-            self._writer.cancel()
 
 
 class Worker:

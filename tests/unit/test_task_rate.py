@@ -19,8 +19,8 @@ from aiospark.protocol.tasks import CancelTask, TaskSucceeded, decode, encode
 from aiospark.scheduler import events as ev
 from aiospark.scheduler.state import Cancel, Launch, SchedulerState
 from aiospark.scheduler.tasksets import SHORT_TASK
-from aiospark.worker.executor_server import HOLD_SECONDS, DriverSession
 from aiospark.worker.lanes import Lanes
+from aiospark.worker.session import HOLD_SECONDS, DriverSession
 from aiospark.worker.state import Start, WorkerState
 from tests.conftest import wait_until
 
