@@ -130,6 +130,8 @@ FORBIDDEN = {
     "aiospark.rdd": ["aiospark.context", "aiospark.scheduler", "aiospark.jobpath"],
     # The context's data sources: build RDDs from plans, below the context itself.
     "aiospark.sources": ["aiospark.context", "aiospark.scheduler", "aiospark.jobpath"],
+    # What the driver ships to workers: below the context itself.
+    "aiospark.shipping": ["aiospark.context", "aiospark.rdd", "aiospark.jobpath"],
     # The scheduler sees RDDs through lineage protocols only.
     "aiospark.scheduler": ["aiospark.rdd", "aiospark.ops", "aiospark.plans", "aiospark.context",
                            "aiospark.jobpath"],
