@@ -41,6 +41,7 @@ from aiospark.mapped import ConstantPairs, MappedRecords, constant_of, map_recor
 from aiospark.ops.approx import ApproxOps
 from aiospark.ops.async_ops import AsyncOps
 from aiospark.ops.export import ExportOps
+from aiospark.ops.joins import JoinOps
 from aiospark.ops.pairs import PairOps
 from aiospark.ops.sampling import SampleOps
 from aiospark.ops.sets import SetOps
@@ -51,7 +52,7 @@ from aiospark.plans.basic import MapPartitions, Shuffled
 from aiospark.validation import check_count, check_path, positive_int
 
 
-class RDD(PairOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, ExportOps):
+class RDD(PairOps, JoinOps, SetOps, SortOps, SampleOps, StatOps, ApproxOps, AsyncOps, ExportOps):
     """A resilient distributed dataset: an identity holding a plan, plus the user API.
 
     The RDD itself is the identity Spark's five-tuple hangs on: an id, a name,

@@ -121,7 +121,8 @@ FORBIDDEN = {
     "aiospark.lineage": ["aiospark.plans", "aiospark.ops", "aiospark.rdd", "aiospark.context",
                          "aiospark.scheduler", "aiospark.jobpath"],
     # How each kind of RDD computes: knows its parents only as lineage.Node.
-    "aiospark.plans": ["aiospark.ops.pairs", "aiospark.ops.sets", "aiospark.ops.sorting",
+    "aiospark.plans": ["aiospark.ops.pairs", "aiospark.ops.joins", "aiospark.ops.sets",
+                       "aiospark.ops.sorting",
                        "aiospark.ops.stats", "aiospark.ops.export", "aiospark.ops.async_ops",
                        "aiospark.ops.sampling", "aiospark.rdd", "aiospark.context",
                        "aiospark.scheduler", "aiospark.jobpath"],
