@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import urllib.parse
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -30,7 +28,7 @@ from aiospark.errors import (
     with_source_lines,
 )
 from aiospark.progress import ProgressHub
-from aiospark.protocol.envelope import EnvelopeError, batches, split_batch
+from aiospark.protocol.envelope import EnvelopeError, split_batch
 from aiospark.protocol.messages import ClusterEvent, KillTasks, MessageError, WorkerInfo
 from aiospark.protocol.reach import MasterLink, failure_reason
 from aiospark.protocol.tasks import (
@@ -41,7 +39,6 @@ from aiospark.protocol.tasks import (
     CancelTask,
     Draining,
     ForgetStages,
-    LaunchTask,
     Refused,
     TaskEnded,
     TaskFailed,
@@ -53,15 +50,15 @@ from aiospark.protocol.tasks import (
 )
 from aiospark.scheduler import barrier as bar
 from aiospark.scheduler import events as ev
-from aiospark.scheduler.dag import ResultFunc, Stage, StageBuilder, all_ancestors, cached_blocks
+from aiospark.scheduler.dag import ResultFunc, StageBuilder, all_ancestors
 from aiospark.scheduler.jobs import JobTable, call_site
+from aiospark.scheduler.launches import LaunchBuilder, dag_stage
+from aiospark.scheduler.links import WorkerLink
 from aiospark.scheduler.pools import DEFAULT_POOL
 from aiospark.scheduler.properties import job_labels
-from aiospark.scheduler.protocols import SchedulerRDD, SchedulerStage
-from aiospark.scheduler.replicas import replica_peers
+from aiospark.scheduler.protocols import SchedulerRDD
 from aiospark.scheduler.reporter import JobReporter
 from aiospark.scheduler.results import load_result
-from aiospark.scheduler.serialize import serialize_split, serialize_stage
 from aiospark.scheduler.shared_vars import SharedVariables
 from aiospark.scheduler.state import (
     BarrierReply,
@@ -76,7 +73,6 @@ from aiospark.scheduler.state import (
     SchedulerState,
     StagesFinished,
 )
-from aiospark.shared import collect_broadcasts, stop_collecting
 
 log = logging.getLogger("aiospark.scheduler")
 
@@ -108,37 +104,7 @@ class JobHandle:
                 future.exception()  # mark retrieved: callers may await only some
 
 
-class WorkerLink:
-    """The driver's WebSocket to one worker, with an outbox drained by a writer task."""
-
-    def __init__(self, info: WorkerInfo, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.info = info
-        self.ws = ws
-        self.sent_stages: set[int] = set()
-        #: broadcasts this worker holds or is fetching
-        self.broadcasts: set[int] = set()
-        self.outbox: deque[bytes] = deque()
-        self.wakeup = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def send(self, message: bytes) -> None:
-        self.outbox.append(message)
-        self.wakeup.set()
-
-    async def write_loop(self) -> None:
-        """Send what was queued, the messages queued meanwhile together in one frame."""
-        outbox = self.outbox
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while outbox:
-                messages = list(outbox)
-                outbox.clear()
-                for frame in batches(messages):
-                    await self.ws.send_bytes(frame)
-
-
-class Scheduler:
+class Scheduler(LaunchBuilder):
     """Runs jobs for one driver (application) on the cluster behind ``master_url``."""
 
     def __init__(
@@ -649,7 +615,7 @@ class Scheduler:
         for command in commands:
             if isinstance(command, Launch):
                 self._launch(command)
-                stage = _stage(command.stage)
+                stage = dag_stage(command.stage)
                 if stage.id not in self._stage_counts:
                     self._stage_counts[stage.id] = [0, stage.num_partitions]
                     if publish:
@@ -734,151 +700,12 @@ class Scheduler:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("could not reach the supervisor of %s: %s", command.worker_id, exc)
 
-    def _launch(self, command: Launch) -> None:
-        link = self.links.get(command.worker_id)
-        stage = _stage(command.stage)
-        if link is None:  # raced with the worker's loss: the state machine hears of it next
-            return
-        blobs = [serialize_split(stage.rdd.splits()[command.partition])]
-        stage_included = stage.id not in link.sent_stages
-        if stage_included:
-            link.sent_stages.add(stage.id)
-            blobs.append(self._stage_blob(stage))
-        inline, sources, held = self._broadcast_parts(link, stage)
-        blobs.extend(inline.values())
-        launch = LaunchTask(
-            command.task_id, stage.id, command.partition, command.attempt,
-            inputs=self._shuffle_inputs(stage),
-            stage_included=stage_included,
-            broadcast_inline=list(inline),
-            broadcast_sources=sources,
-            broadcast_held=held,
-            **self._block_hints(stage, command.partition, link),
-            properties=self._task_properties(stage) if self._properties else {},
-            barrier_attempt=command.barrier_attempt,
-            barrier_peers=self._barrier_peers(command),
-            barrier_timeout=self._barrier_timeout(command),
-        )
-        self._task_partitions[command.task_id] = (stage.id, command.partition)
-        link.send(encode(launch, *blobs))
-
-    def _task_properties(self, stage: Stage) -> dict[str, str]:
-        """The local properties of the job a stage's tasks run for (its earliest live job,
-        the one its tasks are charged to; PySpark's ``activeJobForStage``)."""
-        job_id = self.state.stage_job(stage.id)
-        return {} if job_id is None else self._properties.get(job_id, {})
-
-    def _barrier_peers(self, command: Launch) -> list[str]:
-        """A barrier task's ``BarrierTaskInfo.address`` list: ``host:port`` of the worker
-        of each task of its attempt, in partition order (empty for other tasks)."""
-        peers = []
-        for worker_id in command.peers:
-            link = self.links.get(worker_id)
-            peers.append(urllib.parse.urlsplit(link.info.url).netloc if link else worker_id)
-        return peers
-
-    def _barrier_timeout(self, command: Launch) -> float:
-        """How long a barrier task's calls wait for an answer: a little longer than the
-        driver's own bound, which answers first (0 for other tasks)."""
-        return self.state.barrier.timeout + 30.0 if command.barrier_attempt >= 0 else 0.0
-
-    def _block_hints(
-        self, stage: Stage, partition: int, link: WorkerLink
-    ) -> dict[str, dict[str, list[str]]]:
-        """For the cached blocks a task may read: ``blocks``, ``{"rdd:split": [worker
-        urls]}`` of those held elsewhere (same host first), and ``replicate``, the peers to
-        push those of replicated levels to if the task computes and caches them."""
-        remote: dict[str, list[str]] = {}
-        replicate: dict[str, list[str]] = {}
-        own = link.info.worker_id
-        for rdd_id, split, replication in cached_blocks(stage.rdd, partition):
-            holders = self.state.cached_on(rdd_id, split)
-            if own in holders:
-                continue
-            key = f"{rdd_id}:{split}"
-            others = [self.links[w].info for w in sorted(holders) if w in self.links]
-            if others:
-                others.sort(key=lambda info: info.host != link.info.host)
-                remote[key] = [info.url for info in others]
-            if replication > 1:
-                peers = replica_peers((rdd_id, split), own, self._replica_hosts(), holders,
-                                      replication)
-                if peers:
-                    replicate[key] = [self.links[w].info.url for w in peers]
-        hints = {}
-        if remote:
-            hints["blocks"] = remote
-        if replicate:
-            hints["replicate"] = replicate
-        return hints
-
-    def _replica_hosts(self) -> dict[str, str]:
-        """Worker id -> host of the workers that may take a copy of a block (not draining)."""
-        workers = self.state.workers
-        return {worker_id: link.info.host for worker_id, link in self.links.items()
-                if worker_id in workers and not workers[worker_id].draining}
-
-    def _stage_blob(self, stage: Stage) -> bytes:
-        blob = self._stage_blobs.get(stage.id)
-        if blob is None:
-            token, broadcasts = collect_broadcasts()
-            try:
-                blob = serialize_stage(stage)
-            finally:
-                stop_collecting(token)
-            self._stage_blobs[stage.id] = blob
-            self._stage_broadcasts[stage.id] = broadcasts
-        return blob
-
-    def _broadcast_parts(
-        self, link: WorkerLink, stage: Stage
-    ) -> tuple[dict[int, bytes], dict[str, list[str]], list[int]]:
-        """Where the stage's broadcasts are for this worker: the values nobody has yet (to
-        send inline), the peers holding the others, and those the worker holds."""
-        inline: dict[int, bytes] = {}
-        sources: dict[str, list[str]] = {}
-        held: list[int] = []
-        for bid in sorted(self._stage_broadcasts.get(stage.id, ())):
-            if bid in link.broadcasts:
-                held.append(bid)
-                continue
-            holders = [
-                other.info.url for other in self.links.values()
-                if other is not link and bid in other.broadcasts
-            ]
-            if holders:
-                sources[str(bid)] = holders
-            else:
-                blob = self.shared.blobs.get(bid)
-                if blob is None:
-                    continue  # destroyed: the task fails reading it, with a clear error
-                inline[bid] = blob
-            link.broadcasts.add(bid)
-        return inline, sources, held
-
     def _unpersist_broadcast(self, bid: int) -> None:
         message = encode(UnpersistBroadcast(bid))
         for link in self.links.values():
             if bid in link.broadcasts:
                 link.broadcasts.discard(bid)
                 link.send(message)
-
-    def _shuffle_inputs(self, stage: Stage) -> dict[str, list[Any]]:
-        """For each shuffle the stage reads: ``[[shuffle_url, [map ids]], ...]``."""
-        if not stage.parents:
-            return {}
-        cached = self._inputs.get(stage.id)
-        if cached is not None and cached[0] == self.state.map_epoch:
-            return cached[1]
-        inputs: dict[str, list[Any]] = {}
-        for parent in stage.parents:
-            by_url: dict[str, list[int]] = {}
-            assert parent.shuffle_id is not None  # a parent stage is a map stage
-            for map_id, output in enumerate(self.state.map_locations(parent.shuffle_id)):
-                by_url.setdefault(output.shuffle_url, []).append(map_id)
-            inputs[str(parent.shuffle_id)] = [[url, ids] for url, ids in by_url.items()]
-        self._inputs[stage.id] = (self.state.map_epoch, inputs)
-        return inputs
 
     def _forget_stages(self, stage_ids: tuple[int, ...]) -> None:
         message = encode(ForgetStages(list(stage_ids)))
@@ -890,12 +717,6 @@ class Scheduler:
             self._inputs.pop(stage_id, None)
             self._stage_blobs.pop(stage_id, None)  # made again if the stage ever reruns
             self._stage_broadcasts.pop(stage_id, None)
-
-
-def _stage(stage: SchedulerStage) -> Stage:
-    """The stage of a ``Launch``: the runner only ever submits ``dag.Stage`` objects."""
-    assert isinstance(stage, Stage), stage
-    return stage
 
 
 def _keys(keys: list[list[int]] | list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
